@@ -1,0 +1,32 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace mppdl {
+
+/// A plain-text table for terminals: columns sized to their widths, numbers right-aligned.
+class TextTable {
+public:
+    enum class Align { Left, Right };
+
+    explicit TextTable(std::vector<std::string> header, std::vector<Align> align = {});
+    void addRow(std::vector<std::string> cells);
+    /// A horizontal rule before the next row (e.g. above a totals row).
+    void addRule();
+    std::string render() const;
+
+private:
+    std::vector<std::string> m_header;
+    std::vector<Align> m_align;
+    std::vector<std::vector<std::string>> m_rows; // an empty row is a rule
+};
+
+/// 1234567 -> "1,234,567".
+std::string groupThousands(long long value);
+/// 1.5e9 -> "1.50 G"; for FLOPs and parameter counts.
+std::string humanCount(double value);
+/// Seconds as "12.3s", "4m05s" or "1h02m".
+std::string humanDuration(double seconds);
+
+} // namespace mppdl

@@ -1,0 +1,45 @@
+#pragma once
+
+#include "mppdl/data/dataset.h"
+#include "mppdl/data/preprocess.h"
+#include "mppdl/model/architecture.h"
+#include "mppdl/train/events.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mppdl::train {
+
+/// A trained network with everything needed to use it on new raw data: the architecture, the
+/// weights, the normalizer fitted on its training data and the class names.
+class TrainedModel {
+public:
+    TrainedModel();
+    ~TrainedModel();
+    TrainedModel(TrainedModel&&) noexcept;
+    TrainedModel& operator=(TrainedModel&&) noexcept;
+
+    const model::Architecture& architecture() const;
+    const data::Normalizer& normalizer() const;
+    const std::vector<std::string>& classNames() const;
+
+    /// Saves to a single file (a libtorch archive); throws StorageError naming the path.
+    void save(const std::string& path) const;
+    /// Throws StorageError when the file cannot be read or is not an mppdl model.
+    static TrainedModel load(const std::string& path, const std::string& device = "cpu");
+
+    /// Accuracy, loss, per-class accuracy and confusion matrix on raw (unnormalized) data.
+    /// Throws ConfigError when the data's sample shape differs from the model's input (both named).
+    Evaluation evaluate(const data::Dataset& raw, const std::string& split) const;
+
+    struct Impl;
+    /// Engine-internal access to the module and device (see engine/src/train/trained_model_impl.h).
+    Impl& impl() const { return *m_impl; }
+    explicit TrainedModel(std::unique_ptr<Impl> impl);
+
+private:
+    std::unique_ptr<Impl> m_impl;
+};
+
+} // namespace mppdl::train

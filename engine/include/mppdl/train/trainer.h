@@ -1,0 +1,67 @@
+#pragma once
+
+#include "mppdl/data/preprocess.h"
+#include "mppdl/data/source.h"
+#include "mppdl/model/architecture.h"
+#include "mppdl/train/events.h"
+#include "mppdl/train/optimizers.h"
+#include "mppdl/train/trained_model.h"
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace mppdl::train {
+
+/// Where the data comes from and how it is prepared.
+struct DataConfig {
+    std::string location;
+    data::SourceOptions source;
+    double validationFraction = 0.1;
+    data::Normalizer::Mode normalization = data::Normalizer::Mode::Scale01;
+};
+
+/// Everything needed to repeat a training run.
+struct TrainConfig {
+    DataConfig data;
+    int epochs = 10;
+    int64_t batchSize = 64;
+    OptimizerConfig optimizer;
+    ScheduleConfig schedule;
+    uint64_t seed = 0;
+    std::string device = "cpu";
+    int threads = 0; ///< libtorch intra-op threads; 0 means defaultThreadCount()
+    /// Stop when the validation loss has not improved for this many epochs; 0 disables.
+    int earlyStoppingPatience = 0;
+    /// Minimum time between two Progress events.
+    double progressIntervalSeconds = 0.25;
+};
+
+/// Problems with a configuration that can be found before loading anything.
+std::vector<std::string> validate(const TrainConfig& config);
+
+struct TrainResult {
+    int epochsRun = 0;
+    int bestEpoch = 0; ///< by validation accuracy; 0 without validation
+    bool stoppedEarly = false;
+    double seconds = 0;
+    std::optional<Evaluation> validation; ///< the last epoch's
+    std::optional<Evaluation> test;       ///< when the source has a test split
+    TrainedModel model;
+};
+
+/// Trains one model on one device (the `single` strategy): loads and prepares the data, builds the
+/// network, runs the epochs, evaluates on the test split. Reports through `observer` from the
+/// calling thread. Checks `cancel` between minibatches; when set, reports Cancelled and throws
+/// CancelledError. Other failures are reported as Failed and rethrown as mppdl::Error subclasses;
+/// a NaN or infinite loss is a DataError naming the epoch and step.
+TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
+                  RunObserver& observer, const std::atomic<bool>* cancel = nullptr);
+
+/// The same on data already prepared (the caller loaded and split it).
+TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
+                  const data::PreparedData& data, RunObserver& observer,
+                  const std::atomic<bool>* cancel = nullptr);
+
+} // namespace mppdl::train

@@ -1,0 +1,154 @@
+#include "mppdl/train/optimizers.h"
+
+#include "optimizer_factory.h"
+
+#include "mppdl/core/error.h"
+
+#include <cmath>
+
+namespace mppdl::train {
+
+namespace {
+
+using Factory = std::unique_ptr<torch::optim::Optimizer> (*)(const OptimizerConfig&,
+                                                              std::vector<torch::Tensor>);
+
+struct OptimizerKind {
+    Choice choice;
+    Factory make;
+};
+
+// The one list of optimizers: the CLI's help, the GUI and validation read it.
+const std::vector<OptimizerKind>& optimizerTable() {
+    static const std::vector<OptimizerKind> table = {
+        {{"sgd", "stochastic gradient descent; --momentum, --nesterov, --weight-decay"},
+         [](const OptimizerConfig& c, std::vector<torch::Tensor> p) -> std::unique_ptr<torch::optim::Optimizer> {
+             return std::make_unique<torch::optim::SGD>(
+                 std::move(p), torch::optim::SGDOptions(c.lr)
+                                   .momentum(c.momentum)
+                                   .nesterov(c.nesterov)
+                                   .weight_decay(c.weightDecay));
+         }},
+        {{"adam", "Adam (Kingma & Ba); L2 weight decay added to the gradient"},
+         [](const OptimizerConfig& c, std::vector<torch::Tensor> p) -> std::unique_ptr<torch::optim::Optimizer> {
+             return std::make_unique<torch::optim::Adam>(
+                 std::move(p), torch::optim::AdamOptions(c.lr)
+                                   .betas({c.beta1, c.beta2})
+                                   .eps(c.eps)
+                                   .weight_decay(c.weightDecay));
+         }},
+        {{"adamw", "Adam with decoupled weight decay (Loshchilov & Hutter)"},
+         [](const OptimizerConfig& c, std::vector<torch::Tensor> p) -> std::unique_ptr<torch::optim::Optimizer> {
+             return std::make_unique<torch::optim::AdamW>(
+                 std::move(p), torch::optim::AdamWOptions(c.lr)
+                                   .betas({c.beta1, c.beta2})
+                                   .eps(c.eps)
+                                   .weight_decay(c.weightDecay));
+         }},
+        {{"rmsprop", "RMSprop; --momentum, --weight-decay"},
+         [](const OptimizerConfig& c, std::vector<torch::Tensor> p) -> std::unique_ptr<torch::optim::Optimizer> {
+             return std::make_unique<torch::optim::RMSprop>(
+                 std::move(p), torch::optim::RMSpropOptions(c.lr)
+                                   .alpha(c.alpha)
+                                   .eps(c.eps)
+                                   .momentum(c.momentum)
+                                   .weight_decay(c.weightDecay));
+         }},
+    };
+    return table;
+}
+
+const OptimizerKind* findOptimizer(const std::string& name) {
+    for (const auto& k : optimizerTable())
+        if (name == k.choice.name)
+            return &k;
+    return nullptr;
+}
+
+std::string names(const std::vector<Choice>& choices) {
+    std::string out;
+    for (const auto& c : choices)
+        out += (out.empty() ? "" : ", ") + std::string(c.name);
+    return out;
+}
+
+} // namespace
+
+const std::vector<Choice>& optimizerChoices() {
+    static const std::vector<Choice> choices = [] {
+        std::vector<Choice> out;
+        for (const auto& k : optimizerTable())
+            out.push_back(k.choice);
+        return out;
+    }();
+    return choices;
+}
+
+const std::vector<Choice>& scheduleChoices() {
+    static const std::vector<Choice> choices = {
+        {"none", "constant learning rate"},
+        {"step", "multiply by --gamma every --step-size epochs"},
+        {"cosine", "cosine annealing from --lr to --min-lr over the run"},
+    };
+    return choices;
+}
+
+std::vector<std::string> validate(const OptimizerConfig& c) {
+    std::vector<std::string> problems;
+    if (!findOptimizer(c.name))
+        problems.push_back("unknown optimizer '" + c.name + "' (known: " + names(optimizerChoices()) + ")");
+    if (!(c.lr > 0) || !std::isfinite(c.lr))
+        problems.push_back("learning rate must be > 0, got " + std::to_string(c.lr));
+    if (c.momentum < 0 || c.momentum >= 1)
+        problems.push_back("momentum must be in [0, 1), got " + std::to_string(c.momentum));
+    if (c.nesterov && c.momentum <= 0)
+        problems.push_back("nesterov needs a momentum > 0");
+    if (c.weightDecay < 0)
+        problems.push_back("weight decay must be >= 0, got " + std::to_string(c.weightDecay));
+    if (c.beta1 < 0 || c.beta1 >= 1 || c.beta2 < 0 || c.beta2 >= 1)
+        problems.push_back("betas must be in [0, 1)");
+    return problems;
+}
+
+std::vector<std::string> validate(const ScheduleConfig& s) {
+    std::vector<std::string> problems;
+    bool known = false;
+    for (const auto& c : scheduleChoices())
+        known = known || s.name == c.name;
+    if (!known)
+        problems.push_back("unknown schedule '" + s.name + "' (known: " + names(scheduleChoices()) + ")");
+    if (s.name == "step" && s.stepSize < 1)
+        problems.push_back("step size must be >= 1 epoch");
+    if (s.name == "step" && !(s.gamma > 0))
+        problems.push_back("gamma must be > 0");
+    if (s.minLr < 0)
+        problems.push_back("minimum learning rate must be >= 0");
+    return problems;
+}
+
+double scheduledLearningRate(const ScheduleConfig& s, double baseLr, int epoch, int epochs) {
+    if (s.name == "step")
+        return baseLr * std::pow(s.gamma, epoch / s.stepSize);
+    if (s.name == "cosine") {
+        if (epochs <= 1)
+            return baseLr;
+        const double progress = double(epoch) / double(epochs - 1);
+        return s.minLr + 0.5 * (baseLr - s.minLr) * (1.0 + std::cos(M_PI * progress));
+    }
+    return baseLr;
+}
+
+std::unique_ptr<torch::optim::Optimizer> makeOptimizer(const OptimizerConfig& config,
+                                                       std::vector<torch::Tensor> parameters) {
+    const auto problems = validate(config);
+    if (!problems.empty())
+        throw ConfigError(problems.front());
+    return findOptimizer(config.name)->make(config, std::move(parameters));
+}
+
+void setLearningRate(torch::optim::Optimizer& optimizer, double lr) {
+    for (auto& group : optimizer.param_groups())
+        group.options().set_lr(lr);
+}
+
+} // namespace mppdl::train

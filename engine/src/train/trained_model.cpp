@@ -1,0 +1,124 @@
+#include "mppdl/train/trained_model.h"
+
+#include "evaluate.h"
+#include "trained_model_impl.h"
+
+#include "mppdl/core/error.h"
+#include "mppdl/train/devices.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+
+namespace mppdl::train {
+
+namespace {
+
+constexpr const char* kFormat = "mppdl-model";
+constexpr int64_t kFormatVersion = 1;
+
+nlohmann::json metadata(const TrainedModel::Impl& m) {
+    nlohmann::json j;
+    j["format"] = kFormat;
+    j["version"] = kFormatVersion;
+    j["architecture"] = nlohmann::json::parse(model::toJson(m.architecture));
+    j["classes"] = m.classNames;
+    j["normalization"] = {{"mode", data::toString(m.normalizer.mode)},
+                          {"scale", m.normalizer.scale},
+                          {"mean", m.normalizer.mean},
+                          {"std", m.normalizer.std}};
+    return j;
+}
+
+} // namespace
+
+TrainedModel::TrainedModel() : m_impl(std::make_unique<Impl>()) {}
+TrainedModel::TrainedModel(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+TrainedModel::~TrainedModel() = default;
+TrainedModel::TrainedModel(TrainedModel&&) noexcept = default;
+TrainedModel& TrainedModel::operator=(TrainedModel&&) noexcept = default;
+
+const model::Architecture& TrainedModel::architecture() const { return m_impl->architecture; }
+const data::Normalizer& TrainedModel::normalizer() const { return m_impl->normalizer; }
+const std::vector<std::string>& TrainedModel::classNames() const { return m_impl->classNames; }
+
+void TrainedModel::save(const std::string& path) const {
+    if (!m_impl->module)
+        throw InternalError("saving a model that has no weights");
+    torch::serialize::OutputArchive archive;
+    archive.write("metadata", c10::IValue(metadata(*m_impl).dump()));
+    torch::serialize::OutputArchive weights;
+    m_impl->module->save(weights);
+    archive.write("weights", weights);
+    // Write beside the target and rename, so a failure never leaves a half-written model behind.
+    const std::string tmp = path + ".tmp";
+    try {
+        archive.save_to(tmp);
+    } catch (const std::exception& e) {
+        std::remove(tmp.c_str());
+        throw StorageError(path + ": cannot write the model file");
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        std::remove(tmp.c_str());
+        throw StorageError(path + ": cannot write the model file");
+    }
+}
+
+TrainedModel TrainedModel::load(const std::string& path, const std::string& device) {
+    auto impl = std::make_unique<Impl>();
+    impl->device = torch::Device(checkDevice(device));
+    torch::serialize::InputArchive archive;
+    nlohmann::json meta;
+    try {
+        archive.load_from(path);
+        c10::IValue value;
+        if (!archive.try_read("metadata", value) || !value.isString())
+            throw StorageError(path + ": not an mppdl model file (no metadata)");
+        meta = nlohmann::json::parse(value.toStringRef());
+    } catch (const Error&) {
+        throw;
+    } catch (const std::exception&) {
+        throw StorageError(path + ": not a readable mppdl model file");
+    }
+    if (meta.value("format", "") != kFormat)
+        throw StorageError(path + ": not an mppdl model file");
+    if (meta.value("version", int64_t(0)) > kFormatVersion)
+        throw StorageError(path + ": written by a newer mppdl (model format " +
+                           std::to_string(meta.value("version", int64_t(0))) + ", this one reads " +
+                           std::to_string(kFormatVersion) + ")");
+    try {
+        impl->architecture = model::parseArchitecture(meta.at("architecture").dump(), path);
+        impl->classNames = meta.at("classes").get<std::vector<std::string>>();
+        const auto& n = meta.at("normalization");
+        impl->normalizer.mode = data::parseNormalization(n.at("mode").get<std::string>());
+        impl->normalizer.scale = n.at("scale").get<double>();
+        impl->normalizer.mean = n.at("mean").get<std::vector<double>>();
+        impl->normalizer.std = n.at("std").get<std::vector<double>>();
+        impl->module = model::GraphModule(impl->architecture);
+        torch::serialize::InputArchive weights;
+        archive.read("weights", weights);
+        impl->module->load(weights);
+    } catch (const Error&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw StorageError(path + ": damaged mppdl model file (" + std::string(e.what()).substr(0, 200) + ")");
+    }
+    impl->module->to(impl->device);
+    impl->module->eval();
+    return TrainedModel(std::move(impl));
+}
+
+Evaluation TrainedModel::evaluate(const data::Dataset& raw, const std::string& split) const {
+    checkInputShape(m_impl->module->analysis(), raw.sampleShape(), "the data");
+    const auto normalized = m_impl->normalizer.apply(raw);
+    // The data's classes must be the model's: otherwise label indexes would mean other things.
+    if (raw.classNames() != m_impl->classNames) {
+        if (raw.numClasses() > int64_t(m_impl->classNames.size()))
+            throw ConfigError("the data has " + std::to_string(raw.numClasses()) +
+                              " classes but the model predicts " + std::to_string(m_impl->classNames.size()));
+    }
+    return evaluateModule(m_impl->module, normalized.features().to(m_impl->device),
+                          normalized.labels().to(m_impl->device), m_impl->classNames, split);
+}
+
+} // namespace mppdl::train

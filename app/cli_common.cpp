@@ -1,0 +1,193 @@
+#include "cli_common.h"
+
+#include "mppdl/core/build_info.h"
+#include "mppdl/core/error.h"
+#include "mppdl/core/text_table.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace mppdl::cli {
+
+std::atomic<bool>& cancelFlag() {
+    static std::atomic<bool> flag{false};
+    return flag;
+}
+
+namespace {
+
+void onInterrupt(int) {
+    if (cancelFlag().exchange(true)) {
+        // Second Ctrl-C: the user wants out now.
+        std::signal(SIGINT, SIG_DFL);
+        std::raise(SIGINT);
+    }
+    const char msg[] = "\nmppdl: stopping after this minibatch (Ctrl-C again to kill)\n";
+    (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+}
+
+std::vector<fs::path> resourceDirectories() {
+    std::vector<fs::path> dirs;
+    if (const char* env = std::getenv("MPPDL_RESOURCES"))
+        dirs.emplace_back(env);
+    std::error_code ec;
+    const auto exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec)
+        dirs.push_back(exe.parent_path().parent_path() / "share" / "mppdl");
+    dirs.emplace_back(sourceResourceDirectory());
+    dirs.emplace_back(resourceDirectory());
+    return dirs;
+}
+
+std::vector<int64_t> parseShape(const std::string& text) {
+    std::vector<int64_t> shape;
+    std::string part;
+    for (size_t i = 0; i <= text.size(); ++i) {
+        if (i == text.size() || text[i] == ',' || text[i] == 'x') {
+            try {
+                size_t used = 0;
+                const long long v = std::stoll(part, &used);
+                if (used != part.size() || v <= 0)
+                    throw std::invalid_argument(part);
+                shape.push_back(v);
+            } catch (const std::exception&) {
+                throw ConfigError("--shape '" + text + "': expected positive integers like 1,28,28");
+            }
+            part.clear();
+        } else {
+            part += text[i];
+        }
+    }
+    return shape;
+}
+
+} // namespace
+
+void installSignalHandlers() { std::signal(SIGINT, onInterrupt); }
+
+void SourceFlags::add(CLI::App& c, bool required) {
+    auto* data = c.add_option("--data", location,
+                              "data source: an IDX directory or file, a CSV/CSV.gz file, a .npy file, "
+                              "or an image folder (one subfolder per class)");
+    if (required)
+        data->required();
+    std::string kinds = "auto";
+    for (const auto& k : data::sourceKinds())
+        kinds += std::string("|") + k.name;
+    c.add_option("--kind", kind, "source kind: " + kinds)->capture_default_str();
+    c.add_option("--label", label, "CSV: label column (name or 0-based index, default: last); NPY: labels file");
+    c.add_option("--shape", shape, "per-sample shape, e.g. 1,28,28 (CSV/NPY reshape, image size C,H,W)");
+    c.add_flag("--header", header, "CSV: the first row is a header (default: detect)");
+    c.add_flag("--no-header", noHeader, "CSV: the first row is data");
+    c.add_option("--limit", limit, "use only the first N training rows (0 = all)")->capture_default_str();
+}
+
+data::SourceOptions SourceFlags::options() const {
+    data::SourceOptions o;
+    o.kind = kind;
+    o.label = label;
+    if (header && noHeader)
+        throw ConfigError("--header and --no-header contradict each other");
+    if (header)
+        o.header = true;
+    if (noHeader)
+        o.header = false;
+    if (!shape.empty())
+        o.shape = parseShape(shape);
+    if (limit < 0)
+        throw ConfigError("--limit must be >= 0");
+    o.limit = limit;
+    return o;
+}
+
+std::vector<std::string> bundledArchitectures() {
+    std::vector<std::string> names;
+    for (const auto& dir : resourceDirectories()) {
+        std::error_code ec;
+        for (const auto& entry : fs::directory_iterator(dir / "architectures", ec))
+            if (entry.path().extension() == ".json")
+                names.push_back(entry.path().stem().string());
+        if (!names.empty())
+            break;
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+std::string resolveArchitecture(const std::string& nameOrPath) {
+    std::error_code ec;
+    if (fs::is_regular_file(nameOrPath, ec))
+        return nameOrPath;
+    if (nameOrPath.find('/') == std::string::npos) {
+        for (const auto& dir : resourceDirectories()) {
+            const auto candidate = dir / "architectures" / (nameOrPath + ".json");
+            if (fs::is_regular_file(candidate, ec))
+                return candidate.string();
+        }
+    }
+    std::string known;
+    for (const auto& n : bundledArchitectures())
+        known += (known.empty() ? "" : ", ") + n;
+    throw ConfigError("'" + nameOrPath + "': no such architecture file, nor a bundled architecture of that name" +
+                      (known.empty() ? std::string() : " (bundled: " + known + ")"));
+}
+
+std::string joinNames(const std::vector<train::Choice>& choices) {
+    std::string out;
+    for (const auto& c : choices)
+        out += (out.empty() ? "" : "|") + std::string(c.name);
+    return out;
+}
+
+void printEvaluation(const train::Evaluation& e) {
+    char line[160];
+    std::snprintf(line, sizeof line, "%s: accuracy %.2f%%  loss %.4f  (%s samples)\n", e.split.c_str(),
+                  100.0 * e.accuracy, e.loss, groupThousands(e.samples).c_str());
+    std::cout << line << '\n';
+
+    const auto k = size_t(e.numClasses());
+    std::vector<std::string> header = {"#", "class", "accuracy", "samples"};
+    std::vector<TextTable::Align> align = {TextTable::Align::Right, TextTable::Align::Left,
+                                           TextTable::Align::Right, TextTable::Align::Right};
+    for (size_t p = 0; p < k; ++p) {
+        header.push_back(std::to_string(p));
+        align.push_back(TextTable::Align::Right);
+    }
+    TextTable table(header, align);
+    for (size_t t = 0; t < k; ++t) {
+        char acc[32];
+        std::snprintf(acc, sizeof acc, "%.1f%%", 100.0 * e.perClassAccuracy[t]);
+        std::vector<std::string> row = {std::to_string(t), e.classNames[t], acc, groupThousands(e.perClassCount[t])};
+        for (size_t p = 0; p < k; ++p)
+            row.push_back(std::to_string(e.confusion[t * k + p]));
+        table.addRow(row);
+    }
+    std::cout << "per-class accuracy and confusion matrix (rows: true class, columns: predicted)\n"
+              << table.render();
+}
+
+std::string evaluationJson(const train::Evaluation& e) {
+    nlohmann::json j;
+    j["split"] = e.split;
+    j["samples"] = e.samples;
+    j["accuracy"] = e.accuracy;
+    j["loss"] = e.loss;
+    j["classes"] = e.classNames;
+    j["per_class_accuracy"] = e.perClassAccuracy;
+    const auto k = size_t(e.numClasses());
+    auto cm = nlohmann::json::array();
+    for (size_t t = 0; t < k; ++t)
+        cm.push_back(std::vector<int64_t>(e.confusion.begin() + long(t * k), e.confusion.begin() + long((t + 1) * k)));
+    j["confusion_matrix"] = cm;
+    return j.dump();
+}
+
+} // namespace mppdl::cli

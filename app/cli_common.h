@@ -1,0 +1,56 @@
+#pragma once
+
+// Shared pieces of the mppdl command-line program.
+
+#include "mppdl/data/source.h"
+#include "mppdl/train/trainer.h"
+
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+namespace mppdl::cli {
+
+/// What a parsed subcommand will do; returns the process exit code.
+using Command = std::function<int()>;
+
+/// Set by SIGINT; the trainer checks it between minibatches.
+std::atomic<bool>& cancelFlag();
+/// Installs the Ctrl-C handler: the first Ctrl-C cancels cleanly, a second one kills.
+void installSignalHandlers();
+
+/// Data-source flags shared by train, eval and data show.
+struct SourceFlags {
+    std::string location;
+    std::string kind = "auto";
+    std::string label;
+    std::string shape;
+    bool header = false;
+    bool noHeader = false;
+    int64_t limit = 0;
+
+    void add(CLI::App& command, bool required = true);
+    data::SourceOptions options() const;
+};
+
+/// An architecture file path, or the name of a bundled one (mlp, fmnist_cnn, ...).
+std::string resolveArchitecture(const std::string& nameOrPath);
+/// Names of the bundled architectures.
+std::vector<std::string> bundledArchitectures();
+/// Where the Fashion-MNIST dataset from Debian's dataset-fashion-mnist package lives.
+constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+/// "a, b, c" of the names in a choice list.
+std::string joinNames(const std::vector<train::Choice>& choices);
+
+void registerTrainCommands(CLI::App& app, Command& selected);
+void registerInspectCommands(CLI::App& app, Command& selected);
+
+/// Prints an evaluation: accuracy, per-class table, confusion matrix.
+void printEvaluation(const train::Evaluation& evaluation);
+/// The evaluation as a JSON object (for --json).
+std::string evaluationJson(const train::Evaluation& evaluation);
+
+} // namespace mppdl::cli

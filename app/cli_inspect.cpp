@@ -1,0 +1,250 @@
+// mppdl arch, data show, devices: look at things without training.
+
+#include "cli_common.h"
+
+#include "mppdl/core/error.h"
+#include "mppdl/core/text_table.h"
+#include "mppdl/data/dataset.h"
+#include "mppdl/model/analysis.h"
+#include "mppdl/model/layers.h"
+#include "mppdl/train/devices.h"
+
+#include <torch/torch.h>
+
+#include <iostream>
+#include <memory>
+
+namespace mppdl::cli {
+
+namespace {
+
+using Align = TextTable::Align;
+
+std::string shapeText(const std::vector<int64_t>& shape) { return data::formatShape(shape); }
+
+int archShow(const std::string& what) {
+    const auto path = resolveArchitecture(what);
+    const auto arch = model::loadArchitecture(path);
+    const auto analysis = model::analyze(arch);
+    std::cout << arch.name << " (" << path << ")\n";
+    if (!arch.description.empty())
+        std::cout << arch.description << "\n";
+    std::cout << '\n';
+    if (!analysis.ok()) {
+        std::cerr << "mppdl: error: " << path << ": " << analysis.problems.size() << " problem"
+                  << (analysis.problems.size() == 1 ? "" : "s") << ":\n";
+        for (const auto& p : analysis.problems)
+            std::cerr << "  " << (p.where.empty() ? "" : p.where + ": ") << p.message << '\n';
+        return exitCode(ErrorKind::Config);
+    }
+    bool dag = false;
+    for (const auto& l : arch.layers)
+        dag = dag || l.inputs.size() > 1 || (l.type == "Add" || l.type == "Concat");
+    std::vector<std::string> header = {"#", "layer", "type"};
+    std::vector<Align> align = {Align::Right, Align::Left, Align::Left};
+    if (dag) {
+        header.push_back("inputs");
+        align.push_back(Align::Left);
+    }
+    for (const char* h : {"output shape", "params", "FLOPs"}) {
+        header.push_back(h);
+        align.push_back(h == std::string("output shape") ? Align::Left : Align::Right);
+    }
+    TextTable table(header, align);
+    int index = 0;
+    for (const auto& l : analysis.layers) {
+        std::vector<std::string> row = {std::to_string(++index), l.name, l.type};
+        if (dag) {
+            std::string inputs;
+            for (const auto& layer : arch.layers)
+                if (layer.name == l.name)
+                    for (const auto& in : layer.inputs)
+                        inputs += (inputs.empty() ? "" : ",") + in;
+            row.push_back(inputs);
+        }
+        row.push_back(shapeText(l.outputShape));
+        row.push_back(groupThousands(l.params));
+        row.push_back(groupThousands(l.flops));
+        table.addRow(row);
+    }
+    table.addRule();
+    std::vector<std::string> total = {"", "total", ""};
+    if (dag)
+        total.push_back("");
+    total.push_back("in " + shapeText(analysis.inputShape) + " -> out " + shapeText(analysis.outputShape));
+    total.push_back(groupThousands(analysis.totalParams));
+    total.push_back(groupThousands(analysis.totalFlops));
+    table.addRow(total);
+    std::cout << table.render();
+    std::cout << "\n" << humanCount(double(analysis.totalParams)) << " parameters ("
+              << humanCount(double(analysis.totalParams) * 4) << "B as float32), "
+              << humanCount(double(analysis.totalFlops)) << "FLOPs per sample forward\n";
+    return 0;
+}
+
+int archLayers() {
+    TextTable table({"type", "category", "inputs", "parameters (default)", "description"});
+    for (const auto& t : model::layerTypes()) {
+        std::string params;
+        for (const auto& p : t.params)
+            params += (params.empty() ? "" : ", ") + std::string(p.name) +
+                      (p.defaultValue ? "=" + std::string(p.defaultValue) : std::string(" (required)"));
+        const std::string inputs = t.maxInputs < 0 ? std::to_string(t.minInputs) + "+"
+                                   : t.minInputs == t.maxInputs
+                                       ? std::to_string(t.minInputs)
+                                       : std::to_string(t.minInputs) + "-" + std::to_string(t.maxInputs);
+        table.addRow({t.name, t.category, inputs, params, t.description});
+    }
+    std::cout << table.render();
+    return 0;
+}
+
+/// A grayscale ramp, darkest first: one character per pixel, two wide to keep the aspect.
+std::string asciiImage(const torch::Tensor& image) {
+    static const char ramp[] = " .:-=+*#%@";
+    auto gray = image.to(torch::kFloat).mean(0); // channels to one
+    const float lo = gray.min().item<float>(), hi = gray.max().item<float>();
+    gray = (gray - lo) / std::max(hi - lo, 1e-6f);
+    auto acc = gray.accessor<float, 2>();
+    std::string out;
+    for (int64_t r = 0; r < gray.size(0); ++r) {
+        out += "  |";
+        for (int64_t c = 0; c < gray.size(1); ++c) {
+            const char ch = ramp[std::min(9, int(acc[r][c] * 9.999f))];
+            out += ch;
+            out += ch;
+        }
+        out += "|\n";
+    }
+    return out;
+}
+
+struct DataShowFlags {
+    SourceFlags source;
+    int rows = 2;
+
+    int run() {
+        const auto loaded = data::loadSource(source.location, source.options());
+        const auto schema = loaded.schema();
+        std::cout << "source   " << loaded.kind << "  " << loaded.location << '\n'
+                  << "samples  " << shapeText(schema.sampleShape) << " " << schema.dtype << '\n'
+                  << "rows     " << groupThousands(schema.trainRows) << " train"
+                  << (schema.testRows > 0 ? ", " + groupThousands(schema.testRows) + " test" : std::string(" (no test split)"))
+                  << '\n'
+                  << "classes  " << schema.classNames.size() << "\n\n";
+
+        const auto trainStats = data::computeStatistics(loaded.train);
+        data::Statistics testStats;
+        if (!loaded.test.empty())
+            testStats = data::computeStatistics(loaded.test);
+        TextTable classes({"#", "class", "train", "share", "test"},
+                          {Align::Right, Align::Left, Align::Right, Align::Right, Align::Right});
+        for (size_t c = 0; c < schema.classNames.size(); ++c) {
+            const int64_t count = c < trainStats.classCounts.size() ? trainStats.classCounts[c] : 0;
+            char share[16];
+            std::snprintf(share, sizeof share, "%.1f%%", 100.0 * double(count) / double(std::max<int64_t>(1, schema.trainRows)));
+            classes.addRow({std::to_string(c), schema.classNames[c], groupThousands(count), share,
+                            c < testStats.classCounts.size() ? groupThousands(testStats.classCounts[c]) : "-"});
+        }
+        std::cout << classes.render() << '\n';
+
+        char stats[200];
+        std::snprintf(stats, sizeof stats, "values   min %.4g, max %.4g", trainStats.min, trainStats.max);
+        std::cout << stats;
+        for (size_t c = 0; c < trainStats.channelMean.size() && c < 4; ++c) {
+            std::snprintf(stats, sizeof stats, "%s channel %zu mean %.4g std %.4g", c == 0 ? ";" : ",", c,
+                          trainStats.channelMean[c], trainStats.channelStd[c]);
+            std::cout << stats;
+        }
+        std::cout << "\n\n";
+
+        const auto& x = loaded.train.features();
+        const auto& y = loaded.train.labels();
+        const int64_t show = std::min<int64_t>(rows, loaded.train.size());
+        if (x.dim() == 4) {
+            for (int64_t i = 0; i < show; ++i) {
+                const int64_t label = y[i].item<int64_t>();
+                std::cout << "row " << i << ": class " << label << " (" << schema.classNames[size_t(label)] << ")\n"
+                          << asciiImage(x[i]);
+            }
+        } else {
+            const int64_t features = x.numel() / std::max<int64_t>(1, x.size(0));
+            const int64_t cols = std::min<int64_t>(features, 8);
+            std::vector<std::string> header = {"row"};
+            for (int64_t c = 0; c < cols; ++c)
+                header.push_back("x" + std::to_string(c));
+            if (cols < features)
+                header.push_back("...");
+            header.push_back("label");
+            TextTable preview(header, std::vector<Align>(header.size(), Align::Right));
+            const auto flat = x.reshape({x.size(0), -1}).to(torch::kFloat);
+            for (int64_t i = 0; i < std::max<int64_t>(show, std::min<int64_t>(5, loaded.train.size())); ++i) {
+                std::vector<std::string> row = {std::to_string(i)};
+                for (int64_t c = 0; c < cols; ++c) {
+                    char v[32];
+                    std::snprintf(v, sizeof v, "%.4g", flat[i][c].item<float>());
+                    row.push_back(v);
+                }
+                if (cols < features)
+                    row.push_back("...");
+                row.push_back(schema.classNames[size_t(y[i].item<int64_t>())]);
+                preview.addRow(row);
+            }
+            std::cout << preview.render();
+        }
+        return 0;
+    }
+};
+
+int devices() {
+    TextTable table({"device", "description", "threads", "memory", "free"},
+                    {Align::Left, Align::Left, Align::Right, Align::Right, Align::Right});
+    for (const auto& d : train::listDevices()) {
+        auto gib = [](int64_t bytes) {
+            if (bytes <= 0)
+                return std::string("-");
+            char b[32];
+            std::snprintf(b, sizeof b, "%.1f GiB", double(bytes) / (1024.0 * 1024.0 * 1024.0));
+            return std::string(b);
+        };
+        table.addRow({d.name, d.description, d.threads > 0 ? std::to_string(d.threads) : "-", gib(d.totalMemory),
+                      gib(d.freeMemory)});
+    }
+    std::cout << table.render() << train::libraryVersions() << '\n';
+    return 0;
+}
+
+} // namespace
+
+void registerInspectCommands(CLI::App& app, Command& selected) {
+    auto* arch = app.add_subcommand("arch", "look at network architectures");
+    arch->require_subcommand(1);
+    auto archName = std::make_shared<std::string>();
+    auto* show = arch->add_subcommand("show", "layers with output shapes, parameters and FLOPs; problems if invalid");
+    show->add_option("architecture", *archName, "a JSON file or the name of a bundled architecture")->required();
+    show->callback([&selected, archName] { selected = [archName] { return archShow(*archName); }; });
+    auto* layers = arch->add_subcommand("layers", "the layer types an architecture can use, with their parameters");
+    layers->callback([&selected] { selected = [] { return archLayers(); }; });
+    auto* bundled = arch->add_subcommand("bundled", "the architectures that ship with mppdl");
+    bundled->callback([&selected] {
+        selected = [] {
+            for (const auto& n : bundledArchitectures())
+                std::cout << n << "  (" << resolveArchitecture(n) << ")\n";
+            return 0;
+        };
+    });
+
+    auto* dataCmd = app.add_subcommand("data", "look at data sources");
+    dataCmd->require_subcommand(1);
+    auto dataFlags = std::make_shared<DataShowFlags>();
+    auto* dataShow = dataCmd->add_subcommand("show", "schema, class counts, statistics and a preview of a source");
+    dataShow->add_option("source", dataFlags->source.location, "the data source (see train --help for kinds)")->required();
+    dataFlags->source.add(*dataShow, false);
+    dataShow->add_option("--rows", dataFlags->rows, "rows to preview")->capture_default_str();
+    dataShow->callback([&selected, dataFlags] { selected = [dataFlags] { return dataFlags->run(); }; });
+
+    auto* dev = app.add_subcommand("devices", "the CPU threads and every GPU libtorch sees, with memory");
+    dev->callback([&selected] { selected = [] { return devices(); }; });
+}
+
+} // namespace mppdl::cli

@@ -1,0 +1,74 @@
+// mppdl: the one binary. Subcommands for headless work; the GUI arrives with the ui/ layer.
+
+#include "cli_common.h"
+
+#include "mppdl/core/build_info.h"
+#include "mppdl/core/error.h"
+#include "mppdl/train/devices.h"
+
+#include <c10/util/Exception.h>
+
+#include <iostream>
+
+namespace {
+
+const char* kExitCodes = R"(exit codes:
+  0    success
+  2    configuration: bad flags, an invalid architecture, shapes that do not fit
+  3    data: a missing or malformed data file (file, line and column named)
+  4    device: no such device, out of device memory
+  5    storage: a model or output file that cannot be read or written
+  70   internal error (a bug: please report it)
+  130  cancelled with Ctrl-C)";
+
+} // namespace
+
+int main(int argc, char** argv) {
+    using namespace mppdl;
+    CLI::App app("mppdl " + std::string(versionString()) +
+                     ": deep learning on data in files and PostgreSQL/Greenplum",
+                 "mppdl");
+    app.set_version_flag("--version", [] {
+        return "mppdl " + std::string(versionString()) + " (" + train::libraryVersions() + ")";
+    });
+    app.footer(kExitCodes);
+    app.require_subcommand(1);
+
+    cli::Command selected;
+    cli::registerTrainCommands(app, selected);
+    cli::registerInspectCommands(app, selected);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);
+        return exitCode(ErrorKind::Config);
+    } catch (const Error& e) {
+        std::cerr << "mppdl: error: " << e.what() << std::endl;
+        return exitCode(e.kind());
+    }
+
+    cli::installSignalHandlers();
+    try {
+        train::applyThreadCount(0);
+        return selected ? selected() : 0;
+    } catch (const CancelledError& e) {
+        std::cerr << "mppdl: " << e.what() << std::endl;
+        return exitCode(ErrorKind::Cancelled);
+    } catch (const Error& e) {
+        std::cerr << "mppdl: " << toString(e.kind()) << " error: " << e.what() << std::endl;
+        return exitCode(e.kind());
+    } catch (const c10::Error& e) {
+        std::cerr << "mppdl: internal error: libtorch: " << e.what_without_backtrace() << std::endl;
+        return exitCode(ErrorKind::Internal);
+    } catch (const std::exception& e) {
+        std::cerr << "mppdl: internal error: " << e.what() << std::endl;
+        return exitCode(ErrorKind::Internal);
+    }
+}

@@ -1,0 +1,25 @@
+#pragma once
+
+#include "mppdl/train/events.h"
+
+#include <cstdio>
+
+namespace mppdl::cli {
+
+/// Shows a run for a person at a terminal: a live progress bar on stderr (only when stderr is a
+/// terminal), a line per epoch and the final results on stdout.
+class TerminalObserver : public train::RunObserver {
+public:
+    explicit TerminalObserver(bool verbose = true);
+    void onEvents(const std::vector<train::RunEvent>& batch) override;
+
+private:
+    void clearProgress();
+    void progress(const train::RunEvent& e);
+
+    bool m_verbose;
+    bool m_tty;
+    bool m_progressShown = false;
+};
+
+} // namespace mppdl::cli

@@ -1,0 +1,282 @@
+// Runs the mppdl binary end to end: exit codes, what it prints, and that bad input gives a clear
+// message instead of a crash or a libtorch stack trace.
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <zlib.h>
+
+#include <array>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+    int code = -1;
+    std::string out; // stdout and stderr together
+};
+
+Result run(const std::string& args) {
+    const std::string command = std::string(MPPDL_BINARY) + " " + args + " 2>&1";
+    Result r;
+    FILE* pipe = popen(command.c_str(), "r");
+    if (!pipe)
+        return r;
+    std::array<char, 4096> buf{};
+    size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0)
+        r.out.append(buf.data(), n);
+    const int status = pclose(pipe);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return r;
+}
+
+const std::string kFmnist = MPPDL_FASHION_MNIST_DIR;
+
+/// A scratch directory per test, removed afterwards.
+class Cli : public ::testing::Test {
+protected:
+    void SetUp() override {
+        m_dir = fs::temp_directory_path() /
+                ("mppdl_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
+                 std::to_string(getpid()));
+        fs::create_directories(m_dir);
+    }
+    void TearDown() override { fs::remove_all(m_dir); }
+
+    std::string file(const std::string& name, const std::string& content) {
+        const auto path = m_dir / name;
+        std::ofstream(path, std::ios::binary) << content;
+        return path.string();
+    }
+    std::string path(const std::string& name) const { return (m_dir / name).string(); }
+
+    fs::path m_dir;
+};
+
+void expectClean(const Result& r) {
+    EXPECT_EQ(r.out.find("terminate called"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("Exception raised from"), std::string::npos) << "a libtorch stack trace leaked:\n" << r.out;
+    EXPECT_EQ(r.out.find("Segmentation"), std::string::npos) << r.out;
+}
+
+std::string be32(uint32_t v) {
+    return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+}
+
+std::string idxImages(uint32_t count, uint32_t magic = 0x00000803) {
+    return be32(magic) + be32(count) + be32(4) + be32(4) + std::string(count * 16, '\x10');
+}
+std::string idxLabels(uint32_t count) { return be32(0x00000801) + be32(count) + std::string(count, '\x01'); }
+
+std::string gzip(const std::string& data) {
+    std::string out(compressBound(uLong(data.size())) + 64, '\0');
+    z_stream s{};
+    deflateInit2(&s, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+    s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+    s.avail_in = uInt(data.size());
+    s.next_out = reinterpret_cast<Bytef*>(out.data());
+    s.avail_out = uInt(out.size());
+    deflate(&s, Z_FINISH);
+    out.resize(s.total_out);
+    deflateEnd(&s);
+    return out;
+}
+
+} // namespace
+
+TEST_F(Cli, VersionAndHelp) {
+    auto r = run("--version");
+    EXPECT_EQ(r.code, 0);
+    EXPECT_NE(r.out.find("mppdl 0."), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("libtorch"), std::string::npos) << r.out;
+    for (const char* sub : {"train", "eval", "demo", "devices", "arch show", "data show"}) {
+        r = run(std::string(sub) + " --help");
+        EXPECT_EQ(r.code, 0) << sub;
+        EXPECT_NE(r.out.find("Usage"), std::string::npos) << sub << ": " << r.out;
+    }
+    r = run("train --help");
+    EXPECT_NE(r.out.find("adamw"), std::string::npos) << "the optimizer list comes from the engine's table";
+}
+
+TEST_F(Cli, TrainJsonEndsWithFinished) {
+    const auto r = run("train --data " + kFmnist + " --arch mlp --epochs 1 --limit 2000 --batch-size 64 "
+                       "--optimizer adam --lr 0.002 --seed 1 --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::istringstream lines(r.out);
+    std::string line, last;
+    int epochs = 0;
+    while (std::getline(lines, line)) {
+        if (line.empty())
+            continue;
+        const auto j = nlohmann::json::parse(line); // every line is JSON
+        epochs += j["event"] == "epoch";
+        last = line;
+    }
+    EXPECT_EQ(epochs, 1);
+    const auto finished = nlohmann::json::parse(last);
+    EXPECT_EQ(finished["event"], "finished");
+    EXPECT_GT(finished["test_accuracy"].get<double>(), 0.6);
+    EXPECT_GT(finished["test_loss"].get<double>(), 0.0);
+    EXPECT_EQ(finished["epochs"], 1);
+    EXPECT_GT(finished["seconds"].get<double>(), 0.0);
+    EXPECT_EQ(finished["confusion_matrix"].size(), 10u);
+}
+
+TEST_F(Cli, TrainTextSaveAndEval) {
+    const auto model = path("model.pt");
+    auto r = run("train --data " + kFmnist + " --arch fmnist_cnn --epochs 1 --limit 1500 --batch-size 64 "
+                 "--lr 0.05 --momentum 0.9 --seed 2 --save " + model);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("epoch 1/1  train loss"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("test accuracy"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Ankle boot"), std::string::npos) << "per-class table: " << r.out;
+    ASSERT_TRUE(fs::exists(model));
+
+    r = run("eval --model " + model + " --data " + kFmnist + " --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["samples"], 10000);
+    EXPECT_GT(j["accuracy"].get<double>(), 0.5);
+}
+
+TEST_F(Cli, ArchShowTable) {
+    const auto r = run("arch show mlp");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("235,146"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("output shape"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("FLOPs"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, ArchProblemsExitWithConfigCode) {
+    const auto unknown = file("unknown.json", R"({"name":"u","layers":[{"name":"in","type":"Input","shape":[1,28,28]},
+        {"name":"f","type":"Flatten"},{"name":"d1","type":"Dense3","units":10}]})");
+    auto r = run("arch show " + unknown);
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("d1"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Dense3"), std::string::npos) << r.out;
+    expectClean(r);
+
+    const auto misfit = file("misfit.json", R"({"name":"m","layers":[{"name":"in","type":"Input","shape":[1,28,28]},
+        {"name":"dense1","type":"Dense","units":10}]})");
+    r = run("train --data " + kFmnist + " --limit 100 --epochs 1 --arch " + misfit);
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("dense1"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("1x28x28"), std::string::npos) << r.out;
+    expectClean(r);
+
+    const auto cycle = file("cycle.json", R"({"name":"c","layers":[{"name":"in","type":"Input","shape":[4]},
+        {"name":"a","type":"Add","inputs":["in","b"]},{"name":"b","type":"ReLU","inputs":["a"]}]})");
+    r = run("arch show " + cycle);
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("cycle"), std::string::npos) << r.out;
+    expectClean(r);
+}
+
+TEST_F(Cli, BadDataFilesExitWithDataCode) {
+    struct Case {
+        std::string name;
+        std::string data;
+        std::vector<std::string> mustMention;
+    };
+    const auto images = idxImages(5);
+    const std::string truncatedGz = gzip(images).substr(0, 20);
+    const std::vector<Case> cases = {
+        {"missing", "", {"no such file"}},
+        {"truncated.gz", truncatedGz, {"truncated.gz"}},
+        {"wrong-magic-idx3-ubyte", idxImages(5, 0x00000903), {"magic"}},
+        {"ragged.csv", "a,b,label\n1,2,x\n3,4,5,y\n", {"ragged.csv:3"}},
+        {"nonnumeric.csv", "a,b,label\n1,2,x\n3,abc,y\n", {"nonnumeric.csv:3", "'b'", "abc"}},
+    };
+    for (const auto& c : cases) {
+        const std::string p = c.name == "missing" ? path("missing.csv") : file(c.name, c.data);
+        const auto r = run("train --data " + p + " --arch mlp --epochs 1");
+        EXPECT_EQ(r.code, 3) << c.name << ": " << r.out;
+        for (const auto& m : c.mustMention)
+            EXPECT_NE(r.out.find(m), std::string::npos) << c.name << " should mention '" << m << "': " << r.out;
+        expectClean(r);
+    }
+}
+
+TEST_F(Cli, IdxCountMismatchNamesBothCounts) {
+    fs::create_directories(m_dir / "idx");
+    file("idx/train-images-idx3-ubyte", idxImages(5));
+    file("idx/train-labels-idx1-ubyte", idxLabels(4));
+    const auto r = run("data show " + path("idx"));
+    EXPECT_EQ(r.code, 3) << r.out;
+    EXPECT_NE(r.out.find("5"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("4"), std::string::npos) << r.out;
+    expectClean(r);
+}
+
+TEST_F(Cli, MissingLabelColumnIsAConfigError) {
+    const auto csv = file("ok.csv", "a,b,label\n1,2,x\n3,4,y\n");
+    const auto r = run("data show " + csv + " --label target");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("target"), std::string::npos) << r.out;
+    expectClean(r);
+}
+
+TEST_F(Cli, DataShowFashionMnist) {
+    const auto r = run("data show " + kFmnist);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("60,000 train, 10,000 test"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Ankle boot"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("1x28x28"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("|"), std::string::npos) << "an ASCII preview: " << r.out;
+}
+
+TEST_F(Cli, DevicesAndMissingGpu) {
+    auto r = run("devices");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("cpu"), std::string::npos) << r.out;
+    r = run("train --data " + kFmnist + " --arch mlp --limit 100 --device cuda:7");
+    EXPECT_EQ(r.code, 4) << r.out;
+    EXPECT_NE(r.out.find("cuda:7"), std::string::npos) << r.out;
+    expectClean(r);
+}
+
+TEST_F(Cli, UsageErrorsExitWithConfigCode) {
+    EXPECT_EQ(run("train --data x").code, 2);
+    EXPECT_EQ(run("train --data " + kFmnist + " --arch mlp --optimizer sgdx --limit 10").code, 2);
+    EXPECT_EQ(run("train --data " + kFmnist + " --arch nosuchnet --limit 10").code, 2);
+    EXPECT_EQ(run("frobnicate").code, 2);
+}
+
+TEST_F(Cli, CtrlCCancelsCleanly) {
+    const std::string out = path("out.txt");
+    const pid_t child = fork();
+    if (child == 0) {
+        freopen(out.c_str(), "w", stdout);
+        dup2(fileno(stdout), STDERR_FILENO);
+        execl(MPPDL_BINARY, MPPDL_BINARY, "train", "--data", kFmnist.c_str(), "--arch", "fmnist_cnn", "--epochs",
+              "50", "--threads", "1", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    // Wait until training has started (the first line is printed), then press Ctrl-C.
+    for (int i = 0; i < 300; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        std::ifstream in(out);
+        std::string text((std::istreambuf_iterator<char>(in)), {});
+        if (text.find("training '") != std::string::npos)
+            break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    kill(child, SIGINT);
+    int status = 0;
+    waitpid(child, &status, 0);
+    std::ifstream in(out);
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    ASSERT_TRUE(WIFEXITED(status)) << text;
+    EXPECT_EQ(WEXITSTATUS(status), 130) << text;
+    EXPECT_NE(text.find("cancelled in epoch 1"), std::string::npos) << text;
+}

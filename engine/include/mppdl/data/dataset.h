@@ -1,0 +1,72 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace at {
+class Tensor;
+}
+
+namespace mppdl::data {
+
+/// A labelled set of samples held as two packed tensors: features [N, ...sampleShape] (uint8 as
+/// loaded from images, float32 after normalization) and labels [N] int64 in [0, classes).
+/// Cheap to copy (shared, immutable); slice() and select() copy rows, so a subset never aliases
+/// the set it came from.
+class Dataset {
+public:
+    Dataset();
+    /// Takes the tensors as they are; checks that the row counts agree and labels are int64 in
+    /// range (InternalError otherwise). Empty `classNames` become "0".."max label".
+    Dataset(const at::Tensor& features, const at::Tensor& labels, std::vector<std::string> classNames);
+
+    bool empty() const;
+    int64_t size() const;
+    /// Shape of one sample, e.g. {1, 28, 28} for images or {F} for tabular rows.
+    std::vector<int64_t> sampleShape() const;
+    /// "uint8" or "float32".
+    std::string dtype() const;
+    const std::vector<std::string>& classNames() const;
+    int64_t numClasses() const;
+
+    const at::Tensor& features() const;
+    const at::Tensor& labels() const;
+
+    /// Rows [begin, end), clamped to [0, size()].
+    Dataset slice(int64_t begin, int64_t end) const;
+    /// Rows at the given indices (an int64 tensor).
+    Dataset select(const at::Tensor& indices) const;
+    /// The same rows with other features (after preprocessing).
+    Dataset withFeatures(const at::Tensor& features) const;
+
+private:
+    struct Impl;
+    std::shared_ptr<const Impl> m_impl;
+};
+
+/// What a source holds, reported before any training: per-sample shape, dtype, classes, rows.
+struct Schema {
+    std::vector<int64_t> sampleShape;
+    std::string dtype;
+    std::vector<std::string> classNames;
+    int64_t trainRows = 0;
+    int64_t testRows = 0; ///< 0 when the source has no test split
+};
+
+/// Statistics of a dataset: class histogram and per-channel moments of the raw features.
+struct Statistics {
+    std::vector<int64_t> classCounts;
+    std::vector<double> channelMean; ///< one per channel: dim 0 of the sample shape (features of {F} rows)
+    std::vector<double> channelStd;  ///< population standard deviation
+    double min = 0;
+    double max = 0;
+};
+
+Statistics computeStatistics(const Dataset& dataset);
+
+/// "1x28x28".
+std::string formatShape(const std::vector<int64_t>& shape);
+
+} // namespace mppdl::data

@@ -1,0 +1,49 @@
+#pragma once
+
+#include "mppdl/data/dataset.h"
+#include "mppdl/data/source.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mppdl::data {
+
+/// How raw features become the float32 a network sees. Fitted on the training split only and
+/// saved with the model, so evaluation and prediction apply exactly the same transform.
+struct Normalizer {
+    enum class Mode { None, Scale01, Standardize };
+
+    Mode mode = Mode::Scale01;
+    /// Scale01: x / scale (255 for uint8 data, max |x| otherwise).
+    double scale = 1.0;
+    /// Standardize: per channel (dim 0 of the sample shape, so per feature for tabular {F} rows),
+    /// applied after scaling by `scale`; population std, 1 for a constant channel.
+    std::vector<double> mean;
+    std::vector<double> std;
+
+    /// Computes the parameters from training data; DataError when it is empty (except Mode::None).
+    static Normalizer fit(Mode mode, const Dataset& train);
+    /// float32 features, normalized; DataError when the channel count differs from the fitted one.
+    Dataset apply(const Dataset& dataset) const;
+};
+
+/// "none", "scale", "standardize"; throws ConfigError for anything else.
+Normalizer::Mode parseNormalization(const std::string& name);
+const char* toString(Normalizer::Mode mode);
+
+/// Training, validation and test sets, normalized and ready for the trainer.
+struct PreparedData {
+    Dataset train;
+    Dataset validation; ///< empty when the validation fraction is 0
+    Dataset test;       ///< the source's own test split; empty when it has none
+    Normalizer normalizer;
+};
+
+/// Splits a seeded random `validationFraction` (in [0, 1)) of the training rows off for validation,
+/// fits the normalizer on what is left, and applies it to all three sets. The split depends only on
+/// the seed and the row count (same on every platform); both parts keep the source's row order.
+PreparedData prepare(const LoadedSource& source, double validationFraction, uint64_t seed,
+                     Normalizer::Mode mode);
+
+} // namespace mppdl::data

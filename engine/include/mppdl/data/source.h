@@ -1,0 +1,60 @@
+#pragma once
+
+#include "mppdl/data/dataset.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mppdl::data {
+
+/// How to read a source. Every field has a default that suits the common case; the CLI's flags
+/// and the GUI's dataset dialog map onto this one struct.
+struct SourceOptions {
+    /// One of sourceKinds()' names, or "auto" to detect from the path (extension, directory layout).
+    std::string kind = "auto";
+    /// CSV: the label column, by header name or 0-based index; empty means the last column.
+    /// (Error messages name columns by the same 0-based index.)
+    /// NPY: path of the labels .npy file (empty: "<name>_labels.npy" or y.npy beside X.npy).
+    /// IDX: path of the labels file (empty: the images file's name with "labels" for "images").
+    std::string label;
+    /// CSV: whether the first row is a header; unset means detect (a row with a non-numeric field
+    /// where the next row is numeric).
+    std::optional<bool> header;
+    char delimiter = ',';
+    /// Declared per-sample shape: CSV/NPY features are reshaped to it (e.g. {1,28,28});
+    /// image folders are decoded to it ({C,H,W}, C 1 or 3, images resized to HxW). Image folders
+    /// without one take the first image's size, with 1 channel if it is grey and 3 otherwise.
+    std::vector<int64_t> shape;
+    /// Read at most this many training rows (0 = all), for quick tries. File formats keep the first
+    /// rows; image folders take one image of each class in turn so that every class is seen.
+    int64_t limit = 0;
+};
+
+/// A loaded source: the training rows and, when the source has one, its own test split.
+struct LoadedSource {
+    std::string kind;
+    std::string location;
+    Dataset train;
+    Dataset test; ///< empty() when the source has no test split
+    Schema schema() const;
+};
+
+/// One kind of data source. The list in sources.cpp is the one place the CLI's help, the GUI and
+/// auto-detection read.
+struct SourceKind {
+    const char* name;
+    const char* description;
+    /// Whether this kind claims the path (auto-detection); checked in table order.
+    bool (*detect)(const std::string& location);
+    LoadedSource (*load)(const std::string& location, const SourceOptions& options);
+};
+
+const std::vector<SourceKind>& sourceKinds();
+
+/// Loads a source. Throws DataError naming the file (and line/column for text formats) on bad
+/// data, ConfigError on options that do not fit the source (unknown kind, missing label column).
+LoadedSource loadSource(const std::string& location, const SourceOptions& options = {});
+
+} // namespace mppdl::data

@@ -1,0 +1,173 @@
+#include "mppdl/data/dataset.h"
+
+#include "mppdl/core/error.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <limits>
+#include <sstream>
+
+namespace mppdl::data {
+
+struct Dataset::Impl {
+    at::Tensor features;
+    at::Tensor labels;
+    std::vector<std::string> classNames;
+};
+
+namespace {
+
+// Rows are read in chunks so that statistics of a large uint8 set never hold a float64 copy of it.
+constexpr int64_t kStatisticsChunkElements = 1 << 22;
+
+} // namespace
+
+Dataset::Dataset() {
+    // All empty datasets share one Impl, so a default-constructed Dataset costs no allocation.
+    static const auto empty = std::make_shared<const Impl>();
+    m_impl = empty;
+}
+
+Dataset::Dataset(const at::Tensor& features, const at::Tensor& labels, std::vector<std::string> classNames) {
+    if (!features.defined() || !labels.defined())
+        throw InternalError("Dataset: features and labels must be defined tensors");
+    if (features.dim() < 2)
+        throw InternalError("Dataset: features must be [N, ...sampleShape], got " +
+                            std::to_string(features.dim()) + " dimension(s)");
+    if (labels.dim() != 1 || labels.scalar_type() != torch::kInt64)
+        throw InternalError("Dataset: labels must be a 1-D int64 tensor");
+    if (features.size(0) != labels.size(0))
+        throw InternalError("Dataset: " + std::to_string(features.size(0)) + " feature rows but " +
+                            std::to_string(labels.size(0)) + " labels");
+    if (labels.numel() > 0) {
+        const int64_t low = labels.min().item<int64_t>();
+        const int64_t high = labels.max().item<int64_t>();
+        if (low < 0)
+            throw InternalError("Dataset: negative label " + std::to_string(low));
+        // Callers that know no names get "0".."max", the convention of the file formats.
+        if (classNames.empty())
+            for (int64_t c = 0; c <= high; ++c)
+                classNames.push_back(std::to_string(c));
+        if (high >= static_cast<int64_t>(classNames.size()))
+            throw InternalError("Dataset: label " + std::to_string(high) + " but only " +
+                                std::to_string(classNames.size()) + " class names");
+    }
+    auto impl = std::make_shared<Impl>();
+    impl->features = features;
+    impl->labels = labels;
+    impl->classNames = std::move(classNames);
+    m_impl = std::move(impl);
+}
+
+bool Dataset::empty() const { return size() == 0; }
+
+int64_t Dataset::size() const { return m_impl->labels.defined() ? m_impl->labels.size(0) : 0; }
+
+std::vector<int64_t> Dataset::sampleShape() const {
+    if (!m_impl->features.defined())
+        return {};
+    const auto sizes = m_impl->features.sizes();
+    return {sizes.begin() + 1, sizes.end()};
+}
+
+std::string Dataset::dtype() const {
+    if (!m_impl->features.defined())
+        return {};
+    switch (m_impl->features.scalar_type()) {
+    case torch::kUInt8: return "uint8";
+    case torch::kFloat32: return "float32";
+    default: return c10::toString(m_impl->features.scalar_type());
+    }
+}
+
+const std::vector<std::string>& Dataset::classNames() const { return m_impl->classNames; }
+
+int64_t Dataset::numClasses() const { return static_cast<int64_t>(m_impl->classNames.size()); }
+
+const at::Tensor& Dataset::features() const { return m_impl->features; }
+
+const at::Tensor& Dataset::labels() const { return m_impl->labels; }
+
+Dataset Dataset::slice(int64_t begin, int64_t end) const {
+    const int64_t n = size();
+    begin = std::clamp<int64_t>(begin, 0, n);
+    end = std::clamp<int64_t>(end, begin, n);
+    if (!m_impl->features.defined())
+        return *this;
+    // clone(): a subset must not alias the rows of the set it came from.
+    return Dataset(m_impl->features.slice(0, begin, end).clone(), m_impl->labels.slice(0, begin, end).clone(),
+                   m_impl->classNames);
+}
+
+Dataset Dataset::select(const at::Tensor& indices) const {
+    if (!m_impl->features.defined())
+        return *this;
+    const auto idx = indices.to(torch::kInt64).reshape({-1});
+    return Dataset(m_impl->features.index_select(0, idx), m_impl->labels.index_select(0, idx),
+                   m_impl->classNames);
+}
+
+Dataset Dataset::withFeatures(const at::Tensor& features) const {
+    return Dataset(features, m_impl->labels.defined() ? m_impl->labels : torch::empty({0}, torch::kInt64),
+                   m_impl->classNames);
+}
+
+Statistics computeStatistics(const Dataset& dataset) {
+    Statistics stats;
+    stats.classCounts.assign(static_cast<size_t>(dataset.numClasses()), 0);
+    if (dataset.empty())
+        return stats;
+
+    const auto counts = torch::bincount(dataset.labels(), {}, dataset.numClasses()).contiguous();
+    for (int64_t c = 0; c < counts.size(0); ++c)
+        stats.classCounts[static_cast<size_t>(c)] = counts[c].item<int64_t>();
+
+    const auto& x = dataset.features();
+    const int64_t n = x.size(0);
+    const int64_t channels = x.dim() >= 2 ? x.size(1) : 1;
+    const int64_t perRow = std::max<int64_t>(1, x.numel() / std::max<int64_t>(1, n));
+    if (channels == 0 || perRow == 0 || x.numel() == 0)
+        return stats;
+    const int64_t chunkRows = std::max<int64_t>(1, kStatisticsChunkElements / perRow);
+    const double perChannel = static_cast<double>(n) * static_cast<double>(perRow / channels);
+
+    const std::vector<int64_t> reduceDims{0, 2};
+    auto chunkOf = [&](int64_t begin) {
+        const int64_t end = std::min(n, begin + chunkRows);
+        return x.slice(0, begin, end).to(torch::kFloat64).reshape({end - begin, channels, -1});
+    };
+
+    // Two passes (mean, then squared deviations) keep the variance exact for data far from zero.
+    auto sum = torch::zeros({channels}, torch::kFloat64);
+    double low = std::numeric_limits<double>::infinity();
+    double high = -low;
+    for (int64_t b = 0; b < n; b += chunkRows) {
+        const auto c = chunkOf(b);
+        sum += c.sum(reduceDims);
+        low = std::min(low, c.min().item<double>());
+        high = std::max(high, c.max().item<double>());
+    }
+    const auto mean = sum / perChannel;
+    auto squares = torch::zeros({channels}, torch::kFloat64);
+    for (int64_t b = 0; b < n; b += chunkRows)
+        squares += (chunkOf(b) - mean.view({1, channels, 1})).square().sum(reduceDims);
+    const auto stdev = (squares / perChannel).sqrt();
+
+    for (int64_t c = 0; c < channels; ++c) {
+        stats.channelMean.push_back(mean[c].item<double>());
+        stats.channelStd.push_back(stdev[c].item<double>());
+    }
+    stats.min = low;
+    stats.max = high;
+    return stats;
+}
+
+std::string formatShape(const std::vector<int64_t>& shape) {
+    std::ostringstream out;
+    for (size_t i = 0; i < shape.size(); ++i)
+        out << (i ? "x" : "") << shape[i];
+    return out.str();
+}
+
+} // namespace mppdl::data

@@ -1,0 +1,121 @@
+#include "data/gz_file.h"
+
+#include "mppdl/core/error.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+namespace mppdl::data {
+
+namespace {
+
+// deflate cannot compress better than about 1032:1; a larger claim is corrupt data, and the cap keeps
+// a damaged size field from asking for gigabytes.
+constexpr uint64_t kMaxDeflateRatio = 1032;
+
+std::string readRaw(const std::string& path) {
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (ec || !std::filesystem::exists(status))
+        throw DataError(path + ": no such file");
+    if (std::filesystem::is_directory(status))
+        throw DataError(path + ": is a directory, not a file");
+
+    std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+    if (!file)
+        throw DataError(path + ": cannot open: " + std::strerror(errno));
+    std::string bytes;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (!ec)
+        bytes.reserve(size);
+    char buffer[1 << 16];
+    size_t got = 0;
+    while ((got = std::fread(buffer, 1, sizeof buffer, file.get())) > 0)
+        bytes.append(buffer, got);
+    if (std::ferror(file.get()))
+        throw DataError(path + ": read error: " + std::strerror(errno));
+    return bytes;
+}
+
+std::string gunzip(const std::string& path, const std::string& compressed) {
+    auto corrupt = [&] { return DataError(path + ": truncated or corrupt gzip data"); };
+
+    z_stream zs{};
+    // 15 + 16: a gzip wrapper (not zlib), with the largest window.
+    if (inflateInit2(&zs, 15 + 16) != Z_OK)
+        throw DataError(path + ": cannot initialise zlib");
+    std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&zs, &inflateEnd);
+
+    const uint64_t limit = static_cast<uint64_t>(compressed.size()) * kMaxDeflateRatio + (1 << 16);
+    // The gzip trailer's ISIZE is the uncompressed size modulo 2^32: a good first guess.
+    uint64_t guess = compressed.size() * 4;
+    if (compressed.size() >= 18) {
+        const auto* tail = reinterpret_cast<const unsigned char*>(compressed.data() + compressed.size() - 4);
+        guess = tail[0] | (tail[1] << 8) | (tail[2] << 16) | (static_cast<uint64_t>(tail[3]) << 24);
+    }
+    std::string out;
+    out.resize(static_cast<size_t>(std::clamp<uint64_t>(guess, 1 << 12, limit)));
+
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(compressed.data()));
+    size_t inLeft = compressed.size();
+    size_t produced = 0;
+    for (;;) {
+        if (produced == out.size()) {
+            if (out.size() >= limit)
+                throw corrupt();
+            out.resize(static_cast<size_t>(std::min<uint64_t>(limit, out.size() * 2)));
+        }
+        // zlib counts in uInt: feed at most UINT_MAX bytes a call.
+        const uInt inChunk = static_cast<uInt>(std::min<size_t>(inLeft, UINT_MAX));
+        const uInt outChunk = static_cast<uInt>(std::min<size_t>(out.size() - produced, UINT_MAX));
+        zs.avail_in = inChunk;
+        zs.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
+        zs.avail_out = outChunk;
+        const int rc = inflate(&zs, Z_NO_FLUSH);
+        inLeft -= inChunk - zs.avail_in;
+        produced += outChunk - zs.avail_out;
+        if (rc == Z_STREAM_END) {
+            // Another gzip member may follow; anything else after the end (padding) is ignored, as gzip does.
+            if (inLeft >= 2 && zs.next_in[0] == 0x1f && zs.next_in[1] == 0x8b) {
+                if (inflateReset(&zs) != Z_OK)
+                    throw corrupt();
+                continue;
+            }
+            break;
+        }
+        if (rc != Z_OK && rc != Z_BUF_ERROR)
+            throw corrupt();
+        // The input ran out before the stream ended, and there was room to write: truncated.
+        if (inLeft == 0 && zs.avail_out > 0)
+            throw corrupt();
+    }
+    out.resize(produced);
+    return out;
+}
+
+} // namespace
+
+bool isGzip(const std::string& bytes) {
+    return bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x1f &&
+           static_cast<unsigned char>(bytes[1]) == 0x8b;
+}
+
+std::string readFile(const std::string& path) {
+    auto bytes = readRaw(path);
+    if (!isGzip(bytes))
+        return bytes;
+    try {
+        return gunzip(path, bytes);
+    } catch (const std::bad_alloc&) {
+        throw DataError(path + ": not enough memory to decompress");
+    }
+}
+
+} // namespace mppdl::data

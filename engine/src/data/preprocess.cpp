@@ -1,0 +1,134 @@
+#include "mppdl/data/preprocess.h"
+
+#include "mppdl/core/error.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+
+namespace mppdl::data {
+
+namespace {
+
+double scaleOf(const Dataset& train) {
+    const auto& x = train.features();
+    if (x.scalar_type() == torch::kUInt8)
+        return 255.0;
+    const double largest = x.numel() == 0 ? 0.0 : x.abs().max().item<double>();
+    return largest > 0 && std::isfinite(largest) ? largest : 1.0;
+}
+
+/// A permutation of 0..n-1 that depends only on `seed`: std::shuffle and the standard distributions
+/// differ between library implementations, this does not.
+std::vector<int64_t> seededPermutation(int64_t n, uint64_t seed) {
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 random(seed);
+    for (int64_t i = n - 1; i > 0; --i) {
+        // Rejection sampling keeps every index equally likely.
+        const uint64_t bound = static_cast<uint64_t>(i) + 1;
+        const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % bound;
+        uint64_t r = random();
+        while (r >= limit)
+            r = random();
+        std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(r % bound)]);
+    }
+    return order;
+}
+
+at::Tensor sortedIndices(std::vector<int64_t> indices) {
+    std::sort(indices.begin(), indices.end());
+    return torch::tensor(at::ArrayRef<int64_t>(indices), torch::kInt64);
+}
+
+} // namespace
+
+Normalizer Normalizer::fit(Mode mode, const Dataset& train) {
+    Normalizer n;
+    n.mode = mode;
+    if (mode == Mode::None)
+        return n;
+    if (train.empty())
+        throw DataError("cannot fit the normalization: the training set is empty");
+    n.scale = scaleOf(train);
+    if (mode == Mode::Standardize) {
+        const auto stats = computeStatistics(train);
+        for (size_t c = 0; c < stats.channelMean.size(); ++c) {
+            n.mean.push_back(stats.channelMean[c] / n.scale);
+            const double sd = stats.channelStd[c] / n.scale;
+            // A constant channel carries no information; dividing by 1 keeps it finite.
+            n.std.push_back(sd > 1e-12 ? sd : 1.0);
+        }
+    }
+    return n;
+}
+
+Dataset Normalizer::apply(const Dataset& dataset) const {
+    if (dataset.empty())
+        return dataset;
+    auto x = dataset.features().to(torch::kFloat32);
+    if (mode == Mode::None)
+        return dataset.withFeatures(x);
+    x = x / scale;
+    if (mode == Mode::Standardize) {
+        const int64_t channels = x.size(1);
+        if (static_cast<size_t>(channels) != mean.size() || mean.size() != this->std.size())
+            throw DataError("the normalization was fitted on " + std::to_string(mean.size()) +
+                            " channels but the data has " + std::to_string(channels));
+        std::vector<int64_t> view(static_cast<size_t>(x.dim()), 1);
+        view[1] = channels;
+        const auto m = torch::tensor(mean, torch::kFloat64).to(torch::kFloat32).view(view);
+        const auto s = torch::tensor(this->std, torch::kFloat64).to(torch::kFloat32).view(view);
+        x = (x - m) / s;
+    }
+    return dataset.withFeatures(x.contiguous());
+}
+
+Normalizer::Mode parseNormalization(const std::string& name) {
+    for (const auto mode : {Normalizer::Mode::None, Normalizer::Mode::Scale01, Normalizer::Mode::Standardize})
+        if (name == toString(mode))
+            return mode;
+    throw ConfigError("unknown normalization '" + name + "'; use none, scale or standardize");
+}
+
+const char* toString(Normalizer::Mode mode) {
+    switch (mode) {
+    case Normalizer::Mode::None: return "none";
+    case Normalizer::Mode::Scale01: return "scale";
+    case Normalizer::Mode::Standardize: return "standardize";
+    }
+    return "none";
+}
+
+PreparedData prepare(const LoadedSource& source, double validationFraction, uint64_t seed, Normalizer::Mode mode) {
+    if (!(validationFraction >= 0.0 && validationFraction < 1.0))
+        throw ConfigError("the validation fraction must be in [0, 1), got " + std::to_string(validationFraction));
+    const int64_t n = source.train.size();
+    if (n == 0)
+        throw DataError(source.location + ": no training rows");
+
+    PreparedData out;
+    Dataset train = source.train;
+    if (validationFraction > 0) {
+        auto held = static_cast<int64_t>(std::llround(validationFraction * static_cast<double>(n)));
+        held = std::max<int64_t>(held, 1);
+        if (held >= n)
+            throw ConfigError("a validation fraction of " + std::to_string(validationFraction) + " leaves no training rows of " +
+                              std::to_string(n));
+        const auto order = seededPermutation(n, seed);
+        const auto split = order.begin() + held;
+        out.validation = source.train.select(sortedIndices({order.begin(), split}));
+        train = source.train.select(sortedIndices({split, order.end()}));
+    }
+    out.normalizer = Normalizer::fit(mode, train);
+    out.train = out.normalizer.apply(train);
+    out.validation = out.normalizer.apply(out.validation);
+    out.test = out.normalizer.apply(source.test);
+    return out;
+}
+
+} // namespace mppdl::data

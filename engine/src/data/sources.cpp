@@ -1,0 +1,164 @@
+#include "mppdl/data/source.h"
+
+#include "data/formats.h"
+#include "mppdl/core/error.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <numeric>
+
+namespace mppdl::data {
+
+const std::vector<SourceKind>& sourceKinds() {
+    // Auto-detection asks each kind in this order; the directory layouts of idx and npy are more
+    // specific than "a folder of folders", so images comes last.
+    static const std::vector<SourceKind> kinds = {
+        {"idx", "IDX files of the MNIST family (.gz or raw): a directory with train-/t10k- files, or an images file",
+         &detectIdx, &loadIdx},
+        {"csv", "CSV (.csv or .csv.gz): numeric feature columns and one label column", &detectCsv, &loadCsv},
+        {"npy", "NumPy .npy: features and labels files, or a directory with x_train.npy/y_train.npy",
+         &detectNpy, &loadNpy},
+        {"images", "image folders (PNG, JPEG, BMP): one subfolder per class, optionally under train/ and test/",
+         &detectImageFolder, &loadImageFolder},
+    };
+    return kinds;
+}
+
+Schema LoadedSource::schema() const {
+    Schema s;
+    s.sampleShape = train.sampleShape();
+    s.dtype = train.dtype();
+    s.classNames = train.classNames();
+    s.trainRows = train.size();
+    s.testRows = test.size();
+    return s;
+}
+
+namespace {
+
+std::string kindNames() {
+    std::string names;
+    for (const auto& kind : sourceKinds())
+        names += (names.empty() ? "" : ", ") + std::string(kind.name);
+    return names;
+}
+
+std::string firstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+} // namespace
+
+LoadedSource loadSource(const std::string& location, const SourceOptions& options) {
+    const SourceKind* chosen = nullptr;
+    if (options.kind != "auto") {
+        for (const auto& kind : sourceKinds())
+            if (options.kind == kind.name)
+                chosen = &kind;
+        if (!chosen)
+            throw ConfigError("unknown data source kind '" + options.kind + "'; known kinds: auto, " + kindNames());
+    }
+    if (options.limit < 0)
+        throw ConfigError("limit must be 0 (all rows) or positive, got " + std::to_string(options.limit));
+    std::error_code ec;
+    if (location.empty() || !std::filesystem::exists(location, ec))
+        throw DataError(location + ": no such file or directory");
+    if (!chosen) {
+        for (const auto& kind : sourceKinds())
+            if (kind.detect(location)) {
+                chosen = &kind;
+                break;
+            }
+        if (!chosen)
+            throw ConfigError(location + ": cannot tell what kind of data this is; name the kind (" + kindNames() +
+                              ")");
+    }
+
+    // The module edge: whatever libtorch or the standard library throws becomes a DataError naming
+    // the source, so callers see one hierarchy.
+    try {
+        LoadedSource loaded = chosen->load(location, options);
+        loaded.kind = chosen->name;
+        loaded.location = location;
+        return loaded;
+    } catch (const Error&) {
+        throw;
+    } catch (const c10::Error& e) {
+        throw DataError(location + ": " + firstLine(e.what_without_backtrace()));
+    } catch (const std::bad_alloc&) {
+        throw DataError(location + ": not enough memory to load it");
+    } catch (const std::exception& e) {
+        throw DataError(location + ": " + firstLine(e.what()));
+    }
+}
+
+EncodedLabels encodeIntegerLabels(const at::Tensor& values) {
+    EncodedLabels out;
+    const auto v = values.to(torch::kInt64).reshape({-1}).contiguous();
+    if (v.numel() == 0) {
+        out.indices = v;
+        return out;
+    }
+    const int64_t low = v.min().item<int64_t>();
+    const int64_t high = v.max().item<int64_t>();
+    if (low >= 0 && high < kMaxDenseLabel) {
+        out.indices = v;
+        for (int64_t c = 0; c <= high; ++c)
+            out.classNames.push_back(std::to_string(c));
+        return out;
+    }
+    const auto [unique, inverse] = torch::_unique(v, /*sorted=*/true, /*return_inverse=*/true);
+    const auto distinct = unique.contiguous();
+    out.indices = inverse.to(torch::kInt64).reshape({-1});
+    const auto* d = distinct.data_ptr<int64_t>();
+    for (int64_t i = 0; i < distinct.numel(); ++i)
+        out.classNames.push_back(std::to_string(d[i]));
+    return out;
+}
+
+at::Tensor reshapeFeatures(const at::Tensor& features, const std::vector<int64_t>& shape,
+                           const std::string& location) {
+    if (shape.empty())
+        return features;
+    int64_t wanted = 1;
+    for (const auto s : shape) {
+        if (s <= 0)
+            throw ConfigError("shape " + formatShape(shape) + " has a dimension that is not positive");
+        wanted *= s;
+    }
+    const int64_t n = features.size(0);
+    const int64_t have = n == 0 ? 0 : features.numel() / n;
+    if (wanted != have)
+        throw ConfigError(location + ": shape " + formatShape(shape) + " has " + std::to_string(wanted) +
+                          " elements but each sample has " + std::to_string(have));
+    std::vector<int64_t> full{n};
+    full.insert(full.end(), shape.begin(), shape.end());
+    return features.reshape(full);
+}
+
+std::string toLower(std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return text;
+}
+
+bool endsWith(const std::string& text, const std::string& suffix) {
+    return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string baseNameWithoutGz(const std::string& path) {
+    auto name = toLower(std::filesystem::path(path).filename().string());
+    if (endsWith(name, ".gz"))
+        name.resize(name.size() - 3);
+    return name;
+}
+
+uint64_t checkedMultiply(uint64_t a, uint64_t b, const std::string& what) {
+    uint64_t result = 0;
+    if (__builtin_mul_overflow(a, b, &result))
+        throw DataError(what + ": size too large");
+    return result;
+}
+
+} // namespace mppdl::data

@@ -1,0 +1,70 @@
+#include "mppdl/data/source.h"
+
+#include "data/test_files.h"
+#include "mppdl/core/error.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+using namespace mppdl;
+using namespace mppdl::data;
+using namespace mppdl::data::testing;
+
+TEST(DataSources, TheKindsTable) {
+    std::vector<std::string> names;
+    for (const auto& kind : sourceKinds()) {
+        names.push_back(kind.name);
+        EXPECT_NE(std::string(kind.description), "");
+        EXPECT_NE(kind.detect, nullptr);
+        EXPECT_NE(kind.load, nullptr);
+    }
+    EXPECT_EQ(names, (std::vector<std::string>{"idx", "csv", "npy", "images"}));
+}
+
+TEST(DataSources, UnknownKindListsTheKnownOnes) {
+    TempDir dir;
+    const auto path = dir.write("d.csv", "1,0\n");
+    SourceOptions options;
+    options.kind = "parquet";
+    expectError<ConfigError>([&] { loadSource(path, options); }, {"'parquet'", "idx", "csv", "npy", "images"});
+}
+
+TEST(DataSources, MissingPath) {
+    TempDir dir;
+    const auto path = dir.file("nothing-here.csv");
+    expectError<DataError>([&] { loadSource(path); }, {path + ": no such file or directory"});
+}
+
+TEST(DataSources, UndetectableLocationAsksForAKind) {
+    TempDir dir;
+    const auto path = dir.write("data.bin", "whatever");
+    expectError<ConfigError>([&] { loadSource(path); }, {path, "idx, csv, npy, images"});
+}
+
+TEST(DataSources, DetectsEachKind) {
+    TempDir dir;
+    dir.write("idx/train-images-idx3-ubyte.gz", "");
+    dir.write("npy/x_train.npy", "");
+    dir.write("img/cat/a.png", "");
+    const auto csv = dir.write("t.csv.gz", "");
+    auto claimedBy = [](const std::string& location) {
+        std::set<std::string> kinds;
+        for (const auto& kind : sourceKinds())
+            if (kind.detect(location))
+                kinds.insert(kind.name);
+        return kinds;
+    };
+    EXPECT_EQ(claimedBy(dir.file("idx")), (std::set<std::string>{"idx"}));
+    EXPECT_EQ(claimedBy(dir.file("npy")), (std::set<std::string>{"npy"}));
+    EXPECT_EQ(claimedBy(dir.file("img")), (std::set<std::string>{"images"}));
+    EXPECT_EQ(claimedBy(csv), (std::set<std::string>{"csv"}));
+}
+
+TEST(DataSources, NegativeLimitIsAConfigError) {
+    TempDir dir;
+    const auto path = dir.write("d.csv", "1,0\n");
+    SourceOptions options;
+    options.limit = -1;
+    expectError<ConfigError>([&] { loadSource(path, options); }, {"limit"});
+}

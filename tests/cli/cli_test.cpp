@@ -192,7 +192,8 @@ TEST_F(Cli, BadDataFilesExitWithDataCode) {
     const std::string truncatedGz = gzip(images).substr(0, 20);
     const std::vector<Case> cases = {
         {"missing", "", {"no such file"}},
-        {"truncated.gz", truncatedGz, {"truncated.gz"}},
+        {"truncated-idx3-ubyte.gz", truncatedGz, {"truncated-idx3-ubyte.gz", "truncated or corrupt"}},
+        {"truncated.csv.gz", gzip("a,b,label\n1,2,x\n3,4,y\n").substr(0, 25), {"truncated.csv.gz", "truncated or corrupt"}},
         {"wrong-magic-idx3-ubyte", idxImages(5, 0x00000903), {"magic"}},
         {"ragged.csv", "a,b,label\n1,2,x\n3,4,5,y\n", {"ragged.csv:3"}},
         {"nonnumeric.csv", "a,b,label\n1,2,x\n3,abc,y\n", {"nonnumeric.csv:3", "'b'", "abc"}},

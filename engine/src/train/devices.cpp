@@ -9,6 +9,8 @@
 #endif
 
 #include <cstdlib>
+#include <dlfcn.h>
+#include <filesystem>
 #include <fstream>
 #include <sched.h>
 #include <thread>
@@ -96,6 +98,7 @@ std::string libraryVersions() {
 #else
     out += ", CPU";
 #endif
+    out += ", BLAS " + blasName();
     return out;
 }
 
@@ -113,6 +116,29 @@ void applyThreadCount(int threads) {
     const int wanted = threads > 0 ? threads : defaultThreadCount();
     if (at::get_num_threads() != wanted)
         at::set_num_threads(wanted);
+    // libtorch already parallelizes its ops over its OpenMP pool. Debian's OpenBLAS (pthread
+    // flavour) starts a second pool of its own for every sgemm, and the two pools spin against
+    // each other on the same cores: measured on 2 cores, a fmnist_cnn training step takes
+    // ~66 ms with both pools and ~35 ms with OpenBLAS on the calling thread (bench/README.md).
+    // OPENBLAS_NUM_THREADS, when set, is the user's explicit choice and is left alone.
+    static const bool userChoseBlasThreads = std::getenv("OPENBLAS_NUM_THREADS") != nullptr;
+    if (!userChoseBlasThreads) {
+        using SetThreads = void (*)(int);
+        if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+            set(1);
+    }
+}
+
+std::string blasName() {
+    Dl_info info{};
+    if (auto symbol = dlsym(RTLD_DEFAULT, "sgemm_"); symbol && dladdr(symbol, &info) && info.dli_fname)
+    {
+        // libblas.so.3 is an alternatives symlink: name the library behind it.
+        std::error_code ec;
+        const auto real = std::filesystem::canonical(info.dli_fname, ec);
+        return ec ? std::string(info.dli_fname) : real.string();
+    }
+    return "unknown BLAS";
 }
 
 } // namespace mppdl::train

@@ -18,7 +18,7 @@ namespace mppdl::train {
 /// training mode afterwards.
 Evaluation evaluateModule(model::GraphModule& module, const torch::Tensor& x, const torch::Tensor& y,
                           const std::vector<std::string>& classNames, const std::string& split,
-                          int64_t batchSize = 1024);
+                          int64_t batchSize = 256);
 
 /// Throws ConfigError when a dataset's sample shape is not the network's input shape.
 void checkInputShape(const model::Analysis& analysis, const std::vector<int64_t>& sampleShape,

@@ -4,6 +4,7 @@
 
 #include "mppdl/core/error.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace mppdl::train {
@@ -88,7 +89,7 @@ const std::vector<Choice>& scheduleChoices() {
     static const std::vector<Choice> choices = {
         {"none", "constant learning rate"},
         {"step", "multiply by --gamma every --step-size epochs"},
-        {"cosine", "cosine annealing from --lr to --min-lr over the run"},
+        {"cosine", "cosine annealing from --lr towards --min-lr over the run (PyTorch's CosineAnnealingLR)"},
     };
     return choices;
 }
@@ -130,9 +131,8 @@ double scheduledLearningRate(const ScheduleConfig& s, double baseLr, int epoch, 
     if (s.name == "step")
         return baseLr * std::pow(s.gamma, epoch / s.stepSize);
     if (s.name == "cosine") {
-        if (epochs <= 1)
-            return baseLr;
-        const double progress = double(epoch) / double(epochs - 1);
+        // As PyTorch's CosineAnnealingLR with T_max = epochs: the last epoch still learns.
+        const double progress = double(epoch) / double(std::max(1, epochs));
         return s.minLr + 0.5 * (baseLr - s.minLr) * (1.0 + std::cos(M_PI * progress));
     }
     return baseLr;

@@ -43,9 +43,11 @@ TEST(TrainSchedules, StepAndCosine) {
     ScheduleConfig cosine;
     cosine.name = "cosine";
     cosine.minLr = 0.001;
-    EXPECT_DOUBLE_EQ(scheduledLearningRate(cosine, 0.1, 0, 11), 0.1);
-    EXPECT_NEAR(scheduledLearningRate(cosine, 0.1, 5, 11), 0.0505, 1e-12);
-    EXPECT_NEAR(scheduledLearningRate(cosine, 0.1, 10, 11), 0.001, 1e-12);
+    EXPECT_DOUBLE_EQ(scheduledLearningRate(cosine, 0.1, 0, 10), 0.1);
+    EXPECT_NEAR(scheduledLearningRate(cosine, 0.1, 5, 10), 0.0505, 1e-12);
+    // The last epoch is not wasted at the floor, as in PyTorch's CosineAnnealingLR(T_max=epochs).
+    EXPECT_NEAR(scheduledLearningRate(cosine, 0.1, 9, 10), 0.001 + 0.0495 * (1 + std::cos(0.9 * M_PI)), 1e-12);
+    EXPECT_GT(scheduledLearningRate(cosine, 0.1, 9, 10), 0.001);
 }
 
 TEST(TrainSchedules, UnknownScheduleIsAProblem) {

@@ -24,8 +24,13 @@ std::string checkDevice(const std::string& device);
 /// Threads libtorch uses for a run that does not ask for a number: OMP_NUM_THREADS when set,
 /// else every CPU this process may run on (libtorch's own default can be 1 in containers).
 int defaultThreadCount();
-/// Sets libtorch's intra-op threads: `threads` when > 0, else defaultThreadCount().
+/// Sets libtorch's intra-op threads: `threads` when > 0, else defaultThreadCount(). Also keeps
+/// OpenBLAS on the calling thread (unless OPENBLAS_NUM_THREADS is set): libtorch's own pool
+/// already runs the ops in parallel, and a second pool only oversubscribes the cores.
 void applyThreadCount(int threads);
+
+/// The shared library that provides sgemm to libtorch (OpenBLAS, the reference BLAS, ...).
+std::string blasName();
 
 /// libtorch's build (version, BLAS, CUDA) in one line, for --version and run records.
 std::string libraryVersions();

@@ -88,7 +88,9 @@ int archLayers() {
         std::string params;
         for (const auto& p : t.params)
             params += (params.empty() ? "" : ", ") + std::string(p.name) +
-                      (p.defaultValue ? "=" + std::string(p.defaultValue) : std::string(" (required)"));
+                      (!p.defaultValue                       ? std::string(" (required)")
+                       : std::string(p.defaultValue) == "null" ? std::string(" (derived)")
+                                                              : "=" + std::string(p.defaultValue));
         const std::string inputs = t.maxInputs < 0 ? std::to_string(t.minInputs) + "+"
                                    : t.minInputs == t.maxInputs
                                        ? std::to_string(t.minInputs)

@@ -198,6 +198,7 @@ TEST_F(Cli, BadDataFilesExitWithDataCode) {
         {"ragged.csv", "a,b,label\n1,2,x\n3,4,5,y\n", {"ragged.csv:3"}},
         {"nonnumeric.csv", "a,b,label\n1,2,x\n3,abc,y\n", {"nonnumeric.csv:3", "'b'", "abc"}},
     };
+    file("truncated-idx1-ubyte.gz", gzip(idxLabels(5))); // intact labels beside the truncated images
     for (const auto& c : cases) {
         const std::string p = c.name == "missing" ? path("missing.csv") : file(c.name, c.data);
         const auto r = run("train --data " + p + " --arch mlp --epochs 1");

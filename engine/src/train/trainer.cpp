@@ -120,6 +120,7 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
         const auto problems = validate(config);
         if (!problems.empty())
             throw ConfigError(problems.front());
+        checkDevice(config.device); // before the data is loaded: a wrong device should fail fast
         const auto analysis = model::analyze(architecture);
         if (!analysis.ok())
             throw ConfigError("invalid architecture '" + architecture.name + "':\n" +

@@ -609,7 +609,7 @@ def main():
             print("- Warning: the machine was busy; other processes' largest share of the CPUs in an epoch: %s"
                   % ", ".join("%s %.0f%%" % (k, 100 * v) for k, v in noisy.items()))
         if verdict:
-            print("- **%s** (target <= %.1f vs the fastest peer); 0.9 aim %s" % (
+            print("- **%s** (target <= %.1f vs the fastest standard peer); 0.9 aim %s" % (
                 "PASS" if verdict["pass"] else "FAIL", TARGET_RATIO, "met" if verdict["aim_met"] else "not met"))
 
     if a.json_out:

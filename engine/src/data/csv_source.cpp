@@ -151,17 +151,9 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-bool parseFloat(std::string_view text, float& value) {
-    text = trim(text);
-    if (!text.empty() && text.front() == '+')
-        text.remove_prefix(1);
-    if (text.empty())
-        return false;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    return ec == std::errc() && end == text.data() + text.size() && std::isfinite(value);
-}
-
-bool parseInteger(std::string_view text, int64_t& value) {
+/// The whole field as a number of type T (surrounding spaces and a leading '+' allowed).
+template <typename T>
+bool parseNumber(std::string_view text, T& value) {
     text = trim(text);
     if (!text.empty() && text.front() == '+')
         text.remove_prefix(1);
@@ -170,6 +162,10 @@ bool parseInteger(std::string_view text, int64_t& value) {
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     return ec == std::errc() && end == text.data() + text.size();
 }
+
+bool parseFloat(std::string_view text, float& value) { return parseNumber(text, value) && std::isfinite(value); }
+
+bool parseInteger(std::string_view text, int64_t& value) { return parseNumber(text, value); }
 
 bool isNumber(std::string_view text) {
     float value = 0;

@@ -204,6 +204,17 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
         TrainResult result;
         double bestValAccuracy = -1, bestValLoss = INFINITY;
         int epochsWithoutImprovement = 0;
+        // An event that knows where in the run it happened (0-based epoch, 1-based step in it).
+        auto positioned = [&](EventKind kind, int epoch, int64_t stepInEpoch) {
+            RunEvent e;
+            e.kind = kind;
+            e.epoch = epoch + 1;
+            e.epochs = config.epochs;
+            e.step = globalStep;
+            e.stepInEpoch = stepInEpoch;
+            e.stepsPerEpoch = stepsPerEpoch;
+            return e;
+        };
 
         for (int epoch = 0; epoch < config.epochs; ++epoch) {
             const double lr = scheduledLearningRate(config.schedule, config.optimizer.lr, epoch, config.epochs);
@@ -258,13 +269,7 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                         throw nonFinite(step + 1, false);
                     const double epochSeconds = secondsSince(epochStart);
                     const double runSeconds = secondsSince(runStart);
-                    RunEvent e;
-                    e.kind = EventKind::Progress;
-                    e.epoch = epoch + 1;
-                    e.epochs = config.epochs;
-                    e.step = globalStep;
-                    e.stepInEpoch = step + 1;
-                    e.stepsPerEpoch = stepsPerEpoch;
+                    RunEvent e = positioned(EventKind::Progress, epoch, step + 1);
                     e.metrics = {{"train_loss", meanLoss},
                                  {"train_accuracy", double(correct.item<int64_t>()) / seen},
                                  {"images_per_sec", seen / epochSeconds},
@@ -278,13 +283,7 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
             if (!std::isfinite(trainLoss))
                 throw nonFinite(stepsPerEpoch, false);
             const double trainSeconds = secondsSince(epochStart);
-            RunEvent e;
-            e.kind = EventKind::Epoch;
-            e.epoch = epoch + 1;
-            e.epochs = config.epochs;
-            e.step = globalStep;
-            e.stepInEpoch = stepsPerEpoch;
-            e.stepsPerEpoch = stepsPerEpoch;
+            RunEvent e = positioned(EventKind::Epoch, epoch, stepsPerEpoch);
             e.metrics = {{"train_loss", trainLoss},
                          {"train_accuracy", double(correct.item<int64_t>()) / double(n)},
                          {"lr", lr},

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
@@ -148,6 +149,32 @@ TEST(TrainTrainer, ScheduleSetsTheLearningRatePerEpoch) {
         if (e.kind == EventKind::Epoch)
             lrs.push_back(e.metric("lr"));
     EXPECT_EQ(lrs, (std::vector<double>{0.05, 0.025, 0.0125}));
+}
+
+TEST(TrainTrainer, EarlyStoppingWhenValidationLossStopsFalling) {
+    // 160 training rows and a large Adam step overfit within a few epochs: the validation loss
+    // turns up and the run must stop long before its 40 epochs.
+    auto data = subset();
+    data.train = data.train.slice(0, 160);
+    auto config = quickConfig();
+    config.epochs = 40;
+    config.batchSize = 32;
+    config.optimizer.name = "adam";
+    config.optimizer.lr = 0.01;
+    config.optimizer.momentum = 0;
+    config.earlyStoppingPatience = 2;
+    RecordingObserver events;
+    const auto result = train::train(config, architecture("mlp"), data, events);
+    EXPECT_TRUE(result.stoppedEarly);
+    EXPECT_LT(result.epochsRun, 40);
+    // It stopped exactly `patience` epochs after the best validation loss.
+    std::vector<double> valLoss;
+    for (const auto& e : events.events())
+        if (e.kind == EventKind::Epoch)
+            valLoss.push_back(e.metric("val_loss"));
+    ASSERT_EQ(int(valLoss.size()), result.epochsRun);
+    const auto best = std::min_element(valLoss.begin(), valLoss.end()) - valLoss.begin();
+    EXPECT_EQ(int(best) + 1 + config.earlyStoppingPatience, result.epochsRun);
 }
 
 TEST(TrainTrainer, CancelStopsBetweenMinibatches) {

@@ -9,6 +9,8 @@
 #include "mppdl/model/architecture.h"
 #include "mppdl/train/trainer.h"
 
+#include <nlohmann/json.hpp>
+
 #include <iostream>
 #include <memory>
 
@@ -24,6 +26,7 @@ struct TrainFlags {
     std::string save;
     bool json = false;
     bool quiet = false;
+    bool failureReported = false;
 
     void add(CLI::App& c) {
         source.add(c);
@@ -65,6 +68,23 @@ struct TrainFlags {
     }
 
     int run() {
+        if (!json)
+            return train();
+        // Programs reading --json get the failure as the last line too, whatever stage it came from.
+        try {
+            return train();
+        } catch (const Error& e) {
+            if (!failureReported)
+                std::cout << nlohmann::json{{"event", e.kind() == ErrorKind::Cancelled ? "cancelled" : "failed"},
+                                            {"kind", toString(e.kind())},
+                                            {"message", e.what()}}
+                                 .dump()
+                          << std::endl;
+            throw;
+        }
+    }
+
+    int train() {
         config.data.location = source.location;
         config.data.source = source.options();
         config.data.normalization = data::parseNormalization(normalization);
@@ -74,6 +94,7 @@ struct TrainFlags {
             observer = std::make_unique<JsonObserver>();
         else
             observer = std::make_unique<TerminalObserver>(!quiet);
+        failureReported = true; // from here on the trainer reports failures as events
         auto result = train::train(config, architecture, *observer, &cancelFlag());
         if (!save.empty()) {
             result.model.save(save);

@@ -132,6 +132,26 @@ TEST_F(Cli, TrainJsonEndsWithFinished) {
     EXPECT_EQ(finished["confusion_matrix"].size(), 10u);
 }
 
+TEST_F(Cli, JsonFailureIsTheLastLine) {
+    // From the trainer (the data) and from before it (the architecture name): both end the JSON stream.
+    struct Case {
+        std::string args;
+        int code;
+        std::string kind;
+        std::string mention;
+    };
+    for (const Case& c : {Case{"--data " + path("missing.csv") + " --arch mlp", 3, "data", "missing.csv"},
+                          Case{"--data " + kFmnist + " --arch nosuchnet", 2, "config", "nosuchnet"}}) {
+        const auto r = run("train " + c.args + " --json");
+        EXPECT_EQ(r.code, c.code) << r.out;
+        const auto json = r.out.substr(0, r.out.find("\nmppdl:"));
+        const auto j = nlohmann::json::parse(json.substr(json.rfind('{')));
+        EXPECT_EQ(j["event"], "failed") << r.out;
+        EXPECT_EQ(j["kind"], c.kind) << r.out;
+        EXPECT_NE(j["message"].get<std::string>().find(c.mention), std::string::npos) << r.out;
+    }
+}
+
 TEST_F(Cli, TrainTextSaveAndEval) {
     const auto model = path("model.pt");
     auto r = run("train --data " + kFmnist + " --arch fmnist_cnn --epochs 1 --limit 1500 --batch-size 64 "

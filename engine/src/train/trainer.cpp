@@ -189,7 +189,14 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
             std::ostringstream m;
             m << "training '" << architecture.name << "' (" << groupThousands(analysis.totalParams)
               << " parameters) on " << device.str() << " with " << config.optimizer.name << " lr "
-              << config.optimizer.lr << ", batch " << batch << ", " << config.epochs
+              << config.optimizer.lr;
+            if (config.optimizer.momentum > 0)
+                m << (config.optimizer.nesterov ? " nesterov momentum " : " momentum ") << config.optimizer.momentum;
+            if (config.optimizer.weightDecay > 0)
+                m << " weight decay " << config.optimizer.weightDecay;
+            if (config.schedule.name != "none")
+                m << " (" << config.schedule.name << " schedule)";
+            m << ", batch " << batch << ", " << config.epochs
               << (config.epochs == 1 ? " epoch" : " epochs") << ", seed " << config.seed;
             if (device.is_cpu())
                 m << ", " << at::get_num_threads() << (at::get_num_threads() == 1 ? " thread" : " threads");

@@ -154,7 +154,8 @@ struct DataShowFlags {
         std::snprintf(stats, sizeof stats, "values   min %.4g, max %.4g", trainStats.min, trainStats.max);
         std::cout << stats;
         for (size_t c = 0; c < trainStats.channelMean.size() && c < 4; ++c) {
-            std::snprintf(stats, sizeof stats, "%s channel %zu mean %.4g std %.4g", c == 0 ? ";" : ",", c,
+            std::snprintf(stats, sizeof stats, "%s %s %zu mean %.4g std %.4g", c == 0 ? ";" : ",",
+                          schema.sampleShape.size() == 1 ? "feature" : "channel", c,
                           trainStats.channelMean[c], trainStats.channelStd[c]);
             std::cout << stats;
         }

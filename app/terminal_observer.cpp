@@ -85,6 +85,11 @@ void TerminalObserver::onEvents(const std::vector<RunEvent>& batch) {
                 char acc[64];
                 std::snprintf(acc, sizeof acc, ": test accuracy %.2f%%", 100.0 * e.metric("test_accuracy"));
                 std::cout << acc;
+            } else if (e.hasMetric("val_accuracy")) {
+                char acc[80];
+                std::snprintf(acc, sizeof acc, ": validation accuracy %.2f%% (the source has no test split)",
+                              100.0 * e.metric("val_accuracy"));
+                std::cout << acc;
             }
             std::cout << std::endl;
             break;

@@ -45,7 +45,7 @@ TrainConfig quickConfig() {
     c.optimizer.lr = 0.05;
     c.optimizer.momentum = 0.9;
     c.seed = 3;
-    c.threads = 2;
+    c.threads = 0; // OMP_NUM_THREADS under ctest: parallel tests must not oversubscribe the cores
     return c;
 }
 

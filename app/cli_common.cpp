@@ -85,6 +85,7 @@ void SourceFlags::add(CLI::App& c, bool required) {
     c.add_option("--kind", kind, "source kind: " + kinds)->capture_default_str();
     c.add_option("--label", label, "CSV: label column (name or 0-based index, default: last); NPY: labels file");
     c.add_option("--shape", shape, "per-sample shape, e.g. 1,28,28 (CSV/NPY reshape, image size C,H,W)");
+    c.add_option("--delimiter", delimiter, "CSV: field separator, one character or 'tab'")->capture_default_str();
     c.add_flag("--header", header, "CSV: the first row is a header (default: detect)");
     c.add_flag("--no-header", noHeader, "CSV: the first row is data");
     c.add_option("--limit", limit, "use only the first N training rows (0 = all)")->capture_default_str();
@@ -96,6 +97,12 @@ data::SourceOptions SourceFlags::options() const {
     o.label = label;
     if (header && noHeader)
         throw ConfigError("--header and --no-header contradict each other");
+    if (delimiter == "tab" || delimiter == "\\t")
+        o.delimiter = '\t';
+    else if (delimiter.size() == 1)
+        o.delimiter = delimiter[0];
+    else
+        throw ConfigError("--delimiter '" + delimiter + "': expected one character or 'tab'");
     if (header)
         o.header = true;
     if (noHeader)

@@ -27,6 +27,7 @@ struct SourceFlags {
     std::string kind = "auto";
     std::string label;
     std::string shape;
+    std::string delimiter = ",";
     bool header = false;
     bool noHeader = false;
     int64_t limit = 0;

@@ -248,6 +248,16 @@ TEST_F(Cli, MissingLabelColumnIsAConfigError) {
     expectClean(r);
 }
 
+TEST_F(Cli, TabSeparatedFilesWithDelimiter) {
+    const auto tsv = file("rows.tsv", "a\tb\tlabel\n1\t2\tx\n3\t4\ty\n");
+    auto r = run("data show " + tsv + " --kind csv --delimiter tab");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("samples  2 float32"), std::string::npos) << r.out;
+    r = run("data show " + tsv + " --kind csv --delimiter ab");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("--delimiter"), std::string::npos) << r.out;
+}
+
 TEST_F(Cli, DataShowFashionMnist) {
     const auto r = run("data show " + kFmnist);
     ASSERT_EQ(r.code, 0) << r.out;

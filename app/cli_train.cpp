@@ -95,7 +95,9 @@ struct TrainFlags {
         else
             observer = std::make_unique<TerminalObserver>(!quiet);
         failureReported = true; // from here on the trainer reports failures as events
-        auto result = train::train(config, architecture, *observer, &cancelFlag());
+        train::TrainControl control;
+        control.cancel = &cancelFlag();
+        auto result = train::train(config, architecture, *observer, control);
         if (!save.empty()) {
             result.model.save(save);
             if (!json)

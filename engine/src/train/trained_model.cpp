@@ -2,6 +2,7 @@
 
 #include "evaluate.h"
 #include "trained_model_impl.h"
+#include "weights.h"
 
 #include "mppdl/core/error.h"
 #include "mppdl/train/devices.h"
@@ -17,16 +18,27 @@ namespace {
 constexpr const char* kFormat = "mppdl-model";
 constexpr int64_t kFormatVersion = 1;
 
+nlohmann::json normalizationJson(const data::Normalizer& n) {
+    return {{"mode", data::toString(n.mode)}, {"scale", n.scale}, {"mean", n.mean}, {"std", n.std}};
+}
+
+/// Reads class names and normalizer (the keys of modelInfoJson) into `impl`.
+void readModelInfo(const nlohmann::json& meta, TrainedModel::Impl& impl) {
+    impl.classNames = meta.at("classes").get<std::vector<std::string>>();
+    const auto& n = meta.at("normalization");
+    impl.normalizer.mode = data::parseNormalization(n.at("mode").get<std::string>());
+    impl.normalizer.scale = n.at("scale").get<double>();
+    impl.normalizer.mean = n.at("mean").get<std::vector<double>>();
+    impl.normalizer.std = n.at("std").get<std::vector<double>>();
+}
+
 nlohmann::json metadata(const TrainedModel::Impl& m) {
     nlohmann::json j;
     j["format"] = kFormat;
     j["version"] = kFormatVersion;
     j["architecture"] = nlohmann::json::parse(model::toJson(m.architecture));
     j["classes"] = m.classNames;
-    j["normalization"] = {{"mode", data::toString(m.normalizer.mode)},
-                          {"scale", m.normalizer.scale},
-                          {"mean", m.normalizer.mean},
-                          {"std", m.normalizer.std}};
+    j["normalization"] = normalizationJson(m.normalizer);
     return j;
 }
 
@@ -88,12 +100,7 @@ TrainedModel TrainedModel::load(const std::string& path, const std::string& devi
                            std::to_string(kFormatVersion) + ")");
     try {
         impl->architecture = model::parseArchitecture(meta.at("architecture").dump(), path);
-        impl->classNames = meta.at("classes").get<std::vector<std::string>>();
-        const auto& n = meta.at("normalization");
-        impl->normalizer.mode = data::parseNormalization(n.at("mode").get<std::string>());
-        impl->normalizer.scale = n.at("scale").get<double>();
-        impl->normalizer.mean = n.at("mean").get<std::vector<double>>();
-        impl->normalizer.std = n.at("std").get<std::vector<double>>();
+        readModelInfo(meta, *impl);
         impl->module = model::GraphModule(impl->architecture);
         torch::serialize::InputArchive weights;
         archive.read("weights", weights);
@@ -106,6 +113,30 @@ TrainedModel TrainedModel::load(const std::string& path, const std::string& devi
     impl->module->to(impl->device);
     impl->module->eval();
     return TrainedModel(std::move(impl));
+}
+
+TrainedModel TrainedModel::fromWeights(const model::Architecture& architecture, const std::string& modelInfo,
+                                       const std::string& weights, const std::string& device,
+                                       const std::string& what) {
+    auto impl = std::make_unique<Impl>();
+    impl->device = torch::Device(checkDevice(device));
+    impl->architecture = architecture;
+    try {
+        readModelInfo(nlohmann::json::parse(modelInfo), *impl);
+    } catch (const Error&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw StorageError(what + ": damaged model information (" + std::string(e.what()).substr(0, 200) + ")");
+    }
+    impl->module = model::GraphModule(architecture);
+    loadWeights(*impl->module, weights, what);
+    impl->module->to(impl->device);
+    impl->module->eval();
+    return TrainedModel(std::move(impl));
+}
+
+std::string modelInfoJson(const data::Normalizer& normalizer, const std::vector<std::string>& classNames) {
+    return nlohmann::json{{"classes", classNames}, {"normalization", normalizationJson(normalizer)}}.dump();
 }
 
 Evaluation TrainedModel::evaluate(const data::Dataset& raw, const std::string& split) const {

@@ -3,6 +3,7 @@
 #include "evaluate.h"
 #include "optimizer_factory.h"
 #include "trained_model_impl.h"
+#include "weights.h"
 
 #include "mppdl/core/error.h"
 #include "mppdl/core/text_table.h"
@@ -10,6 +11,7 @@
 #include "mppdl/train/devices.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -27,10 +29,12 @@ double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(
 /// Stamps events with the run's wall time and hands them to the observer.
 class Emitter {
 public:
-    explicit Emitter(RunObserver& observer) : m_observer(observer), m_start(Clock::now()) {}
+    /// `offset`: wall time the run had already spent before this process (a resume).
+    explicit Emitter(RunObserver& observer, double offset = 0)
+        : m_observer(observer), m_start(Clock::now()), m_offset(offset) {}
 
     void emit(RunEvent event) {
-        event.wallSeconds = secondsSince(m_start);
+        event.wallSeconds = elapsed();
         m_observer.onEvents({std::move(event)});
     }
     void message(const std::string& text) {
@@ -46,11 +50,12 @@ public:
         e.errorKind = toString(error.kind());
         emit(std::move(e));
     }
-    double elapsed() const { return secondsSince(m_start); }
+    double elapsed() const { return m_offset + secondsSince(m_start); }
 
 private:
     RunObserver& m_observer;
     Clock::time_point m_start;
+    double m_offset;
 };
 
 /// Runs `body`, reporting any failure once as a Failed/Cancelled event and rethrowing it as an
@@ -84,6 +89,94 @@ auto reportFailures(Emitter& emitter, Body&& body) -> decltype(body()) {
     }
 }
 
+/// What the epoch loop carries from one epoch to the next besides weights and optimizer state.
+struct LoopState {
+    int epochsDone = 0;
+    int64_t globalStep = 0;
+    int bestEpoch = 0;
+    double bestValAccuracy = -1;
+    double bestValLoss = INFINITY;
+    int epochsWithoutImprovement = 0;
+    bool stoppedEarly = false;
+
+    nlohmann::json toJson() const {
+        // JSON has no infinity: a run without validation keeps bestValLoss infinite.
+        return {{"epochs_done", epochsDone},
+                {"global_step", globalStep},
+                {"best_epoch", bestEpoch},
+                {"best_val_accuracy", bestValAccuracy},
+                {"best_val_loss", std::isfinite(bestValLoss) ? nlohmann::json(bestValLoss) : nlohmann::json()},
+                {"epochs_without_improvement", epochsWithoutImprovement},
+                {"stopped_early", stoppedEarly}};
+    }
+    static LoopState fromJson(const nlohmann::json& j) {
+        LoopState s;
+        s.epochsDone = j.at("epochs_done").get<int>();
+        s.globalStep = j.at("global_step").get<int64_t>();
+        s.bestEpoch = j.at("best_epoch").get<int>();
+        s.bestValAccuracy = j.at("best_val_accuracy").get<double>();
+        s.bestValLoss = j.at("best_val_loss").is_null() ? INFINITY : j.at("best_val_loss").get<double>();
+        s.epochsWithoutImprovement = j.at("epochs_without_improvement").get<int>();
+        s.stoppedEarly = j.at("stopped_early").get<bool>();
+        return s;
+    }
+};
+
+/// The resume half of a checkpoint: optimizer state, the random generators the loop draws from
+/// (the epoch permutation's, and the global one that dropout uses), and the loop counters.
+std::string serializeState(torch::optim::Optimizer& optimizer, at::Generator& permutation,
+                           const torch::Device& device, const LoopState& loop) {
+    torch::serialize::OutputArchive archive;
+    torch::serialize::OutputArchive optimizerArchive;
+    optimizer.save(optimizerArchive);
+    archive.write("optimizer", optimizerArchive);
+    {
+        std::lock_guard<std::mutex> lock(permutation.mutex());
+        archive.write("permutation_rng", permutation.get_state());
+    }
+    {
+        auto global = at::detail::getDefaultCPUGenerator();
+        std::lock_guard<std::mutex> lock(global.mutex());
+        archive.write("global_rng", global.get_state());
+    }
+    if (!device.is_cpu()) {
+        auto gen = at::globalContext().defaultGenerator(device);
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        archive.write("device_rng", gen.get_state());
+    }
+    archive.write("loop", c10::IValue(loop.toJson().dump()));
+    return serializeArchive(archive);
+}
+
+LoopState restoreState(const std::string& blob, const std::string& what, torch::optim::Optimizer& optimizer,
+                       at::Generator& permutation, const torch::Device& device) {
+    torch::serialize::InputArchive archive;
+    // Read onto the training device, so that the optimizer's buffers land beside the parameters.
+    loadArchive(archive, blob, what, device);
+    try {
+        torch::serialize::InputArchive optimizerArchive;
+        archive.read("optimizer", optimizerArchive);
+        optimizer.load(optimizerArchive);
+        auto readRng = [&](const char* name, at::Generator gen) {
+            torch::Tensor state;
+            archive.read(name, state);
+            std::lock_guard<std::mutex> lock(gen.mutex());
+            gen.set_state(state.to(torch::kCPU));
+        };
+        readRng("permutation_rng", permutation);
+        readRng("global_rng", at::detail::getDefaultCPUGenerator());
+        if (!device.is_cpu())
+            readRng("device_rng", at::globalContext().defaultGenerator(device));
+        c10::IValue loop;
+        archive.read("loop", loop);
+        return LoopState::fromJson(nlohmann::json::parse(loop.toStringRef()));
+    } catch (const Error&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw StorageError(what + ": damaged resume state (" + std::string(e.what()).substr(0, 200) + ")");
+    }
+}
+
 std::string percent(double fraction) {
     std::ostringstream s;
     s.setf(std::ios::fixed);
@@ -114,7 +207,7 @@ std::vector<std::string> validate(const TrainConfig& c) {
 }
 
 TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
-                  RunObserver& observer, const std::atomic<bool>* cancel) {
+                  RunObserver& observer, const TrainControl& control) {
     Emitter emitter(observer);
     const data::PreparedData prepared = reportFailures(emitter, [&] {
         const auto problems = validate(config);
@@ -137,12 +230,14 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
         emitter.message(m.str());
         return prepared;
     });
-    return train(config, architecture, prepared, observer, cancel);
+    return train(config, architecture, prepared, observer, control);
 }
 
 TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
-                  const data::PreparedData& data, RunObserver& observer, const std::atomic<bool>* cancel) {
-    Emitter emitter(observer);
+                  const data::PreparedData& data, RunObserver& observer, const TrainControl& control) {
+    const Checkpoint* resume = control.resumeFrom;
+    const std::atomic<bool>* cancel = control.cancel;
+    Emitter emitter(observer, resume ? resume->wallSeconds : 0);
     return reportFailures(emitter, [&] {
         const auto problems = validate(config);
         if (!problems.empty())
@@ -162,6 +257,8 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                               " values but the data has " + std::to_string(data.train.numClasses()) +
                               " classes (change the last Dense layer's units)");
         module->to(device);
+        if (control.initialWeights && !resume)
+            loadWeights(*module, *control.initialWeights, control.initialWeightsFrom);
 
         // Everything stays resident on the device as packed tensors: a minibatch is one
         // index_select, with no per-sample work in the loop.
@@ -180,6 +277,24 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
         const int64_t batch = std::min<int64_t>(config.batchSize, n);
         const int64_t stepsPerEpoch = (n + batch - 1) / batch;
         const int64_t totalSteps = stepsPerEpoch * config.epochs;
+
+        auto generator = at::make_generator<at::CPUGeneratorImpl>(config.seed);
+        LoopState loop;
+        if (resume) {
+            const std::string what = "the checkpoint of epoch " + std::to_string(resume->epoch);
+            loadWeights(*module, resume->weights, what);
+            if (resume->state.empty())
+                throw ConfigError(what + " keeps only weights: it cannot be resumed from");
+            loop = restoreState(resume->state, what, *optimizer, generator, device);
+            if (loop.epochsDone != resume->epoch)
+                throw StorageError(what + " holds the state of epoch " + std::to_string(loop.epochsDone));
+            if (loop.globalStep != int64_t(loop.epochsDone) * stepsPerEpoch)
+                throw ConfigError(what + " was made with " + std::to_string(loop.globalStep / std::max(1, loop.epochsDone)) +
+                                  " steps per epoch, this data and batch size give " + std::to_string(stepsPerEpoch) +
+                                  " (a resume needs the run's own data and configuration)");
+        }
+        const int startEpoch = loop.epochsDone;
+        const int64_t startStep = loop.globalStep;
 
         {
             RunEvent e;
@@ -200,17 +315,23 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
               << (config.epochs == 1 ? " epoch" : " epochs") << ", seed " << config.seed;
             if (device.is_cpu())
                 m << ", " << at::get_num_threads() << (at::get_num_threads() == 1 ? " thread" : " threads");
+            if (control.initialWeights && !resume)
+                m << ", warm start from " << control.initialWeightsFrom;
+            if (resume)
+                m << "; resuming after epoch " << startEpoch;
+            e.epoch = startEpoch;
+            e.step = startStep;
             e.message = m.str();
             emitter.emit(std::move(e));
         }
 
-        auto generator = at::make_generator<at::CPUGeneratorImpl>(config.seed);
         const bool checkEveryStep = device.is_cpu(); // loss.item() is free on the CPU, a sync on a GPU
         const auto runStart = Clock::now();
-        int64_t globalStep = 0;
+        int64_t& globalStep = loop.globalStep;
         TrainResult result;
-        double bestValAccuracy = -1, bestValLoss = INFINITY;
-        int epochsWithoutImprovement = 0;
+        result.epochsRun = loop.epochsDone;
+        result.bestEpoch = loop.bestEpoch;
+        result.stoppedEarly = loop.stoppedEarly;
         // An event that knows where in the run it happened (0-based epoch, 1-based step in it).
         auto positioned = [&](EventKind kind, int epoch, int64_t stepInEpoch) {
             RunEvent e;
@@ -223,7 +344,7 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
             return e;
         };
 
-        for (int epoch = 0; epoch < config.epochs; ++epoch) {
+        for (int epoch = startEpoch; epoch < config.epochs && !loop.stoppedEarly; ++epoch) {
             const double lr = scheduledLearningRate(config.schedule, config.optimizer.lr, epoch, config.epochs);
             setLearningRate(*optimizer, lr);
             module->train();
@@ -280,7 +401,8 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                     e.metrics = {{"train_loss", meanLoss},
                                  {"train_accuracy", double(correct.item<int64_t>()) / seen},
                                  {"images_per_sec", seen / epochSeconds},
-                                 {"eta_seconds", runSeconds / double(globalStep) * double(totalSteps - globalStep)},
+                                 {"eta_seconds", runSeconds / double(globalStep - startStep) *
+                                                     double(totalSteps - globalStep)},
                                  {"lr", lr}};
                     emitter.emit(std::move(e));
                 }
@@ -300,30 +422,43 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                 auto validation = evaluateModule(module, xVal, yVal, classNames, "validation");
                 e.metrics.push_back({"val_loss", validation.loss});
                 e.metrics.push_back({"val_accuracy", validation.accuracy});
-                if (validation.accuracy > bestValAccuracy) {
-                    bestValAccuracy = validation.accuracy;
-                    result.bestEpoch = epoch + 1;
+                if (validation.accuracy > loop.bestValAccuracy) {
+                    loop.bestValAccuracy = validation.accuracy;
+                    loop.bestEpoch = result.bestEpoch = epoch + 1;
                 }
-                improved = validation.loss < bestValLoss;
+                improved = validation.loss < loop.bestValLoss;
                 if (improved)
-                    bestValLoss = validation.loss;
+                    loop.bestValLoss = validation.loss;
                 result.validation = std::move(validation);
             }
             e.metrics.push_back({"epoch_seconds", secondsSince(epochStart)});
-            e.metrics.push_back({"eta_seconds", secondsSince(runStart) / double(epoch + 1) *
+            e.metrics.push_back({"eta_seconds", secondsSince(runStart) / double(epoch + 1 - startEpoch) *
                                                     double(config.epochs - epoch - 1)});
+            const std::optional<double> valAccuracy =
+                hasValidation ? std::optional<double>(result.validation->accuracy) : std::nullopt;
             emitter.emit(std::move(e));
-            result.epochsRun = epoch + 1;
+            result.epochsRun = loop.epochsDone = epoch + 1;
 
-            epochsWithoutImprovement = improved ? 0 : epochsWithoutImprovement + 1;
-            if (config.earlyStoppingPatience > 0 && epochsWithoutImprovement >= config.earlyStoppingPatience &&
+            loop.epochsWithoutImprovement = improved ? 0 : loop.epochsWithoutImprovement + 1;
+            if (config.earlyStoppingPatience > 0 && loop.epochsWithoutImprovement >= config.earlyStoppingPatience &&
                 epoch + 1 < config.epochs) {
-                result.stoppedEarly = true;
+                result.stoppedEarly = loop.stoppedEarly = true;
                 emitter.message("early stopping: the validation loss has not improved for " +
-                                std::to_string(epochsWithoutImprovement) + " epochs");
-                break;
+                                std::to_string(loop.epochsWithoutImprovement) + " epochs");
+            }
+            if (control.checkpoints) {
+                Checkpoint checkpoint;
+                checkpoint.epoch = loop.epochsDone;
+                checkpoint.valAccuracy = valAccuracy;
+                checkpoint.weights = serializeWeights(*module);
+                checkpoint.state = serializeState(*optimizer, generator, device, loop);
+                checkpoint.wallSeconds = emitter.elapsed();
+                control.checkpoints->onCheckpoint(checkpoint);
             }
         }
+        // A resume of a run whose epochs were all done (it stopped during the test evaluation).
+        if (hasValidation && !result.validation)
+            result.validation = evaluateModule(module, xVal, yVal, classNames, "validation");
 
         if (!data.test.empty()) {
             auto test = evaluateModule(module, data.test.features().to(device), data.test.labels().to(device),
@@ -339,7 +474,7 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
             result.test = std::move(test);
         }
 
-        result.seconds = secondsSince(runStart);
+        result.seconds = emitter.elapsed();
         RunEvent done;
         done.kind = EventKind::Finished;
         done.epoch = result.epochsRun;

@@ -180,7 +180,9 @@ TEST(TrainTrainer, EarlyStoppingWhenValidationLossStopsFalling) {
 TEST(TrainTrainer, CancelStopsBetweenMinibatches) {
     RecordingObserver events;
     std::atomic<bool> cancel{true};
-    EXPECT_THROW(train::train(quickConfig(), architecture("mlp"), subset(), events, &cancel), CancelledError);
+    train::TrainControl control;
+    control.cancel = &cancel;
+    EXPECT_THROW(train::train(quickConfig(), architecture("mlp"), subset(), events, control), CancelledError);
     ASSERT_FALSE(events.events().empty());
     EXPECT_EQ(events.events().back().kind, EventKind::Cancelled);
 }

@@ -29,6 +29,13 @@ public:
     /// Throws StorageError when the file cannot be read or is not an mppdl model.
     static TrainedModel load(const std::string& path, const std::string& device = "cpu");
 
+    /// A model from what a project records of a run: its architecture, the JSON of
+    /// modelInfoJson() and a Checkpoint::weights blob. `what` names the weights in errors
+    /// ("run 3, epoch 5"); ConfigError/StorageError when they do not fit or are damaged.
+    static TrainedModel fromWeights(const model::Architecture& architecture, const std::string& modelInfo,
+                                    const std::string& weights, const std::string& device,
+                                    const std::string& what);
+
     /// Accuracy, loss, per-class accuracy and confusion matrix on raw (unnormalized) data.
     /// Throws ConfigError when the data's sample shape differs from the model's input (both named).
     Evaluation evaluate(const data::Dataset& raw, const std::string& split) const;
@@ -41,5 +48,9 @@ public:
 private:
     std::unique_ptr<Impl> m_impl;
 };
+
+/// The normalizer and class names as JSON: what turns a run's weights into a usable model besides
+/// the architecture (recorded with the run in a project).
+std::string modelInfoJson(const data::Normalizer& normalizer, const std::vector<std::string>& classNames);
 
 } // namespace mppdl::train

@@ -3,6 +3,7 @@
 #include "mppdl/data/preprocess.h"
 #include "mppdl/data/source.h"
 #include "mppdl/model/architecture.h"
+#include "mppdl/train/checkpoint.h"
 #include "mppdl/train/events.h"
 #include "mppdl/train/optimizers.h"
 #include "mppdl/train/trained_model.h"
@@ -53,15 +54,21 @@ struct TrainResult {
 
 /// Trains one model on one device (the `single` strategy): loads and prepares the data, builds the
 /// network, runs the epochs, evaluates on the test split. Reports through `observer` from the
-/// calling thread. Checks `cancel` between minibatches; when set, reports Cancelled and throws
-/// CancelledError. Other failures are reported as Failed and rethrown as mppdl::Error subclasses;
+/// calling thread. Checks `control.cancel` between minibatches; when set, reports Cancelled and
+/// throws CancelledError. With `control.checkpoints` it hands over a checkpoint after each epoch;
+/// with `control.resumeFrom` it continues an earlier run (see TrainControl). Other failures are reported as Failed and rethrown as mppdl::Error subclasses;
 /// a NaN or infinite loss is a DataError naming the epoch and step.
 TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
-                  RunObserver& observer, const std::atomic<bool>* cancel = nullptr);
+                  RunObserver& observer, const TrainControl& control = {});
 
 /// The same on data already prepared (the caller loaded and split it).
 TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
                   const data::PreparedData& data, RunObserver& observer,
-                  const std::atomic<bool>* cancel = nullptr);
+                  const TrainControl& control = {});
+
+/// The configuration as JSON (what a project records to repeat a run) and back. fromJson fills
+/// missing keys with the defaults and throws ConfigError naming a key of the wrong type.
+std::string toJson(const TrainConfig& config);
+TrainConfig trainConfigFromJson(const std::string& json);
 
 } // namespace mppdl::train

@@ -1,0 +1,132 @@
+// TrainConfig <-> JSON: what a project records so that a run can be repeated or resumed.
+
+#include "mppdl/core/error.h"
+#include "mppdl/train/trainer.h"
+
+#include <nlohmann/json.hpp>
+
+namespace mppdl::train {
+
+namespace {
+
+using nlohmann::json;
+
+/// Reads `key` into `out` when present; a value of the wrong type names the key.
+template <typename T>
+void read(const json& object, const char* key, T& out, const std::string& where) {
+    const auto it = object.find(key);
+    if (it == object.end() || it->is_null())
+        return;
+    try {
+        out = it->get<T>();
+    } catch (const json::exception&) {
+        throw ConfigError(where + "\"" + key + "\" has the wrong type (" + it->type_name() + ")");
+    }
+}
+
+const json& section(const json& object, const char* key, const std::string& where) {
+    static const json empty = json::object();
+    const auto it = object.find(key);
+    if (it == object.end())
+        return empty;
+    if (!it->is_object())
+        throw ConfigError(where + "\"" + key + "\" must be an object");
+    return *it;
+}
+
+} // namespace
+
+std::string toJson(const TrainConfig& c) {
+    const auto& s = c.data.source;
+    json source = {{"kind", s.kind}, {"label", s.label}, {"delimiter", std::string(1, s.delimiter)},
+                   {"shape", s.shape}, {"limit", s.limit}};
+    if (s.header)
+        source["header"] = *s.header;
+    json j = {
+        {"data",
+         {{"location", c.data.location},
+          {"source", source},
+          {"validation_fraction", c.data.validationFraction},
+          {"normalization", data::toString(c.data.normalization)}}},
+        {"epochs", c.epochs},
+        {"batch_size", c.batchSize},
+        {"optimizer",
+         {{"name", c.optimizer.name},
+          {"lr", c.optimizer.lr},
+          {"momentum", c.optimizer.momentum},
+          {"nesterov", c.optimizer.nesterov},
+          {"weight_decay", c.optimizer.weightDecay},
+          {"beta1", c.optimizer.beta1},
+          {"beta2", c.optimizer.beta2},
+          {"eps", c.optimizer.eps},
+          {"alpha", c.optimizer.alpha}}},
+        {"schedule",
+         {{"name", c.schedule.name},
+          {"step_size", c.schedule.stepSize},
+          {"gamma", c.schedule.gamma},
+          {"min_lr", c.schedule.minLr}}},
+        {"seed", c.seed},
+        {"device", c.device},
+        {"threads", c.threads},
+        {"early_stopping_patience", c.earlyStoppingPatience},
+    };
+    return j.dump();
+}
+
+TrainConfig trainConfigFromJson(const std::string& text) {
+    json j;
+    try {
+        j = json::parse(text);
+    } catch (const json::exception& e) {
+        throw ConfigError(std::string("run configuration: not JSON: ") + e.what());
+    }
+    if (!j.is_object())
+        throw ConfigError("run configuration: not a JSON object");
+    const std::string where = "run configuration: ";
+    TrainConfig c;
+    const auto& d = section(j, "data", where);
+    read(d, "location", c.data.location, where);
+    read(d, "validation_fraction", c.data.validationFraction, where);
+    std::string normalization = data::toString(c.data.normalization);
+    read(d, "normalization", normalization, where);
+    c.data.normalization = data::parseNormalization(normalization);
+    const auto& s = section(d, "source", where);
+    read(s, "kind", c.data.source.kind, where);
+    read(s, "label", c.data.source.label, where);
+    std::string delimiter(1, c.data.source.delimiter);
+    read(s, "delimiter", delimiter, where);
+    if (delimiter.size() != 1)
+        throw ConfigError(where + "\"delimiter\" must be one character");
+    c.data.source.delimiter = delimiter[0];
+    read(s, "shape", c.data.source.shape, where);
+    read(s, "limit", c.data.source.limit, where);
+    if (s.contains("header") && !s["header"].is_null()) {
+        bool header = false;
+        read(s, "header", header, where);
+        c.data.source.header = header;
+    }
+    read(j, "epochs", c.epochs, where);
+    read(j, "batch_size", c.batchSize, where);
+    const auto& o = section(j, "optimizer", where);
+    read(o, "name", c.optimizer.name, where);
+    read(o, "lr", c.optimizer.lr, where);
+    read(o, "momentum", c.optimizer.momentum, where);
+    read(o, "nesterov", c.optimizer.nesterov, where);
+    read(o, "weight_decay", c.optimizer.weightDecay, where);
+    read(o, "beta1", c.optimizer.beta1, where);
+    read(o, "beta2", c.optimizer.beta2, where);
+    read(o, "eps", c.optimizer.eps, where);
+    read(o, "alpha", c.optimizer.alpha, where);
+    const auto& sc = section(j, "schedule", where);
+    read(sc, "name", c.schedule.name, where);
+    read(sc, "step_size", c.schedule.stepSize, where);
+    read(sc, "gamma", c.schedule.gamma, where);
+    read(sc, "min_lr", c.schedule.minLr, where);
+    read(j, "seed", c.seed, where);
+    read(j, "device", c.device, where);
+    read(j, "threads", c.threads, where);
+    read(j, "early_stopping_patience", c.earlyStoppingPatience, where);
+    return c;
+}
+
+} // namespace mppdl::train

@@ -325,8 +325,8 @@ std::string temporaryName(const std::string& path) {
     const fs::path p(path);
     const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
     // Hidden, and short enough for NAME_MAX whatever the project's name.
-    const std::string name = "." + p.filename().string().substr(0, 120) + ".creating-" + std::to_string(getpid()) + "-" +
-                             std::to_string(counter++) + "-" + std::to_string(stamp);
+    const std::string name = "." + p.filename().string().substr(0, 120) + ".creating-" +
+                             std::to_string(getpid()) + "-" + std::to_string(counter++) + "-" + std::to_string(stamp);
     return (p.parent_path() / name).string();
 }
 
@@ -1119,7 +1119,9 @@ std::optional<train::Checkpoint> Project::lastResumable(int64_t runId) const {
     return readCheckpoint(query);
 }
 
-int Project::bestCheckpointEpoch(int64_t runId) const { return bestEpochOf(implOf(m_impl).checkpointAccuracies(runId)); }
+int Project::bestCheckpointEpoch(int64_t runId) const {
+    return bestEpochOf(implOf(m_impl).checkpointAccuracies(runId));
+}
 
 int Project::lastCheckpointEpoch(int64_t runId) const {
     const auto rows = implOf(m_impl).checkpointAccuracies(runId);

@@ -1,16 +1,21 @@
-// mppdl train, demo, eval.
+// mppdl train, demo, resume, eval.
 
 #include "cli_common.h"
+#include "cli_project.h"
 #include "json_observer.h"
 #include "terminal_observer.h"
 
+#include "mppdl/core/build_info.h"
 #include "mppdl/core/error.h"
 #include "mppdl/data/preprocess.h"
 #include "mppdl/model/architecture.h"
+#include "mppdl/store/recorder.h"
+#include "mppdl/train/devices.h"
 #include "mppdl/train/trainer.h"
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -18,19 +23,96 @@ namespace mppdl::cli {
 
 namespace {
 
+/// Where a run's data came from, as the project keeps it: the reference, never the rows.
+int64_t registerDataset(store::Project& project, const train::TrainConfig& config, const data::LoadedSource& source) {
+    store::DatasetRecord d;
+    auto location = std::filesystem::path(config.data.location);
+    if (location.filename().empty())
+        location = location.parent_path();
+    d.name = location.filename().string().empty() ? source.kind : location.filename().string();
+    d.kind = source.kind;
+    d.location = std::filesystem::absolute(config.data.location).lexically_normal().string();
+    d.options = nlohmann::json::parse(train::toJson(config))["data"]["source"].dump();
+    const auto schema = source.schema();
+    d.schema = nlohmann::json{{"sample_shape", schema.sampleShape},
+                              {"dtype", schema.dtype},
+                              {"train_rows", schema.trainRows},
+                              {"test_rows", schema.testRows}}
+                   .dump();
+    d.classNames = schema.classNames;
+    const auto stats = data::computeStatistics(source.train);
+    d.statistics = nlohmann::json{{"class_counts", stats.classCounts},
+                                  {"channel_mean", stats.channelMean},
+                                  {"channel_std", stats.channelStd},
+                                  {"min", stats.min},
+                                  {"max", stats.max}}
+                       .dump();
+    return project.registerDataset(d);
+}
+
+std::unique_ptr<train::RunObserver> makeObserver(bool json, bool quiet) {
+    if (json)
+        return std::make_unique<JsonObserver>();
+    return std::make_unique<TerminalObserver>(!quiet);
+}
+
+/// Trains with the run recorded in the project: the observer and checkpoint sink are the
+/// project's recorder beside the terminal's; any failure ends the run's record before it is
+/// rethrown.
+train::TrainResult trainRecorded(store::Project& project, int64_t runId, const train::TrainConfig& config,
+                                 const model::Architecture& architecture, const data::PreparedData& data,
+                                 train::RunObserver& display, train::TrainControl control, int keepCheckpoints,
+                                 bool json, bool projectCreated = false) {
+    const auto run = project.run(runId);
+    if (json)
+        std::cout << nlohmann::json{{"event", "run"},
+                                    {"id", runId},
+                                    {"name", run->name},
+                                    {"project", project.path()},
+                                    {"project_created", projectCreated}}
+                         .dump()
+                  << std::endl;
+    else
+        std::cout << "run " << runId << " (" << run->name << ") in " << project.path()
+                  << (projectCreated ? " (a new project file)" : "") << std::endl;
+    store::RunRecorder recorder(project, runId, keepCheckpoints);
+    train::ObserverList observers;
+    observers.add(&display);
+    observers.add(&recorder);
+    control.checkpoints = &recorder;
+    project.startRun(runId);
+    try {
+        auto result = train::train(config, architecture, data, observers, control);
+        if (!json)
+            std::cout << "recorded as run " << runId << " in " << project.path() << " (mppdl show " << runId
+                      << ")" << std::endl;
+        return result;
+    } catch (const Error& e) {
+        recorder.fail(toString(e.kind()), e.what());
+        throw;
+    }
+}
+
 struct TrainFlags {
     SourceFlags source;
     std::string architecture;
     train::TrainConfig config;
     std::string normalization = "scale";
     std::string save;
+    std::string project;
+    bool noProject = false;
+    std::string name;
+    std::string warmStart;
+    int keepCheckpoints = 3;
     bool json = false;
     bool quiet = false;
     bool failureReported = false;
 
     void add(CLI::App& c) {
         source.add(c);
-        c.add_option("--arch", architecture, "architecture JSON file, or a bundled one: " + bundledList())
+        c.add_option("--arch", architecture,
+                     "architecture: a JSON file, a name in the project (NAME or NAME@VERSION), or a bundled one: " +
+                         bundledList())
             ->required();
         c.add_option("--epochs", config.epochs, "epochs")->capture_default_str();
         c.add_option("--batch-size", config.batchSize, "minibatch size")->capture_default_str();
@@ -55,9 +137,24 @@ struct TrainFlags {
         c.add_option("--threads", config.threads, "CPU threads (0 = OMP_NUM_THREADS, else all CPUs)")->capture_default_str();
         c.add_option("--seed", config.seed, "random seed; the same seed repeats a CPU run bit for bit")
             ->capture_default_str();
-        c.add_option("--save", save, "write the trained model to this file (for eval)");
+        c.add_option("--save", save, "also write the trained model to this file (for eval --model)");
+        addProjectFlags(c);
+        c.add_option("--warm-start", warmStart,
+                     "start from a recorded run's weights: RUN, RUN:EPOCH, RUN:best or RUN:last (default last)");
         c.add_flag("--json", json, "print one JSON object per line per event instead of text");
         c.add_flag("-q,--quiet", quiet, "only epoch lines and the result");
+    }
+
+    void addProjectFlags(CLI::App& c) {
+        c.add_option("--project", project,
+                     "record the run in this project file (default: $MPPDL_PROJECT, else the one *.mppdl in this "
+                     "directory, else ./project.mppdl, created)");
+        c.add_flag("--no-project", noProject, "do not record the run anywhere");
+        c.add_option("--name", name, "the run's name (default: ARCHITECTURE-ID)");
+        c.add_option("--keep-checkpoints", keepCheckpoints,
+                     "epochs whose weights and resume state are kept (the last K; the best is kept besides)")
+            ->capture_default_str()
+            ->check(CLI::Range(1, 1000000));
     }
 
     static std::string bundledList() {
@@ -88,16 +185,13 @@ struct TrainFlags {
         config.data.location = source.location;
         config.data.source = source.options();
         config.data.normalization = data::parseNormalization(normalization);
-        const auto architecture = model::loadArchitecture(resolveArchitecture(this->architecture));
-        std::unique_ptr<train::RunObserver> observer;
-        if (json)
-            observer = std::make_unique<JsonObserver>();
-        else
-            observer = std::make_unique<TerminalObserver>(!quiet);
-        failureReported = true; // from here on the trainer reports failures as events
+        if (noProject && (!warmStart.empty() || !project.empty()))
+            throw ConfigError(std::string(!warmStart.empty() ? "--warm-start" : "--project") +
+                              " reads a project: it does not go with --no-project");
+        const auto observer = makeObserver(json, quiet);
         train::TrainControl control;
         control.cancel = &cancelFlag();
-        auto result = train::train(config, architecture, *observer, control);
+        auto result = noProject ? trainUnrecorded(*observer, control) : trainInProject(*observer, control);
         if (!save.empty()) {
             result.model.save(save);
             if (!json)
@@ -105,17 +199,130 @@ struct TrainFlags {
         }
         return 0;
     }
+
+    train::TrainResult trainUnrecorded(train::RunObserver& observer, const train::TrainControl& control) {
+        const auto arch = model::loadArchitecture(resolveArchitecture(architecture));
+        failureReported = true; // from here on the trainer reports failures as events
+        return train::train(config, arch, observer, control);
+    }
+
+    train::TrainResult trainInProject(train::RunObserver& observer, train::TrainControl control) {
+        bool created = false;
+        auto store = openProject(project, store::Access::Write, &created);
+        store.reconcileInterrupted();
+        const auto arch = projectArchitecture(store, architecture, true);
+        std::optional<RunWeights> warm;
+        if (!warmStart.empty()) {
+            warm = runWeights(store, warmStart);
+            control.initialWeights = &warm->checkpoint.weights;
+            control.initialWeightsFrom = warm->label;
+        }
+        failureReported = true;
+        const auto loaded = train::loadData(config, arch.architecture, observer);
+
+        store::NewRun run;
+        run.name = name;
+        run.datasetId = registerDataset(store, config, loaded.source);
+        run.architectureVersionId = arch.version.id;
+        run.epochs = config.epochs;
+        auto recorded = nlohmann::json::parse(train::toJson(config));
+        recorded["architecture"] = {{"name", arch.version.name}, {"version", arch.version.version}};
+        recorded["strategy"] = run.strategy;
+        recorded["segments"] = run.segments;
+        if (warm) {
+            run.warmStartRun = warm->run.id;
+            run.warmStartEpoch = warm->checkpoint.epoch;
+            recorded["warm_start"] = {{"run", warm->run.id}, {"epoch", warm->checkpoint.epoch}};
+        }
+        run.config = recorded.dump();
+        run.versions = "mppdl " + std::string(versionString()) + ", " + train::libraryVersions();
+        const int64_t runId = store.createRun(run);
+        store.setModelInfo(runId, train::modelInfoJson(loaded.prepared.normalizer, loaded.prepared.train.classNames()));
+        return trainRecorded(store, runId, config, arch.architecture, loaded.prepared, observer, control,
+                             keepCheckpoints, json, created);
+    }
+};
+
+/// mppdl resume RUN: continues an interrupted or cancelled run from its last checkpoint, on the
+/// same data, configuration and architecture version, in the same run record.
+struct ResumeFlags {
+    std::string project;
+    std::string run;
+    int keepCheckpoints = 3;
+    int threads = -1;
+    bool json = false;
+    bool quiet = false;
+
+    void add(CLI::App& c) {
+        c.add_option("RUN", run, "run id or name")->required();
+        c.add_option("--project", project, "project file (default: $MPPDL_PROJECT, else the one *.mppdl here)");
+        c.add_option("--keep-checkpoints", keepCheckpoints, "epochs whose weights and resume state are kept")
+            ->capture_default_str()
+            ->check(CLI::Range(1, 1000000));
+        c.add_option("--threads", threads, "CPU threads (default: the run's setting)");
+        c.add_flag("--json", json, "print one JSON object per line per event instead of text");
+        c.add_flag("-q,--quiet", quiet, "only epoch lines and the result");
+    }
+
+    int execute() {
+        auto store = openProject(project, store::Access::Write);
+        store.reconcileInterrupted();
+        const auto record = findRun(store, run);
+        const std::string label = "run " + std::to_string(record.id) + " (" + record.name + ")";
+        switch (record.state) {
+        case store::RunState::Finished:
+            throw ConfigError(label + " has finished; to train it further start a new run with --warm-start " +
+                              std::to_string(record.id));
+        case store::RunState::Running:
+            throw ConfigError(label + " is still running (pid " + std::to_string(record.pid) + " on " + record.host + ")");
+        default:
+            break;
+        }
+        const auto checkpoint = store.lastResumable(record.id);
+        if (!checkpoint)
+            throw ConfigError(label + " stopped before its first epoch ended: there is nothing to resume; start it "
+                                      "again with mppdl train");
+        auto config = train::trainConfigFromJson(record.config);
+        if (threads >= 0)
+            config.threads = threads;
+        const auto version = store.architectureById(record.architectureVersionId);
+        if (!version)
+            throw StorageError(store.path() + ": " + label + " refers to a missing architecture version");
+        const auto architecture = model::parseArchitecture(version->spec, version->name + "@" + std::to_string(version->version));
+
+        const auto observer = makeObserver(json, quiet);
+        const auto loaded = train::loadData(config, architecture, *observer);
+        // The same seed gives the same split and normalizer; a changed source would not.
+        const auto info = train::modelInfoJson(loaded.prepared.normalizer, loaded.prepared.train.classNames());
+        if (!record.modelInfo.empty() && nlohmann::json::parse(info) != nlohmann::json::parse(record.modelInfo))
+            throw DataError(config.data.location + " has changed since " + label +
+                            " started (other class names or feature statistics): it cannot be resumed");
+        store.truncateMetrics(record.id, checkpoint->epoch);
+        if (!json)
+            std::cout << "resuming " << label << " after epoch " << checkpoint->epoch << " of " << config.epochs
+                      << std::endl;
+        train::TrainControl control;
+        control.cancel = &cancelFlag();
+        control.resumeFrom = &*checkpoint;
+        trainRecorded(store, record.id, config, architecture, loaded.prepared, *observer, control, keepCheckpoints, json);
+        return 0;
+    }
 };
 
 struct EvalFlags {
     SourceFlags source;
     std::string modelPath;
+    std::string runRef;
+    std::string project;
     std::string split = "test";
     std::string device = "cpu";
     bool json = false;
 
     void add(CLI::App& c) {
-        c.add_option("--model", modelPath, "a model file written by 'mppdl train --save'")->required();
+        auto* model = c.add_option("--model", modelPath, "a model file written by 'mppdl train --save'");
+        auto* run = c.add_option("--run", runRef, "a recorded run's weights: RUN, RUN:EPOCH, RUN:best or RUN:last");
+        model->excludes(run);
+        c.add_option("--project", project, "project file for --run (default: the one *.mppdl here)");
         source.add(c);
         c.add_option("--split", split, "test (the source's test split, or all rows when it has none)|train|all")
             ->capture_default_str();
@@ -124,7 +331,10 @@ struct EvalFlags {
     }
 
     int run() {
-        const auto model = train::TrainedModel::load(modelPath, device);
+        if (modelPath.empty() == runRef.empty())
+            throw ConfigError("eval needs a model: --model FILE or --run RUN[:EPOCH]");
+        const auto model = !modelPath.empty() ? train::TrainedModel::load(modelPath, device)
+                                              : runModel(openProject(project, store::Access::Read), runRef, device);
         const auto loaded = data::loadSource(source.location, source.options());
         data::Dataset rows;
         std::string name = split;
@@ -173,6 +383,7 @@ void registerTrainCommands(CLI::App& app, Command& selected) {
     demo->add_option("--threads", demoFlags->config.threads, "CPU threads (0 = OMP_NUM_THREADS, else all CPUs)")->capture_default_str();
     demo->add_option("--device", demoFlags->config.device, "cpu, cuda or cuda:N")->capture_default_str();
     demo->add_flag("--json", demoFlags->json, "JSON lines instead of text");
+    demoFlags->addProjectFlags(*demo);
     demo->callback([&selected, demoFlags] {
         selected = [demoFlags] {
             if (!demoFlags->json)
@@ -182,8 +393,13 @@ void registerTrainCommands(CLI::App& app, Command& selected) {
         };
     });
 
+    auto resumeFlags = std::make_shared<ResumeFlags>();
+    auto* resume = app.add_subcommand("resume", "continue an interrupted or cancelled run from its last checkpoint");
+    resumeFlags->add(*resume);
+    resume->callback([&selected, resumeFlags] { selected = [resumeFlags] { return resumeFlags->execute(); }; });
+
     auto evalFlags = std::make_shared<EvalFlags>();
-    auto* eval = app.add_subcommand("eval", "evaluate a saved model on a data source");
+    auto* eval = app.add_subcommand("eval", "evaluate a saved model or a recorded run on a data source");
     evalFlags->add(*eval);
     eval->callback([&selected, evalFlags] { selected = [evalFlags] { return evalFlags->run(); }; });
 }

@@ -50,8 +50,14 @@ protected:
                 ("mppdl_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
                  std::to_string(getpid()));
         fs::create_directories(m_dir);
+        // Runs are recorded in ./project.mppdl by default: keep them in the scratch directory.
+        m_previous = fs::current_path();
+        fs::current_path(m_dir);
     }
-    void TearDown() override { fs::remove_all(m_dir); }
+    void TearDown() override {
+        fs::current_path(m_previous);
+        fs::remove_all(m_dir);
+    }
 
     std::string file(const std::string& name, const std::string& content) {
         const auto path = m_dir / name;
@@ -60,7 +66,7 @@ protected:
     }
     std::string path(const std::string& name) const { return (m_dir / name).string(); }
 
-    fs::path m_dir;
+    fs::path m_dir, m_previous;
 };
 
 void expectClean(const Result& r) {

@@ -206,10 +206,9 @@ std::vector<std::string> validate(const TrainConfig& c) {
     return problems;
 }
 
-TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
-                  RunObserver& observer, const TrainControl& control) {
+LoadedData loadData(const TrainConfig& config, const model::Architecture& architecture, RunObserver& observer) {
     Emitter emitter(observer);
-    const data::PreparedData prepared = reportFailures(emitter, [&] {
+    return reportFailures(emitter, [&] {
         const auto problems = validate(config);
         if (!problems.empty())
             throw ConfigError(problems.front());
@@ -220,17 +219,23 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                               formatProblems(analysis.problems));
         const auto start = Clock::now();
         const data::LoadedSource source = data::loadSource(config.data.location, config.data.source);
-        auto prepared = data::prepare(source, config.data.validationFraction, config.seed,
-                                      config.data.normalization);
+        LoadedData loaded{source, data::prepare(source, config.data.validationFraction, config.seed,
+                                                config.data.normalization)};
+        const auto& prepared = loaded.prepared;
         std::ostringstream m;
         m << "data: " << source.kind << " " << source.location << ", "
           << prepared.train.size() << " train / " << prepared.validation.size() << " validation / "
           << prepared.test.size() << " test rows of " << data::formatShape(prepared.train.sampleShape())
           << ", " << prepared.train.numClasses() << " classes, loaded in " << humanDuration(secondsSince(start));
         emitter.message(m.str());
-        return prepared;
+        return loaded;
     });
-    return train(config, architecture, prepared, observer, control);
+}
+
+TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
+                  RunObserver& observer, const TrainControl& control) {
+    const auto loaded = loadData(config, architecture, observer);
+    return train(config, architecture, loaded.prepared, observer, control);
 }
 
 TrainResult train(const TrainConfig& config, const model::Architecture& architecture,

@@ -61,6 +61,17 @@ struct TrainResult {
 TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
                   RunObserver& observer, const TrainControl& control = {});
 
+/// The source as read and the data prepared from it (split, normalized).
+struct LoadedData {
+    data::LoadedSource source;
+    data::PreparedData prepared;
+};
+
+/// The first half of train(): checks the configuration, the device and the architecture, then
+/// loads and prepares the data and reports a "data: ..." message. For callers that record the
+/// source before training on it (the project store).
+LoadedData loadData(const TrainConfig& config, const model::Architecture& architecture, RunObserver& observer);
+
 /// The same on data already prepared (the caller loaded and split it).
 TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
                   const data::PreparedData& data, RunObserver& observer,

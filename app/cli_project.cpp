@@ -1,0 +1,627 @@
+// mppdl runs, show, export-metrics, arch list|add|versions: reading and curating a project file.
+
+#include "cli_project.h"
+
+#include "mppdl/core/build_info.h"
+#include "mppdl/core/error.h"
+#include "mppdl/core/text_chart.h"
+#include "mppdl/core/text_table.h"
+#include "mppdl/model/analysis.h"
+
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace mppdl::cli {
+
+namespace {
+
+constexpr const char* kDefaultProject = "project.mppdl";
+
+std::string fixed(double value, int digits) {
+    std::ostringstream s;
+    s.setf(std::ios::fixed);
+    s.precision(digits);
+    s << value;
+    return s.str();
+}
+
+std::string percentText(const std::optional<double>& fraction) {
+    return fraction ? fixed(100.0 * *fraction, 2) + "%" : "-";
+}
+
+/// "2026-11-23T10:15:02Z" -> "2026-11-23 10:15".
+std::string shortTime(const std::string& iso) {
+    if (iso.size() < 16)
+        return iso.empty() ? "-" : iso;
+    return iso.substr(0, 10) + " " + iso.substr(11, 5);
+}
+
+bool allDigits(const std::string& s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+}
+
+/// "  key      value" lines with the values aligned: a record, not a table (no header, no rule).
+struct KeyValues {
+    std::vector<std::pair<std::string, std::string>> rows;
+    std::string text;
+    void addRow(std::pair<std::string, std::string> row) {
+        rows.push_back(std::move(row));
+        size_t width = 0;
+        for (const auto& r : rows)
+            width = std::max(width, r.first.size());
+        text.clear();
+        for (const auto& r : rows)
+            text += "  " + r.first + std::string(width + 2 - r.first.size(), ' ') + r.second + "\n";
+    }
+};
+
+/// Parses and checks an architecture file or text; ConfigError listing every problem.
+model::Architecture validated(model::Architecture architecture) {
+    const auto analysis = model::analyze(architecture);
+    if (!analysis.ok())
+        throw ConfigError("invalid architecture '" + architecture.name + "':\n" + formatProblems(analysis.problems));
+    return architecture;
+}
+
+} // namespace
+
+std::string projectPath(const std::string& flag, bool forWriting) {
+    if (!flag.empty())
+        return flag;
+    if (const char* env = std::getenv("MPPDL_PROJECT"); env && *env)
+        return env;
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(".", ec))
+        if (entry.path().extension() == ".mppdl" && entry.is_regular_file(ec))
+            found.push_back(entry.path().filename().string());
+    std::sort(found.begin(), found.end());
+    if (found.size() == 1)
+        return found.front();
+    if (found.size() > 1) {
+        std::string names;
+        for (const auto& f : found)
+            names += (names.empty() ? "" : ", ") + f;
+        throw ConfigError("several projects in this directory (" + names + "): choose one with --project FILE");
+    }
+    if (forWriting)
+        return kDefaultProject;
+    throw ConfigError("no project (*.mppdl) in this directory: pass --project FILE or set MPPDL_PROJECT "
+                      "('mppdl train' creates ./" + std::string(kDefaultProject) + " on first use)");
+}
+
+store::Project openProject(const std::string& flag, store::Access access, bool* created) {
+    const auto path = projectPath(flag, access == store::Access::Write);
+    if (created)
+        *created = false;
+    if (access == store::Access::Read)
+        return store::Project::open(path, access);
+    std::error_code ec;
+    if (!fs::exists(path, ec)) {
+        auto project = store::Project::create(path);
+        if (created)
+            *created = true;
+        else
+            std::cerr << "mppdl: created project " << path << std::endl;
+        return project;
+    }
+    return store::Project::open(path, access);
+}
+
+ProjectArchitecture projectArchitecture(store::Project& project, const std::string& ref, bool addToProject) {
+    // NAME@VERSION: exactly that version of the project's.
+    if (const auto at = ref.rfind('@'); at != std::string::npos && allDigits(ref.substr(at + 1))) {
+        const auto name = ref.substr(0, at);
+        const int version = std::stoi(ref.substr(at + 1));
+        const auto found = project.architecture(name, version);
+        if (!found) {
+            const auto versions = project.architectureVersions(name);
+            throw ConfigError("architecture '" + name + "' has no version " + std::to_string(version) +
+                              " in " + project.path() +
+                              (versions.empty() ? std::string(" (no versions at all: mppdl arch add FILE)")
+                                                : " (versions 1-" + std::to_string(versions.back().version) + ")"));
+        }
+        return {*found, validated(model::parseArchitecture(found->spec, ref))};
+    }
+    std::error_code ec;
+    const bool isFile = fs::is_regular_file(ref, ec);
+    if (!isFile) {
+        if (const auto latest = project.architecture(ref))
+            return {*latest, validated(model::parseArchitecture(latest->spec, ref + "@" + std::to_string(latest->version)))};
+    }
+    const auto path = resolveArchitecture(ref); // a file, or a bundled one; ConfigError otherwise
+    auto architecture = validated(model::loadArchitecture(path));
+    const std::string note = isFile ? "from " + fs::absolute(path).lexically_normal().string()
+                                    : "bundled with mppdl " + std::string(versionString());
+    if (!addToProject) {
+        store::ArchitectureVersion unsaved;
+        unsaved.name = architecture.name;
+        return {unsaved, architecture};
+    }
+    const auto version = project.addArchitecture(architecture.name, model::toJson(architecture), note);
+    return {version, architecture};
+}
+
+store::RunRecord findRun(const store::Project& project, const std::string& idOrName) {
+    if (auto run = project.findRun(idOrName))
+        return *run;
+    const auto runs = project.runs();
+    std::string ids;
+    for (size_t i = runs.size() > 10 ? runs.size() - 10 : 0; i < runs.size(); ++i)
+        ids += (ids.empty() ? "" : ", ") + std::to_string(runs[i].id);
+    throw ConfigError("no run '" + idOrName + "' in " + project.path() +
+                      (runs.empty() ? std::string(" (it has no runs yet)") : " (latest run ids: " + ids + "; see mppdl runs)"));
+}
+
+RunWeights runWeights(const store::Project& project, const std::string& ref) {
+    std::string runPart = ref, epochPart = "last";
+    if (const auto colon = ref.rfind(':'); colon != std::string::npos) {
+        runPart = ref.substr(0, colon);
+        epochPart = ref.substr(colon + 1);
+    }
+    RunWeights out;
+    out.run = findRun(project, runPart);
+    const auto kept = project.checkpoints(out.run.id);
+    std::string keptList;
+    for (const auto& c : kept)
+        keptList += (keptList.empty() ? "" : ", ") + std::to_string(c.epoch);
+    const std::string runLabel = "run " + std::to_string(out.run.id) + " (" + out.run.name + ")";
+    if (kept.empty())
+        throw ConfigError(runLabel + " has no saved weights (state " + store::toString(out.run.state) +
+                          "; weights are saved at the end of each epoch)");
+    int epoch = 0;
+    if (epochPart == "last" || epochPart.empty())
+        epoch = project.lastCheckpointEpoch(out.run.id);
+    else if (epochPart == "best") {
+        epoch = project.bestCheckpointEpoch(out.run.id);
+        if (epoch == 0)
+            throw ConfigError(runLabel + " has no best epoch (it ran without validation): use :last");
+    } else if (allDigits(epochPart))
+        epoch = std::stoi(epochPart);
+    else
+        throw ConfigError("'" + ref + "': expected RUN, RUN:EPOCH, RUN:best or RUN:last");
+    auto checkpoint = project.checkpoint(out.run.id, epoch);
+    if (!checkpoint)
+        throw ConfigError(runLabel + " has no weights for epoch " + std::to_string(epoch) +
+                          " (kept: epochs " + keptList + ")");
+    out.checkpoint = std::move(*checkpoint);
+    out.label = runLabel + ", epoch " + std::to_string(epoch);
+    return out;
+}
+
+train::TrainedModel runModel(const store::Project& project, const std::string& ref, const std::string& device) {
+    auto weights = runWeights(project, ref);
+    const auto version = project.architectureById(weights.run.architectureVersionId);
+    if (!version)
+        throw StorageError(project.path() + ": run " + std::to_string(weights.run.id) + " refers to a missing architecture version");
+    if (weights.run.modelInfo.empty())
+        throw StorageError(project.path() + ": run " + std::to_string(weights.run.id) + " has no normalizer and class names recorded");
+    const auto architecture = model::parseArchitecture(version->spec, version->name + "@" + std::to_string(version->version));
+    return train::TrainedModel::fromWeights(architecture, weights.run.modelInfo, weights.checkpoint.weights, device,
+                                            weights.label);
+}
+
+namespace {
+
+// ---------------------------------------------------------------- runs
+
+int listRuns(const std::string& projectFlag, bool json) {
+    const auto project = openProject(projectFlag, store::Access::Read);
+    const auto runs = project.runs();
+    if (json) {
+        auto out = nlohmann::json::array();
+        for (const auto& r : runs) {
+            nlohmann::json j = {{"id", r.id},
+                                {"name", r.name},
+                                {"state", store::toString(r.state)},
+                                {"strategy", r.strategy},
+                                {"segments", r.segments},
+                                {"architecture", r.architectureName},
+                                {"architecture_version", r.architectureVersion},
+                                {"epochs", r.epochs},
+                                {"epochs_done", r.epochsDone},
+                                {"best_epoch", r.bestEpoch},
+                                {"seconds", r.seconds},
+                                {"started_at", r.startedAt},
+                                {"ended_at", r.endedAt}};
+            j["best_val_accuracy"] = r.bestValAccuracy ? nlohmann::json(*r.bestValAccuracy) : nlohmann::json();
+            j["test_accuracy"] = r.testAccuracy ? nlohmann::json(*r.testAccuracy) : nlohmann::json();
+            out.push_back(j);
+        }
+        std::cout << out.dump() << std::endl;
+        return 0;
+    }
+    if (runs.empty()) {
+        std::cout << project.path() << ": no runs yet (mppdl train --project " << project.path() << " ...)\n";
+        return 0;
+    }
+    using A = TextTable::Align;
+    TextTable table({"id", "name", "state", "strategy", "seg", "architecture", "epochs", "best val acc", "test acc",
+                     "time", "started"},
+                    {A::Right, A::Left, A::Left, A::Left, A::Right, A::Left, A::Right, A::Right, A::Right, A::Right,
+                     A::Left});
+    for (const auto& r : runs) {
+        std::string best = percentText(r.bestValAccuracy);
+        if (r.bestValAccuracy && r.bestEpoch > 0)
+            best += " (" + std::to_string(r.bestEpoch) + ")";
+        table.addRow({std::to_string(r.id), r.name, store::toString(r.state), r.strategy, std::to_string(r.segments),
+                      r.architectureName + "@" + std::to_string(r.architectureVersion),
+                      std::to_string(r.epochsDone) + "/" + std::to_string(r.epochs), best,
+                      percentText(r.testAccuracy), r.seconds > 0 ? humanDuration(r.seconds) : "-",
+                      shortTime(r.startedAt)});
+    }
+    std::cout << table.render();
+    return 0;
+}
+
+// ---------------------------------------------------------------- show
+
+/// One row per epoch of the merged model: metric name -> value.
+std::map<int, std::map<std::string, double>> epochTable(const std::vector<store::MetricPoint>& points) {
+    std::map<int, std::map<std::string, double>> rows;
+    for (const auto& p : points)
+        if (p.segment < 0)
+            rows[p.epoch][p.name] = p.value;
+    return rows;
+}
+
+std::string chart(const std::map<int, std::map<std::string, double>>& rows, const std::string& title,
+                  const std::vector<std::pair<std::string, std::string>>& series, bool unicode) {
+    std::vector<ChartSeries> lines;
+    const char32_t markers[] = {U'●', U'○', U'▲', U'△'};
+    const char32_t asciiMarkers[] = {U'*', U'o', U'+', U'x'};
+    for (size_t i = 0; i < series.size(); ++i) {
+        ChartSeries s;
+        s.label = series[i].second;
+        s.marker = unicode ? markers[i % 4] : asciiMarkers[i % 4];
+        for (const auto& [epoch, metrics] : rows) {
+            const auto it = metrics.find(series[i].first);
+            if (it == metrics.end())
+                continue;
+            s.x.push_back(epoch);
+            s.y.push_back(it->second);
+        }
+        if (!s.x.empty())
+            lines.push_back(std::move(s));
+    }
+    ChartOptions options;
+    options.title = title;
+    options.unicode = unicode;
+    options.height = 10;
+    return renderChart(lines, options);
+}
+
+void printConfig(const store::RunRecord& r, const store::Project& project) {
+    nlohmann::json c = nlohmann::json::parse(r.config, nullptr, false);
+    if (c.is_discarded())
+        c = nlohmann::json::object();
+    auto get = [&](const nlohmann::json::json_pointer& p) -> std::string {
+        if (!c.contains(p))
+            return "-";
+        const auto& v = c.at(p);
+        if (v.is_string())
+            return v.get<std::string>();
+        return v.dump();
+    };
+    using P = nlohmann::json::json_pointer;
+    std::cout << "run " << r.id << " '" << r.name << "' in " << project.path() << "\n";
+    KeyValues t;
+    t.addRow({"state", std::string(store::toString(r.state)) +
+                           (r.errorMessage.empty() ? "" : " (" + r.errorKind + ": " + r.errorMessage + ")")});
+    t.addRow({"architecture", r.architectureName + " version " + std::to_string(r.architectureVersion)});
+    std::string data = get(P("/data/location"));
+    if (r.datasetId)
+        if (const auto d = project.dataset(r.datasetId))
+            data = d->name + " (" + d->kind + ", " + d->location + ")";
+    t.addRow({"data", data});
+    std::string split = "validation " + get(P("/data/validation_fraction")) + ", normalize " +
+                        get(P("/data/normalization"));
+    if (get(P("/data/source/limit")) != "0" && get(P("/data/source/limit")) != "-")
+        split += ", first " + get(P("/data/source/limit")) + " rows";
+    t.addRow({"split", split});
+    t.addRow({"strategy", r.strategy + ", " + std::to_string(r.segments) + (r.segments == 1 ? " segment" : " segments")});
+    std::string optimizer = get(P("/optimizer/name")) + " lr " + get(P("/optimizer/lr"));
+    if (get(P("/optimizer/momentum")) != "0.0" && get(P("/optimizer/momentum")) != "-")
+        optimizer += " momentum " + get(P("/optimizer/momentum"));
+    if (get(P("/optimizer/weight_decay")) != "0.0" && get(P("/optimizer/weight_decay")) != "-")
+        optimizer += " weight decay " + get(P("/optimizer/weight_decay"));
+    t.addRow({"optimizer", optimizer});
+    t.addRow({"schedule", get(P("/schedule/name"))});
+    t.addRow({"training", get(P("/epochs")) + " epochs, batch " + get(P("/batch_size")) + ", seed " +
+                              get(P("/seed")) + ", device " + get(P("/device"))});
+    if (r.warmStartRun)
+        t.addRow({"warm start", "run " + std::to_string(*r.warmStartRun) +
+                                    (r.warmStartEpoch ? ", epoch " + std::to_string(*r.warmStartEpoch) : "")});
+    t.addRow({"host", r.host + (r.pid ? " (pid " + std::to_string(r.pid) + ")" : "")});
+    t.addRow({"started", r.startedAt.empty() ? "-" : r.startedAt});
+    t.addRow({"ended", r.endedAt.empty() ? "-" : r.endedAt});
+    t.addRow({"time", humanDuration(r.seconds)});
+    t.addRow({"versions", r.versions});
+    std::cout << t.text;
+}
+
+int showRun(const std::string& projectFlag, const std::string& ref, bool ascii) {
+    const auto project = openProject(projectFlag, store::Access::Read);
+    const auto r = findRun(project, ref);
+    printConfig(r, project);
+
+    const auto rows = epochTable(project.metrics(r.id, "epoch"));
+    if (!rows.empty()) {
+        using A = TextTable::Align;
+        TextTable t({"epoch", "train loss", "train acc", "val loss", "val acc", "lr", "img/s", "time"},
+                    {A::Right, A::Right, A::Right, A::Right, A::Right, A::Right, A::Right, A::Right});
+        auto cell = [](const std::map<std::string, double>& m, const char* name, int digits, bool percent = false) {
+            const auto it = m.find(name);
+            if (it == m.end())
+                return std::string("-");
+            return percent ? fixed(100.0 * it->second, 2) + "%" : fixed(it->second, digits);
+        };
+        for (const auto& [epoch, m] : rows) {
+            const auto seconds = m.find("epoch_seconds");
+            t.addRow({std::to_string(epoch) + (epoch == r.bestEpoch ? "*" : ""), cell(m, "train_loss", 4),
+                      cell(m, "train_accuracy", 2, true), cell(m, "val_loss", 4), cell(m, "val_accuracy", 2, true),
+                      cell(m, "lr", 5), cell(m, "images_per_sec", 0),
+                      seconds == m.end() ? "-" : humanDuration(seconds->second)});
+        }
+        std::cout << "\n" << t.render();
+        if (r.bestEpoch > 0)
+            std::cout << "* best epoch by validation accuracy\n";
+        std::cout << "\n"
+                  << chart(rows, "loss", {{"train_loss", "train"}, {"val_loss", "validation"}}, !ascii) << "\n"
+                  << chart(rows, "accuracy", {{"train_accuracy", "train"}, {"val_accuracy", "validation"}}, !ascii);
+    } else {
+        std::cout << "\nno epoch has finished yet\n";
+    }
+
+    const auto kept = project.checkpoints(r.id);
+    if (!kept.empty()) {
+        const int best = project.bestCheckpointEpoch(r.id), last = project.lastCheckpointEpoch(r.id);
+        std::string list;
+        for (const auto& c : kept) {
+            list += (list.empty() ? "" : ", ") + std::to_string(c.epoch);
+            std::vector<std::string> tags;
+            if (c.epoch == best)
+                tags.push_back("best");
+            if (c.epoch == last)
+                tags.push_back("last");
+            if (!tags.empty()) {
+                list += " (";
+                for (size_t i = 0; i < tags.size(); ++i)
+                    list += (i ? ", " : "") + tags[i];
+                list += ")";
+            }
+        }
+        std::cout << "\nweights kept for epochs " << list << ": use " << r.id << ":best, " << r.id << ":last or "
+                  << r.id << ":EPOCH with --warm-start and eval --run\n";
+    }
+    for (const auto& e : project.evaluations(r.id)) {
+        std::cout << "\n(epoch " << e.epoch << ") ";
+        printEvaluation(e.evaluation);
+    }
+    if (r.state == store::RunState::Interrupted || r.state == store::RunState::Cancelled)
+        std::cout << "\nthe run stopped after epoch " << r.epochsDone << ": mppdl resume " << r.id
+                  << " continues it\n";
+    return 0;
+}
+
+// ---------------------------------------------------------------- export-metrics
+
+int exportMetrics(const std::string& projectFlag, const std::string& ref, const std::string& csvPath,
+                  const std::string& kind) {
+    const auto project = openProject(projectFlag, store::Access::Read);
+    const auto r = findRun(project, ref);
+    const auto points = project.metrics(r.id, kind == "all" ? std::string() : kind);
+    // Wide: one row per recorded point in time, one column per metric (as TensorBoard's and
+    // DIGITS' CSV downloads); empty cells where a metric was not recorded at that point.
+    std::vector<std::string> names;
+    std::set<std::string> seen;
+    for (const auto& p : points)
+        if (seen.insert(p.name).second)
+            names.push_back(p.name);
+    struct Key {
+        int segment;
+        int epoch;
+        int64_t step;
+        std::string kind;
+        bool operator<(const Key& o) const {
+            return std::tie(step, epoch, kind, segment) < std::tie(o.step, o.epoch, o.kind, o.segment);
+        }
+    };
+    std::map<Key, std::pair<double, std::map<std::string, double>>> rows;
+    for (const auto& p : points) {
+        auto& row = rows[{p.segment, p.epoch, p.step, p.kind}];
+        row.first = p.wallSeconds;
+        row.second[p.name] = p.value;
+    }
+    const std::string tmp = csvPath + ".tmp";
+    {
+        std::ofstream out(tmp);
+        if (!out)
+            throw StorageError(csvPath + ": cannot write (" + std::strerror(errno) + ")");
+        out << "run,segment,epoch,step,kind,wall_seconds";
+        for (const auto& n : names)
+            out << ',' << n;
+        out << '\n';
+        out.precision(10);
+        for (const auto& [key, row] : rows) {
+            out << r.id << ',' << (key.segment < 0 ? std::string("merged") : std::to_string(key.segment)) << ','
+                << key.epoch << ',' << key.step << ',' << key.kind << ',' << row.first;
+            for (const auto& n : names) {
+                out << ',';
+                if (const auto it = row.second.find(n); it != row.second.end())
+                    out << it->second;
+            }
+            out << '\n';
+        }
+        if (!out.flush())
+            throw StorageError(csvPath + ": cannot write");
+    }
+    std::error_code ec;
+    fs::rename(tmp, csvPath, ec);
+    if (ec) {
+        fs::remove(tmp, ec);
+        throw StorageError(csvPath + ": cannot write (" + ec.message() + ")");
+    }
+    std::cerr << "wrote " << rows.size() << " rows x " << names.size() << " metrics of run " << r.id << " to "
+              << csvPath << std::endl;
+    return 0;
+}
+
+// ---------------------------------------------------------------- arch list|add|versions
+
+int archList(const std::string& projectFlag) {
+    const auto project = openProject(projectFlag, store::Access::Read);
+    const auto list = project.architectures();
+    if (list.empty()) {
+        std::cout << project.path() << ": no architectures yet (mppdl arch add FILE, or train with --arch)\n";
+        return 0;
+    }
+    using A = TextTable::Align;
+    TextTable t({"name", "versions", "latest", "parameters", "runs", "updated"},
+                {A::Left, A::Right, A::Right, A::Right, A::Right, A::Left});
+    for (const auto& a : list) {
+        std::string params = "-";
+        if (const auto latest = project.architecture(a.name)) {
+            try {
+                params = groupThousands(model::analyze(model::parseArchitecture(latest->spec, a.name)).totalParams);
+            } catch (const Error&) {
+                params = "?";
+            }
+        }
+        t.addRow({a.name, std::to_string(a.versions), std::to_string(a.latest), params, std::to_string(a.runs),
+                  shortTime(a.updatedAt)});
+    }
+    std::cout << t.render();
+    return 0;
+}
+
+int archAdd(const std::string& projectFlag, const std::string& file, const std::string& name, const std::string& note) {
+    std::error_code ec;
+    if (!fs::is_regular_file(file, ec))
+        throw ConfigError(file + ": no such architecture file");
+    auto architecture = validated(model::loadArchitecture(file));
+    if (!name.empty())
+        architecture.name = name;
+    auto project = openProject(projectFlag, store::Access::Write);
+    bool created = false;
+    const auto v = project.addArchitecture(architecture.name, model::toJson(architecture),
+                                           note.empty() ? "from " + fs::absolute(file).lexically_normal().string() : note,
+                                           &created);
+    if (created)
+        std::cout << "added " << v.name << " version " << v.version << " to " << project.path() << " (use --arch "
+                  << v.name << "@" << v.version << ")\n";
+    else
+        std::cout << "unchanged: " << v.name << " version " << v.version << " in " << project.path()
+                  << " has the same layers\n";
+    return 0;
+}
+
+int archVersions(const std::string& projectFlag, const std::string& name) {
+    const auto project = openProject(projectFlag, store::Access::Read);
+    const auto versions = project.architectureVersions(name);
+    if (versions.empty()) {
+        std::string names;
+        for (const auto& a : project.architectures())
+            names += (names.empty() ? "" : ", ") + a.name;
+        throw ConfigError("no architecture '" + name + "' in " + project.path() +
+                          (names.empty() ? std::string() : " (it has: " + names + ")"));
+    }
+    using A = TextTable::Align;
+    TextTable t({"version", "layers", "parameters", "runs", "created", "note"},
+                {A::Right, A::Right, A::Right, A::Right, A::Left, A::Left});
+    for (const auto& v : versions) {
+        std::string layers = "?", params = "?";
+        try {
+            const auto arch = model::parseArchitecture(v.spec, name + "@" + std::to_string(v.version));
+            layers = std::to_string(arch.layers.size());
+            params = groupThousands(model::analyze(arch).totalParams);
+        } catch (const Error&) {
+        }
+        t.addRow({std::to_string(v.version), layers, params, std::to_string(v.runs), shortTime(v.createdAt), v.note});
+    }
+    std::cout << name << " in " << project.path() << "\n" << t.render();
+    return 0;
+}
+
+} // namespace
+
+void registerProjectCommands(CLI::App& app, Command& selected) {
+    auto projectFlag = std::make_shared<std::string>();
+    auto addProject = [projectFlag](CLI::App* c) {
+        c->add_option("--project", *projectFlag,
+                      "project file (default: $MPPDL_PROJECT, else the one *.mppdl in this directory)");
+    };
+
+    auto* runs = app.add_subcommand("runs", "the runs recorded in a project: state, best accuracy, time");
+    addProject(runs);
+    auto runsJson = std::make_shared<bool>(false);
+    runs->add_flag("--json", *runsJson, "one JSON array");
+    runs->callback([&selected, projectFlag, runsJson] {
+        selected = [projectFlag, runsJson] { return listRuns(*projectFlag, *runsJson); };
+    });
+
+    auto* show = app.add_subcommand("show", "a run's configuration, metrics per epoch with charts, and results");
+    addProject(show);
+    auto showRef = std::make_shared<std::string>();
+    auto ascii = std::make_shared<bool>(false);
+    show->add_option("RUN", *showRef, "run id or name")->required();
+    show->add_flag("--ascii", *ascii, "draw the charts with ASCII characters only");
+    show->callback([&selected, projectFlag, showRef, ascii] {
+        selected = [projectFlag, showRef, ascii] { return showRun(*projectFlag, *showRef, *ascii); };
+    });
+
+    auto* exportCmd = app.add_subcommand("export-metrics", "write a run's metric series to a CSV file");
+    addProject(exportCmd);
+    auto exportRef = std::make_shared<std::string>();
+    auto csv = std::make_shared<std::string>();
+    auto kind = std::make_shared<std::string>("all");
+    exportCmd->add_option("RUN", *exportRef, "run id or name")->required();
+    exportCmd->add_option("--csv", *csv, "output file: one row per recorded point, one column per metric")->required();
+    exportCmd->add_option("--kind", *kind, "all|epoch|progress|test")
+        ->check(CLI::IsMember({"all", "epoch", "progress", "test"}))
+        ->capture_default_str();
+    exportCmd->callback([&selected, projectFlag, exportRef, csv, kind] {
+        selected = [projectFlag, exportRef, csv, kind] { return exportMetrics(*projectFlag, *exportRef, *csv, *kind); };
+    });
+
+    // The project's half of `mppdl arch` (the inspect commands registered the parent).
+    auto* arch = app.get_subcommand("arch");
+    auto* list = arch->add_subcommand("list", "the architectures in a project, with their versions and runs");
+    addProject(list);
+    list->callback([&selected, projectFlag] { selected = [projectFlag] { return archList(*projectFlag); }; });
+
+    auto* add = arch->add_subcommand("add", "add an architecture file to a project as its next version");
+    addProject(add);
+    auto file = std::make_shared<std::string>();
+    auto name = std::make_shared<std::string>();
+    auto note = std::make_shared<std::string>();
+    add->add_option("FILE", *file, "architecture JSON file")->required();
+    add->add_option("--name", *name, "store under this name (default: the file's \"name\")");
+    add->add_option("--note", *note, "what changed in this version");
+    add->callback([&selected, projectFlag, file, name, note] {
+        selected = [projectFlag, file, name, note] { return archAdd(*projectFlag, *file, *name, *note); };
+    });
+
+    auto* versions = arch->add_subcommand("versions", "the versions of one architecture in a project");
+    addProject(versions);
+    auto versionsName = std::make_shared<std::string>();
+    versions->add_option("NAME", *versionsName, "architecture name")->required();
+    versions->callback([&selected, projectFlag, versionsName] {
+        selected = [projectFlag, versionsName] { return archVersions(*projectFlag, *versionsName); };
+    });
+}
+
+} // namespace mppdl::cli

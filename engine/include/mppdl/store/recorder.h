@@ -1,0 +1,55 @@
+#pragma once
+
+#include "mppdl/store/project.h"
+#include "mppdl/train/checkpoint.h"
+#include "mppdl/train/events.h"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mppdl::store {
+
+/// Records a run into a project as it trains: its metric series (buffered, one transaction per
+/// flush, never per point), its checkpoints, its progress and how it ended. Hand it to train() as
+/// observer (in an ObserverList beside the terminal's) and as checkpoint sink.
+///
+/// A storage failure while training is rethrown (the run stops with a StorageError rather than
+/// train on without a record); once the run has ended, failures to record that are reported by
+/// endedWithError() instead, so that the original error is the one the user sees.
+class RunRecorder : public train::RunObserver, public train::CheckpointSink {
+public:
+    /// `keepCheckpoints`: the last K epochs kept with resume state (the best is kept besides).
+    /// `flushSeconds`: the longest a metric point waits in memory.
+    RunRecorder(Project& project, int64_t runId, int keepCheckpoints = 3, double flushSeconds = 2.0);
+
+    void onEvents(const std::vector<train::RunEvent>& batch) override;
+    void onCheckpoint(const train::Checkpoint& checkpoint) override;
+
+    /// Writes the buffered points now.
+    void flush();
+    /// Whether a Finished, Failed or Cancelled event was recorded.
+    bool ended() const { return m_ended; }
+    /// Marks the run failed when it ended by an error that never reached the observer (e.g. the
+    /// data could not be loaded); does nothing when the run already ended.
+    void fail(const std::string& errorKind, const std::string& message);
+    /// A storage error met while recording the end of the run; empty when none.
+    const std::string& endedWithError() const { return m_endError; }
+
+private:
+    void record(const train::RunEvent& event);
+    void end(RunState state, const std::string& errorKind, const std::string& message);
+
+    Project& m_project;
+    int64_t m_runId;
+    int m_keep;
+    std::chrono::duration<double> m_flushInterval;
+    std::chrono::steady_clock::time_point m_lastFlush;
+    std::vector<MetricPoint> m_pending;
+    RunProgress m_progress;
+    bool m_ended = false;
+    std::string m_endError;
+};
+
+} // namespace mppdl::store

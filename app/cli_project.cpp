@@ -319,8 +319,11 @@ void printConfig(const store::RunRecord& r, const store::Project& project) {
     using P = nlohmann::json::json_pointer;
     std::cout << "run " << r.id << " '" << r.name << "' in " << project.path() << "\n";
     KeyValues t;
-    t.addRow({"state", std::string(store::toString(r.state)) +
-                           (r.errorMessage.empty() ? "" : " (" + r.errorKind + ": " + r.errorMessage + ")")});
+    const std::string state = store::toString(r.state);
+    std::string why;
+    if (!r.errorMessage.empty())
+        why = " (" + (r.errorKind.empty() || r.errorKind == state ? "" : r.errorKind + " error: ") + r.errorMessage + ")";
+    t.addRow({"state", state + why});
     t.addRow({"architecture", r.architectureName + " version " + std::to_string(r.architectureVersion)});
     std::string data = get(P("/data/location"));
     if (r.datasetId)

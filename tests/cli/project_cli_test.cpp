@@ -84,6 +84,7 @@ public:
         return out.empty() ? std::nullopt : std::optional<std::string>(out);
     }
     void kill9() { kill(m_pid, SIGKILL); }
+    void interrupt() { kill(m_pid, SIGINT); }
     /// Exit code (128 + signal when killed).
     int wait() {
         if (m_pid <= 0)
@@ -179,7 +180,8 @@ std::map<int, std::map<std::string, std::string>> epochMetrics(const std::string
         const auto cells = split(line);
         const int epoch = std::stoi(cells.at(2));
         for (size_t i = 6; i < cells.size() && i < names.size(); ++i)
-            if (!cells[i].empty() && names[i] != "images_per_sec" && names[i] != "epoch_seconds")
+            if (!cells[i].empty() && names[i] != "images_per_sec" && names[i] != "epoch_seconds" &&
+                names[i] != "store_seconds") // timings differ between any two runs
                 out[epoch][names[i]] = cells[i];
     }
     return out;
@@ -299,6 +301,34 @@ TEST_F(ProjectCli, KilledRunResumesToTheSameResultBitForBit) {
     r = run("resume 1 --project p.mppdl");
     EXPECT_EQ(r.code, 2) << r.out;
     EXPECT_NE(r.out.find("--warm-start"), std::string::npos) << r.out;
+}
+
+// Ctrl-C ends a run as cancelled, with its error recorded; it can be resumed like an interrupted one.
+TEST_F(ProjectCli, CancelledRunIsRecordedAndResumable) {
+    {
+        Background training(quick("lenet5", 2, 6000) + " --project p.mppdl --json");
+        bool inEpoch2 = false;
+        while (auto line = training.line())
+            if (line->find("\"event\":\"progress\"") != std::string::npos &&
+                line->find("\"epoch\":2") != std::string::npos) {
+                inEpoch2 = true;
+                break;
+            }
+        ASSERT_TRUE(inEpoch2);
+        training.interrupt();
+        while (training.line()) {
+        }
+        EXPECT_EQ(training.wait(), 130);
+    }
+    const auto runs = runsJson("p.mppdl");
+    ASSERT_EQ(runs.size(), 1u);
+    EXPECT_EQ(runs[0]["state"], "cancelled");
+    auto r = run("show 1 --project p.mppdl");
+    EXPECT_NE(r.out.find("cancelled in epoch 2"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("mppdl resume 1"), std::string::npos) << r.out;
+    r = run("resume 1 --project p.mppdl -q");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(runsJson("p.mppdl")[0]["state"], "finished");
 }
 
 TEST_F(ProjectCli, ReadersSucceedWhileARunWrites) {

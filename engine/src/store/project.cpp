@@ -23,6 +23,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <set>
 
@@ -84,7 +85,17 @@ bool processExists(int64_t pid) {
     // kill(0, ...) and negative pids address process groups: never a run's process.
     if (pid <= 0 || pid > INT_MAX)
         return false;
-    return kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
+    if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+        return false;
+    // A killed process stays a zombie until its parent reaps it: it exists but runs nothing.
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (std::getline(stat, line)) {
+        const auto close = line.rfind(')'); // the command name may contain spaces and parentheses
+        if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z')
+            return false;
+    }
+    return true;
 }
 
 bool pathExists(const std::string& path) {

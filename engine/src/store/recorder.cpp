@@ -19,10 +19,12 @@ RunRecorder::RunRecorder(Project& project, int64_t runId, int keepCheckpoints, d
 }
 
 void RunRecorder::onEvents(const std::vector<train::RunEvent>& batch) {
+    const auto start = std::chrono::steady_clock::now();
     for (const auto& event : batch)
         record(event);
     if (!m_ended && std::chrono::steady_clock::now() - m_lastFlush >= m_flushInterval)
         flush();
+    m_busy += std::chrono::steady_clock::now() - start;
 }
 
 void RunRecorder::record(const train::RunEvent& event) {
@@ -46,6 +48,7 @@ void RunRecorder::record(const train::RunEvent& event) {
         m_pending.push_back({event.segment, event.epoch, event.step, kind, m.name, m.value, event.wallSeconds});
     }
     if (event.kind == EventKind::Epoch && event.segment < 0) {
+        m_lastStep = event.step;
         m_progress.epochsDone = event.epoch;
         m_progress.seconds = event.wallSeconds;
         for (const auto& m : event.metrics)
@@ -70,11 +73,17 @@ void RunRecorder::flush() {
 }
 
 void RunRecorder::onCheckpoint(const train::Checkpoint& checkpoint) {
+    const auto start = std::chrono::steady_clock::now();
     // The epoch's points first: a checkpoint never refers to metrics that were not written.
     flush();
     m_project.saveCheckpoint(m_runId, checkpoint, m_keep);
     m_progress.seconds = checkpoint.wallSeconds;
     m_project.updateProgress(m_runId, m_progress);
+    m_busy += std::chrono::steady_clock::now() - start;
+    // Stays buffered until the next flush: it is the last thing this epoch costs.
+    m_pending.push_back({-1, checkpoint.epoch, m_lastStep, "epoch", "store_seconds",
+                         checkpoint.serializeSeconds + m_busy.count(), checkpoint.wallSeconds});
+    m_busy = {};
 }
 
 void RunRecorder::fail(const std::string& errorKind, const std::string& message) {

@@ -452,12 +452,14 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                                 std::to_string(loop.epochsWithoutImprovement) + " epochs");
             }
             if (control.checkpoints) {
+                const auto checkpointStart = Clock::now();
                 Checkpoint checkpoint;
                 checkpoint.epoch = loop.epochsDone;
                 checkpoint.valAccuracy = valAccuracy;
                 checkpoint.weights = serializeWeights(*module);
                 checkpoint.state = serializeState(*optimizer, generator, device, loop);
                 checkpoint.wallSeconds = emitter.elapsed();
+                checkpoint.serializeSeconds = secondsSince(checkpointStart);
                 control.checkpoints->onCheckpoint(checkpoint);
             }
         }
@@ -472,6 +474,7 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
             e.kind = EventKind::Evaluation;
             e.epoch = result.epochsRun;
             e.epochs = config.epochs;
+            e.step = globalStep; // after the last step: series ordered by step end with it
             e.metrics = {{"test_loss", test.loss}, {"test_accuracy", test.accuracy}};
             e.message = "test accuracy " + percent(test.accuracy);
             e.evaluation = std::make_shared<Evaluation>(test);

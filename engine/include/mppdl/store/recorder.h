@@ -15,6 +15,10 @@ namespace mppdl::store {
 /// flush, never per point), its checkpoints, its progress and how it ended. Hand it to train() as
 /// observer (in an ObserverList beside the terminal's) and as checkpoint sink.
 ///
+/// Each checkpoint adds a `store_seconds` point to its epoch: the time the training thread spent
+/// in the store during that epoch (metric writes, serializing and writing the checkpoint), so the
+/// cost of recording is measured where it is paid.
+///
 /// A storage failure while training is rethrown (the run stops with a StorageError rather than
 /// train on without a record); once the run has ended, failures to record that are reported by
 /// endedWithError() instead, so that the original error is the one the user sees.
@@ -48,6 +52,8 @@ private:
     std::chrono::steady_clock::time_point m_lastFlush;
     std::vector<MetricPoint> m_pending;
     RunProgress m_progress;
+    std::chrono::duration<double> m_busy{0}; ///< time spent recording since the last checkpoint
+    int64_t m_lastStep = 0; ///< of the last epoch event: where its checkpoint's cost is filed
     bool m_ended = false;
     std::string m_endError;
 };

@@ -12,6 +12,7 @@ struct Checkpoint {
     int epoch = 0;                     ///< epochs completed
     std::optional<double> valAccuracy; ///< that epoch's, when the run validates
     double wallSeconds = 0;            ///< the run's wall time up to here (continued by a resume)
+    double serializeSeconds = 0;       ///< what making the blobs cost the training thread
     /// The network's parameters and buffers, a libtorch archive: enough to evaluate, export or
     /// warm-start from, with the architecture and normalizer the run recorded.
     std::string weights;

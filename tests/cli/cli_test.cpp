@@ -1,6 +1,8 @@
 // Runs the mppdl binary end to end: exit codes, what it prints, and that bad input gives a clear
 // message instead of a crash or a libtorch stack trace.
 
+#include "support/run_cli.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <zlib.h>
@@ -20,25 +22,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-    int code = -1;
-    std::string out; // stdout and stderr together
-};
+using Result = CliResult;
 
-Result run(const std::string& args) {
-    const std::string command = std::string(MPPDL_BINARY) + " " + args + " 2>&1";
-    Result r;
-    FILE* pipe = popen(command.c_str(), "r");
-    if (!pipe)
-        return r;
-    std::array<char, 4096> buf{};
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0)
-        r.out.append(buf.data(), n);
-    const int status = pclose(pipe);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return r;
-}
+Result run(const std::string& args) { return runMppdl(args); }
 
 const std::string kFmnist = MPPDL_FASHION_MNIST_DIR;
 

@@ -4,6 +4,8 @@
 
 #include "mppdl/store/project.h"
 
+#include "support/run_cli.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -25,25 +27,9 @@ using namespace mppdl;
 
 namespace {
 
-struct Result {
-    int code = -1;
-    std::string out; // stdout and stderr together
-};
+using Result = CliResult;
 
-Result run(const std::string& args) {
-    const std::string command = std::string(MPPDL_BINARY) + " " + args + " 2>&1";
-    Result r;
-    FILE* pipe = popen(command.c_str(), "r");
-    if (!pipe)
-        return r;
-    std::array<char, 4096> buf{};
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0)
-        r.out.append(buf.data(), n);
-    const int status = pclose(pipe);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return r;
-}
+Result run(const std::string& args) { return runMppdl(args); }
 
 /// mppdl started in the background with its stdout on a pipe, read line by line.
 class Background {

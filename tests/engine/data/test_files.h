@@ -2,6 +2,7 @@
 
 // Fixtures for the data tests: tiny files in each format, written into a temporary directory.
 
+#include "support/expect_error.h"
 #include "mppdl/core/error.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +15,8 @@
 #include <vector>
 
 namespace mppdl::data::testing {
+
+using ::expectError;
 
 /// A fresh directory under the system's temporary directory, removed with the object.
 class TempDir {
@@ -51,19 +54,5 @@ std::string bytesOf(const std::vector<T>& values) {
 void writePng(const std::string& path, int width, int height, int channels, int seed = 0);
 uint8_t pngPixel(int y, int x, int c, int seed);
 
-/// Expects `f` to throw exactly E (or a subclass) whose message contains each of `parts`.
-template <class E>
-void expectError(const std::function<void()>& f, std::initializer_list<std::string> parts) {
-    try {
-        f();
-        ADD_FAILURE() << "no exception was thrown";
-    } catch (const E& e) {
-        const std::string message = e.what();
-        for (const auto& part : parts)
-            EXPECT_NE(message.find(part), std::string::npos) << "message: " << message << "\nlacks: " << part;
-    } catch (const std::exception& e) {
-        ADD_FAILURE() << "wrong exception type; message: " << e.what();
-    }
-}
 
 } // namespace mppdl::data::testing

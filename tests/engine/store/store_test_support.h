@@ -3,6 +3,7 @@
 // Fixtures for the store tests: real files in a fresh temporary directory, and a raw sqlite3
 // connection to look at or damage a project behind the store's back.
 
+#include "support/expect_error.h"
 #include "mppdl/core/error.h"
 
 #include <gtest/gtest.h>
@@ -22,6 +23,8 @@
 #include <vector>
 
 namespace mppdl::store::testing {
+
+using ::expectError;
 
 /// A fresh directory under the system's temporary directory, removed with the object.
 class TempDir {
@@ -73,20 +76,6 @@ inline void writeBytes(const std::string& path, const std::string& bytes) {
 
 inline bool exists(const std::string& path) { return std::filesystem::exists(path); }
 
-/// Expects `f` to throw exactly E (or a subclass) whose message contains each of `parts`.
-template <class E>
-void expectError(const std::function<void()>& f, std::initializer_list<std::string> parts) {
-    try {
-        f();
-        ADD_FAILURE() << "no exception was thrown";
-    } catch (const E& e) {
-        const std::string message = e.what();
-        for (const auto& part : parts)
-            EXPECT_NE(message.find(part), std::string::npos) << "message: " << message << "\nlacks: " << part;
-    } catch (const std::exception& e) {
-        ADD_FAILURE() << "wrong exception type; message: " << e.what();
-    }
-}
 
 /// A plain sqlite3 connection, independent of the store's wrapper.
 class RawDb {

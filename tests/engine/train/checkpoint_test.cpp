@@ -7,6 +7,7 @@
 #include "mppdl/train/trainer.h"
 
 #include "train/trained_model_impl.h"
+#include "train_test_util.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -16,19 +17,10 @@ using namespace mppdl::train;
 
 namespace {
 
-model::Architecture architecture(const std::string& name) {
-    return model::loadArchitecture(std::string(MPPDL_SOURCE_DIR) + "/resources/architectures/" + name + ".json");
-}
+model::Architecture architecture(const std::string& name) { return bundledArchitecture(name); }
 
 const data::PreparedData& subset() {
-    static const data::PreparedData prepared = [] {
-        data::SourceOptions options;
-        options.limit = 1200;
-        const auto source = data::loadSource(MPPDL_FASHION_MNIST_DIR, options);
-        auto p = data::prepare(source, 0.25, 5, data::Normalizer::Mode::Scale01);
-        p.test = p.test.slice(0, 500);
-        return p;
-    }();
+    static const data::PreparedData prepared = fashionSubset(1200, 0.25, 5, 500);
     return prepared;
 }
 

@@ -6,6 +6,7 @@
 #include "mppdl/train/trainer.h"
 
 #include "train/trained_model_impl.h"
+#include "train_test_util.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -21,20 +22,11 @@ using namespace mppdl::train;
 
 namespace {
 
-model::Architecture architecture(const std::string& name) {
-    return model::loadArchitecture(std::string(MPPDL_SOURCE_DIR) + "/resources/architectures/" + name + ".json");
-}
+model::Architecture architecture(const std::string& name) { return bundledArchitecture(name); }
 
 /// A small real Fashion-MNIST subset: 2000 training rows, prepared once for all tests.
 const data::PreparedData& subset() {
-    static const data::PreparedData prepared = [] {
-        data::SourceOptions options;
-        options.limit = 2000;
-        const auto source = data::loadSource(MPPDL_FASHION_MNIST_DIR, options);
-        auto p = data::prepare(source, 0.2, 7, data::Normalizer::Mode::Scale01);
-        p.test = p.test.slice(0, 1000);
-        return p;
-    }();
+    static const data::PreparedData prepared = fashionSubset(2000, 0.2, 7, 1000);
     return prepared;
 }
 

@@ -220,7 +220,7 @@ int devices() {
 } // namespace
 
 void registerInspectCommands(CLI::App& app, Command& selected) {
-    auto* arch = app.add_subcommand("arch", "look at network architectures");
+    auto* arch = app.add_subcommand("arch", "look at network architectures; list, add and version them in a project");
     arch->require_subcommand(1);
     auto archName = std::make_shared<std::string>();
     auto* show = arch->add_subcommand("show", "layers with output shapes, parameters and FLOPs; problems if invalid");

@@ -18,7 +18,8 @@ const char* kExitCodes = R"(exit codes:
   2    configuration: bad flags, an invalid architecture, shapes that do not fit
   3    data: a missing or malformed data file (file, line and column named)
   4    device: no such device, out of device memory
-  5    storage: a model or output file that cannot be read or written
+  5    storage: a model, output or project file that cannot be read or written
+       (not a project, corrupt, from a newer mppdl, read-only)
   70   internal error (a bug: please report it)
   130  cancelled with Ctrl-C)";
 

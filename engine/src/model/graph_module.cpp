@@ -60,11 +60,22 @@ void GraphModuleImpl::reset() {
         node.merge = op.merge;
         node.mergeArg = op.mergeArg;
         if (!op.module.is_empty()) {
+            if (auto* dropout = dynamic_cast<detail::SeededDropoutImpl*>(op.module.ptr().get()))
+                dropout->setGenerator(m_generator);
             register_module(info.name, op.module.ptr());
             node.module = std::move(op.module);
         }
         m_nodes.push_back(std::move(node));
     }
+}
+
+void GraphModuleImpl::setGenerator(const at::Generator& generator) {
+    // A new holder, not an assignment into the shared one: clones must not share this one.
+    m_generator = std::make_shared<at::Generator>(generator);
+    for (auto& node : m_nodes)
+        if (!node.module.is_empty())
+            if (auto* dropout = dynamic_cast<detail::SeededDropoutImpl*>(node.module.ptr().get()))
+                dropout->setGenerator(m_generator);
 }
 
 void GraphModuleImpl::checkInput(const torch::Tensor& x) const {

@@ -41,6 +41,10 @@ public:
     /// and inspection; the same order as analysis().layers.
     std::vector<std::pair<std::string, torch::Tensor>> forwardAll(const torch::Tensor& x);
 
+    /// The generator Dropout layers draw from (a CPU generator for CPU tensors); undefined means
+    /// torch's global generator. A clone shares its original's until it is given its own.
+    void setGenerator(const at::Generator& generator);
+
     bool endsWithSoftmax() const;
     const Architecture& architecture() const { return m_architecture; }
     const Analysis& analysis() const { return m_analysis; }
@@ -69,6 +73,7 @@ private:
     size_t m_output = 0;
     size_t m_logits = 0;
     bool m_endsWithSoftmax = false;
+    std::shared_ptr<at::Generator> m_generator = std::make_shared<at::Generator>();
 };
 
 TORCH_MODULE(GraphModule);

@@ -83,6 +83,23 @@ struct LayerOp {
     int64_t mergeArg = 0;
 };
 
+/// Dropout that draws its masks from a generator the network owns (GraphModule::setGenerator)
+/// rather than torch's global one: replicas training on several threads then draw reproducible
+/// masks, and a checkpoint can save the stream. Without one it uses the global generator. The
+/// arithmetic is at::dropout's on the CPU (bernoulli noise, divided by 1 - rate, multiplied).
+class SeededDropoutImpl : public torch::nn::Cloneable<SeededDropoutImpl> {
+public:
+    explicit SeededDropoutImpl(double rate) : m_rate(rate) {}
+    void reset() override {}
+    torch::Tensor forward(const torch::Tensor& x);
+    void setGenerator(std::shared_ptr<at::Generator> generator) { m_generator = std::move(generator); }
+
+private:
+    double m_rate;
+    std::shared_ptr<at::Generator> m_generator;
+};
+TORCH_MODULE(SeededDropout);
+
 /// One row of the layer table.
 struct LayerKind {
     LayerTypeInfo info;

@@ -250,6 +250,22 @@ LayerOp batchNormBuild(const LayerParams& p, const std::vector<Shape>& in, const
 
 // Dropout -----------------------------------------------------------------------------------------
 
+} // namespace
+
+torch::Tensor SeededDropoutImpl::forward(const torch::Tensor& x) {
+    if (!is_training() || m_rate == 0)
+        return x;
+    auto noise = at::empty_like(x);
+    if (m_generator && m_generator->defined())
+        noise.bernoulli_(1 - m_rate, *m_generator);
+    else
+        noise.bernoulli_(1 - m_rate);
+    noise.div_(1 - m_rate);
+    return x * noise;
+}
+
+namespace {
+
 void dropoutCheck(const LayerParams& p, Messages& problems) {
     const double rate = p.getFloat("rate");
     if (!(rate >= 0 && rate < 1))
@@ -257,8 +273,7 @@ void dropoutCheck(const LayerParams& p, Messages& problems) {
 }
 
 LayerOp dropoutBuild(const LayerParams& p, const std::vector<Shape>&, const Shape&) {
-    return {
-        torch::nn::AnyModule(torch::nn::Dropout(torch::nn::DropoutOptions(p.getFloat("rate"))))};
+    return {torch::nn::AnyModule(SeededDropout(p.getFloat("rate")))};
 }
 
 // Flatten, Dense ----------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ struct LoopState {
 
 /// The resume half of a checkpoint: optimizer state, the random generators the loop draws from
 /// (the epoch permutation's, and the global one that dropout uses), and the loop counters.
-std::string serializeState(torch::optim::Optimizer& optimizer, at::Generator& permutation,
+std::string serializeState(torch::optim::Optimizer& optimizer, at::Generator& permutation, at::Generator& dropout,
                            const torch::Device& device, const LoopState& loop) {
     torch::serialize::OutputArchive archive;
     torch::serialize::OutputArchive optimizerArchive;
@@ -134,10 +134,9 @@ std::string serializeState(torch::optim::Optimizer& optimizer, at::Generator& pe
         std::lock_guard<std::mutex> lock(permutation.mutex());
         archive.write("permutation_rng", permutation.get_state());
     }
-    {
-        auto global = at::detail::getDefaultCPUGenerator();
-        std::lock_guard<std::mutex> lock(global.mutex());
-        archive.write("global_rng", global.get_state());
+    if (dropout.defined()) {
+        std::lock_guard<std::mutex> lock(dropout.mutex());
+        archive.write("dropout_rng", dropout.get_state());
     }
     if (!device.is_cpu()) {
         auto gen = at::globalContext().defaultGenerator(device);
@@ -149,7 +148,7 @@ std::string serializeState(torch::optim::Optimizer& optimizer, at::Generator& pe
 }
 
 LoopState restoreState(const std::string& blob, const std::string& what, torch::optim::Optimizer& optimizer,
-                       at::Generator& permutation, const torch::Device& device) {
+                       at::Generator& permutation, at::Generator& dropout, const torch::Device& device) {
     torch::serialize::InputArchive archive;
     // Read onto the training device, so that the optimizer's buffers land beside the parameters.
     loadArchive(archive, blob, what, device);
@@ -164,7 +163,8 @@ LoopState restoreState(const std::string& blob, const std::string& what, torch::
             gen.set_state(state.to(torch::kCPU));
         };
         readRng("permutation_rng", permutation);
-        readRng("global_rng", at::detail::getDefaultCPUGenerator());
+        if (dropout.defined())
+            readRng("dropout_rng", dropout);
         if (!device.is_cpu())
             readRng("device_rng", at::globalContext().defaultGenerator(device));
         c10::IValue loop;
@@ -284,13 +284,20 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
         const int64_t totalSteps = stepsPerEpoch * config.epochs;
 
         auto generator = at::make_generator<at::CPUGeneratorImpl>(config.seed);
+        // Dropout draws from the network's own stream (not torch's global one), seeded apart from
+        // the permutations'. On a GPU the masks come from the device's default generator.
+        at::Generator dropout;
+        if (device.is_cpu()) {
+            dropout = at::make_generator<at::CPUGeneratorImpl>(config.seed ^ 0x9E3779B97F4A7C15ULL);
+            module->setGenerator(dropout);
+        }
         LoopState loop;
         if (resume) {
             const std::string what = "the checkpoint of epoch " + std::to_string(resume->epoch);
             loadWeights(*module, resume->weights, what);
             if (resume->state.empty())
                 throw ConfigError(what + " keeps only weights: it cannot be resumed from");
-            loop = restoreState(resume->state, what, *optimizer, generator, device);
+            loop = restoreState(resume->state, what, *optimizer, generator, dropout, device);
             if (loop.epochsDone != resume->epoch)
                 throw StorageError(what + " holds the state of epoch " + std::to_string(loop.epochsDone));
             if (loop.globalStep != int64_t(loop.epochsDone) * stepsPerEpoch)
@@ -457,7 +464,7 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                 checkpoint.epoch = loop.epochsDone;
                 checkpoint.valAccuracy = valAccuracy;
                 checkpoint.weights = serializeWeights(*module);
-                checkpoint.state = serializeState(*optimizer, generator, device, loop);
+                checkpoint.state = serializeState(*optimizer, generator, dropout, device, loop);
                 checkpoint.wallSeconds = emitter.elapsed();
                 checkpoint.serializeSeconds = secondsSince(checkpointStart);
                 control.checkpoints->onCheckpoint(checkpoint);

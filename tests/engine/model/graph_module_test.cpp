@@ -116,6 +116,39 @@ TEST(ModelGraphModule, EvalModeReachesDropoutAndBatchNorm) {
     EXPECT_FALSE(torch::equal(module->forward(x), module->forward(x)));
 }
 
+// Replicas on several threads must not share torch's global generator: each draws its dropout
+// masks from its own, reproducibly, and leaves the global one alone.
+TEST(ModelGraphModule, DropoutDrawsFromTheNetworksOwnGenerator) {
+    torch::manual_seed(5);
+    GraphModule a(smallCnn(false));
+    auto b = std::dynamic_pointer_cast<GraphModuleImpl>(a->clone());
+    const torch::Tensor x = torch::randn({4, 1, 8, 8});
+    a->train();
+    b->train();
+    a->setGenerator(at::make_generator<at::CPUGeneratorImpl>(11));
+    b->setGenerator(at::make_generator<at::CPUGeneratorImpl>(11));
+    const auto globalBefore = at::detail::getDefaultCPUGenerator().get_state();
+    const auto ya = a->forward(x);
+    EXPECT_TRUE(torch::equal(ya, b->forward(x))) << "same seed, same masks";
+    EXPECT_TRUE(torch::equal(globalBefore, at::detail::getDefaultCPUGenerator().get_state()))
+        << "the global generator was used";
+    b->setGenerator(at::make_generator<at::CPUGeneratorImpl>(12));
+    EXPECT_FALSE(torch::equal(a->forward(x), b->forward(x))) << "another seed, other masks";
+    // The arithmetic is at::dropout's: kept values are scaled by 1 / (1 - rate), the rest are zero.
+    torch::Tensor in, out;
+    for (const auto& [name, value] : a->forwardAll(x)) {
+        if (name == "flatten")
+            in = value;
+        if (name == "drop")
+            out = value;
+    }
+    ASSERT_TRUE(in.defined() && out.defined());
+    const auto kept = out.ne(0);
+    EXPECT_TRUE(torch::allclose(out.masked_select(kept), in.masked_select(kept) * 2.0));
+    EXPECT_GT(kept.sum().item<int64_t>(), 0);
+    EXPECT_LT(kept.sum().item<int64_t>(), out.numel());
+}
+
 TEST(ModelGraphModule, MergesComputeSumsAndConcatenations) {
     GraphModule module(makeArchitecture(
         {

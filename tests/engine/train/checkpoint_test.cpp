@@ -62,7 +62,7 @@ std::vector<RunEvent> epochEvents(const RecordingObserver& o) {
 
 } // namespace
 
-// fmnist_cnn has Dropout (the global generator) and the optimizers keep state (momentum, Adam's
+// fmnist_cnn has Dropout (the network's own generator) and the optimizers keep state (momentum, Adam's
 // moments and step): a resume must restore all of it to repeat the run bit for bit.
 class TrainResume : public ::testing::TestWithParam<std::string> {};
 

@@ -5,12 +5,14 @@
 #include "mppdl/core/error.h"
 #include "mppdl/core/text_table.h"
 #include "mppdl/data/dataset.h"
+#include "mppdl/data/distribution.h"
 #include "mppdl/model/analysis.h"
 #include "mppdl/model/layers.h"
 #include "mppdl/train/devices.h"
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -121,13 +123,80 @@ std::string asciiImage(const torch::Tensor& image) {
     return out;
 }
 
+/// "random, hash, round-robin, by-label", from the engine's table.
+std::string distributionPolicyNames() {
+    std::string names;
+    for (const auto& p : data::distributionPolicies())
+        names += (names.empty() ? "" : ", ") + std::string(p.name);
+    return names;
+}
+
+/// Per segment: rows, share of all rows, and the rows of each class; then the skew.
+void printDistribution(const data::Dataset& train, const data::DistributionSummary& summary,
+                       const std::string& policy, uint64_t seed) {
+    const size_t segments = summary.segments.size();
+    // One column per class while that stays readable; beyond that only how many classes a segment has.
+    constexpr int64_t kMaxClassColumns = 20;
+    const int64_t classes = train.numClasses();
+    const bool perClass = classes <= kMaxClassColumns;
+    std::vector<std::string> header = {"segment", "rows", "share", "classes"};
+    if (perClass)
+        for (int64_t c = 0; c < classes; ++c)
+            header.push_back(std::to_string(c));
+    std::vector<Align> align(header.size(), Align::Right);
+    TextTable table(header, align);
+    auto percent = [&](int64_t count) {
+        char share[16];
+        std::snprintf(share, sizeof share, "%.1f%%", 100.0 * double(count) / double(std::max<int64_t>(1, train.size())));
+        return std::string(share);
+    };
+    std::vector<int64_t> totals(static_cast<size_t>(classes), 0);
+    for (size_t s = 0; s < summary.segments.size(); ++s) {
+        const auto& seg = summary.segments[s];
+        const auto present = std::count_if(seg.classCounts.begin(), seg.classCounts.end(), [](int64_t v) { return v > 0; });
+        std::vector<std::string> row = {std::to_string(s), groupThousands(seg.rows), percent(seg.rows),
+                                        std::to_string(present)};
+        for (size_t c = 0; c < seg.classCounts.size(); ++c) {
+            totals[c] += seg.classCounts[c];
+            if (perClass)
+                row.push_back(groupThousands(seg.classCounts[c]));
+        }
+        table.addRow(row);
+    }
+    table.addRule();
+    const auto presentTotal = std::count_if(totals.begin(), totals.end(), [](int64_t v) { return v > 0; });
+    std::vector<std::string> total = {"total", groupThousands(train.size()), percent(train.size()),
+                                      std::to_string(presentTotal)};
+    if (perClass)
+        for (const auto t : totals)
+            total.push_back(groupThousands(t));
+    table.addRow(total);
+
+    std::cout << "\n" << segments << (segments == 1 ? " segment" : " segments") << ", distributed by " << policy;
+    for (const auto& p : data::distributionPolicies())
+        if (policy == p.name && p.usesSeed)
+            std::cout << " (seed " << seed << ")";
+    std::cout << (perClass ? "; rows of each class (#) per segment" : "") << ":\n" << table.render();
+    char skew[64];
+    std::snprintf(skew, sizeof skew, "skew (max/mean rows): %.2f\n", summary.skew);
+    std::cout << skew;
+}
+
 struct DataShowFlags {
     SourceFlags source;
     int rows = 2;
+    int segments = 1;
+    std::string distributeBy = "random";
+    uint64_t seed = 0;
+    bool segmentsGiven = false;
 
     int run() {
         const auto loaded = data::loadSource(source.location, source.options());
         const auto schema = loaded.schema();
+        // Distributed first, so that a distribution that cannot be made fails before any output.
+        data::DistributionSummary distribution;
+        if (segmentsGiven)
+            distribution = data::summarize(loaded.train, data::distribute(loaded.train, segments, distributeBy, seed));
         std::cout << "source   " << loaded.kind << "  " << loaded.location << '\n'
                   << "samples  " << shapeText(schema.sampleShape) << " " << schema.dtype << '\n'
                   << "rows     " << groupThousands(schema.trainRows) << " train"
@@ -195,6 +264,8 @@ struct DataShowFlags {
             }
             std::cout << preview.render();
         }
+        if (segmentsGiven)
+            printDistribution(loaded.train, distribution, distributeBy, seed);
         return 0;
     }
 };
@@ -244,7 +315,32 @@ void registerInspectCommands(CLI::App& app, Command& selected) {
     dataShow->add_option("source", dataFlags->source.location, "the data source (see train --help for kinds)")->required();
     dataFlags->source.add(*dataShow, false);
     dataShow->add_option("--rows", dataFlags->rows, "rows to preview")->capture_default_str();
-    dataShow->callback([&selected, dataFlags] { selected = [dataFlags] { return dataFlags->run(); }; });
+    auto* segments = dataShow
+                         ->add_option("--segments", dataFlags->segments,
+                                      "spread the training rows over N segments and show rows and classes per segment")
+                         ->check(CLI::Range(1, 1000000));
+    dataShow
+        ->add_option("--distribute-by", dataFlags->distributeBy,
+                     "how rows go to segments: " + distributionPolicyNames())
+        ->capture_default_str()
+        ->check(
+            [](const std::string& name) {
+                for (const auto& p : data::distributionPolicies())
+                    if (name == p.name)
+                        return std::string();
+                return "unknown distribution policy '" + name + "'; known policies: " + distributionPolicyNames();
+            },
+            "POLICY");
+    std::string policies = "distribution policies (--distribute-by):";
+    for (const auto& p : data::distributionPolicies())
+        policies += "\n  " + std::string(p.name) + std::string(std::max<size_t>(1, 13 - std::string(p.name).size()), ' ') +
+                    p.description;
+    dataShow->footer(policies);
+    dataShow->add_option("--seed", dataFlags->seed, "seed of the random distribution")->capture_default_str();
+    dataShow->callback([&selected, dataFlags, segments] {
+        dataFlags->segmentsGiven = segments->count() > 0;
+        selected = [dataFlags] { return dataFlags->run(); };
+    });
 
     auto* dev = app.add_subcommand("devices", "the CPU threads and every GPU libtorch sees, with memory");
     dev->callback([&selected] { selected = [] { return devices(); }; });

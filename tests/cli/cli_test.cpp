@@ -7,12 +7,14 @@
 #include <nlohmann/json.hpp>
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <sys/wait.h>
 #include <thread>
@@ -257,6 +259,100 @@ TEST_F(Cli, DataShowFashionMnist) {
     EXPECT_NE(r.out.find("Ankle boot"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("1x28x28"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("|"), std::string::npos) << "an ASCII preview: " << r.out;
+}
+
+TEST_F(Cli, DataShowSegmentsByLabel) {
+    const auto r = run("data show " + kFmnist + " --limit 2000 --segments 4 --distribute-by by-label");
+    ASSERT_EQ(r.code, 0) << r.out;
+    expectClean(r);
+    const auto start = r.out.find("4 segments, distributed by by-label");
+    ASSERT_NE(start, std::string::npos) << r.out;
+    // The table after that line: segment, rows, share, classes, then the rows of classes 0..9.
+    std::istringstream lines(r.out.substr(start));
+    std::string line;
+    std::getline(lines, line);
+    std::getline(lines, line);
+    std::istringstream headerWords(line);
+    std::vector<std::string> header{std::istream_iterator<std::string>(headerWords), {}};
+    ASSERT_EQ(header.size(), 14u) << line;
+    EXPECT_EQ(header[0], "segment");
+    EXPECT_EQ(header[1], "rows");
+    EXPECT_EQ(header[2], "share");
+    EXPECT_EQ(header[13], "9");
+    auto number = [](std::string text) {
+        text.erase(std::remove(text.begin(), text.end(), ','), text.end());
+        return std::stoll(text);
+    };
+    std::vector<long long> segmentRows;
+    std::vector<int> classHome(10, -1);
+    double skew = -1;
+    while (std::getline(lines, line)) {
+        std::istringstream words(line);
+        std::vector<std::string> w{std::istream_iterator<std::string>(words), {}};
+        if (line.rfind("skew (max/mean rows): ", 0) == 0) {
+            skew = std::stod(line.substr(22));
+            break;
+        }
+        if (w.size() != 14 || w[0] == "total")
+            continue;
+        const int segment = std::stoi(w[0]);
+        EXPECT_EQ(segment, int(segmentRows.size())) << line;
+        segmentRows.push_back(number(w[1]));
+        long long sum = 0;
+        int classes = 0;
+        for (int c = 0; c < 10; ++c) {
+            const long long count = number(w[size_t(4 + c)]);
+            sum += count;
+            if (count > 0) {
+                ++classes;
+                EXPECT_EQ(classHome[size_t(c)], -1) << "class " << c << " on two segments:\n" << r.out;
+                classHome[size_t(c)] = segment;
+            }
+        }
+        EXPECT_EQ(sum, segmentRows.back()) << line;
+        EXPECT_EQ(number(w[3]), classes) << line;
+    }
+    ASSERT_EQ(segmentRows.size(), 4u) << r.out;
+    for (int c = 0; c < 10; ++c)
+        EXPECT_EQ(classHome[size_t(c)], c % 4) << "class " << c << ":\n" << r.out;
+    long long total = 0, fullest = 0;
+    for (const auto rows : segmentRows) {
+        total += rows;
+        fullest = std::max(fullest, rows);
+    }
+    EXPECT_EQ(total, 2000);
+    EXPECT_NE(r.out.find("2,000"), std::string::npos) << r.out;
+    ASSERT_GE(skew, 0) << "no skew line:\n" << r.out;
+    EXPECT_NEAR(skew, double(fullest) / (2000.0 / 4), 0.005) << r.out;
+    EXPECT_GT(skew, 1.0) << "by-label over 4 segments is uneven: " << r.out;
+}
+
+TEST_F(Cli, DataShowSegmentsEvenAndErrors) {
+    auto r = run("data show " + kFmnist + " --limit 2000 --segments 4 --distribute-by round-robin");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("skew (max/mean rows): 1.00"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("25.0%"), std::string::npos) << r.out;
+
+    r = run("data show " + kFmnist + " --limit 100");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(r.out.find("skew"), std::string::npos) << "no --segments, no distribution table: " << r.out;
+
+    r = run("data show " + kFmnist + " --limit 100 --segments 4 --distribute-by striped");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("striped"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("random, hash, round-robin, by-label"), std::string::npos) << r.out;
+    expectClean(r);
+
+    r = run("data show " + kFmnist + " --limit 5 --segments 8");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("cannot spread 5 rows over 8 segments"), std::string::npos) << r.out;
+    expectClean(r);
+
+    r = run("data show " + kFmnist + " --limit 5 --segments 0");
+    EXPECT_EQ(r.code, 2) << r.out;
+
+    r = run("data show --help");
+    EXPECT_NE(r.out.find("round-robin"), std::string::npos) << "the policies come from the engine's table: " << r.out;
 }
 
 TEST_F(Cli, DevicesAndMissingGpu) {

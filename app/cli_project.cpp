@@ -356,12 +356,43 @@ void printConfig(const store::RunRecord& r, const store::Project& project) {
     std::cout << t.text;
 }
 
+/// The last epoch as each segment saw it: its rows, its own loss and accuracy, its speed, and how
+/// far its replica had drifted from the merged model when they were averaged.
+void printSegments(const std::vector<store::MetricPoint>& points) {
+    int last = 0;
+    std::map<int, std::map<std::string, double>> bySegment;
+    for (const auto& p : points)
+        if (p.segment >= 0)
+            last = std::max(last, p.epoch);
+    for (const auto& p : points)
+        if (p.segment >= 0 && p.epoch == last)
+            bySegment[p.segment][p.name] = p.value;
+    if (bySegment.empty())
+        return;
+    using A = TextTable::Align;
+    TextTable t({"segment", "rows", "train loss", "train acc", "img/s", "time", "divergence"},
+                {A::Right, A::Right, A::Right, A::Right, A::Right, A::Right, A::Right});
+    auto value = [](const std::map<std::string, double>& m, const char* name) {
+        const auto it = m.find(name);
+        return it == m.end() ? std::nan("") : it->second;
+    };
+    for (const auto& [segment, m] : bySegment)
+        t.addRow({std::to_string(segment), groupThousands(std::llround(value(m, "rows"))),
+                  fixed(value(m, "train_loss"), 4), fixed(100 * value(m, "train_accuracy"), 2) + "%",
+                  groupThousands(std::llround(value(m, "images_per_sec"))), humanDuration(value(m, "segment_seconds")),
+                  fixed(value(m, "divergence"), 4)});
+    std::cout << "\nsegments in epoch " << last << " (divergence: L2 distance of the replica's weights from the "
+              << "merged model at the merge)\n"
+              << t.render();
+}
+
 int showRun(const std::string& projectFlag, const std::string& ref, bool ascii) {
     const auto project = openProject(projectFlag, store::Access::Read);
     const auto r = findRun(project, ref);
     printConfig(r, project);
 
-    const auto rows = epochTable(project.metrics(r.id, "epoch"));
+    const auto epochPoints = project.metrics(r.id, "epoch");
+    const auto rows = epochTable(epochPoints);
     if (!rows.empty()) {
         using A = TextTable::Align;
         TextTable t({"epoch", "train loss", "train acc", "val loss", "val acc", "lr", "img/s", "time"},
@@ -388,6 +419,7 @@ int showRun(const std::string& projectFlag, const std::string& ref, bool ascii) 
     } else {
         std::cout << "\nno epoch has finished yet\n";
     }
+    printSegments(epochPoints);
 
     const auto kept = project.checkpoints(r.id);
     if (!kept.empty()) {

@@ -7,6 +7,7 @@
 
 #include "mppdl/core/build_info.h"
 #include "mppdl/core/error.h"
+#include "mppdl/data/distribution.h"
 #include "mppdl/data/preprocess.h"
 #include "mppdl/model/architecture.h"
 #include "mppdl/store/recorder.h"
@@ -137,6 +138,15 @@ struct TrainFlags {
         c.add_option("--threads", config.threads, "CPU threads (0 = OMP_NUM_THREADS, else all CPUs)")->capture_default_str();
         c.add_option("--seed", config.seed, "random seed; the same seed repeats a CPU run bit for bit")
             ->capture_default_str();
+        c.add_option("--strategy", config.strategy, "how segments train: " + joinNames(train::strategyChoices()))
+            ->capture_default_str();
+        c.add_option("--segments", config.segments, "segments the rows are distributed over (threads of this process)")
+            ->capture_default_str();
+        c.add_option("--distribute-by", config.distribution, "how rows go to segments: " + distributionNames())
+            ->capture_default_str();
+        c.add_option("--sync-every", config.syncEvery,
+                     "model-averaging: minibatches between merges (0 = after each pass over the shards)")
+            ->capture_default_str();
         c.add_option("--save", save, "also write the trained model to this file (for eval --model)");
         addProjectFlags(c);
         c.add_option("--warm-start", warmStart,
@@ -155,6 +165,13 @@ struct TrainFlags {
                      "epochs whose weights and resume state are kept (the last K; the best is kept besides)")
             ->capture_default_str()
             ->check(CLI::Range(1, 1000000));
+    }
+
+    static std::string distributionNames() {
+        std::string out;
+        for (const auto& p : data::distributionPolicies())
+            out += (out.empty() ? "" : "|") + std::string(p.name);
+        return out;
     }
 
     static std::string bundledList() {
@@ -225,10 +242,10 @@ struct TrainFlags {
         run.datasetId = registerDataset(store, config, loaded.source);
         run.architectureVersionId = arch.version.id;
         run.epochs = config.epochs;
+        run.strategy = config.strategy;
+        run.segments = config.segments;
         auto recorded = nlohmann::json::parse(train::toJson(config));
         recorded["architecture"] = {{"name", arch.version.name}, {"version", arch.version.version}};
-        recorded["strategy"] = run.strategy;
-        recorded["segments"] = run.segments;
         if (warm) {
             run.warmStartRun = warm->run.id;
             run.warmStartEpoch = warm->checkpoint.epoch;

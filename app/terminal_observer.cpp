@@ -58,6 +58,16 @@ void TerminalObserver::onEvents(const std::vector<RunEvent>& batch) {
         case EventKind::Epoch: {
             clearProgress();
             char line[256];
+            if (e.segment >= 0) { // a segment's view of the epoch: shown under the merged line
+                std::snprintf(line, sizeof line,
+                              "  segment %d: train loss %.4f acc %5.2f%%  %s rows  %s img/s  divergence %.4g",
+                              e.segment, e.metric("train_loss"), 100.0 * e.metric("train_accuracy"),
+                              groupThousands(std::llround(e.metric("rows"))).c_str(),
+                              groupThousands(std::llround(e.metric("images_per_sec"))).c_str(),
+                              e.metric("divergence"));
+                m_segmentLines.push_back(line);
+                break;
+            }
             int n = std::snprintf(line, sizeof line, "epoch %*d/%d  train loss %.4f acc %5.2f%%",
                                   e.epochs >= 10 ? 2 : 1, e.epoch, e.epochs, e.metric("train_loss"),
                                   100.0 * e.metric("train_accuracy"));
@@ -68,6 +78,10 @@ void TerminalObserver::onEvents(const std::vector<RunEvent>& batch) {
                           humanDuration(e.metric("epoch_seconds")).c_str(),
                           groupThousands(std::llround(e.metric("images_per_sec"))).c_str());
             std::cout << line << std::endl;
+            if (m_verbose)
+                for (const auto& segmentLine : m_segmentLines)
+                    std::cout << segmentLine << '\n';
+            m_segmentLines.clear();
             break;
         }
         case EventKind::Evaluation:

@@ -3,6 +3,8 @@
 #include "mppdl/train/events.h"
 
 #include <cstdio>
+#include <string>
+#include <vector>
 
 namespace mppdl::cli {
 
@@ -20,6 +22,7 @@ private:
     bool m_verbose;
     bool m_tty;
     bool m_progressShown = false;
+    std::vector<std::string> m_segmentLines; ///< this epoch's per-segment lines, printed after the merged one
 };
 
 } // namespace mppdl::cli

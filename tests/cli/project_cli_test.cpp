@@ -441,3 +441,22 @@ TEST_F(ProjectCli, RefusalsLeaveTheFileUntouched) {
     EXPECT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("mlp-1"), std::string::npos) << r.out;
 }
+
+TEST_F(ProjectCli, ModelAveragingRunShowsItsSegments) {
+    auto r = run(quick("mlp", 2) + " --project p.mppdl --strategy model-averaging --segments 3 --distribute-by round-robin");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("model averaging over 3 segments (round-robin distribution"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("  segment 2: train loss"), std::string::npos) << r.out;
+    const auto runs = runsJson("p.mppdl");
+    ASSERT_EQ(runs.size(), 1u);
+    EXPECT_EQ(runs[0]["strategy"], "model-averaging");
+    EXPECT_EQ(runs[0]["segments"], 3);
+    r = run("show 1 --project p.mppdl");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("segments in epoch 2"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("model-averaging, 3 segments"), std::string::npos) << r.out;
+
+    r = run(quick("mlp", 1) + " --project p.mppdl --segments 3");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("choose a strategy such as model-averaging"), std::string::npos) << r.out;
+}

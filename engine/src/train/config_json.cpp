@@ -48,6 +48,10 @@ std::string toJson(const TrainConfig& c) {
           {"source", source},
           {"validation_fraction", c.data.validationFraction},
           {"normalization", data::toString(c.data.normalization)}}},
+        {"strategy", c.strategy},
+        {"segments", c.segments},
+        {"distribution", c.distribution},
+        {"sync_every", c.syncEvery},
         {"epochs", c.epochs},
         {"batch_size", c.batchSize},
         {"optimizer",
@@ -105,6 +109,10 @@ TrainConfig trainConfigFromJson(const std::string& text) {
         read(s, "header", header, where);
         c.data.source.header = header;
     }
+    read(j, "strategy", c.strategy, where);
+    read(j, "segments", c.segments, where);
+    read(j, "distribution", c.distribution, where);
+    read(j, "sync_every", c.syncEvery, where);
     read(j, "epochs", c.epochs, where);
     read(j, "batch_size", c.batchSize, where);
     const auto& o = section(j, "optimizer", where);

@@ -23,9 +23,21 @@ struct DataConfig {
     data::Normalizer::Mode normalization = data::Normalizer::Mode::Scale01;
 };
 
+/// How a run spreads over segments. One table, read by the CLI's help and the GUI.
+const std::vector<Choice>& strategyChoices();
+
 /// Everything needed to repeat a training run.
 struct TrainConfig {
     DataConfig data;
+    /// A strategyChoices() name. "single": one model on all rows. "model-averaging": MADlib's fit
+    /// — each segment trains a replica on its shard, then the replicas are averaged (weighted by
+    /// the rows each saw) and the average is broadcast back.
+    std::string strategy = "single";
+    int segments = 1;
+    /// How rows are dealt to segments: a data::distributionPolicies() name.
+    std::string distribution = "random";
+    /// model-averaging: minibatches between merges; 0 merges once per pass over the shards.
+    int64_t syncEvery = 0;
     int epochs = 10;
     int64_t batchSize = 64;
     OptimizerConfig optimizer;

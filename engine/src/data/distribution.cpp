@@ -1,6 +1,7 @@
 #include "mppdl/data/distribution.h"
 
 #include "mppdl/core/error.h"
+#include "seeded.h"
 
 #include <torch/torch.h>
 
@@ -12,24 +13,6 @@
 namespace mppdl::data {
 
 namespace {
-
-/// A permutation of 0..n-1 that depends only on `seed`: std::shuffle and the standard
-/// distributions differ between library implementations; mt19937_64 and this loop do not.
-std::vector<int64_t> seededPermutation(int64_t n, uint64_t seed) {
-    std::vector<int64_t> order(static_cast<size_t>(n));
-    std::iota(order.begin(), order.end(), 0);
-    std::mt19937_64 random(seed);
-    for (int64_t i = n - 1; i > 0; --i) {
-        // Rejection sampling keeps every index equally likely.
-        const uint64_t bound = static_cast<uint64_t>(i) + 1;
-        const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % bound;
-        uint64_t r = random();
-        while (r >= limit)
-            r = random();
-        std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(r % bound)]);
-    }
-    return order;
-}
 
 /// The splitmix64 finalizer: a bijection on 64-bit values whose every output bit depends on every
 /// input bit, so consecutive keys spread evenly. Plain integer arithmetic: the same on every platform.

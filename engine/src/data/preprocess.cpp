@@ -1,6 +1,7 @@
 #include "mppdl/data/preprocess.h"
 
 #include "mppdl/core/error.h"
+#include "seeded.h"
 
 #include <torch/torch.h>
 
@@ -12,18 +13,6 @@
 
 namespace mppdl::data {
 
-namespace {
-
-double scaleOf(const Dataset& train) {
-    const auto& x = train.features();
-    if (x.scalar_type() == torch::kUInt8)
-        return 255.0;
-    const double largest = x.numel() == 0 ? 0.0 : x.abs().max().item<double>();
-    return largest > 0 && std::isfinite(largest) ? largest : 1.0;
-}
-
-/// A permutation of 0..n-1 that depends only on `seed`: std::shuffle and the standard distributions
-/// differ between library implementations, this does not.
 std::vector<int64_t> seededPermutation(int64_t n, uint64_t seed) {
     std::vector<int64_t> order(static_cast<size_t>(n));
     std::iota(order.begin(), order.end(), 0);
@@ -39,6 +28,17 @@ std::vector<int64_t> seededPermutation(int64_t n, uint64_t seed) {
     }
     return order;
 }
+
+namespace {
+
+double scaleOf(const Dataset& train) {
+    const auto& x = train.features();
+    if (x.scalar_type() == torch::kUInt8)
+        return 255.0;
+    const double largest = x.numel() == 0 ? 0.0 : x.abs().max().item<double>();
+    return largest > 0 && std::isfinite(largest) ? largest : 1.0;
+}
+
 
 at::Tensor sortedIndices(std::vector<int64_t> indices) {
     std::sort(indices.begin(), indices.end());

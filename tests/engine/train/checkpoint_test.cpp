@@ -36,21 +36,9 @@ TrainConfig config(const std::string& optimizer) {
     return c;
 }
 
-class Keep : public CheckpointSink {
-public:
-    void onCheckpoint(const Checkpoint& c) override { all.push_back(c); }
-    std::vector<Checkpoint> all;
-};
+using Keep = KeepCheckpoints;
 
-bool sameWeights(const TrainedModel& a, const TrainedModel& b) {
-    const auto pa = a.impl().module->parameters(), pb = b.impl().module->parameters();
-    if (pa.size() != pb.size())
-        return false;
-    for (size_t i = 0; i < pa.size(); ++i)
-        if (!torch::equal(pa[i], pb[i]))
-            return false;
-    return true;
-}
+bool sameWeights(const TrainedModel& a, const TrainedModel& b) { return sameTensors(a, b); }
 
 std::vector<RunEvent> epochEvents(const RecordingObserver& o) {
     std::vector<RunEvent> out;

@@ -31,23 +31,6 @@ TrainConfig config(const std::string& strategy, int segments) {
     return c;
 }
 
-std::vector<torch::Tensor> tensors(const TrainedModel& m) {
-    std::vector<torch::Tensor> out = m.impl().module->parameters();
-    for (const auto& b : m.impl().module->buffers())
-        out.push_back(b);
-    return out;
-}
-
-bool sameTensors(const TrainedModel& a, const TrainedModel& b) {
-    const auto ta = tensors(a), tb = tensors(b);
-    if (ta.size() != tb.size())
-        return false;
-    for (size_t i = 0; i < ta.size(); ++i)
-        if (!torch::equal(ta[i], tb[i]))
-            return false;
-    return true;
-}
-
 std::vector<RunEvent> epochs(const RecordingObserver& o, int segment) {
     std::vector<RunEvent> out;
     for (const auto& e : o.events())
@@ -56,11 +39,7 @@ std::vector<RunEvent> epochs(const RecordingObserver& o, int segment) {
     return out;
 }
 
-class Keep : public CheckpointSink {
-public:
-    void onCheckpoint(const Checkpoint& c) override { all.push_back(c); }
-    std::vector<Checkpoint> all;
-};
+using Keep = KeepCheckpoints;
 
 } // namespace
 

@@ -5,6 +5,12 @@
 #include "mppdl/data/preprocess.h"
 #include "mppdl/data/source.h"
 #include "mppdl/model/architecture.h"
+#include "mppdl/train/checkpoint.h"
+#include "mppdl/train/trained_model.h"
+
+#include "train/trained_model_impl.h"
+
+#include <torch/torch.h>
 
 #include <string>
 
@@ -24,3 +30,27 @@ inline mppdl::data::PreparedData fashionSubset(int64_t rows, double validationFr
     p.test = p.test.slice(0, testRows);
     return p;
 }
+
+/// Whether two models hold identical parameters and buffers, bit for bit.
+inline bool sameTensors(const mppdl::train::TrainedModel& a, const mppdl::train::TrainedModel& b) {
+    auto all = [](const mppdl::train::TrainedModel& m) {
+        std::vector<torch::Tensor> out = m.impl().module->parameters();
+        for (const auto& buffer : m.impl().module->buffers())
+            out.push_back(buffer);
+        return out;
+    };
+    const auto ta = all(a), tb = all(b);
+    if (ta.size() != tb.size())
+        return false;
+    for (size_t i = 0; i < ta.size(); ++i)
+        if (!torch::equal(ta[i], tb[i]))
+            return false;
+    return true;
+}
+
+/// Keeps every checkpoint a run hands over.
+class KeepCheckpoints : public mppdl::train::CheckpointSink {
+public:
+    void onCheckpoint(const mppdl::train::Checkpoint& c) override { all.push_back(c); }
+    std::vector<mppdl::train::Checkpoint> all;
+};

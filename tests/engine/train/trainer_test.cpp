@@ -41,22 +41,8 @@ TrainConfig quickConfig() {
     return c;
 }
 
-std::vector<torch::Tensor> weights(const TrainedModel& m) {
-    std::vector<torch::Tensor> out;
-    for (const auto& p : m.impl().module->parameters())
-        out.push_back(p.detach().clone());
-    return out;
-}
 
-bool sameWeights(const TrainedModel& a, const TrainedModel& b) {
-    const auto wa = weights(a), wb = weights(b);
-    if (wa.size() != wb.size())
-        return false;
-    for (size_t i = 0; i < wa.size(); ++i)
-        if (!torch::equal(wa[i], wb[i]))
-            return false;
-    return true;
-}
+bool sameWeights(const TrainedModel& a, const TrainedModel& b) { return sameTensors(a, b); }
 
 } // namespace
 

@@ -7,6 +7,7 @@
 
 #include "mppdl/core/build_info.h"
 #include "mppdl/core/error.h"
+#include "mppdl/core/text_table.h"
 #include "mppdl/data/distribution.h"
 #include "mppdl/data/preprocess.h"
 #include "mppdl/model/architecture.h"
@@ -19,6 +20,9 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <sstream>
+#include <map>
 
 namespace mppdl::cli {
 
@@ -260,6 +264,131 @@ struct TrainFlags {
     }
 };
 
+/// mppdl scale-study: the same training for each N in a list of segment counts, each recorded as a
+/// run, then accuracy and time per epoch against N side by side: what a cluster of N segments
+/// would cost in accuracy, before buying it.
+struct ScaleStudyFlags {
+    TrainFlags train;
+    std::string segmentList = "1,2,4,8";
+
+    void add(CLI::App& c) {
+        train.add(c);
+        // Here --segments is the list to compare, as in the issue's `scale-study --segments 1,2,4,8`.
+        c.remove_option(c.get_option("--segments"));
+        c.add_option("--segments", segmentList, "segment counts to compare, e.g. 1,2,4,8")->capture_default_str();
+        train.config.strategy = "model-averaging";
+        train.quiet = true;
+    }
+
+    std::vector<int> counts() const {
+        std::vector<int> out;
+        std::stringstream in(segmentList);
+        std::string item;
+        while (std::getline(in, item, ',')) {
+            try {
+                size_t used = 0;
+                const int n = std::stoi(item, &used);
+                if (used != item.size() || n < 1)
+                    throw std::invalid_argument(item);
+                out.push_back(n);
+            } catch (const std::exception&) {
+                throw ConfigError("--segments: '" + item + "' is not a segment count (a whole number >= 1)");
+            }
+        }
+        if (out.empty())
+            throw ConfigError("--segments: give at least one segment count");
+        return out;
+    }
+
+    int execute() {
+        if (train.json)
+            throw ConfigError("scale-study prints a comparison table; it has no --json (each run is recorded: "
+                              "use mppdl runs --json and export-metrics)");
+        if (train.config.strategy == "single")
+            throw ConfigError("scale-study compares segment counts: choose a strategy such as model-averaging");
+        const auto ns = counts();
+        const std::string study = train.name.empty() ? "scale" : train.name;
+        struct Outcome {
+            int segments;
+            int64_t run = 0;
+            std::map<int, double> valAccuracy, epochSeconds;
+            std::optional<double> test;
+        };
+        std::vector<Outcome> outcomes;
+        for (const int n : ns) {
+            std::cout << "\n== " << n << (n == 1 ? " segment" : " segments") << " ==" << std::endl;
+            TrainFlags flags = train;
+            flags.config.segments = n;
+            flags.name = study + "-" + std::to_string(n);
+            flags.config.data.location = flags.source.location;
+            flags.config.data.source = flags.source.options();
+            flags.config.data.normalization = data::parseNormalization(flags.normalization);
+            train::RecordingObserver recording;
+            const auto display = makeObserver(false, true);
+            train::ObserverList observers;
+            observers.add(display.get());
+            observers.add(&recording);
+            train::TrainControl control;
+            control.cancel = &cancelFlag();
+            const auto result = flags.noProject ? flags.trainUnrecorded(observers, control)
+                                                : flags.trainInProject(observers, control);
+            Outcome o;
+            o.segments = n;
+            o.test = result.test ? std::optional<double>(result.test->accuracy) : std::nullopt;
+            for (const auto& e : recording.events())
+                if (e.kind == train::EventKind::Epoch && e.segment < 0) {
+                    if (e.hasMetric("val_accuracy"))
+                        o.valAccuracy[e.epoch] = e.metric("val_accuracy");
+                    o.epochSeconds[e.epoch] = e.metric("epoch_seconds");
+                }
+            outcomes.push_back(std::move(o));
+        }
+
+        std::vector<std::string> header = {"epoch"};
+        std::vector<TextTable::Align> align = {TextTable::Align::Right};
+        for (const auto& o : outcomes) {
+            header.push_back("N=" + std::to_string(o.segments));
+            align.push_back(TextTable::Align::Right);
+        }
+        auto percentCell = [](double v) {
+            char text[32];
+            std::snprintf(text, sizeof text, "%.2f%%", 100.0 * v);
+            return std::string(text);
+        };
+        TextTable accuracy(header, align), seconds(header, align);
+        for (int epoch = 1; epoch <= train.config.epochs; ++epoch) {
+            std::vector<std::string> a = {std::to_string(epoch)}, t = {std::to_string(epoch)};
+            for (const auto& o : outcomes) {
+                const auto va = o.valAccuracy.find(epoch);
+                a.push_back(va == o.valAccuracy.end() ? "-" : percentCell(va->second));
+                const auto es = o.epochSeconds.find(epoch);
+                t.push_back(es == o.epochSeconds.end() ? "-" : humanDuration(es->second));
+            }
+            accuracy.addRow(a);
+            seconds.addRow(t);
+        }
+        std::vector<std::string> test = {"test"}, ratio = {"vs N=" + std::to_string(outcomes.front().segments)};
+        for (const auto& o : outcomes) {
+            test.push_back(o.test ? percentCell(*o.test) : "-");
+            ratio.push_back(o.test && outcomes.front().test
+                                ? [&] {
+                                      char text[32];
+                                      std::snprintf(text, sizeof text, "%.4f", *o.test / *outcomes.front().test);
+                                      return std::string(text);
+                                  }()
+                                : "-");
+        }
+        accuracy.addRule();
+        accuracy.addRow(test);
+        accuracy.addRow(ratio);
+        std::cout << "\n" << train.config.strategy << ", " << train.config.distribution
+                  << " distribution: validation accuracy per epoch against N\n"
+                  << accuracy.render() << "\ntime per epoch against N (all segments share this machine's cores)\n"
+                  << seconds.render();
+        return 0;
+    }
+};
+
 /// mppdl resume RUN: continues an interrupted or cancelled run from its last checkpoint, on the
 /// same data, configuration and architecture version, in the same run record.
 struct ResumeFlags {
@@ -409,6 +538,12 @@ void registerTrainCommands(CLI::App& app, Command& selected) {
             return demoFlags->run();
         };
     });
+
+    auto studyFlags = std::make_shared<ScaleStudyFlags>();
+    auto* study = app.add_subcommand(
+        "scale-study", "train the same network for each segment count and compare accuracy and time against N");
+    studyFlags->add(*study);
+    study->callback([&selected, studyFlags] { selected = [studyFlags] { return studyFlags->execute(); }; });
 
     auto resumeFlags = std::make_shared<ResumeFlags>();
     auto* resume = app.add_subcommand("resume", "continue an interrupted or cancelled run from its last checkpoint");

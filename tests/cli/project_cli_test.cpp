@@ -460,3 +460,25 @@ TEST_F(ProjectCli, ModelAveragingRunShowsItsSegments) {
     EXPECT_EQ(r.code, 2) << r.out;
     EXPECT_NE(r.out.find("choose a strategy such as model-averaging"), std::string::npos) << r.out;
 }
+
+TEST_F(ProjectCli, ScaleStudyRecordsARunPerSegmentCount) {
+    const std::string flags = "scale-study --data " + kFmnist +
+                              " --arch mlp --epochs 2 --limit 2000 --batch-size 64 --lr 0.05 --seed 3 --project p.mppdl";
+    auto r = run(flags + " --segments 1,2");
+    ASSERT_EQ(r.code, 0) << r.out;
+    for (const char* expected : {"validation accuracy per epoch against N", "N=1", "N=2", "vs N=1", "1.0000",
+                                 "time per epoch against N"})
+        EXPECT_NE(r.out.find(expected), std::string::npos) << expected << " missing in:\n" << r.out;
+    const auto runs = runsJson("p.mppdl");
+    ASSERT_EQ(runs.size(), 2u);
+    EXPECT_EQ(runs[0]["name"], "scale-1");
+    EXPECT_EQ(runs[1]["name"], "scale-2");
+    EXPECT_EQ(runs[1]["segments"], 2);
+    EXPECT_EQ(runs[1]["state"], "finished");
+
+    r = run(flags + " --segments 1,x");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("'x' is not a segment count"), std::string::npos) << r.out;
+    r = run(flags + " --segments 2 --strategy single");
+    EXPECT_EQ(r.code, 2) << r.out;
+}

@@ -30,16 +30,8 @@ namespace {
 
 constexpr const char* kDefaultProject = "project.mppdl";
 
-std::string fixed(double value, int digits) {
-    std::ostringstream s;
-    s.setf(std::ios::fixed);
-    s.precision(digits);
-    s << value;
-    return s.str();
-}
-
-std::string percentText(const std::optional<double>& fraction) {
-    return fraction ? fixed(100.0 * *fraction, 2) + "%" : "-";
+std::string percentOrDash(const std::optional<double>& fraction) {
+    return fraction ? percentText(*fraction) : "-";
 }
 
 /// "2026-11-23T10:15:02Z" -> "2026-11-23 10:15".
@@ -254,13 +246,13 @@ int listRuns(const std::string& projectFlag, bool json) {
                     {A::Right, A::Left, A::Left, A::Left, A::Right, A::Left, A::Right, A::Right, A::Right, A::Right,
                      A::Left});
     for (const auto& r : runs) {
-        std::string best = percentText(r.bestValAccuracy);
+        std::string best = percentOrDash(r.bestValAccuracy);
         if (r.bestValAccuracy && r.bestEpoch > 0)
             best += " (" + std::to_string(r.bestEpoch) + ")";
         table.addRow({std::to_string(r.id), r.name, store::toString(r.state), r.strategy, std::to_string(r.segments),
                       r.architectureName + "@" + std::to_string(r.architectureVersion),
                       std::to_string(r.epochsDone) + "/" + std::to_string(r.epochs), best,
-                      percentText(r.testAccuracy), r.seconds > 0 ? humanDuration(r.seconds) : "-",
+                      percentOrDash(r.testAccuracy), r.seconds > 0 ? humanDuration(r.seconds) : "-",
                       shortTime(r.startedAt)});
     }
     std::cout << table.render();
@@ -378,9 +370,9 @@ void printSegments(const std::vector<store::MetricPoint>& points) {
     };
     for (const auto& [segment, m] : bySegment)
         t.addRow({std::to_string(segment), groupThousands(std::llround(value(m, "rows"))),
-                  fixed(value(m, "train_loss"), 4), fixed(100 * value(m, "train_accuracy"), 2) + "%",
+                  fixedText(value(m, "train_loss"), 4), percentText(value(m, "train_accuracy")),
                   groupThousands(std::llround(value(m, "images_per_sec"))), humanDuration(value(m, "segment_seconds")),
-                  fixed(value(m, "divergence"), 4)});
+                  fixedText(value(m, "divergence"), 4)});
     std::cout << "\nsegments in epoch " << last << " (divergence: L2 distance of the replica's weights from the "
               << "merged model at the merge)\n"
               << t.render();
@@ -401,7 +393,7 @@ int showRun(const std::string& projectFlag, const std::string& ref, bool ascii) 
             const auto it = m.find(name);
             if (it == m.end())
                 return std::string("-");
-            return percent ? fixed(100.0 * it->second, 2) + "%" : fixed(it->second, digits);
+            return percent ? percentText(it->second) : fixedText(it->second, digits);
         };
         for (const auto& [epoch, m] : rows) {
             const auto seconds = m.find("epoch_seconds");

@@ -350,17 +350,12 @@ struct ScaleStudyFlags {
             header.push_back("N=" + std::to_string(o.segments));
             align.push_back(TextTable::Align::Right);
         }
-        auto percentCell = [](double v) {
-            char text[32];
-            std::snprintf(text, sizeof text, "%.2f%%", 100.0 * v);
-            return std::string(text);
-        };
         TextTable accuracy(header, align), seconds(header, align);
         for (int epoch = 1; epoch <= train.config.epochs; ++epoch) {
             std::vector<std::string> a = {std::to_string(epoch)}, t = {std::to_string(epoch)};
             for (const auto& o : outcomes) {
                 const auto va = o.valAccuracy.find(epoch);
-                a.push_back(va == o.valAccuracy.end() ? "-" : percentCell(va->second));
+                a.push_back(va == o.valAccuracy.end() ? "-" : percentText(va->second));
                 const auto es = o.epochSeconds.find(epoch);
                 t.push_back(es == o.epochSeconds.end() ? "-" : humanDuration(es->second));
             }
@@ -369,14 +364,8 @@ struct ScaleStudyFlags {
         }
         std::vector<std::string> test = {"test"}, ratio = {"vs N=" + std::to_string(outcomes.front().segments)};
         for (const auto& o : outcomes) {
-            test.push_back(o.test ? percentCell(*o.test) : "-");
-            ratio.push_back(o.test && outcomes.front().test
-                                ? [&] {
-                                      char text[32];
-                                      std::snprintf(text, sizeof text, "%.4f", *o.test / *outcomes.front().test);
-                                      return std::string(text);
-                                  }()
-                                : "-");
+            test.push_back(o.test ? percentText(*o.test) : "-");
+            ratio.push_back(o.test && outcomes.front().test ? fixedText(*o.test / *outcomes.front().test, 4) : "-");
         }
         accuracy.addRule();
         accuracy.addRow(test);

@@ -1,5 +1,7 @@
 #include "mppdl/core/text_table.h"
 
+#include <sstream>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -79,6 +81,16 @@ std::string humanCount(double value) {
         std::snprintf(buf, sizeof buf, "%.2f%s", value, units[u]);
     return buf;
 }
+
+std::string fixedText(double value, int digits) {
+    std::ostringstream s;
+    s.setf(std::ios::fixed);
+    s.precision(digits);
+    s << value;
+    return s.str();
+}
+
+std::string percentText(double fraction) { return fixedText(100.0 * fraction, 2) + "%"; }
 
 std::string humanDuration(double seconds) {
     char buf[32];

@@ -260,14 +260,6 @@ void setThreadTeam(int threads) {
         set(threads);
 }
 
-std::string percent(double fraction) {
-    std::ostringstream s;
-    s.setf(std::ios::fixed);
-    s.precision(2);
-    s << 100.0 * fraction << "%";
-    return s.str();
-}
-
 } // namespace
 
 const std::vector<Choice>& strategyChoices() {
@@ -534,7 +526,8 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
             // One epoch of every replica: the loss summed over rows and the correct predictions.
             struct SegmentEpoch {
                 torch::Tensor order, lossSum, correct;
-                int64_t cursor = 0, roundRows = 0, steps = 0;
+                int64_t cursor = 0, roundRows = 0, roundSteps = 0;
+                std::atomic<int64_t> steps{0}; // read by the reporting thread while a worker trains
                 double seconds = 0, divergence = 0;
                 std::atomic<double> lossSeen{0};
                 std::atomic<int64_t> correctSeen{0}, rowsSeen{0};
@@ -575,13 +568,16 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                     }
                     sg.cursor = end;
                     sg.roundRows += end - begin;
+                    ++sg.roundSteps;
                     ++sg.steps;
-                    if (checkEveryStep) { // the CPU: item() costs nothing, so keep running figures
+                    if (checkEveryStep) { // loss.item() is free on the CPU, a sync on a GPU
                         const float value = loss.item<float>();
                         if (!std::isfinite(value))
                             throw nonFinite(sg.steps, true, averaging ? int(i) : -1);
-                        sg.lossSeen.store(sg.lossSeen.load() + double(value) * double(end - begin));
-                        sg.correctSeen.fetch_add(hits.item<int64_t>());
+                        if (!report) { // running figures for the thread that reports while workers train
+                            sg.lossSeen.store(sg.lossSeen.load() + double(value) * double(end - begin));
+                            sg.correctSeen.fetch_add(hits.item<int64_t>());
+                        }
                     }
                     sg.rowsSeen.fetch_add(end - begin);
                     if (report) {
@@ -616,13 +612,7 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                 };
                 while (unfinished()) {
                     for (auto& sg : seg)
-                        sg.roundRows = 0;
-                    const int64_t stepsBefore = [&] {
-                        int64_t t = 0;
-                        for (auto& sg : seg)
-                            t += sg.steps;
-                        return t;
-                    }();
+                        sg.roundRows = sg.roundSteps = 0;
                     if (segments == 1) {
                         runSegment(0, maxSteps, false);
                     } else {
@@ -682,8 +672,7 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                     mergeSeconds += secondsSince(mergeStart);
                     ++merges;
                     for (auto& sg : seg)
-                        globalStep += sg.steps;
-                    globalStep -= stepsBefore;
+                        globalStep += sg.roundSteps;
                 }
             }
             if (cancel && cancel->load(std::memory_order_relaxed)) {
@@ -779,7 +768,7 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
             e.epochs = config.epochs;
             e.step = globalStep; // after the last step: series ordered by step end with it
             e.metrics = {{"test_loss", test.loss}, {"test_accuracy", test.accuracy}};
-            e.message = "test accuracy " + percent(test.accuracy);
+            e.message = "test accuracy " + percentText(test.accuracy);
             e.evaluation = std::make_shared<Evaluation>(test);
             emitter.emit(std::move(e));
             result.test = std::move(test);

@@ -27,3 +27,10 @@ TEST(TextTable, HumanFormats) {
     EXPECT_EQ(humanDuration(12.34), "12.3s");
     EXPECT_EQ(humanDuration(245), "4m05s");
 }
+
+TEST(TextTable, FixedAndPercentText) {
+    EXPECT_EQ(mppdl::fixedText(0.92345, 2), "0.92");
+    EXPECT_EQ(mppdl::fixedText(3, 4), "3.0000");
+    EXPECT_EQ(mppdl::percentText(0.9229), "92.29%");
+    EXPECT_EQ(mppdl::percentText(1.0), "100.00%");
+}

@@ -26,6 +26,10 @@ private:
 std::string groupThousands(long long value);
 /// 1.5e9 -> "1.50 G"; for FLOPs and parameter counts.
 std::string humanCount(double value);
+/// (0.92345, 2) -> "0.92".
+std::string fixedText(double value, int digits);
+/// A fraction as a percentage with two decimals: 0.9229 -> "92.29%".
+std::string percentText(double fraction);
 /// Seconds as "12.3s", "4m05s" or "1h02m".
 std::string humanDuration(double seconds);
 

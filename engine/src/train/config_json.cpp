@@ -52,6 +52,9 @@ std::string toJson(const TrainConfig& c) {
         {"segments", c.segments},
         {"distribution", c.distribution},
         {"sync_every", c.syncEvery},
+        {"moving_rate", c.movingRate ? json(*c.movingRate) : json()},
+        {"processes", c.processes},
+        {"gpus_per_host", c.gpusPerHost},
         {"epochs", c.epochs},
         {"batch_size", c.batchSize},
         {"optimizer",
@@ -113,6 +116,13 @@ TrainConfig trainConfigFromJson(const std::string& text) {
     read(j, "segments", c.segments, where);
     read(j, "distribution", c.distribution, where);
     read(j, "sync_every", c.syncEvery, where);
+    if (j.contains("moving_rate") && !j["moving_rate"].is_null()) {
+        double rate = 0;
+        read(j, "moving_rate", rate, where);
+        c.movingRate = rate;
+    }
+    read(j, "processes", c.processes, where);
+    read(j, "gpus_per_host", c.gpusPerHost, where);
     read(j, "epochs", c.epochs, where);
     read(j, "batch_size", c.batchSize, where);
     const auto& o = section(j, "optimizer", where);

@@ -8,6 +8,7 @@
 #include <cuda_runtime_api.h>
 #endif
 
+#include <cctype>
 #include <cstdlib>
 #include <dlfcn.h>
 #include <filesystem>
@@ -99,6 +100,35 @@ std::string libraryVersions() {
     out += ", CPU";
 #endif
     out += ", BLAS " + blasName();
+    return out;
+}
+
+std::vector<std::string> segmentDevices(const std::string& device, int gpusPerHost, int segments) {
+    std::vector<std::string> pool;
+    if (gpusPerHost == 0) {
+        pool = {"cpu"};
+    } else if (gpusPerHost > 0) {
+        for (int g = 0; g < gpusPerHost; ++g)
+            pool.push_back("cuda:" + std::to_string(g));
+    } else {
+        // "cuda:0,1" lists indexes after the first; "cuda:0,cuda:1" names each device.
+        size_t begin = 0;
+        while (begin <= device.size()) {
+            const size_t comma = device.find(',', begin);
+            std::string item = device.substr(begin, comma == std::string::npos ? std::string::npos : comma - begin);
+            if (!item.empty() && std::isdigit(static_cast<unsigned char>(item[0])))
+                item = "cuda:" + item;
+            pool.push_back(item);
+            if (comma == std::string::npos)
+                break;
+            begin = comma + 1;
+        }
+    }
+    for (auto& name : pool)
+        name = checkDevice(name);
+    std::vector<std::string> out;
+    for (int s = 0; s < std::max(1, segments); ++s)
+        out.push_back(pool[size_t(s) % pool.size()]);
     return out;
 }
 

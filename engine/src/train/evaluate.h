@@ -13,12 +13,28 @@
 
 namespace mppdl::train {
 
-/// Loss, accuracy, per-class accuracy and confusion matrix of `module` on normalized features `x`
-/// and labels `y` (on any device). Runs in eval mode without gradients and restores the module's
-/// training mode afterwards.
-Evaluation evaluateModule(model::GraphModule& module, const torch::Tensor& x, const torch::Tensor& y,
-                          const std::vector<std::string>& classNames, const std::string& split,
-                          int64_t batchSize = 256);
+/// The sum of the members' class probabilities for every row of normalized features `x` ([rows,
+/// classes], on x's device), in batches, in eval mode without gradients; each member's training
+/// mode is restored afterwards. An ensemble's prediction is this sum over its members, divided by
+/// their number (members may be spread over processes: their partial sums are added up).
+torch::Tensor sumProbabilities(std::vector<model::GraphModule>& members, const torch::Tensor& x,
+                               int64_t batchSize = 256);
+
+/// The logits of one network for every row of `x`, the same way.
+torch::Tensor predictLogits(model::GraphModule& module, const torch::Tensor& x, int64_t batchSize = 256);
+
+/// Logits of an ensemble: the log of its members' mean probabilities. Cross-entropy and argmax
+/// read them as any logits (log_softmax of log p is log p when p sums to 1).
+torch::Tensor ensembleLogits(const torch::Tensor& probabilitySum, int64_t members);
+
+/// Loss, accuracy, per-class accuracy and confusion matrix of `logits` against labels `y`.
+Evaluation evaluateLogits(const torch::Tensor& logits, const torch::Tensor& y,
+                          const std::vector<std::string>& classNames, const std::string& split);
+
+/// The same for a network, or an ensemble of them (one member: that network's own logits), on
+/// normalized features `x` and labels `y` (on any device).
+Evaluation evaluateMembers(std::vector<model::GraphModule>& members, const torch::Tensor& x, const torch::Tensor& y,
+                           const std::vector<std::string>& classNames, const std::string& split);
 
 /// Throws ConfigError when a dataset's sample shape is not the network's input shape.
 void checkInputShape(const model::Analysis& analysis, const std::vector<int64_t>& sampleShape,

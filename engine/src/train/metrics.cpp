@@ -5,36 +5,80 @@
 
 namespace mppdl::train {
 
-Evaluation evaluateModule(model::GraphModule& module, const torch::Tensor& x, const torch::Tensor& y,
-                          const std::vector<std::string>& classNames, const std::string& split,
-                          int64_t batchSize) {
-    const bool wasTraining = module->is_training();
-    module->eval();
-    torch::NoGradGuard noGrad;
+namespace {
 
-    const int64_t k = int64_t(classNames.size());
-    const int64_t n = x.size(0);
-    auto lossSum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(x.device()));
-    auto confusion = torch::zeros({k * k}, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
-    for (int64_t begin = 0; begin < n; begin += batchSize) {
-        const int64_t end = std::min(n, begin + batchSize);
-        auto xb = x.slice(0, begin, end);
-        auto yb = y.slice(0, begin, end);
-        auto logits = module->forwardLogits(xb);
-        lossSum += torch::nn::functional::cross_entropy(
-                       logits, yb, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                       .to(torch::kDouble);
-        // Confusion counts via one bincount over (true * k + predicted): no per-sample loop.
-        confusion += torch::bincount(yb * k + logits.argmax(1), {}, k * k);
+/// Runs `body(begin, end)` over `rows` in batches with every member in eval mode and no gradients,
+/// restoring the members' training modes afterwards (also when it throws).
+template <typename Body>
+void inEvalBatches(std::vector<model::GraphModule>& members, int64_t rows, int64_t batchSize, Body&& body) {
+    std::vector<bool> wasTraining;
+    for (auto& m : members) {
+        wasTraining.push_back(m->is_training());
+        m->eval();
     }
-    module->train(wasTraining);
+    struct Restore {
+        std::vector<model::GraphModule>& members;
+        const std::vector<bool>& modes;
+        ~Restore() {
+            for (size_t i = 0; i < members.size(); ++i)
+                members[i]->train(modes[i]);
+        }
+    } restore{members, wasTraining};
+    torch::NoGradGuard noGrad;
+    for (int64_t begin = 0; begin < rows; begin += batchSize)
+        body(begin, std::min(rows, begin + batchSize));
+}
 
+} // namespace
+
+torch::Tensor sumProbabilities(std::vector<model::GraphModule>& members, const torch::Tensor& x, int64_t batchSize) {
+    const int64_t k = members.front()->analysis().numClasses();
+    auto sum = torch::zeros({x.size(0), k}, x.options().dtype(torch::kFloat));
+    inEvalBatches(members, x.size(0), batchSize, [&](int64_t begin, int64_t end) {
+        auto out = sum.slice(0, begin, end);
+        for (auto& m : members) {
+            // Members may live on other devices than the data (segments spread over GPUs).
+            const auto device = m->parameters().empty() ? x.device() : m->parameters().front().device();
+            out.add_(torch::softmax(m->forwardLogits(x.slice(0, begin, end).to(device)), 1).to(out.device()));
+        }
+    });
+    return sum;
+}
+
+torch::Tensor predictLogits(model::GraphModule& module, const torch::Tensor& x, int64_t batchSize) {
+    std::vector<model::GraphModule> one{module};
+    std::vector<torch::Tensor> parts;
+    inEvalBatches(one, x.size(0), batchSize,
+                  [&](int64_t begin, int64_t end) { parts.push_back(module->forwardLogits(x.slice(0, begin, end))); });
+    if (parts.empty())
+        return torch::zeros({0, module->analysis().numClasses()}, x.options().dtype(torch::kFloat));
+    return torch::cat(parts);
+}
+
+torch::Tensor ensembleLogits(const torch::Tensor& probabilitySum, int64_t members) {
+    // The floor keeps a class every member rules out at a finite (large) loss instead of infinity.
+    return (probabilitySum / double(members)).clamp_min(1e-30).log();
+}
+
+Evaluation evaluateLogits(const torch::Tensor& logits, const torch::Tensor& y, const std::vector<std::string>& classNames,
+                          const std::string& split) {
+    torch::NoGradGuard noGrad;
+    const int64_t k = int64_t(classNames.size());
+    const int64_t n = y.size(0);
     Evaluation e;
     e.split = split;
     e.samples = n;
     e.classNames = classNames;
-    e.loss = n > 0 ? lossSum.item<double>() / double(n) : 0.0;
-    auto cm = confusion.cpu();
+    // Per-row losses summed in double: a float sum over many rows loses digits.
+    e.loss = n > 0 ? torch::nn::functional::cross_entropy(
+                         logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
+                             .to(torch::kDouble)
+                             .sum()
+                             .item<double>() /
+                         double(n)
+                   : 0.0;
+    // Confusion counts via one bincount over (true * k + predicted): no per-sample loop.
+    auto cm = torch::bincount(y * k + logits.argmax(1), {}, k * k).cpu();
     e.confusion.assign(cm.data_ptr<int64_t>(), cm.data_ptr<int64_t>() + k * k);
     int64_t correct = 0;
     e.perClassAccuracy.resize(size_t(k));
@@ -50,6 +94,13 @@ Evaluation evaluateModule(model::GraphModule& module, const torch::Tensor& x, co
     }
     e.accuracy = n > 0 ? double(correct) / double(n) : 0.0;
     return e;
+}
+
+Evaluation evaluateMembers(std::vector<model::GraphModule>& members, const torch::Tensor& x, const torch::Tensor& y,
+                           const std::vector<std::string>& classNames, const std::string& split) {
+    const auto logits = members.size() == 1 ? predictLogits(members.front(), x)
+                                            : ensembleLogits(sumProbabilities(members, x), int64_t(members.size()));
+    return evaluateLogits(logits, y, classNames, split);
 }
 
 void checkInputShape(const model::Analysis& analysis, const std::vector<int64_t>& sampleShape,

@@ -22,14 +22,18 @@ nlohmann::json normalizationJson(const data::Normalizer& n) {
     return {{"mode", data::toString(n.mode)}, {"scale", n.scale}, {"mean", n.mean}, {"std", n.std}};
 }
 
-/// Reads class names and normalizer (the keys of modelInfoJson) into `impl`.
-void readModelInfo(const nlohmann::json& meta, TrainedModel::Impl& impl) {
+/// Reads class names, normalizer and member count (the keys of modelInfoJson) into `impl`.
+int64_t readModelInfo(const nlohmann::json& meta, TrainedModel::Impl& impl) {
     impl.classNames = meta.at("classes").get<std::vector<std::string>>();
     const auto& n = meta.at("normalization");
     impl.normalizer.mode = data::parseNormalization(n.at("mode").get<std::string>());
     impl.normalizer.scale = n.at("scale").get<double>();
     impl.normalizer.mean = n.at("mean").get<std::vector<double>>();
     impl.normalizer.std = n.at("std").get<std::vector<double>>();
+    const int64_t members = meta.value("members", int64_t(1));
+    if (members < 1 || members > 4096)
+        throw StorageError("an ensemble of " + std::to_string(members) + " members");
+    return members;
 }
 
 nlohmann::json metadata(const TrainedModel::Impl& m) {
@@ -39,6 +43,7 @@ nlohmann::json metadata(const TrainedModel::Impl& m) {
     j["architecture"] = nlohmann::json::parse(model::toJson(m.architecture));
     j["classes"] = m.classNames;
     j["normalization"] = normalizationJson(m.normalizer);
+    j["members"] = m.members.size();
     return j;
 }
 
@@ -53,14 +58,15 @@ TrainedModel& TrainedModel::operator=(TrainedModel&&) noexcept = default;
 const model::Architecture& TrainedModel::architecture() const { return m_impl->architecture; }
 const data::Normalizer& TrainedModel::normalizer() const { return m_impl->normalizer; }
 const std::vector<std::string>& TrainedModel::classNames() const { return m_impl->classNames; }
+int64_t TrainedModel::members() const { return int64_t(m_impl->members.size()); }
 
 void TrainedModel::save(const std::string& path) const {
-    if (!m_impl->module)
+    if (m_impl->members.empty())
         throw InternalError("saving a model that has no weights");
     torch::serialize::OutputArchive archive;
     archive.write("metadata", c10::IValue(metadata(*m_impl).dump()));
     torch::serialize::OutputArchive weights;
-    m_impl->module->save(weights);
+    weightsModule(m_impl->members)->save(weights);
     archive.write("weights", weights);
     // Write beside the target and rename, so a failure never leaves a half-written model behind.
     const std::string tmp = path + ".tmp";
@@ -100,18 +106,16 @@ TrainedModel TrainedModel::load(const std::string& path, const std::string& devi
                            std::to_string(kFormatVersion) + ")");
     try {
         impl->architecture = model::parseArchitecture(meta.at("architecture").dump(), path);
-        readModelInfo(meta, *impl);
-        impl->module = model::GraphModule(impl->architecture);
+        impl->build(readModelInfo(meta, *impl));
         torch::serialize::InputArchive weights;
         archive.read("weights", weights);
-        impl->module->load(weights);
+        weightsModule(impl->members)->load(weights);
     } catch (const Error&) {
         throw;
     } catch (const std::exception& e) {
         throw StorageError(path + ": damaged mppdl model file (" + std::string(e.what()).substr(0, 200) + ")");
     }
-    impl->module->to(impl->device);
-    impl->module->eval();
+    impl->toDeviceForInference();
     return TrainedModel(std::move(impl));
 }
 
@@ -121,26 +125,28 @@ TrainedModel TrainedModel::fromWeights(const model::Architecture& architecture, 
     auto impl = std::make_unique<Impl>();
     impl->device = torch::Device(checkDevice(device));
     impl->architecture = architecture;
+    int64_t members = 1;
     try {
-        readModelInfo(nlohmann::json::parse(modelInfo), *impl);
+        members = readModelInfo(nlohmann::json::parse(modelInfo), *impl);
     } catch (const Error&) {
         throw;
     } catch (const std::exception& e) {
         throw StorageError(what + ": damaged model information (" + std::string(e.what()).substr(0, 200) + ")");
     }
-    impl->module = model::GraphModule(architecture);
-    loadWeights(*impl->module, weights, what);
-    impl->module->to(impl->device);
-    impl->module->eval();
+    impl->build(members);
+    loadWeights(*weightsModule(impl->members), weights, what);
+    impl->toDeviceForInference();
     return TrainedModel(std::move(impl));
 }
 
-std::string modelInfoJson(const data::Normalizer& normalizer, const std::vector<std::string>& classNames) {
-    return nlohmann::json{{"classes", classNames}, {"normalization", normalizationJson(normalizer)}}.dump();
+std::string modelInfoJson(const data::Normalizer& normalizer, const std::vector<std::string>& classNames,
+                          int64_t members) {
+    return nlohmann::json{{"classes", classNames}, {"normalization", normalizationJson(normalizer)}, {"members", members}}
+        .dump();
 }
 
 Evaluation TrainedModel::evaluate(const data::Dataset& raw, const std::string& split) const {
-    checkInputShape(m_impl->module->analysis(), raw.sampleShape(), "the data");
+    checkInputShape(m_impl->members.front()->analysis(), raw.sampleShape(), "the data");
     const auto normalized = m_impl->normalizer.apply(raw);
     // The data's classes must be the model's: otherwise label indexes would mean other things.
     if (raw.classNames() != m_impl->classNames) {
@@ -148,8 +154,8 @@ Evaluation TrainedModel::evaluate(const data::Dataset& raw, const std::string& s
             throw ConfigError("the data has " + std::to_string(raw.numClasses()) +
                               " classes but the model predicts " + std::to_string(m_impl->classNames.size()));
     }
-    return evaluateModule(m_impl->module, normalized.features().to(m_impl->device),
-                          normalized.labels().to(m_impl->device), m_impl->classNames, split);
+    return evaluateMembers(m_impl->members, normalized.features().to(m_impl->device),
+                           normalized.labels().to(m_impl->device), m_impl->classNames, split);
 }
 
 } // namespace mppdl::train

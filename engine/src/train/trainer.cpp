@@ -1,7 +1,9 @@
 #include "mppdl/train/trainer.h"
 
 #include "evaluate.h"
+#include "collectives.h"
 #include "optimizer_factory.h"
+#include "segments.h"
 #include "trained_model_impl.h"
 #include "weights.h"
 
@@ -10,14 +12,15 @@
 #include "mppdl/data/distribution.h"
 #include "mppdl/model/analysis.h"
 #include "mppdl/train/devices.h"
+#include "mppdl/train/process_group.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include <dlfcn.h>
-
 #include <algorithm>
+#include <cstring>
+#include <map>
 #include <chrono>
 #include <exception>
 #include <limits>
@@ -129,73 +132,172 @@ struct LoopState {
     }
 };
 
-/// A model that trains: the single strategy's one, or one segment's replica, with its shard.
-struct Replica {
-    model::GraphModule module{nullptr};
-    std::unique_ptr<torch::optim::Optimizer> optimizer;
-    at::Generator permutation; ///< the epoch order of its rows
-    at::Generator dropout;     ///< its Dropout masks (undefined on a GPU: the device's default)
-    torch::Tensor x, y;        ///< its rows, resident on the device
-    int64_t batch = 0;         ///< min(batch size, rows)
-    int64_t rows() const { return x.size(0); }
-    int64_t stepsPerEpoch() const { return (rows() + batch - 1) / batch; }
+/// How a strategy joins its segments' models; the rows of the one table of strategies.
+enum class Join {
+    None,      ///< single (one segment), ensemble (independent members)
+    Average,   ///< model averaging
+    Elastic,   ///< EASGD
+    Gradients, ///< all-reduce
 };
 
-/// Archive keys of replica i: segment 0 (and the single strategy) without a suffix.
-std::string key(const char* name, size_t i) { return i == 0 ? name : std::string(name) + "_" + std::to_string(i); }
+struct Strategy {
+    Choice choice;
+    Join join;
+    /// Minibatches between joins when --sync-every is 0; 0 means once per pass over the shards.
+    int64_t defaultSyncEvery;
+};
 
-/// The resume half of a checkpoint: each replica's optimizer state and random generators (its
-/// epoch order's, and its Dropout's), the device's generator, and the loop counters.
-std::string serializeState(std::vector<Replica>& replicas, const torch::Device& device, const LoopState& loop) {
+/// EASGD's communication period when none is given: the paper's tau.
+constexpr int64_t kDefaultTau = 10;
+
+const std::vector<Strategy>& strategies() {
+    static const std::vector<Strategy> table = {
+        {{"single", "one model trained on all rows (the reference the others are compared with)"}, Join::None, 0},
+        {{"model-averaging",
+          "MADlib's fit: a replica per segment trains on its shard; the replicas are averaged, weighted "
+          "by rows, after each pass (or every --sync-every minibatches) and the average is broadcast"},
+         Join::Average, 0},
+        {{"easgd",
+          "elastic averaging SGD: every --sync-every minibatches (tau, default 10) each replica moves toward a "
+          "center model by the moving rate and the center toward the replicas (alpha = 0.9 / segments)"},
+         Join::Elastic, kDefaultTau},
+        {{"ensemble",
+          "one independent model per segment; the prediction is the mean of their class probabilities"},
+         Join::None, 0},
+        {{"allreduce",
+          "synchronous data parallel, as DDP: each step the segments' gradients are averaged, weighted by rows, "
+          "so the replicas stay equal (one step over the union of the segments' minibatches)"},
+         Join::Gradients, 1},
+    };
+    return table;
+}
+
+const Strategy* findStrategy(const std::string& name) {
+    for (const auto& s : strategies())
+        if (name == s.choice.name)
+            return &s;
+    return nullptr;
+}
+
+/// Archive keys of the resume state: one entry per segment, holding that segment's own archive.
+std::string segmentKey(int segment) { return "segment_" + std::to_string(segment); }
+constexpr int64_t kStateFormat = 2;
+
+torch::Tensor bytesTensor(const std::string& bytes) {
+    auto t = torch::empty({int64_t(bytes.size())}, torch::kUInt8);
+    std::memcpy(t.data_ptr<uint8_t>(), bytes.data(), bytes.size());
+    return t;
+}
+std::string tensorBytes(const torch::Tensor& t) {
+    const auto c = t.contiguous().to(torch::kCPU);
+    return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), size_t(c.numel()));
+}
+
+void writeRng(torch::serialize::OutputArchive& archive, const std::string& name, at::Generator gen) {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    archive.write(name, gen.get_state());
+}
+void readRng(torch::serialize::InputArchive& archive, const std::string& name, at::Generator gen) {
+    torch::Tensor state;
+    archive.read(name, state);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(state.to(torch::kCPU));
+}
+
+/// One segment's resume state: its optimizer state, the generators of its epoch order and
+/// Dropout, and (when its weights are its own, as in EASGD and ensembles) its weights.
+std::string serializeSegment(Replica& r, bool withWeights) {
     torch::serialize::OutputArchive archive;
-    for (size_t i = 0; i < replicas.size(); ++i) {
-        auto& r = replicas[i];
-        torch::serialize::OutputArchive optimizerArchive;
-        r.optimizer->save(optimizerArchive);
-        archive.write(key("optimizer", i), optimizerArchive);
-        {
-            std::lock_guard<std::mutex> lock(r.permutation.mutex());
-            archive.write(key("permutation_rng", i), r.permutation.get_state());
-        }
-        if (r.dropout.defined()) {
-            std::lock_guard<std::mutex> lock(r.dropout.mutex());
-            archive.write(key("dropout_rng", i), r.dropout.get_state());
+    torch::serialize::OutputArchive optimizerArchive;
+    r.optimizer->save(optimizerArchive);
+    archive.write("optimizer", optimizerArchive);
+    writeRng(archive, "permutation_rng", r.permutation);
+    if (r.dropout.defined())
+        writeRng(archive, "dropout_rng", r.dropout);
+    if (withWeights) {
+        torch::serialize::OutputArchive weights;
+        r.module->save(weights);
+        archive.write("weights", weights);
+    }
+    return serializeArchive(archive);
+}
+
+void restoreSegment(Replica& r, const std::string& blob, bool withWeights, const std::string& what) {
+    torch::serialize::InputArchive archive;
+    // Read onto the segment's device, so that the optimizer's buffers land beside the parameters.
+    loadArchive(archive, blob, what, r.device);
+    torch::serialize::InputArchive optimizerArchive;
+    archive.read("optimizer", optimizerArchive);
+    r.optimizer->load(optimizerArchive);
+    readRng(archive, "permutation_rng", r.permutation);
+    if (r.dropout.defined())
+        readRng(archive, "dropout_rng", r.dropout);
+    if (withWeights) {
+        torch::serialize::InputArchive weights;
+        archive.read("weights", weights);
+        r.module->load(weights);
+    }
+}
+
+/// Every segment's state blob, at every process: the local ones made here, the others gathered.
+std::map<int, std::string> gatherSegments(std::vector<Replica>& replicas, bool withWeights, Collectives* group) {
+    std::map<int, std::string> all;
+    torch::serialize::OutputArchive mine;
+    for (auto& r : replicas) {
+        auto blob = serializeSegment(r, withWeights);
+        if (!group || group->world() == 1)
+            all[r.segment] = std::move(blob);
+        else
+            mine.write(segmentKey(r.segment), bytesTensor(blob));
+    }
+    if (!group || group->world() == 1)
+        return all;
+    for (const auto& bytes : group->allgather(serializeArchive(mine))) {
+        torch::serialize::InputArchive theirs;
+        loadArchive(theirs, bytes, "a process's segment state");
+        for (const auto& key : theirs.keys()) {
+            torch::Tensor t;
+            theirs.read(key, t);
+            all[std::stoi(key.substr(std::strlen("segment_")))] = tensorBytes(t);
         }
     }
-    if (!device.is_cpu()) {
-        auto gen = at::globalContext().defaultGenerator(device);
-        std::lock_guard<std::mutex> lock(gen.mutex());
-        archive.write("device_rng", gen.get_state());
-    }
+    return all;
+}
+
+/// The resume half of a checkpoint: every segment's state, the devices' generators and the loop
+/// counters.
+std::string serializeState(const std::map<int, std::string>& segments, const std::vector<torch::Device>& devices,
+                           const LoopState& loop) {
+    torch::serialize::OutputArchive archive;
+    archive.write("format", c10::IValue(kStateFormat));
+    for (const auto& [segment, blob] : segments)
+        archive.write(segmentKey(segment), bytesTensor(blob));
+    for (const auto& device : devices)
+        if (!device.is_cpu())
+            writeRng(archive, "device_rng_" + device.str(), at::globalContext().defaultGenerator(device));
     archive.write("loop", c10::IValue(loop.toJson().dump()));
     return serializeArchive(archive);
 }
 
 LoopState restoreState(const std::string& blob, const std::string& what, std::vector<Replica>& replicas,
-                       const torch::Device& device) {
+                       bool withWeights, const std::vector<torch::Device>& devices) {
     torch::serialize::InputArchive archive;
-    // Read onto the training device, so that the optimizer's buffers land beside the parameters.
-    loadArchive(archive, blob, what, device);
+    loadArchive(archive, blob, what);
     try {
-        auto readRng = [&](const std::string& name, at::Generator gen) {
-            torch::Tensor state;
-            archive.read(name, state);
-            std::lock_guard<std::mutex> lock(gen.mutex());
-            gen.set_state(state.to(torch::kCPU));
-        };
-        for (size_t i = 0; i < replicas.size(); ++i) {
-            auto& r = replicas[i];
-            torch::serialize::InputArchive optimizerArchive;
-            if (!archive.try_read(key("optimizer", i), optimizerArchive))
-                throw ConfigError(what + " has no state for segment " + std::to_string(i) +
+        c10::IValue format;
+        if (!archive.try_read("format", format) || !format.isInt() || format.toInt() != kStateFormat)
+            throw ConfigError(what + " was made by an earlier mppdl whose resume state this one cannot read "
+                                     "(its weights can still be evaluated or warm-started from)");
+        for (auto& r : replicas) {
+            torch::Tensor bytes;
+            if (!archive.try_read(segmentKey(r.segment), bytes))
+                throw ConfigError(what + " has no state for segment " + std::to_string(r.segment) +
                                   " (it was made with fewer segments)");
-            r.optimizer->load(optimizerArchive);
-            readRng(key("permutation_rng", i), r.permutation);
-            if (r.dropout.defined())
-                readRng(key("dropout_rng", i), r.dropout);
+            restoreSegment(r, tensorBytes(bytes), withWeights, what + ", segment " + std::to_string(r.segment));
         }
-        if (!device.is_cpu())
-            readRng("device_rng", at::globalContext().defaultGenerator(device));
+        for (const auto& device : devices)
+            if (!device.is_cpu())
+                readRng(archive, "device_rng_" + device.str(), at::globalContext().defaultGenerator(device));
         c10::IValue loop;
         archive.read("loop", loop);
         return LoopState::fromJson(nlohmann::json::parse(loop.toStringRef()));
@@ -206,88 +308,73 @@ LoopState restoreState(const std::string& blob, const std::string& what, std::ve
     }
 }
 
-/// Model averaging's merge: `merged` becomes the average of the replicas weighted by `weights`
-/// (summing to 1; floating parameters and buffers; integer buffers such as BatchNorm's batch
-/// count take the maximum), each replica's L2 distance from it goes to `divergence`, and it is
-/// copied back into every replica. With one replica of weight 1 the result is that replica bit for
-/// bit (0 + 1 * p).
-void mergeReplicas(model::GraphModule& merged, std::vector<Replica>& replicas, const std::vector<double>& weights,
-                   std::vector<double>& divergence) {
-    torch::NoGradGuard noGrad;
-    auto tensorsOf = [](model::GraphModule& m) {
-        std::vector<torch::Tensor> out = m->parameters();
-        for (auto& b : m->buffers())
-            out.push_back(b);
-        return out;
-    };
-    auto target = tensorsOf(merged);
-    std::vector<std::vector<torch::Tensor>> sources;
-    for (auto& r : replicas)
-        sources.push_back(tensorsOf(r.module));
-    for (size_t j = 0; j < target.size(); ++j) {
-        if (at::isFloatingType(target[j].scalar_type())) {
-            auto sum = torch::zeros_like(target[j]);
-            for (size_t i = 0; i < replicas.size(); ++i)
-                if (weights[i] > 0)
-                    sum.add_(sources[i][j], weights[i]);
-            target[j].copy_(sum);
-        } else {
-            auto top = sources[0][j].clone();
-            for (size_t i = 1; i < replicas.size(); ++i)
-                top = torch::maximum(top, sources[i][j]);
-            target[j].copy_(top);
+/// Every member of an ensemble at every process: the local replicas, and the others' rebuilt from
+/// their gathered state (a run in one process has them all).
+std::vector<model::GraphModule> allMembers(std::vector<Replica>& replicas, const std::map<int, std::string>& states,
+                                           int segments, const model::Architecture& architecture,
+                                           const torch::Device& device) {
+    std::vector<model::GraphModule> members;
+    for (int s = 0; s < segments; ++s) {
+        auto local = std::find_if(replicas.begin(), replicas.end(), [&](const Replica& r) { return r.segment == s; });
+        if (local != replicas.end()) {
+            members.push_back(local->module);
+            continue;
         }
+        model::GraphModule member(architecture);
+        torch::serialize::InputArchive archive, weights;
+        loadArchive(archive, states.at(s), "segment " + std::to_string(s) + "'s state");
+        archive.read("weights", weights);
+        member->load(weights);
+        member->to(device);
+        members.push_back(member);
     }
-    divergence.assign(replicas.size(), 0.0);
-    const size_t parameters = merged->parameters().size();
-    for (size_t i = 0; i < replicas.size(); ++i) {
-        double squares = 0;
-        for (size_t j = 0; j < parameters; ++j)
-            squares += (sources[i][j] - target[j]).pow(2).sum().item<double>();
-        divergence[i] = std::sqrt(squares);
-        for (size_t j = 0; j < target.size(); ++j)
-            sources[i][j].copy_(target[j]);
-    }
-}
-
-/// Sets this thread's OpenMP team size. Each segment's worker thread runs its own intra-op
-/// parallelism; N workers with T/N threads each keep the machine's T cores busy, not N x T.
-void setThreadTeam(int threads) {
-    at::internal::lazy_init_num_threads(); // first, or a later lazy init would undo what follows
-    using SetThreads = void (*)(int);
-    static const auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
-    if (set)
-        set(threads);
+    return members;
 }
 
 } // namespace
 
 const std::vector<Choice>& strategyChoices() {
-    static const std::vector<Choice> choices = {
-        {"single", "one model trained on all rows (the reference the others are compared with)"},
-        {"model-averaging",
-         "MADlib's fit: a replica per segment trains on its shard; the replicas are averaged, weighted "
-         "by rows, after each pass (or every --sync-every minibatches) and the average is broadcast"},
-    };
+    static const std::vector<Choice> choices = [] {
+        std::vector<Choice> out;
+        for (const auto& s : strategies())
+            out.push_back(s.choice);
+        return out;
+    }();
     return choices;
 }
 
+int64_t modelMembers(const TrainConfig& config) { return config.strategy == "ensemble" ? config.segments : 1; }
+
 std::vector<std::string> validate(const TrainConfig& c) {
     std::vector<std::string> problems = validate(c.optimizer);
-    const auto& strategies = strategyChoices();
-    if (std::none_of(strategies.begin(), strategies.end(), [&](const Choice& s) { return c.strategy == s.name; })) {
-        std::string known;
-        for (const auto& s : strategies)
-            known += (known.empty() ? "" : ", ") + std::string(s.name);
-        problems.push_back("unknown strategy '" + c.strategy + "' (known: " + known + ")");
-    }
+    const Strategy* strategy = findStrategy(c.strategy);
+    if (!strategy)
+        problems.push_back("unknown strategy '" + c.strategy + "' (known: " + [] {
+            std::string known;
+            for (const auto& s : strategies())
+                known += (known.empty() ? "" : ", ") + std::string(s.choice.name);
+            return known;
+        }() + ")");
     if (c.segments < 1)
         problems.push_back("segments must be >= 1, got " + std::to_string(c.segments));
     if (c.strategy == "single" && c.segments > 1)
         problems.push_back("the single strategy trains one model on one device: for " + std::to_string(c.segments) +
                            " segments choose a strategy such as model-averaging");
     if (c.syncEvery < 0)
-        problems.push_back("sync-every must be >= 0 (0: once per pass over the shards)");
+        problems.push_back("sync-every must be >= 0 (0: the strategy's default)");
+    if (strategy && strategy->join == Join::Gradients && c.syncEvery > 1)
+        problems.push_back("allreduce averages the gradients of every step: --sync-every does not apply");
+    if (c.movingRate && (*c.movingRate < 0 || *c.movingRate > 1))
+        problems.push_back("the moving rate must be in [0, 1], got " + std::to_string(*c.movingRate));
+    if (c.movingRate && c.strategy != "easgd")
+        problems.push_back("the moving rate is EASGD's: use it with --strategy easgd");
+    if (c.processes < 1)
+        problems.push_back("processes must be >= 1, got " + std::to_string(c.processes));
+    if (c.processes > c.segments)
+        problems.push_back(std::to_string(c.processes) + " processes for " + std::to_string(c.segments) +
+                           " segments: each process trains at least one segment");
+    if (c.gpusPerHost < -1)
+        problems.push_back("gpus-per-host must be >= 0");
     const auto& policies = data::distributionPolicies();
     if (std::none_of(policies.begin(), policies.end(),
                      [&](const data::DistributionPolicy& p) { return c.distribution == p.name; }))
@@ -315,7 +402,8 @@ LoadedData loadData(const TrainConfig& config, const model::Architecture& archit
         const auto problems = validate(config);
         if (!problems.empty())
             throw ConfigError(problems.front());
-        checkDevice(config.device); // before the data is loaded: a wrong device should fail fast
+        // Before the data is loaded: a wrong device should fail fast.
+        segmentDevices(config.device, config.gpusPerHost, config.segments);
         const auto analysis = model::analyze(architecture);
         if (!analysis.ok())
             throw ConfigError("invalid architecture '" + architecture.name + "':\n" +
@@ -343,6 +431,9 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
 
 TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
                   const data::PreparedData& data, RunObserver& observer, const TrainControl& control) {
+    Collectives* group = control.group ? control.group->collectives() : nullptr;
+    const int rank = group ? group->rank() : 0;
+    const int world = group ? group->world() : 1;
     const Checkpoint* resume = control.resumeFrom;
     const std::atomic<bool>* cancel = control.cancel;
     Emitter emitter(observer, resume ? resume->wallSeconds : 0);
@@ -350,10 +441,26 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
         const auto problems = validate(config);
         if (!problems.empty())
             throw ConfigError(problems.front());
+        if (world != config.processes)
+            throw ConfigError("the run is configured for " + std::to_string(config.processes) +
+                              " processes but " + std::to_string(world) + " joined");
         if (data.train.empty())
             throw DataError("the training data has no rows");
         applyThreadCount(config.threads);
-        const torch::Device device(checkDevice(config.device));
+        const Strategy& strategy = *findStrategy(config.strategy);
+        const int segments = config.segments;
+        const bool multi = config.strategy != "single";
+        const bool ensemble = config.strategy == "ensemble";
+        // Segments whose weights are their own between joins keep them in the resume state.
+        const bool ownWeights = ensemble || strategy.join == Join::Elastic;
+        std::vector<torch::Device> segmentDevice;
+        for (const auto& name : segmentDevices(config.device, config.gpusPerHost, segments))
+            segmentDevice.emplace_back(name);
+        const torch::Device device = segmentDevice.front(); // where the merged model lives
+        std::vector<torch::Device> devices; // the distinct ones, for their generators
+        for (const auto& d : segmentDevice)
+            if (std::find(devices.begin(), devices.end(), d) == devices.end())
+                devices.push_back(d);
 
         // Seed before building the network so its initial weights are part of what the seed fixes.
         torch::manual_seed(config.seed);
@@ -365,13 +472,18 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                               " values but the data has " + std::to_string(data.train.numClasses()) +
                               " classes (change the last Dense layer's units)");
         module->to(device);
-        if (control.initialWeights && !resume)
-            loadWeights(*module, *control.initialWeights, control.initialWeightsFrom);
+        // Every process starts from rank 0's initial or warm-start weights and resume point.
+        const std::string initialWeights =
+            broadcastBytes(group, control.initialWeights && !resume ? *control.initialWeights : std::string());
+        const std::string resumeWeights = broadcastBytes(group, resume ? resume->weights : std::string());
+        const std::string resumeState = broadcastBytes(group, resume ? resume->state : std::string());
+        const int resumeEpoch = int(std::stoll(broadcastBytes(group, std::to_string(resume ? resume->epoch : -1))));
+        const bool resuming = resumeEpoch >= 0;
+        if (!initialWeights.empty())
+            loadWeights(*module, initialWeights, control.initialWeightsFrom);
 
-        // Everything stays resident on the device as packed tensors: a minibatch is one
+        // Everything stays resident on the devices as packed tensors: a minibatch is one
         // index_select, with no per-sample work in the loop.
-        const auto x = data.train.features().to(device);
-        const auto y = data.train.labels().to(device);
         const bool hasValidation = !data.validation.empty();
         torch::Tensor xVal, yVal;
         if (hasValidation) {
@@ -380,52 +492,75 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
         }
         const auto& classNames = data.train.classNames();
 
-        // The replicas: for single, the network itself on all rows; for model averaging, one clone
-        // of it per segment on that segment's shard, while `module` holds the merged model.
-        const bool averaging = config.strategy == "model-averaging";
-        const int segments = averaging ? config.segments : 1;
+        // The replicas of this process: for single, the network itself on all rows; otherwise a
+        // clone per segment s with s % processes == rank, on its shard, while `module` holds the
+        // merged model (the center for EASGD; unused by an ensemble).
         std::vector<torch::Tensor> shards;
-        if (averaging)
+        if (multi)
             shards = data::distribute(data.train, segments, config.distribution, config.seed);
-        std::vector<Replica> replicas(static_cast<size_t>(segments));
-        for (int i = 0; i < segments; ++i) {
-            Replica& r = replicas[size_t(i)];
-            r.module = averaging ? model::GraphModule(std::dynamic_pointer_cast<model::GraphModuleImpl>(module->clone(device)))
-                                 : module;
-            r.x = averaging ? x.index_select(0, shards[size_t(i)].to(device)) : x;
-            r.y = averaging ? y.index_select(0, shards[size_t(i)].to(device)) : y;
-            r.batch = std::min<int64_t>(config.batchSize, r.rows());
+        else
+            shards = {torch::arange(data.train.size(), torch::kLong)};
+        std::vector<int64_t> shardRows;
+        for (const auto& s : shards)
+            shardRows.push_back(s.size(0));
+        std::vector<Replica> replicas;
+        for (int s = rank; s < segments; s += world) {
+            Replica r;
+            r.segment = s;
+            r.device = segmentDevice[size_t(s)];
+            r.module = multi ? model::GraphModule(std::dynamic_pointer_cast<model::GraphModuleImpl>(module->clone(r.device)))
+                             : module;
+            r.x = data.train.features().index_select(0, shards[size_t(s)]).to(r.device);
+            r.y = data.train.labels().index_select(0, shards[size_t(s)]).to(r.device);
+            r.batch = std::min<int64_t>(config.batchSize, std::max<int64_t>(1, r.rows()));
             r.optimizer = makeOptimizer(config.optimizer, r.module->parameters());
             // Segment 0's streams are the single strategy's, so that one segment repeats it exactly.
-            const uint64_t seed = config.seed + uint64_t(i) * 1000003ULL;
+            const uint64_t seed = config.seed + uint64_t(s) * 1000003ULL;
             r.permutation = at::make_generator<at::CPUGeneratorImpl>(seed);
             // Dropout draws from the network's own stream, seeded apart from the permutations'.
             // On a GPU the masks come from the device's default generator.
-            if (device.is_cpu()) {
+            if (r.device.is_cpu()) {
                 r.dropout = at::make_generator<at::CPUGeneratorImpl>(seed ^ 0x9E3779B97F4A7C15ULL);
                 r.module->setGenerator(r.dropout);
             }
+            replicas.push_back(std::move(r));
         }
+        if (replicas.empty())
+            throw ConfigError("process " + std::to_string(rank) + " of " + std::to_string(world) + " has no segment");
 
-        const int64_t n = x.size(0);
-        const int64_t batch = replicas.front().batch;
-        int64_t stepsPerEpoch = 0;
-        for (const auto& r : replicas)
-            stepsPerEpoch += r.stepsPerEpoch();
+        const int64_t n = data.train.size();
+        const int64_t batch = std::min<int64_t>(config.batchSize, n);
+        auto stepsOf = [&](int64_t rows) {
+            const int64_t b = std::min<int64_t>(config.batchSize, std::max<int64_t>(1, rows));
+            return (rows + b - 1) / b;
+        };
+        int64_t stepsPerEpoch = 0, longestShard = 0;
+        for (auto rows : shardRows) {
+            stepsPerEpoch += stepsOf(rows);
+            longestShard = std::max(longestShard, stepsOf(rows));
+        }
         const int64_t totalSteps = stepsPerEpoch * config.epochs;
+        // Minibatches between joins, and joins per epoch (the same count on every process).
+        const int64_t syncEvery = config.syncEvery > 0 ? config.syncEvery : strategy.defaultSyncEvery;
+        const int64_t roundSteps = syncEvery > 0 ? syncEvery : std::numeric_limits<int64_t>::max();
+        const int64_t rounds = syncEvery > 0 ? (longestShard + syncEvery - 1) / syncEvery : 1;
+        const double movingRate = config.movingRate ? *config.movingRate : 0.9 / double(segments);
 
         LoopState loop;
-        if (resume) {
-            const std::string what = "the checkpoint of epoch " + std::to_string(resume->epoch);
-            loadWeights(*module, resume->weights, what);
-            if (resume->state.empty())
+        if (resuming) {
+            const std::string what = "the checkpoint of epoch " + std::to_string(resumeEpoch);
+            if (resumeState.empty())
                 throw ConfigError(what + " keeps only weights: it cannot be resumed from");
-            // A checkpoint is taken right after a merge: every replica holds the merged weights.
-            if (averaging)
-                for (auto& r : replicas)
-                    loadWeights(*r.module, resume->weights, what);
-            loop = restoreState(resume->state, what, replicas, device);
-            if (loop.epochsDone != resume->epoch)
+            // A checkpoint is taken right after a join: the replicas hold the merged weights,
+            // except where they are their own (then they are in the state).
+            if (!ensemble) { // an ensemble's members are all in the state
+                loadWeights(*module, resumeWeights, what);
+                if (multi)
+                    for (auto& r : replicas)
+                        loadWeights(*r.module, resumeWeights, what);
+            }
+            loop = restoreState(resumeState, what, replicas, ownWeights, devices);
+            if (loop.epochsDone != resumeEpoch)
                 throw StorageError(what + " holds the state of epoch " + std::to_string(loop.epochsDone));
             if (loop.globalStep != int64_t(loop.epochsDone) * stepsPerEpoch)
                 throw ConfigError(what + " was made with " + std::to_string(loop.globalStep / std::max(1, loop.epochsDone)) +
@@ -435,6 +570,12 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
         const int startEpoch = loop.epochsDone;
         const int64_t startStep = loop.globalStep;
         const int threads = at::get_num_threads();
+        // A pool of min(local segments, T) workers, each running its share of the segments one
+        // after the other with T / workers threads: more threads than cores only thrash the caches.
+        const int poolSize = std::min<int>(int(replicas.size()), std::max(1, threads));
+        std::unique_ptr<SegmentPool> pool;
+        if (poolSize > 1)
+            pool = std::make_unique<SegmentPool>(poolSize, std::max(1, threads / poolSize));
         {
             RunEvent e;
             e.kind = EventKind::Started;
@@ -442,8 +583,9 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
             e.stepsPerEpoch = stepsPerEpoch;
             std::ostringstream m;
             m << "training '" << architecture.name << "' (" << groupThousands(analysis.totalParams)
-              << " parameters) on " << device.str() << " with " << config.optimizer.name << " lr "
-              << config.optimizer.lr;
+              << " parameters) on " << (config.gpusPerHost > 0 ? std::to_string(config.gpusPerHost) + " GPUs per host"
+                                                                : config.device)
+              << " with " << config.optimizer.name << " lr " << config.optimizer.lr;
             if (config.optimizer.momentum > 0)
                 m << (config.optimizer.nesterov ? " nesterov momentum " : " momentum ") << config.optimizer.momentum;
             if (config.optimizer.weightDecay > 0)
@@ -452,17 +594,25 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                 m << " (" << config.schedule.name << " schedule)";
             m << ", batch " << batch << ", " << config.epochs
               << (config.epochs == 1 ? " epoch" : " epochs") << ", seed " << config.seed;
-            if (averaging)
-                m << ", model averaging over " << segments << " segments (" << config.distribution
-                  << " distribution, merge "
-                  << (config.syncEvery > 0 ? "every " + std::to_string(config.syncEvery) + " minibatches"
-                                           : std::string("after each pass"))
-                  << ")";
+            if (multi) {
+                m << ", " << config.strategy << " over " << segments << " segments (" << config.distribution
+                  << " distribution";
+                if (strategy.join == Join::Average || strategy.join == Join::Elastic)
+                    m << ", " << (strategy.join == Join::Average ? "merge " : "elastic step ")
+                      << (syncEvery > 0 ? "every " + std::to_string(syncEvery) + " minibatches"
+                                        : std::string("after each pass"));
+                if (strategy.join == Join::Elastic)
+                    m << ", moving rate " << fixedText(movingRate, 4);
+                m << ")";
+            }
+            if (world > 1)
+                m << " in " << world << " processes";
             if (device.is_cpu())
-                m << ", " << threads << (threads == 1 ? " thread" : " threads");
-            if (control.initialWeights && !resume)
+                m << ", " << threads << (threads == 1 ? " thread" : " threads")
+                  << (world > 1 ? " each" : "");
+            if (!initialWeights.empty())
                 m << ", warm start from " << control.initialWeightsFrom;
-            if (resume)
+            if (resuming)
                 m << "; resuming after epoch " << startEpoch;
             e.epoch = startEpoch;
             e.step = startStep;
@@ -470,7 +620,8 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
             emitter.emit(std::move(e));
         }
 
-        const bool checkEveryStep = device.is_cpu(); // loss.item() is free on the CPU, a sync on a GPU
+        // loss.item() is free on the CPU, a sync on a GPU: only CPU runs check every step.
+        const bool checkEveryStep = device.is_cpu();
         const auto runStart = Clock::now();
         int64_t& globalStep = loop.globalStep;
         TrainResult result;
@@ -488,6 +639,25 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
             e.stepsPerEpoch = stepsPerEpoch;
             return e;
         };
+        // The members whose mean probabilities an ensemble predicts; the merged model otherwise.
+        auto localMembers = [&] {
+            std::vector<model::GraphModule> out;
+            if (!ensemble)
+                out.push_back(module);
+            else
+                for (auto& r : replicas)
+                    out.push_back(r.module);
+            return out;
+        };
+        // Evaluates what the run has made so far: for an ensemble, every process's members.
+        auto evaluateRun = [&](const torch::Tensor& x, const torch::Tensor& y, const std::string& split) {
+            auto members = localMembers();
+            if (!ensemble)
+                return evaluateMembers(members, x, y, classNames, split);
+            auto sum = sumProbabilities(members, x);
+            allreduceTensors(group, {sum});
+            return evaluateLogits(ensembleLogits(sum, segments), y, classNames, split);
+        };
 
         for (int epoch = startEpoch; epoch < config.epochs && !loop.stoppedEarly; ++epoch) {
             const double lr = scheduledLearningRate(config.schedule, config.optimizer.lr, epoch, config.epochs);
@@ -496,6 +666,7 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                 r.module->train();
             }
             const auto epochStart = Clock::now();
+            const int64_t epochStartStep = globalStep;
             auto nonFinite = [&](int64_t step, bool exact, int segment) {
                 std::ostringstream m;
                 m << "the loss became " << (exact ? "" : "non-finite ") << "NaN or infinite in epoch " << epoch + 1;
@@ -505,25 +676,8 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                   << " (lower the learning rate, or check the data for NaN values)";
                 return DataError(m.str());
             };
-            auto progress = [&](int64_t stepInEpoch, double seen, std::optional<double> lossSum,
-                                std::optional<double> correct) {
-                const double runSeconds = secondsSince(runStart);
-                RunEvent e = positioned(EventKind::Progress, epoch, stepInEpoch);
-                if (lossSum) {
-                    if (!std::isfinite(*lossSum / seen))
-                        throw nonFinite(stepInEpoch, false, -1);
-                    e.metrics.push_back({"train_loss", *lossSum / seen});
-                }
-                if (correct)
-                    e.metrics.push_back({"train_accuracy", *correct / seen});
-                e.metrics.push_back({"images_per_sec", seen / secondsSince(epochStart)});
-                e.metrics.push_back({"eta_seconds", runSeconds / double(std::max<int64_t>(1, globalStep - startStep)) *
-                                                        double(totalSteps - globalStep)});
-                e.metrics.push_back({"lr", lr});
-                emitter.emit(std::move(e));
-            };
 
-            // One epoch of every replica: the loss summed over rows and the correct predictions.
+            // One epoch of each local replica: the loss summed over rows and the correct predictions.
             struct SegmentEpoch {
                 torch::Tensor order, lossSum, correct;
                 int64_t cursor = 0, roundRows = 0, roundSteps = 0;
@@ -531,23 +685,59 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                 double seconds = 0, divergence = 0;
                 std::atomic<double> lossSeen{0};
                 std::atomic<int64_t> correctSeen{0}, rowsSeen{0};
-                std::exception_ptr error;
             };
             std::vector<SegmentEpoch> seg(replicas.size());
             for (size_t i = 0; i < replicas.size(); ++i) {
-                seg[i].order = torch::randperm(replicas[i].rows(), replicas[i].permutation, torch::kLong).to(device);
-                seg[i].lossSum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
-                seg[i].correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
+                const auto& r = replicas[i];
+                seg[i].order = torch::randperm(r.rows(), r.permutation, torch::kLong).to(r.device);
+                seg[i].lossSum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(r.device));
+                seg[i].correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(r.device));
             }
+            // Progress from this process's segments. `sameThread`: called from the thread that
+            // trains (it may read the running sums), else from the reporting thread (atomics).
+            auto lastProgress = Clock::now();
+            auto progress = [&](bool sameThread) {
+                if (secondsSince(lastProgress) < config.progressIntervalSeconds)
+                    return;
+                lastProgress = Clock::now();
+                double lossSum = 0, correct = 0, seen = 0;
+                int64_t steps = 0;
+                for (auto& sg : seg) {
+                    seen += double(sg.rowsSeen.load());
+                    steps += sg.steps.load();
+                    lossSum += sameThread ? sg.lossSum.item<double>() : sg.lossSeen.load();
+                    correct += sameThread ? double(sg.correct.item<int64_t>()) : double(sg.correctSeen.load());
+                }
+                if (seen <= 0)
+                    return;
+                // Other processes' segments are assumed as far along as this one's.
+                const int64_t stepInEpoch = steps * world;
+                const int64_t now = epochStartStep + stepInEpoch;
+                RunEvent e = positioned(EventKind::Progress, epoch, stepInEpoch);
+                e.step = now;
+                if (sameThread || checkEveryStep) {
+                    if (!std::isfinite(lossSum / seen))
+                        throw nonFinite(steps, false, -1);
+                    e.metrics.push_back({"train_loss", lossSum / seen});
+                    e.metrics.push_back({"train_accuracy", correct / seen});
+                }
+                e.metrics.push_back({"images_per_sec", seen / secondsSince(epochStart)});
+                e.metrics.push_back({"eta_seconds", secondsSince(runStart) / double(std::max<int64_t>(1, now - startStep)) *
+                                                        double(std::max<int64_t>(0, totalSteps - now))});
+                e.metrics.push_back({"lr", lr});
+                emitter.emit(std::move(e));
+            };
             std::atomic<bool> stop{false};
-            // Up to `maxSteps` minibatches of replica i, in order; on the calling thread.
-            auto runSegment = [&](size_t i, int64_t maxSteps, bool report) {
+            // Up to `maxSteps` minibatches of local replica i, in order. With `gradientsOnly` the
+            // optimizer step is left to the join (all-reduce). `inlineReport`: this is the thread
+            // that reports progress.
+            auto runSegment = [&](size_t i, int64_t maxSteps, bool gradientsOnly, bool inlineReport) {
                 Replica& r = replicas[i];
                 SegmentEpoch& sg = seg[i];
                 const auto start = Clock::now();
-                auto lastProgress = start;
                 for (int64_t k = 0; k < maxSteps && sg.cursor < r.rows(); ++k) {
-                    if ((cancel && cancel->load(std::memory_order_relaxed)) || stop.load(std::memory_order_relaxed))
+                    if ((cancel && cancel->load(std::memory_order_relaxed)) || stop.load(std::memory_order_relaxed) ||
+                        (pool && pool->failed.load(std::memory_order_relaxed)))
                         break;
                     const int64_t begin = sg.cursor;
                     const int64_t end = std::min(r.rows(), begin + r.batch);
@@ -558,7 +748,8 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                     const auto loss = torch::nn::functional::cross_entropy(logits, yb);
                     r.optimizer->zero_grad();
                     loss.backward();
-                    r.optimizer->step();
+                    if (!gradientsOnly)
+                        r.optimizer->step();
                     torch::Tensor hits;
                     {
                         torch::NoGradGuard noGrad;
@@ -570,110 +761,81 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                     sg.roundRows += end - begin;
                     ++sg.roundSteps;
                     ++sg.steps;
-                    if (checkEveryStep) { // loss.item() is free on the CPU, a sync on a GPU
+                    if (checkEveryStep) {
                         const float value = loss.item<float>();
                         if (!std::isfinite(value))
-                            throw nonFinite(sg.steps, true, averaging ? int(i) : -1);
-                        if (!report) { // running figures for the thread that reports while workers train
+                            throw nonFinite(sg.steps, true, multi ? r.segment : -1);
+                        if (!inlineReport) { // running figures for the thread that reports while workers train
                             sg.lossSeen.store(sg.lossSeen.load() + double(value) * double(end - begin));
                             sg.correctSeen.fetch_add(hits.item<int64_t>());
                         }
                     }
                     sg.rowsSeen.fetch_add(end - begin);
-                    if (report) {
-                        ++globalStep;
-                        const auto now = Clock::now();
-                        if (std::chrono::duration<double>(now - lastProgress).count() >= config.progressIntervalSeconds &&
-                            sg.cursor < r.rows()) {
-                            lastProgress = now;
-                            progress(sg.steps, double(end), sg.lossSum.item<double>(),
-                                     double(sg.correct.item<int64_t>()));
-                        }
-                    }
+                    if (inlineReport && sg.cursor < r.rows())
+                        progress(true);
                 }
                 sg.seconds += secondsSince(start);
             };
-
-            double mergeSeconds = 0;
-            int merges = 0;
-            if (!averaging) {
-                runSegment(0, std::numeric_limits<int64_t>::max(), true);
-            } else {
-                const int64_t maxSteps = config.syncEvery > 0 ? config.syncEvery : std::numeric_limits<int64_t>::max();
-                // A pool of min(N, T) workers, each running its share of the segments one after the
-                // other with T / workers threads: more threads than cores only thrash the caches.
-                const int pool = std::min(segments, std::max(1, threads));
-                const int team = std::max(1, threads / pool);
-                auto unfinished = [&] {
+            // Job `job(i)` for every local replica: on the pool, or here when there is none.
+            auto forEachReplica = [&](const std::function<void(size_t)>& job) {
+                if (pool)
+                    pool->run(replicas.size(), job, [&] { progress(false); });
+                else
                     for (size_t i = 0; i < replicas.size(); ++i)
-                        if (seg[i].cursor < replicas[i].rows())
-                            return true;
-                    return false;
-                };
-                while (unfinished()) {
-                    for (auto& sg : seg)
-                        sg.roundRows = sg.roundSteps = 0;
-                    if (segments == 1) {
-                        runSegment(0, maxSteps, false);
-                    } else {
-                        std::vector<std::thread> workers;
-                        std::atomic<int> running{pool};
-                        for (int w = 0; w < pool; ++w)
-                            workers.emplace_back([&, w] {
-                                setThreadTeam(team);
-                                for (size_t i = size_t(w); i < replicas.size(); i += size_t(pool)) {
-                                    try {
-                                        runSegment(i, maxSteps, false);
-                                    } catch (...) {
-                                        seg[i].error = std::current_exception();
-                                        stop = true;
-                                    }
-                                }
-                                --running;
-                            });
-                        // The observer hears from this thread only: it reports while the workers train.
-                        auto lastProgress = Clock::now();
-                        while (running.load() > 0) {
-                            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-                            if (secondsSince(lastProgress) < config.progressIntervalSeconds)
-                                continue;
-                            lastProgress = Clock::now();
-                            double lossSeen = 0, correctSeen = 0, rowsSeen = 0;
-                            int64_t steps = 0;
-                            for (auto& sg : seg) {
-                                lossSeen += sg.lossSeen.load();
-                                correctSeen += double(sg.correctSeen.load());
-                                rowsSeen += double(sg.rowsSeen.load());
-                                steps += sg.steps;
-                            }
-                            // (globalStep counts a round's steps at its merge: the ETA lags by a round.)
-                            if (rowsSeen > 0)
-                                progress(steps, rowsSeen, checkEveryStep ? std::optional<double>(lossSeen) : std::nullopt,
-                                         checkEveryStep ? std::optional<double>(correctSeen) : std::nullopt);
-                        }
-                        for (auto& w : workers)
-                            w.join();
-                        for (auto& sg : seg)
-                            if (sg.error)
-                                std::rethrow_exception(sg.error);
+                        job(i);
+            };
+
+            double joinSeconds = 0;
+            int joins = 0;
+            // Each round: every segment's next `roundSteps` minibatches, then the strategy's join.
+            // Every process runs the same number of rounds, so their collectives pair up.
+            for (int64_t round = 0; round < rounds; ++round) {
+                for (auto& sg : seg)
+                    sg.roundRows = sg.roundSteps = 0;
+                const bool gradientsOnly = strategy.join == Join::Gradients;
+                forEachReplica([&](size_t i) { runSegment(i, roundSteps, gradientsOnly, !pool); });
+                const auto joinStart = Clock::now();
+                // The round's rows and steps of every segment, and whether any process cancels.
+                auto counts = torch::zeros({2 * segments + 1}, torch::kDouble);
+                auto count = counts.accessor<double, 1>();
+                for (size_t i = 0; i < replicas.size(); ++i) {
+                    count[replicas[i].segment] = double(seg[i].roundRows);
+                    count[segments + replicas[i].segment] = double(seg[i].roundSteps);
+                }
+                count[2 * segments] = cancel && cancel->load() ? 1.0 : 0.0;
+                allreduceTensors(group, {counts});
+                if (count[2 * segments] > 0)
+                    break;
+                double rows = 0;
+                for (int s = 0; s < segments; ++s) {
+                    rows += count[s];
+                    globalStep += int64_t(count[segments + s]);
+                }
+                std::vector<double> weights, divergence;
+                for (auto& r : replicas)
+                    weights.push_back(rows > 0 ? count[r.segment] / rows : 0.0);
+                switch (strategy.join) {
+                case Join::None:
+                    continue; // nothing joined, no time spent joining
+                case Join::Average:
+                    averageReplicas(module, replicas, weights, divergence, group);
+                    break;
+                case Join::Elastic:
+                    elasticAverage(module, replicas, movingRate, divergence, group);
+                    break;
+                case Join::Gradients:
+                    if (rows > 0) {
+                        averageGradients(replicas, weights, group);
+                        // Every replica steps, with or without a minibatch of its own: they stay equal.
+                        forEachReplica([&](size_t i) { replicas[i].optimizer->step(); });
                     }
-                    if (cancel && cancel->load(std::memory_order_relaxed))
-                        break;
-                    const auto mergeStart = Clock::now();
-                    double rows = 0;
-                    for (auto& sg : seg)
-                        rows += double(sg.roundRows);
-                    std::vector<double> weights, divergence;
-                    for (auto& sg : seg)
-                        weights.push_back(double(sg.roundRows) / rows);
-                    mergeReplicas(module, replicas, weights, divergence);
+                    break;
+                }
+                if (strategy.join != Join::Gradients)
                     for (size_t i = 0; i < seg.size(); ++i)
                         seg[i].divergence = divergence[i];
-                    mergeSeconds += secondsSince(mergeStart);
-                    ++merges;
-                    for (auto& sg : seg)
-                        globalStep += sg.roundSteps;
-                }
+                joinSeconds += secondsSince(joinStart);
+                ++joins;
             }
             if (cancel && cancel->load(std::memory_order_relaxed)) {
                 int64_t steps = 0;
@@ -682,27 +844,57 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                 throw CancelledError("cancelled in epoch " + std::to_string(epoch + 1) + ", step " +
                                      std::to_string(steps + 1));
             }
+            if (strategy.join == Join::Gradients) {
+                // The parameters are equal everywhere; BatchNorm's running statistics, which each
+                // replica keeps from its own minibatches, are averaged once per epoch.
+                std::vector<double> weights, divergence;
+                for (auto& r : replicas)
+                    weights.push_back(double(r.rows()) / double(n));
+                averageReplicas(module, replicas, weights, divergence, group, /*buffersOnly=*/true);
+                for (size_t i = 0; i < seg.size(); ++i)
+                    seg[i].divergence = divergence[i];
+            }
 
+            // Each segment's own figures, from every process: [segment][figure].
+            enum Figure { LossSum, Correct, Seconds, Divergence, ValAccuracy, Figures };
+            auto figures = torch::zeros({segments, Figures}, torch::kDouble);
+            auto figure = figures.accessor<double, 2>();
+            for (size_t i = 0; i < replicas.size(); ++i) {
+                const int s = replicas[i].segment;
+                figure[s][LossSum] = seg[i].lossSum.item<double>();
+                figure[s][Correct] = double(seg[i].correct.item<int64_t>());
+                figure[s][Seconds] = seg[i].seconds;
+                figure[s][Divergence] = seg[i].divergence;
+                if (ensemble && hasValidation) { // what each member would score alone
+                    std::vector<model::GraphModule> one{replicas[i].module};
+                    figure[s][ValAccuracy] = evaluateMembers(one, xVal, yVal, classNames, "validation").accuracy;
+                }
+            }
+            allreduceTensors(group, {figures});
+            const auto fig = figures.accessor<double, 2>();
             double lossTotal = 0, correctTotal = 0;
-            for (auto& sg : seg) {
-                lossTotal += sg.lossSum.item<double>();
-                correctTotal += double(sg.correct.item<int64_t>());
+            for (int s = 0; s < segments; ++s) {
+                lossTotal += fig[s][LossSum];
+                correctTotal += fig[s][Correct];
             }
             const double trainLoss = lossTotal / double(n);
             if (!std::isfinite(trainLoss))
                 throw nonFinite(stepsPerEpoch, false, -1);
             const double trainSeconds = secondsSince(epochStart);
-            if (averaging) // each segment's own view first; the merged epoch event closes the epoch
-                for (size_t i = 0; i < seg.size(); ++i) {
+            if (multi) // each segment's own view first; the merged epoch event closes the epoch
+                for (int s = 0; s < segments; ++s) {
                     RunEvent se = positioned(EventKind::Epoch, epoch, stepsPerEpoch);
-                    se.segment = int(i);
-                    const double rows = double(replicas[i].rows());
-                    se.metrics = {{"train_loss", seg[i].lossSum.item<double>() / rows},
-                                  {"train_accuracy", double(seg[i].correct.item<int64_t>()) / rows},
-                                  {"images_per_sec", rows / std::max(1e-9, seg[i].seconds)},
+                    se.segment = s;
+                    const double rows = double(shardRows[size_t(s)]);
+                    se.metrics = {{"train_loss", fig[s][LossSum] / rows},
+                                  {"train_accuracy", fig[s][Correct] / rows},
+                                  {"images_per_sec", rows / std::max(1e-9, fig[s][Seconds])},
                                   {"rows", rows},
-                                  {"segment_seconds", seg[i].seconds},
-                                  {"divergence", seg[i].divergence}};
+                                  {"segment_seconds", fig[s][Seconds]}};
+                    if (strategy.join != Join::None)
+                        se.metrics.push_back({"divergence", fig[s][Divergence]});
+                    if (ensemble && hasValidation)
+                        se.metrics.push_back({"val_accuracy", fig[s][ValAccuracy]});
                     emitter.emit(std::move(se));
                 }
             RunEvent e = positioned(EventKind::Epoch, epoch, stepsPerEpoch);
@@ -710,13 +902,13 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                          {"train_accuracy", correctTotal / double(n)},
                          {"lr", lr},
                          {"images_per_sec", double(n) / trainSeconds}};
-            if (averaging) {
-                e.metrics.push_back({"merges", double(merges)});
-                e.metrics.push_back({"merge_seconds", mergeSeconds});
+            if (multi && strategy.join != Join::None) {
+                e.metrics.push_back({"merges", double(joins)});
+                e.metrics.push_back({"merge_seconds", joinSeconds});
             }
             bool improved = false;
             if (hasValidation) {
-                auto validation = evaluateModule(module, xVal, yVal, classNames, "validation");
+                auto validation = evaluateRun(xVal, yVal, "validation");
                 e.metrics.push_back({"val_loss", validation.loss});
                 e.metrics.push_back({"val_accuracy", validation.accuracy});
                 if (validation.accuracy > loop.bestValAccuracy) {
@@ -743,25 +935,50 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                 emitter.message("early stopping: the validation loss has not improved for " +
                                 std::to_string(loop.epochsWithoutImprovement) + " epochs");
             }
-            if (control.checkpoints) {
+            // Every process takes part in gathering the state; rank 0 hands it over.
+            if (control.checkpoints || world > 1) {
                 const auto checkpointStart = Clock::now();
-                Checkpoint checkpoint;
-                checkpoint.epoch = loop.epochsDone;
-                checkpoint.valAccuracy = valAccuracy;
-                checkpoint.weights = serializeWeights(*module);
-                checkpoint.state = serializeState(replicas, device, loop);
-                checkpoint.wallSeconds = emitter.elapsed();
-                checkpoint.serializeSeconds = secondsSince(checkpointStart);
-                control.checkpoints->onCheckpoint(checkpoint);
+                const auto states = gatherSegments(replicas, ownWeights, group);
+                if (control.checkpoints) {
+                    Checkpoint checkpoint;
+                    checkpoint.epoch = loop.epochsDone;
+                    checkpoint.valAccuracy = valAccuracy;
+                    const auto members =
+                        ensemble ? allMembers(replicas, states, segments, architecture, device) : localMembers();
+                    checkpoint.weights = serializeWeights(*weightsModule(members));
+                    checkpoint.state = serializeState(states, devices, loop);
+                    checkpoint.wallSeconds = emitter.elapsed();
+                    checkpoint.serializeSeconds = secondsSince(checkpointStart);
+                    control.checkpoints->onCheckpoint(checkpoint);
+                }
             }
         }
         // A resume of a run whose epochs were all done (it stopped during the test evaluation).
         if (hasValidation && !result.validation)
-            result.validation = evaluateModule(module, xVal, yVal, classNames, "validation");
+            result.validation = evaluateRun(xVal, yVal, "validation");
+
+        // The final model: the merged one, or every member of an ensemble.
+        std::vector<model::GraphModule> members = localMembers();
+        if (ensemble && world > 1)
+            members = allMembers(replicas, gatherSegments(replicas, true, group), segments, architecture, device);
 
         if (!data.test.empty()) {
-            auto test = evaluateModule(module, data.test.features().to(device), data.test.labels().to(device),
-                                       classNames, "test");
+            const auto xTest = data.test.features().to(device);
+            const auto yTest = data.test.labels().to(device);
+            if (ensemble) // each member alone, to weigh the ensemble against its best member
+                for (int s = 0; s < segments; ++s) {
+                    std::vector<model::GraphModule> one{members[size_t(s)]};
+                    const auto alone = evaluateMembers(one, xTest, yTest, classNames, "test");
+                    RunEvent e;
+                    e.kind = EventKind::Evaluation;
+                    e.segment = s;
+                    e.epoch = result.epochsRun;
+                    e.epochs = config.epochs;
+                    e.step = globalStep;
+                    e.metrics = {{"test_loss", alone.loss}, {"test_accuracy", alone.accuracy}};
+                    emitter.emit(std::move(e));
+                }
+            auto test = evaluateMembers(members, xTest, yTest, classNames, "test");
             RunEvent e;
             e.kind = EventKind::Evaluation;
             e.epoch = result.epochsRun;
@@ -797,9 +1014,10 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
         impl->architecture = architecture;
         impl->normalizer = data.normalizer;
         impl->classNames = classNames;
-        module->eval();
-        impl->module = module;
+        impl->members = members;
         impl->device = device;
+        for (auto& m : impl->members)
+            m->eval();
         result.model = TrainedModel(std::move(impl));
         return result;
     });

@@ -3,6 +3,7 @@
 #include "mppdl/core/error.h"
 #include "mppdl/train/trainer.h"
 
+#include "model/graph_module.h"
 #include "train/trained_model_impl.h"
 #include "train_test_util.h"
 
@@ -102,9 +103,15 @@ TEST(TrainModelAveraging, SyncEveryMergesMoreOften) {
     EXPECT_EQ(epochs(events, -1).back().metric("merges"), 4);
 }
 
-TEST(TrainModelAveraging, ResumeOnThreadsIsBitForBit) {
+// Every strategy's checkpoint holds what its segments need (EASGD's and an ensemble's replicas keep
+// their own weights in the state): a resume repeats the run bit for bit.
+class TrainStrategyResume : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TrainStrategyResume, ResumeOnThreadsIsBitForBit) {
     const auto arch = bundledArchitecture("fmnist_cnn");
-    auto c = config("model-averaging", 3);
+    auto c = config(GetParam(), 3);
+    if (GetParam() == "easgd")
+        c.syncEvery = 4;
     c.epochs = 3;
     c.distribution = "round-robin";
     RecordingObserver whole, rest;
@@ -123,6 +130,166 @@ TEST(TrainModelAveraging, ResumeOnThreadsIsBitForBit) {
     c.segments = 4;
     RecordingObserver failed;
     EXPECT_THROW(train::train(c, arch, subset(), failed, resume), ConfigError);
+}
+
+INSTANTIATE_TEST_SUITE_P(Strategies, TrainStrategyResume,
+                         ::testing::Values("model-averaging", "easgd", "ensemble", "allreduce"));
+
+namespace {
+
+/// The largest relative difference |a - b| / |b| (L2, tensor by tensor) between two models.
+double relativeDifference(const TrainedModel& a, const TrainedModel& b) {
+    const auto ta = allTensors(a), tb = allTensors(b);
+    EXPECT_EQ(ta.size(), tb.size());
+    double worst = 0;
+    for (size_t i = 0; i < std::min(ta.size(), tb.size()); ++i) {
+        const auto x = ta[i].to(torch::kDouble), y = tb[i].to(torch::kDouble);
+        worst = std::max(worst, (x - y).norm().item<double>() / std::max(1e-30, y.norm().item<double>()));
+    }
+    return worst;
+}
+
+std::vector<RunEvent> segmentTests(const RecordingObserver& o) {
+    std::vector<RunEvent> out;
+    for (const auto& e : o.events())
+        if (e.kind == EventKind::Evaluation && e.segment >= 0)
+            out.push_back(e);
+    return out;
+}
+
+} // namespace
+
+// All-reduce averages the segments' gradients, weighted by rows: one step of it is one step of the
+// single strategy on the union of the segments' minibatches (here each segment's whole shard of
+// 480 rows against one minibatch of all 1920), up to float rounding.
+TEST(TrainAllReduce, OneStepEqualsSingleOnTheUnionMinibatch) {
+    for (const char* name : {"mlp", "lenet5"}) {
+        const auto arch = bundledArchitecture(name);
+        auto c = config("allreduce", 4);
+        c.epochs = 1;
+        c.batchSize = 480;
+        RecordingObserver a, b;
+        const auto reduced = train::train(c, arch, subset(), a);
+        auto s = config("single", 1);
+        s.epochs = 1;
+        s.batchSize = 1920;
+        const auto single = train::train(s, arch, subset(), b);
+        EXPECT_LT(relativeDifference(reduced.model, single.model), 1e-5) << name;
+        ASSERT_EQ(epochs(a, 0).size(), 1u);
+        // The replicas never part: their distance from the merged model is zero.
+        for (int seg = 0; seg < 4; ++seg)
+            EXPECT_EQ(epochs(a, seg).front().metric("divergence", -1), 0.0) << name;
+    }
+}
+
+TEST(TrainAllReduce, ManyStepsLearnLikeSingle) {
+    auto c = config("allreduce", 4);
+    c.batchSize = 8; // 4 x 8 rows a step: the single strategy's 32
+    RecordingObserver a, b;
+    const auto reduced = train::train(c, bundledArchitecture("lenet5"), subset(), a);
+    const auto single = train::train(config("single", 1), bundledArchitecture("lenet5"), subset(), b);
+    EXPECT_GT(reduced.test->accuracy, 0.6);
+    EXPECT_NEAR(reduced.test->accuracy, single.test->accuracy, 0.06);
+    EXPECT_EQ(epochs(a, -1).back().metric("merges"), 60); // 480 rows a segment in steps of 8
+}
+
+// With moving rate 0 nothing moves at the elastic steps: EASGD's replicas are N independent
+// trainings (an ensemble's members, step for step) and the center keeps its initial weights.
+TEST(TrainEasgd, MovingRateZeroIsIndependentTrainings) {
+    const auto arch = bundledArchitecture("fmnist_cnn");
+    auto c = config("easgd", 3);
+    c.movingRate = 0.0;
+    c.syncEvery = 5;
+    RecordingObserver elastic, independent;
+    const auto frozen = train::train(c, arch, subset(), elastic);
+    const auto members = train::train(config("ensemble", 3), arch, subset(), independent);
+    for (int s = 0; s < 3; ++s) {
+        const auto a = epochs(elastic, s), b = epochs(independent, s);
+        ASSERT_EQ(a.size(), 2u);
+        ASSERT_EQ(b.size(), 2u);
+        for (size_t e = 0; e < a.size(); ++e) {
+            EXPECT_EQ(a[e].metric("train_loss"), b[e].metric("train_loss")) << "segment " << s;
+            EXPECT_EQ(a[e].metric("train_accuracy"), b[e].metric("train_accuracy")) << "segment " << s;
+        }
+        EXPECT_GT(a.back().metric("divergence"), a.front().metric("divergence")) << "they drift away";
+    }
+    EXPECT_EQ(epochs(elastic, -1).back().metric("merges"), 4); // 640 rows, batch 32: 20 steps, tau 5
+
+    // The center's parameters: the network's as the seed initializes them. (Its BatchNorm batch
+    // count, an integer buffer, takes the replicas' largest at each elastic step.)
+    torch::manual_seed(c.seed);
+    const model::GraphModule initial(arch);
+    const auto center = frozen.model.impl().members.front()->parameters();
+    const auto expected = initial->parameters();
+    ASSERT_EQ(center.size(), expected.size());
+    for (size_t i = 0; i < center.size(); ++i)
+        EXPECT_TRUE(torch::equal(center[i], expected[i])) << "parameter " << i;
+}
+
+TEST(TrainEasgd, DefaultMovingRateLearns) {
+    auto c = config("easgd", 4);
+    RecordingObserver events;
+    const auto result = train::train(c, bundledArchitecture("lenet5"), subset(), events);
+    EXPECT_GT(result.test->accuracy, 0.4); // chance is 0.1
+    EXPECT_EQ(epochs(events, -1).back().metric("merges"), 2); // tau 10 over 15 steps a segment
+    for (int s = 0; s < 4; ++s)
+        EXPECT_GT(epochs(events, s).back().metric("divergence"), 0);
+    c.movingRate = 1.5;
+    EXPECT_FALSE(validate(c).empty());
+}
+
+// An ensemble of N copies of one network predicts what the network predicts.
+TEST(TrainEnsemble, IdenticalMembersPredictLikeOneModel) {
+    RecordingObserver events;
+    const auto one = train::train(config("single", 1), bundledArchitecture("lenet5"), subset(), events);
+    auto impl = std::make_unique<TrainedModel::Impl>();
+    impl->architecture = one.model.architecture();
+    impl->normalizer = one.model.normalizer();
+    impl->classNames = one.model.classNames();
+    const auto& module = one.model.impl().members.front();
+    for (int i = 0; i < 3; ++i)
+        impl->members.push_back(model::GraphModule(std::dynamic_pointer_cast<model::GraphModuleImpl>(module->clone())));
+    const TrainedModel three(std::move(impl));
+    EXPECT_EQ(three.members(), 3);
+    const auto& test = fashionSubset(2400, 0.2, 9, 500).test;
+    const auto expected = one.model.evaluate(test, "test");
+    const auto actual = three.evaluate(test, "test");
+    EXPECT_EQ(actual.confusion, expected.confusion);
+    EXPECT_NEAR(actual.loss, expected.loss, 1e-5);
+}
+
+TEST(TrainEnsemble, MembersTrainApartAndTheirMeanIsScored) {
+    auto c = config("ensemble", 3);
+    RecordingObserver events;
+    const auto result = train::train(c, bundledArchitecture("lenet5"), subset(), events);
+    EXPECT_EQ(result.model.members(), 3);
+    const auto members = segmentTests(events);
+    ASSERT_EQ(members.size(), 3u);
+    // The log loss of mean probabilities is at most the members' mean log loss (convexity).
+    double meanLoss = 0;
+    for (const auto& m : members)
+        meanLoss += m.metric("test_loss") / 3;
+    EXPECT_LE(result.test->loss, meanLoss);
+    EXPECT_GT(result.test->accuracy, 0.5);
+    for (int s = 0; s < 3; ++s)
+        EXPECT_GT(epochs(events, s).back().metric("val_accuracy"), 0.3);
+    EXPECT_EQ(epochs(events, -1).back().metric("merges", -1), -1) << "nothing is merged";
+
+    // Saved and loaded, the ensemble predicts the same.
+    const std::string path = ::testing::TempDir() + "/ensemble.model";
+    result.model.save(path);
+    const auto loaded = TrainedModel::load(path);
+    EXPECT_EQ(loaded.members(), 3);
+    const auto& test = fashionSubset(2400, 0.2, 9, 500).test;
+    EXPECT_EQ(loaded.evaluate(test, "test").confusion, result.model.evaluate(test, "test").confusion);
+}
+
+TEST(TrainEnsemble, OneMemberEqualsSingleBitForBit) {
+    const auto arch = bundledArchitecture("fmnist_cnn");
+    RecordingObserver a, b;
+    const auto single = train::train(config("single", 1), arch, subset(), a);
+    const auto ensemble = train::train(config("ensemble", 1), arch, subset(), b);
+    EXPECT_TRUE(sameTensors(single.model, ensemble.model));
 }
 
 TEST(TrainModelAveraging, ConfigurationProblemsAreNamed) {

@@ -31,15 +31,18 @@ inline mppdl::data::PreparedData fashionSubset(int64_t rows, double validationFr
     return p;
 }
 
+/// A model's parameters, then its buffers (an ensemble's: every member's, in member order).
+inline std::vector<torch::Tensor> allTensors(const mppdl::train::TrainedModel& m) {
+    const auto root = mppdl::train::weightsModule(m.impl().members);
+    std::vector<torch::Tensor> out = root->parameters();
+    for (const auto& buffer : root->buffers())
+        out.push_back(buffer);
+    return out;
+}
+
 /// Whether two models hold identical parameters and buffers, bit for bit.
 inline bool sameTensors(const mppdl::train::TrainedModel& a, const mppdl::train::TrainedModel& b) {
-    auto all = [](const mppdl::train::TrainedModel& m) {
-        std::vector<torch::Tensor> out = m.impl().module->parameters();
-        for (const auto& buffer : m.impl().module->buffers())
-            out.push_back(buffer);
-        return out;
-    };
-    const auto ta = all(a), tb = all(b);
+    const auto ta = allTensors(a), tb = allTensors(b);
     if (ta.size() != tb.size())
         return false;
     for (size_t i = 0; i < ta.size(); ++i)

@@ -260,3 +260,18 @@ TEST(TrainDevices, CpuIsListedAndBadDevicesAreNamed) {
     }
     EXPECT_THROW(checkDevice("cuda:99"), DeviceError);
 }
+
+TEST(TrainDevices, SegmentsAreDealtOverTheDevices) {
+    EXPECT_EQ(segmentDevices("cpu", -1, 3), (std::vector<std::string>{"cpu", "cpu", "cpu"}));
+    EXPECT_EQ(segmentDevices("cpu,cpu", -1, 2), (std::vector<std::string>{"cpu", "cpu"}));
+    EXPECT_EQ(segmentDevices("cuda", 0, 2), (std::vector<std::string>{"cpu", "cpu"})) << "0 GPUs per host: the CPU";
+    if (torch::cuda::device_count() >= 2) {
+        EXPECT_EQ(segmentDevices("cuda:0,1", -1, 3), (std::vector<std::string>{"cuda:0", "cuda:1", "cuda:0"}));
+        EXPECT_EQ(segmentDevices("cpu", 2, 3), (std::vector<std::string>{"cuda:0", "cuda:1", "cuda:0"}));
+    }
+    if (torch::cuda::device_count() == 0) {
+        EXPECT_THROW(segmentDevices("cuda:0,1", -1, 2), DeviceError);
+        EXPECT_THROW(segmentDevices("cpu", 2, 4), DeviceError);
+    }
+    EXPECT_THROW(segmentDevices("cpu,tpu", -1, 2), DeviceError);
+}

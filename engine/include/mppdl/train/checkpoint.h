@@ -6,6 +6,8 @@
 
 namespace mppdl::train {
 
+class ProcessGroup;
+
 /// What a run saves after an epoch so that it can be used (weights) and continued (state) later.
 /// The blobs are opaque outside the trainer; the project store keeps them as they are.
 struct Checkpoint {
@@ -44,6 +46,10 @@ struct TrainControl {
     const std::string* initialWeights = nullptr;
     /// Whose weights those are, for messages ("run 3, epoch 5").
     std::string initialWeightsFrom = "the warm-start weights";
+    /// Train this process's share of the segments with the other processes of `group` (its world
+    /// must be the configuration's `processes`). Rank 0 reports, checkpoints and resumes; the
+    /// others get its warm-start weights and resume point through the group.
+    ProcessGroup* group = nullptr;
 };
 
 } // namespace mppdl::train

@@ -21,6 +21,11 @@ std::vector<DeviceInfo> listDevices();
 /// naming the device and what is available otherwise. Returns the canonical name.
 std::string checkDevice(const std::string& device);
 
+/// The device of each of `segments` segments, checked (DeviceError as checkDevice). `device` is
+/// one device or a list ("cuda:0,1", "cuda:0,cuda:1") dealt round-robin; `gpusPerHost` > 0 deals
+/// cuda:0..G-1 instead and 0 keeps every segment on the CPU, as MADlib's GPUs-per-host setting.
+std::vector<std::string> segmentDevices(const std::string& device, int gpusPerHost, int segments);
+
 /// Threads libtorch uses for a run that does not ask for a number: OMP_NUM_THREADS when set,
 /// else every CPU this process may run on (libtorch's own default can be 1 in containers).
 int defaultThreadCount();

@@ -12,7 +12,8 @@
 namespace mppdl::train {
 
 /// A trained network with everything needed to use it on new raw data: the architecture, the
-/// weights, the normalizer fitted on its training data and the class names.
+/// weights, the normalizer fitted on its training data and the class names. An ensemble holds
+/// several networks of the architecture and predicts the mean of their class probabilities.
 class TrainedModel {
 public:
     TrainedModel();
@@ -23,6 +24,8 @@ public:
     const model::Architecture& architecture() const;
     const data::Normalizer& normalizer() const;
     const std::vector<std::string>& classNames() const;
+    /// Networks in the model: 1, or an ensemble's members.
+    int64_t members() const;
 
     /// Saves to a single file (a libtorch archive); throws StorageError naming the path.
     void save(const std::string& path) const;
@@ -49,8 +52,9 @@ private:
     std::unique_ptr<Impl> m_impl;
 };
 
-/// The normalizer and class names as JSON: what turns a run's weights into a usable model besides
-/// the architecture (recorded with the run in a project).
-std::string modelInfoJson(const data::Normalizer& normalizer, const std::vector<std::string>& classNames);
+/// The normalizer, class names and member count as JSON: what turns a run's weights into a usable
+/// model besides the architecture (recorded with the run in a project).
+std::string modelInfoJson(const data::Normalizer& normalizer, const std::vector<std::string>& classNames,
+                          int64_t members = 1);
 
 } // namespace mppdl::train

@@ -29,20 +29,28 @@ const std::vector<Choice>& strategyChoices();
 /// Everything needed to repeat a training run.
 struct TrainConfig {
     DataConfig data;
-    /// A strategyChoices() name. "single": one model on all rows. "model-averaging": MADlib's fit
-    /// — each segment trains a replica on its shard, then the replicas are averaged (weighted by
-    /// the rows each saw) and the average is broadcast back.
+    /// A strategyChoices() name (the table says what each does; DESIGN.md gives the math).
     std::string strategy = "single";
     int segments = 1;
     /// How rows are dealt to segments: a data::distributionPolicies() name.
     std::string distribution = "random";
-    /// model-averaging: minibatches between merges; 0 merges once per pass over the shards.
+    /// Minibatches between joins: model-averaging's merges (0: once per pass over the shards),
+    /// EASGD's tau (0: 10). All-reduce joins every step, an ensemble never.
     int64_t syncEvery = 0;
+    /// EASGD's moving rate alpha; unset: 0.9 / segments (the paper's beta / N).
+    std::optional<double> movingRate;
+    /// Processes the segments are spread over (segment s trains in process s % processes); 1 keeps
+    /// them all in this process's thread pool.
+    int processes = 1;
+    /// MADlib's GPUs per host: > 0 deals the segments round-robin over cuda:0..G-1, 0 keeps them
+    /// on the CPU, -1 (unset) uses `device`.
+    int gpusPerHost = -1;
     int epochs = 10;
     int64_t batchSize = 64;
     OptimizerConfig optimizer;
     ScheduleConfig schedule;
     uint64_t seed = 0;
+    /// "cpu", "cuda", "cuda:N", or a list "cuda:0,1" the segments are dealt over round-robin.
     std::string device = "cpu";
     int threads = 0; ///< libtorch intra-op threads; 0 means defaultThreadCount()
     /// Stop when the validation loss has not improved for this many epochs; 0 disables.
@@ -50,6 +58,9 @@ struct TrainConfig {
     /// Minimum time between two Progress events.
     double progressIntervalSeconds = 0.25;
 };
+
+/// Networks in the model a configuration trains: the segments for an ensemble, else 1.
+int64_t modelMembers(const TrainConfig& config);
 
 /// Problems with a configuration that can be found before loading anything.
 std::vector<std::string> validate(const TrainConfig& config);

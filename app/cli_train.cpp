@@ -1,6 +1,7 @@
 // mppdl train, demo, resume, eval.
 
 #include "cli_common.h"
+#include "cli_processes.h"
 #include "cli_project.h"
 #include "json_observer.h"
 #include "terminal_observer.h"
@@ -67,7 +68,7 @@ std::unique_ptr<train::RunObserver> makeObserver(bool json, bool quiet) {
 train::TrainResult trainRecorded(store::Project& project, int64_t runId, const train::TrainConfig& config,
                                  const model::Architecture& architecture, const data::PreparedData& data,
                                  train::RunObserver& display, train::TrainControl control, int keepCheckpoints,
-                                 bool json, bool projectCreated = false) {
+                                 bool json, const ProcessFlags& processes, bool projectCreated = false) {
     const auto run = project.run(runId);
     if (json)
         std::cout << nlohmann::json{{"event", "run"},
@@ -87,7 +88,7 @@ train::TrainResult trainRecorded(store::Project& project, int64_t runId, const t
     control.checkpoints = &recorder;
     project.startRun(runId);
     try {
-        auto result = train::train(config, architecture, data, observers, control);
+        auto result = trainInProcesses(config, architecture, data, observers, control, processes);
         if (!json)
             std::cout << "recorded as run " << runId << " in " << project.path() << " (mppdl show " << runId
                       << ")" << std::endl;
@@ -112,6 +113,9 @@ struct TrainFlags {
     bool json = false;
     bool quiet = false;
     bool failureReported = false;
+    double movingRate = -1;
+    ProcessFlags processes;
+    CLI::Option* segmentsOption = nullptr;
 
     void add(CLI::App& c) {
         source.add(c);
@@ -139,18 +143,29 @@ struct TrainFlags {
                      "stop after N epochs without a lower validation loss (0 = off)")
             ->capture_default_str();
         c.add_option("--device", config.device, "cpu, cuda or cuda:N")->capture_default_str();
-        c.add_option("--threads", config.threads, "CPU threads (0 = OMP_NUM_THREADS, else all CPUs)")->capture_default_str();
+        c.add_option("--threads", config.threads,
+                     "CPU threads of this host, shared by its segments and processes (0 = OMP_NUM_THREADS, else all CPUs)")
+            ->capture_default_str();
         c.add_option("--seed", config.seed, "random seed; the same seed repeats a CPU run bit for bit")
             ->capture_default_str();
         c.add_option("--strategy", config.strategy, "how segments train: " + joinNames(train::strategyChoices()))
             ->capture_default_str();
-        c.add_option("--segments", config.segments, "segments the rows are distributed over (threads of this process)")
-            ->capture_default_str();
+        segmentsOption = c.add_option("--segments", config.segments,
+                                      "segments the rows are distributed over (default: 1, or --processes)");
         c.add_option("--distribute-by", config.distribution, "how rows go to segments: " + distributionNames())
             ->capture_default_str();
         c.add_option("--sync-every", config.syncEvery,
-                     "model-averaging: minibatches between merges (0 = after each pass over the shards)")
+                     "minibatches between joins: model-averaging's merges (0 = after each pass over the shards), "
+                     "easgd's tau (0 = 10)")
             ->capture_default_str();
+        c.add_option("--moving-rate", movingRate, "easgd: the moving rate alpha (default 0.9 / segments)");
+        c.add_option("--processes", config.processes,
+                     "processes the segments are spread over (c10d over Gloo); 1 trains them on this process's threads")
+            ->capture_default_str()
+            ->check(CLI::Range(1, 4096));
+        c.add_option("--gpus-per-host", config.gpusPerHost,
+                     "deal the segments over this many GPUs of each host (cuda:0..G-1), as MADlib; 0 = CPU");
+        processes.add(c);
         c.add_option("--save", save, "also write the trained model to this file (for eval --model)");
         addProjectFlags(c);
         c.add_option("--warm-start", warmStart,
@@ -202,7 +217,16 @@ struct TrainFlags {
         }
     }
 
+    /// What the flags leave to be worked out from each other.
+    void complete() {
+        if (movingRate >= 0)
+            config.movingRate = movingRate;
+        if (segmentsOption && segmentsOption->count() == 0 && config.processes > 1)
+            config.segments = config.processes;
+    }
+
     int train() {
+        complete();
         config.data.location = source.location;
         config.data.source = source.options();
         config.data.normalization = data::parseNormalization(normalization);
@@ -224,7 +248,8 @@ struct TrainFlags {
     train::TrainResult trainUnrecorded(train::RunObserver& observer, const train::TrainControl& control) {
         const auto arch = model::loadArchitecture(resolveArchitecture(architecture));
         failureReported = true; // from here on the trainer reports failures as events
-        return train::train(config, arch, observer, control);
+        const auto loaded = train::loadData(config, arch, observer);
+        return trainInProcesses(config, arch, loaded.prepared, observer, control, processes);
     }
 
     train::TrainResult trainInProject(train::RunObserver& observer, train::TrainControl control) {
@@ -258,9 +283,10 @@ struct TrainFlags {
         run.config = recorded.dump();
         run.versions = "mppdl " + std::string(versionString()) + ", " + train::libraryVersions();
         const int64_t runId = store.createRun(run);
-        store.setModelInfo(runId, train::modelInfoJson(loaded.prepared.normalizer, loaded.prepared.train.classNames()));
+        store.setModelInfo(runId, train::modelInfoJson(loaded.prepared.normalizer, loaded.prepared.train.classNames(),
+                                                       train::modelMembers(config)));
         return trainRecorded(store, runId, config, arch.architecture, loaded.prepared, observer, control,
-                             keepCheckpoints, json, created);
+                             keepCheckpoints, json, processes, created);
     }
 };
 
@@ -387,9 +413,11 @@ struct ResumeFlags {
     int threads = -1;
     bool json = false;
     bool quiet = false;
+    ProcessFlags processes;
 
     void add(CLI::App& c) {
         c.add_option("RUN", run, "run id or name")->required();
+        processes.add(c);
         c.add_option("--project", project, "project file (default: $MPPDL_PROJECT, else the one *.mppdl here)");
         c.add_option("--keep-checkpoints", keepCheckpoints, "epochs whose weights and resume state are kept")
             ->capture_default_str()
@@ -428,7 +456,8 @@ struct ResumeFlags {
         const auto observer = makeObserver(json, quiet);
         const auto loaded = train::loadData(config, architecture, *observer);
         // The same seed gives the same split and normalizer; a changed source would not.
-        const auto info = train::modelInfoJson(loaded.prepared.normalizer, loaded.prepared.train.classNames());
+        const auto info = train::modelInfoJson(loaded.prepared.normalizer, loaded.prepared.train.classNames(),
+                                               train::modelMembers(config));
         if (!record.modelInfo.empty() && nlohmann::json::parse(info) != nlohmann::json::parse(record.modelInfo))
             throw DataError(config.data.location + " has changed since " + label +
                             " started (other class names or feature statistics): it cannot be resumed");
@@ -439,7 +468,8 @@ struct ResumeFlags {
         train::TrainControl control;
         control.cancel = &cancelFlag();
         control.resumeFrom = &*checkpoint;
-        trainRecorded(store, record.id, config, architecture, loaded.prepared, *observer, control, keepCheckpoints, json);
+        trainRecorded(store, record.id, config, architecture, loaded.prepared, *observer, control, keepCheckpoints, json,
+                      processes);
         return 0;
     }
 };

@@ -1,6 +1,7 @@
 // mppdl: the one binary. Subcommands for headless work; the GUI arrives with the ui/ layer.
 
 #include "cli_common.h"
+#include "cli_processes.h"
 #include "cli_project.h"
 
 #include "mppdl/core/build_info.h"
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
 
     cli::Command selected;
     cli::registerTrainCommands(app, selected);
+    cli::registerWorkerCommand(app, selected);
     cli::registerInspectCommands(app, selected);
     cli::registerProjectCommands(app, selected); // after inspect: it adds to `arch`
 

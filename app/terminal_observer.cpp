@@ -59,12 +59,14 @@ void TerminalObserver::onEvents(const std::vector<RunEvent>& batch) {
             clearProgress();
             char line[256];
             if (e.segment >= 0) { // a segment's view of the epoch: shown under the merged line
-                std::snprintf(line, sizeof line,
-                              "  segment %d: train loss %.4f acc %5.2f%%  %s rows  %s img/s  divergence %.4g",
-                              e.segment, e.metric("train_loss"), 100.0 * e.metric("train_accuracy"),
-                              groupThousands(std::llround(e.metric("rows"))).c_str(),
-                              groupThousands(std::llround(e.metric("images_per_sec"))).c_str(),
-                              e.metric("divergence"));
+                int n = std::snprintf(line, sizeof line, "  segment %d: train loss %.4f acc %5.2f%%  %s rows  %s img/s",
+                                      e.segment, e.metric("train_loss"), 100.0 * e.metric("train_accuracy"),
+                                      groupThousands(std::llround(e.metric("rows"))).c_str(),
+                                      groupThousands(std::llround(e.metric("images_per_sec"))).c_str());
+                if (e.hasMetric("divergence")) // strategies that join replicas
+                    n += std::snprintf(line + n, sizeof line - size_t(n), "  divergence %.4g", e.metric("divergence"));
+                if (e.hasMetric("val_accuracy")) // an ensemble's member alone
+                    std::snprintf(line + n, sizeof line - size_t(n), "  val acc %5.2f%%", 100.0 * e.metric("val_accuracy"));
                 m_segmentLines.push_back(line);
                 break;
             }
@@ -86,6 +88,14 @@ void TerminalObserver::onEvents(const std::vector<RunEvent>& batch) {
         }
         case EventKind::Evaluation:
             clearProgress();
+            if (e.segment >= 0) { // an ensemble's member alone, before the ensemble
+                char line[160];
+                std::snprintf(line, sizeof line, "%ssegment %d alone: test accuracy %.2f%%  loss %.4f",
+                              e.segment == 0 ? "\n" : "", e.segment, 100.0 * e.metric("test_accuracy"),
+                              e.metric("test_loss"));
+                std::cout << line << std::endl;
+                break;
+            }
             if (e.evaluation && m_verbose) {
                 std::cout << '\n';
                 printEvaluation(*e.evaluation);

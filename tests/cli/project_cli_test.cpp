@@ -4,6 +4,7 @@
 
 #include "mppdl/store/project.h"
 
+#include "support/background.h"
 #include "support/run_cli.h"
 
 #include <gtest/gtest.h>
@@ -30,74 +31,6 @@ namespace {
 using Result = CliResult;
 
 Result run(const std::string& args) { return runMppdl(args); }
-
-/// mppdl started in the background with its stdout on a pipe, read line by line.
-class Background {
-public:
-    explicit Background(const std::string& args) {
-        int fds[2];
-        if (pipe(fds) != 0)
-            throw std::runtime_error("pipe");
-        m_pid = fork();
-        if (m_pid == 0) {
-            dup2(fds[1], 1);
-            close(fds[0]);
-            close(fds[1]);
-            execl("/bin/sh", "sh", "-c", (std::string("exec ") + MPPDL_BINARY + " " + args + " 2>/dev/null").c_str(),
-                  static_cast<char*>(nullptr));
-            _exit(127);
-        }
-        close(fds[1]);
-        m_in = fdopen(fds[0], "r");
-    }
-    ~Background() {
-        if (m_pid > 0) {
-            kill(m_pid, SIGKILL);
-            wait();
-        }
-        if (m_in)
-            fclose(m_in);
-    }
-    /// The next line, or nullopt at end of output.
-    std::optional<std::string> line() {
-        std::string out;
-        int c;
-        while ((c = fgetc(m_in)) != EOF) {
-            if (c == '\n')
-                return out;
-            out.push_back(char(c));
-        }
-        return out.empty() ? std::nullopt : std::optional<std::string>(out);
-    }
-    void kill9() { kill(m_pid, SIGKILL); }
-    void interrupt() { kill(m_pid, SIGINT); }
-    /// Exit code (128 + signal when killed).
-    int wait() {
-        if (m_pid <= 0)
-            return m_status;
-        int status = 0;
-        waitpid(m_pid, &status, 0);
-        m_pid = -1;
-        m_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        return m_status;
-    }
-    bool running() {
-        if (m_pid <= 0)
-            return false;
-        int status = 0;
-        const pid_t r = waitpid(m_pid, &status, WNOHANG);
-        if (r == 0)
-            return true;
-        m_pid = -1;
-        m_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        return false;
-    }
-
-private:
-    pid_t m_pid = -1;
-    int m_status = -1;
-    FILE* m_in = nullptr;
-};
 
 const std::string kFmnist = MPPDL_FASHION_MNIST_DIR;
 
@@ -445,7 +378,7 @@ TEST_F(ProjectCli, RefusalsLeaveTheFileUntouched) {
 TEST_F(ProjectCli, ModelAveragingRunShowsItsSegments) {
     auto r = run(quick("mlp", 2) + " --project p.mppdl --strategy model-averaging --segments 3 --distribute-by round-robin");
     ASSERT_EQ(r.code, 0) << r.out;
-    EXPECT_NE(r.out.find("model averaging over 3 segments (round-robin distribution"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("model-averaging over 3 segments (round-robin distribution"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("  segment 2: train loss"), std::string::npos) << r.out;
     const auto runs = runsJson("p.mppdl");
     ASSERT_EQ(runs.size(), 1u);

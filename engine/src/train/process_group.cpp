@@ -12,6 +12,9 @@
 
 #include <chrono>
 
+#include <dlfcn.h>
+#include <netdb.h>
+
 namespace mppdl::train {
 
 namespace {
@@ -27,6 +30,23 @@ std::string firstLine(const std::exception& e) {
     return what.substr(0, what.find('\n'));
 }
 
+/// c10d logs to stderr through glog whatever the outcome (a refused bind, a retried connect); the
+/// failures reach the user as our exceptions, so glog is kept to fatal messages. Looked up at run
+/// time: glog comes with libtorch, and mppdl does not link it itself.
+void quietenGlog() {
+    if (auto* level = static_cast<int*>(dlsym(RTLD_DEFAULT, "_ZN3fLI17FLAGS_minloglevelE")))
+        *level = std::max(*level, 3);
+}
+
+/// Whether `host` resolves: a misspelt master fails at once instead of after the timeout.
+bool resolves(const std::string& host) {
+    addrinfo* found = nullptr;
+    const int error = getaddrinfo(host.c_str(), nullptr, nullptr, &found);
+    if (found)
+        freeaddrinfo(found);
+    return error == 0;
+}
+
 } // namespace
 
 struct ProcessGroup::Impl : Collectives {
@@ -34,6 +54,7 @@ struct ProcessGroup::Impl : Collectives {
     std::string master;
     c10::intrusive_ptr<c10d::TCPStore> store;
     c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+    std::function<std::string()> failureContext;
 
     int rank() const override { return rankValue; }
     int world() const override { return worldValue; }
@@ -43,9 +64,11 @@ struct ProcessGroup::Impl : Collectives {
         try {
             work->wait();
         } catch (const std::exception& e) {
+            const std::string context = failureContext ? failureContext() : std::string();
             throw DeviceError("process " + std::to_string(rankValue) + " of " + std::to_string(worldValue) +
-                              ": the " + what + " with the other processes failed (a process of the run died or "
-                              "stopped answering): " + firstLine(e));
+                              ": the " + what + " with the other processes failed: " +
+                              (context.empty() ? "a process of the run died or stopped answering" : context) +
+                              " (" + firstLine(e) + ")");
         }
     }
 
@@ -97,7 +120,12 @@ int ProcessGroup::world() const { return m_impl->worldValue; }
 int ProcessGroup::port() const { return m_impl->portValue; }
 Collectives* ProcessGroup::collectives() const { return m_impl.get(); }
 
-std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std::string& master, double timeoutSeconds) {
+void ProcessGroup::setFailureContext(std::function<std::string()> context) {
+    m_impl->failureContext = std::move(context);
+}
+
+std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std::string& master, double timeoutSeconds,
+                                                 const std::function<void(int port)>& listening) {
     if (world < 1)
         throw ConfigError("a run needs at least one process, got a world of " + std::to_string(world));
     if (rank < 0 || rank >= world)
@@ -117,6 +145,9 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std:
     if (port < 0 || port > 65535 || (port == 0 && rank != 0))
         throw ConfigError("--master '" + master + "': expected HOST:PORT, such as 10.0.0.5:29500");
     const std::string host = master.substr(0, colon);
+    if (!resolves(host))
+        throw ConfigError("--master '" + master + "': the host '" + host + "' does not resolve to an address");
+    quietenGlog();
 
     auto impl = std::make_unique<Impl>();
     impl->rankValue = rank;
@@ -126,19 +157,21 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std:
     options.port = uint16_t(port);
     options.isServer = rank == 0;
     options.numWorkers = size_t(world);
-    options.waitWorkers = true;
+    options.waitWorkers = false; // the Gloo rendezvous below waits for everyone
     options.timeout = milliseconds(timeoutSeconds);
     try {
         impl->store = c10::make_intrusive<c10d::TCPStore>(host, options);
     } catch (const std::exception& e) {
         if (rank == 0)
             throw DeviceError("cannot serve the run's rendezvous at " + master + " (is the port in use? choose "
-                              "another with --master-port): " + firstLine(e));
+                              "another with --master HOST:PORT): " + firstLine(e));
         throw DeviceError("cannot reach the run's master at " + master + " within " +
                           std::to_string(int(timeoutSeconds)) + " s (is rank 0 running there, and the port open?): " +
                           firstLine(e));
     }
     impl->portValue = impl->store->getPort();
+    if (rank == 0 && listening)
+        listening(impl->portValue);
     try {
         auto glooOptions = c10d::ProcessGroupGloo::Options::create(milliseconds(timeoutSeconds));
         // Loopback for a run on one host; otherwise the address this host reaches the master from.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -20,8 +21,11 @@ public:
     /// for everyone, which is also how long a collective waits for a silent peer. Throws
     /// ConfigError for a malformed address or rank, DeviceError when the port is taken or the
     /// master cannot be reached in time.
+    /// `listening` (rank 0) is called with the port once the rendezvous is served and before
+    /// the others are waited for: the moment to start workers.
     static std::unique_ptr<ProcessGroup> join(int rank, int world, const std::string& master,
-                                              double timeoutSeconds = 30);
+                                              double timeoutSeconds = 30,
+                                              const std::function<void(int port)>& listening = {});
 
     int rank() const;
     int world() const;
@@ -31,6 +35,10 @@ public:
     /// A value every process can read (the run's configuration, from rank 0); get() waits for it.
     void set(const std::string& key, const std::string& value);
     std::string get(const std::string& key);
+
+    /// What a failed collective adds to its message, such as which worker process died and how
+    /// (the launcher of the workers knows; the group only sees a broken connection).
+    void setFailureContext(std::function<std::string()> context);
 
     /// The collectives the trainer uses (engine-internal, see engine/src/train/collectives.h).
     Collectives* collectives() const;

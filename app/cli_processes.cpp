@@ -1,0 +1,206 @@
+#include "cli_processes.h"
+
+#include "mppdl/core/error.h"
+#include "mppdl/train/devices.h"
+#include "mppdl/train/process_group.h"
+
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <cstring>
+#include <iostream>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace mppdl::cli {
+
+namespace {
+
+constexpr const char* kRunKey = "mppdl/run";
+
+/// The worker processes this process started; stopped when it goes away.
+class LocalWorkers {
+public:
+    explicit LocalWorkers(int world) : m_world(world) {}
+    ~LocalWorkers() {
+        for (auto& w : m_workers)
+            if (!w.reaped)
+                ::kill(w.pid, SIGTERM);
+        for (auto& w : m_workers)
+            if (!w.reaped)
+                waitpid(w.pid, nullptr, 0);
+    }
+
+    void start(int rank, const std::string& master, double timeoutSeconds) {
+        const std::vector<std::string> args = {"mppdl", "worker", "--rank", std::to_string(rank), "--world",
+                                               std::to_string(m_world), "--master", master, "--timeout",
+                                               std::to_string(int(timeoutSeconds))};
+        std::vector<char*> argv;
+        for (const auto& a : args)
+            argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        pid_t pid = 0;
+        const int error = posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ);
+        if (error != 0)
+            throw DeviceError("cannot start worker process " + std::to_string(rank) + ": " + std::strerror(error));
+        m_workers.push_back({rank, pid, false, 0});
+    }
+
+    /// Which workers have ended and how: what a failed collective's message needs. Waits up to
+    /// two seconds for a death the broken connection announced to become visible.
+    std::string describeEnded() {
+        std::string out;
+        for (int attempt = 0; attempt < 20 && out.empty(); ++attempt) {
+            for (auto& w : m_workers) {
+                if (!w.reaped && waitpid(w.pid, &w.status, WNOHANG) == w.pid)
+                    w.reaped = true;
+                if (!w.reaped)
+                    continue;
+                std::string segments;
+                out += (out.empty() ? "" : "; ") + std::string("process ") + std::to_string(w.rank) + " (pid " +
+                       std::to_string(w.pid) + ", training segment" + segmentsOf(w.rank) + ") ";
+                if (WIFSIGNALED(w.status))
+                    out += std::string("was killed by signal ") + std::to_string(WTERMSIG(w.status)) + " (" +
+                           strsignal(WTERMSIG(w.status)) + ")";
+                else
+                    out += "exited with status " + std::to_string(WEXITSTATUS(w.status));
+            }
+            if (out.empty())
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        return out;
+    }
+
+    int segments = 0;
+
+private:
+    std::string segmentsOf(int rank) const {
+        std::string list;
+        int count = 0;
+        for (int s = rank; s < segments; s += m_world, ++count)
+            list += (list.empty() ? " " : ", ") + std::to_string(s);
+        return (count > 1 ? "s" : "") + list;
+    }
+
+    struct Worker {
+        int rank;
+        pid_t pid;
+        bool reaped;
+        int status;
+    };
+    int m_world;
+    std::vector<Worker> m_workers;
+};
+
+/// A worker's run reports nothing itself: rank 0 speaks for the run.
+class SilentObserver : public train::RunObserver {
+public:
+    void onEvents(const std::vector<train::RunEvent>&) override {}
+};
+
+} // namespace
+
+void ProcessFlags::add(CLI::App& c) {
+    c.add_option("--local-processes", localProcesses,
+                 "processes started on this host, this one included (default: all of --processes); the others "
+                 "join from other hosts with 'mppdl worker'")
+        ->check(CLI::Range(0, 4096));
+    c.add_option("--master", master,
+                 "HOST:PORT this process serves the rendezvous at (default: a free loopback port, or 0.0.0.0:29500 "
+                 "when workers join from other hosts)");
+    c.add_option("--timeout", timeoutSeconds, "seconds to wait for the processes to join and for a silent one")
+        ->capture_default_str()
+        ->check(CLI::Range(1.0, 86400.0));
+}
+
+train::TrainResult trainInProcesses(const train::TrainConfig& given, const model::Architecture& architecture,
+                                    const data::PreparedData& data, train::RunObserver& observer,
+                                    train::TrainControl control, const ProcessFlags& flags) {
+    if (given.processes <= 1)
+        return train::train(given, architecture, data, observer, control);
+    train::TrainConfig config = given;
+    const int local = flags.localProcesses > 0 ? std::min(flags.localProcesses, config.processes) : config.processes;
+    // --threads counts the host's threads, as on the thread pool: its processes share them. Then
+    // each segment computes with as many threads as it would on the pool, so the two agree.
+    config.threads = std::max(1, (config.threads > 0 ? config.threads : train::defaultThreadCount()) / local);
+    const std::string master =
+        !flags.master.empty() ? flags.master : local == config.processes ? "127.0.0.1:0" : "0.0.0.0:29500";
+    LocalWorkers workers(config.processes);
+    workers.segments = config.segments;
+    auto group = train::ProcessGroup::join(0, config.processes, master, flags.timeoutSeconds, [&](int port) {
+        for (int rank = 1; rank < local; ++rank)
+            workers.start(rank, "127.0.0.1:" + std::to_string(port), flags.timeoutSeconds);
+        if (local < config.processes) {
+            char host[256] = "THIS-HOST";
+            gethostname(host, sizeof host);
+            std::cerr << "waiting for processes " << local << " to " << config.processes - 1
+                      << " to join: on each host run\n  mppdl worker --rank R --world " << config.processes
+                      << " --master " << host << ":" << port << std::endl;
+        }
+    });
+    group->setFailureContext([&] { return workers.describeEnded(); });
+    group->set(kRunKey, nlohmann::json{{"config", nlohmann::json::parse(train::toJson(config))},
+                                       {"architecture", nlohmann::json::parse(model::toJson(architecture))}}
+                            .dump());
+    control.group = group.get();
+    return train::train(config, architecture, data, observer, control);
+}
+
+namespace {
+
+struct WorkerFlags {
+    int rank = -1;
+    int world = 0;
+    std::string master;
+    double timeoutSeconds = 60;
+
+    void add(CLI::App& c) {
+        c.add_option("--rank", rank, "this process's rank, 1 to world - 1 (rank 0 is the train command)")->required();
+        c.add_option("--world", world, "processes in the run")->required();
+        c.add_option("--master", master, "HOST:PORT of the run's rank 0")->required();
+        c.add_option("--timeout", timeoutSeconds, "seconds to wait for the master and for a silent process")
+            ->capture_default_str();
+    }
+
+    int execute() {
+        if (rank < 1)
+            throw ConfigError("--rank " + std::to_string(rank) + ": workers have ranks 1 to world - 1 (rank 0 is the "
+                              "mppdl train process)");
+        auto group = train::ProcessGroup::join(rank, world, master, timeoutSeconds);
+        nlohmann::json run;
+        try {
+            run = nlohmann::json::parse(group->get(kRunKey));
+        } catch (const nlohmann::json::exception& e) {
+            throw ConfigError(std::string("the master sent a run this worker cannot read: ") + e.what());
+        }
+        const auto config = train::trainConfigFromJson(run.at("config").dump());
+        const auto architecture = model::parseArchitecture(run.at("architecture").dump(), "the run's architecture");
+        SilentObserver silent;
+        const auto loaded = train::loadData(config, architecture, silent);
+        train::TrainControl control;
+        control.cancel = &cancelFlag();
+        control.group = group.get();
+        try {
+            train::train(config, architecture, loaded.prepared, silent, control);
+        } catch (const CancelledError&) {
+            return 130; // rank 0 says so to the user
+        }
+        return 0;
+    }
+};
+
+} // namespace
+
+void registerWorkerCommand(CLI::App& app, Command& selected) {
+    auto flags = std::make_shared<WorkerFlags>();
+    auto* worker = app.add_subcommand(
+        "worker", "join a multi-process run as one of its workers (the run's configuration comes from rank 0)");
+    flags->add(*worker);
+    worker->callback([&selected, flags] { selected = [flags] { return flags->execute(); }; });
+}
+
+} // namespace mppdl::cli

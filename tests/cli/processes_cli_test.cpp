@@ -1,0 +1,181 @@
+// Segments over processes through the real binary: the same training as on threads, a killed
+// worker, resuming, and the rendezvous's refusals.
+
+#include "mppdl/train/trained_model.h"
+
+#include "support/background.h"
+#include "support/run_cli.h"
+
+#include "train/trained_model_impl.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <arpa/inet.h>
+#include <chrono>
+#include <filesystem>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <thread>
+
+namespace fs = std::filesystem;
+using namespace mppdl;
+
+namespace {
+
+const std::string kFmnist = MPPDL_FASHION_MNIST_DIR;
+
+class ProcessesCli : public ::testing::Test {
+protected:
+    void SetUp() override {
+        m_dir = fs::temp_directory_path() /
+                ("mppdl_processes_cli_" +
+                 std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
+                 std::to_string(getpid()));
+        fs::remove_all(m_dir);
+        fs::create_directories(m_dir);
+        m_previous = fs::current_path();
+        fs::current_path(m_dir);
+        unsetenv("MPPDL_PROJECT");
+    }
+    void TearDown() override {
+        fs::current_path(m_previous);
+        fs::remove_all(m_dir);
+    }
+    fs::path m_dir, m_previous;
+};
+
+std::string quick(const std::string& arch, int epochs, int limit) {
+    return "train --data " + kFmnist + " --arch " + arch + " --epochs " + std::to_string(epochs) + " --limit " +
+           std::to_string(limit) + " --batch-size 64 --optimizer sgd --lr 0.05 --momentum 0.9 --seed 5 --threads 2";
+}
+
+/// The largest relative L2 difference, tensor by tensor, between two saved models.
+double relativeDifference(const std::string& a, const std::string& b) {
+    const auto ma = train::TrainedModel::load(a), mb = train::TrainedModel::load(b);
+    const auto ra = train::weightsModule(ma.impl().members), rb = train::weightsModule(mb.impl().members);
+    auto ta = ra->parameters(), tb = rb->parameters();
+    for (auto& t : ra->buffers())
+        ta.push_back(t);
+    for (auto& t : rb->buffers())
+        tb.push_back(t);
+    EXPECT_EQ(ta.size(), tb.size());
+    double worst = 0;
+    for (size_t i = 0; i < std::min(ta.size(), tb.size()); ++i) {
+        const auto x = ta[i].to(torch::kDouble), y = tb[i].to(torch::kDouble);
+        worst = std::max(worst, (x - y).norm().item<double>() / std::max(1e-30, y.norm().item<double>()));
+    }
+    return worst;
+}
+
+double testAccuracy(const std::string& out) {
+    const auto at = out.find("\"event\":\"finished\"");
+    EXPECT_NE(at, std::string::npos) << out;
+    const auto line = out.substr(out.rfind('\n', at) + 1, out.find('\n', at) - out.rfind('\n', at) - 1);
+    return nlohmann::json::parse(line).at("test_accuracy").get<double>();
+}
+
+} // namespace
+
+// The test: after one merge (one epoch, merged once) model averaging over 2 processes
+// (Gloo) holds the weights it holds over 2 threads within 1e-6, and their test accuracies after
+// the epoch differ by less than 0.5 points. The other strategies join the same way.
+TEST_F(ProcessesCli, ProcessesTrainWhatThreadsTrain) {
+    for (const std::string strategy : {"model-averaging", "easgd", "allreduce", "ensemble"}) {
+        const std::string flags = quick("fmnist_cnn", 1, 3000) + " --no-project --json --strategy " + strategy +
+                                  " --segments 2";
+        const auto threads = runMppdl(flags + " --save threads.model");
+        ASSERT_EQ(threads.code, 0) << threads.out;
+        const auto processes = runMppdl(flags + " --processes 2 --save processes.model");
+        ASSERT_EQ(processes.code, 0) << processes.out;
+        EXPECT_LT(relativeDifference("threads.model", "processes.model"), 1e-6) << strategy;
+        EXPECT_LT(std::abs(testAccuracy(threads.out) - testAccuracy(processes.out)), 0.005) << strategy;
+    }
+}
+
+// A worker killed mid-run fails the run within 30 s with a message naming the process and its
+// segments; the run is recorded as failed and resumes from its last merged checkpoint.
+TEST_F(ProcessesCli, KilledWorkerFailsTheRunWhichResumes) {
+    const std::string flags = quick("lenet5", 3, 6000) + " --strategy model-averaging --processes 2 --segments 4 "
+                                                         "--sync-every 5 --project p.mppdl --json";
+    std::string failure;
+    std::chrono::steady_clock::time_point killed;
+    {
+        Background training(flags);
+        bool inEpoch2 = false;
+        while (auto line = training.line()) {
+            const auto j = nlohmann::json::parse(*line, nullptr, false);
+            if (!j.is_discarded() && j.value("event", "") == "progress" && j.value("epoch", 0) == 2) {
+                inEpoch2 = true;
+                break;
+            }
+        }
+        ASSERT_TRUE(inEpoch2) << "never saw a progress event of epoch 2";
+        const auto workers = childrenOf(training.pid());
+        ASSERT_EQ(workers.size(), 1u);
+        kill(workers.front(), SIGKILL);
+        killed = std::chrono::steady_clock::now();
+        while (auto line = training.line())
+            if (line->find("\"event\":\"failed\"") != std::string::npos)
+                failure = *line;
+        EXPECT_NE(training.wait(), 0);
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+    EXPECT_LT(seconds, 30.0);
+    EXPECT_NE(failure.find("process 1"), std::string::npos) << failure;
+    EXPECT_NE(failure.find("segments 1, 3"), std::string::npos) << failure;
+    EXPECT_NE(failure.find("killed by signal 9"), std::string::npos) << failure;
+
+    auto r = runMppdl("runs --json --project p.mppdl");
+    ASSERT_EQ(r.code, 0) << r.out;
+    auto runs = nlohmann::json::parse(r.out);
+    EXPECT_EQ(runs[0]["state"], "failed");
+    EXPECT_EQ(runs[0]["epochs_done"], 1);
+
+    r = runMppdl("resume 1 --project p.mppdl");
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = runMppdl("runs --json --project p.mppdl");
+    runs = nlohmann::json::parse(r.out);
+    EXPECT_EQ(runs[0]["state"], "finished");
+    EXPECT_EQ(runs[0]["epochs_done"], 3);
+}
+
+TEST_F(ProcessesCli, RendezvousRefusalsAreClear) {
+    // A port some other program holds.
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    ASSERT_EQ(listen(fd, 1), 0);
+    socklen_t length = sizeof address;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+    const std::string port = std::to_string(ntohs(address.sin_port));
+    auto r = runMppdl(quick("mlp", 1, 500) + " --no-project --strategy model-averaging --processes 2 --master 127.0.0.1:" +
+                      port);
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("cannot serve the run's rendezvous at 127.0.0.1:" + port), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("in use"), std::string::npos) << r.out;
+    close(fd);
+
+    r = runMppdl("worker --rank 1 --world 2 --master no-such-host.invalid:29500");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("does not resolve"), std::string::npos) << r.out;
+
+    const auto start = std::chrono::steady_clock::now();
+    r = runMppdl("worker --rank 1 --world 2 --master 127.0.0.1:" + port + " --timeout 2");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("cannot reach the run's master at 127.0.0.1:" + port), std::string::npos) << r.out;
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10);
+
+    r = runMppdl("worker --rank 2 --world 2 --master 127.0.0.1:29500");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("rank 2 is not in a world of 2"), std::string::npos) << r.out;
+    r = runMppdl("worker --rank 1 --world 2 --master 127.0.0.1");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("expected HOST:PORT"), std::string::npos) << r.out;
+    r = runMppdl(quick("mlp", 1, 500) + " --no-project --strategy model-averaging --segments 2 --processes 3");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("3 processes for 2 segments"), std::string::npos) << r.out;
+}

@@ -727,7 +727,6 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                 e.metrics.push_back({"lr", lr});
                 emitter.emit(std::move(e));
             };
-            std::atomic<bool> stop{false};
             // Up to `maxSteps` minibatches of local replica i, in order. With `gradientsOnly` the
             // optimizer step is left to the join (all-reduce). `inlineReport`: this is the thread
             // that reports progress.
@@ -736,7 +735,7 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                 SegmentEpoch& sg = seg[i];
                 const auto start = Clock::now();
                 for (int64_t k = 0; k < maxSteps && sg.cursor < r.rows(); ++k) {
-                    if ((cancel && cancel->load(std::memory_order_relaxed)) || stop.load(std::memory_order_relaxed) ||
+                    if ((cancel && cancel->load(std::memory_order_relaxed)) ||
                         (pool && pool->failed.load(std::memory_order_relaxed)))
                         break;
                     const int64_t begin = sg.cursor;
@@ -826,14 +825,15 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                 case Join::Gradients:
                     if (rows > 0) {
                         averageGradients(replicas, weights, group);
+                        joinSeconds += secondsSince(joinStart); // the steps are training, not joining
                         // Every replica steps, with or without a minibatch of its own: they stay equal.
                         forEachReplica([&](size_t i) { replicas[i].optimizer->step(); });
                     }
-                    break;
+                    ++joins;
+                    continue;
                 }
-                if (strategy.join != Join::Gradients)
-                    for (size_t i = 0; i < seg.size(); ++i)
-                        seg[i].divergence = divergence[i];
+                for (size_t i = 0; i < seg.size(); ++i)
+                    seg[i].divergence = divergence[i];
                 joinSeconds += secondsSince(joinStart);
                 ++joins;
             }

@@ -142,7 +142,8 @@ struct TrainFlags {
         c.add_option("--early-stopping", config.earlyStoppingPatience,
                      "stop after N epochs without a lower validation loss (0 = off)")
             ->capture_default_str();
-        c.add_option("--device", config.device, "cpu, cuda or cuda:N")->capture_default_str();
+        c.add_option("--device", config.device, "cpu, cuda, cuda:N, or a list (cuda:0,1) the segments are dealt over")
+            ->capture_default_str();
         c.add_option("--threads", config.threads,
                      "CPU threads of this host, shared by its segments and processes (0 = OMP_NUM_THREADS, else all CPUs)")
             ->capture_default_str();
@@ -529,7 +530,7 @@ struct EvalFlags {
 
 void registerTrainCommands(CLI::App& app, Command& selected) {
     auto trainFlags = std::make_shared<TrainFlags>();
-    auto* train = app.add_subcommand("train", "train a network on a data source (single device)");
+    auto* train = app.add_subcommand("train", "train a network on a data source: one model, or segments on threads, processes or hosts");
     trainFlags->add(*train);
     train->callback([&selected, trainFlags] { selected = [trainFlags] { return trainFlags->run(); }; });
 

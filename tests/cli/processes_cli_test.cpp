@@ -5,8 +5,9 @@
 
 #include "support/background.h"
 #include "support/run_cli.h"
+#include "support/scratch_dir.h"
 
-#include "train/trained_model_impl.h"
+#include "engine/train/train_test_util.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -26,25 +27,7 @@ namespace {
 
 const std::string kFmnist = MPPDL_FASHION_MNIST_DIR;
 
-class ProcessesCli : public ::testing::Test {
-protected:
-    void SetUp() override {
-        m_dir = fs::temp_directory_path() /
-                ("mppdl_processes_cli_" +
-                 std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
-                 std::to_string(getpid()));
-        fs::remove_all(m_dir);
-        fs::create_directories(m_dir);
-        m_previous = fs::current_path();
-        fs::current_path(m_dir);
-        unsetenv("MPPDL_PROJECT");
-    }
-    void TearDown() override {
-        fs::current_path(m_previous);
-        fs::remove_all(m_dir);
-    }
-    fs::path m_dir, m_previous;
-};
+class ProcessesCli : public ScratchDirTest {};
 
 std::string quick(const std::string& arch, int epochs, int limit) {
     return "train --data " + kFmnist + " --arch " + arch + " --epochs " + std::to_string(epochs) + " --limit " +
@@ -53,20 +36,7 @@ std::string quick(const std::string& arch, int epochs, int limit) {
 
 /// The largest relative L2 difference, tensor by tensor, between two saved models.
 double relativeDifference(const std::string& a, const std::string& b) {
-    const auto ma = train::TrainedModel::load(a), mb = train::TrainedModel::load(b);
-    const auto ra = train::weightsModule(ma.impl().members), rb = train::weightsModule(mb.impl().members);
-    auto ta = ra->parameters(), tb = rb->parameters();
-    for (auto& t : ra->buffers())
-        ta.push_back(t);
-    for (auto& t : rb->buffers())
-        tb.push_back(t);
-    EXPECT_EQ(ta.size(), tb.size());
-    double worst = 0;
-    for (size_t i = 0; i < std::min(ta.size(), tb.size()); ++i) {
-        const auto x = ta[i].to(torch::kDouble), y = tb[i].to(torch::kDouble);
-        worst = std::max(worst, (x - y).norm().item<double>() / std::max(1e-30, y.norm().item<double>()));
-    }
-    return worst;
+    return ::relativeDifference(train::TrainedModel::load(a), train::TrainedModel::load(b));
 }
 
 double testAccuracy(const std::string& out) {

@@ -6,6 +6,7 @@
 
 #include "support/background.h"
 #include "support/run_cli.h"
+#include "support/scratch_dir.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -39,29 +40,7 @@ std::string slurp(const fs::path& path) {
     return {std::istreambuf_iterator<char>(in), {}};
 }
 
-/// Each test in its own scratch directory, which is also the working directory (where the
-/// default project lands).
-class ProjectCli : public ::testing::Test {
-protected:
-    void SetUp() override {
-        m_dir = fs::temp_directory_path() /
-                ("mppdl_project_cli_" +
-                 std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
-                 std::to_string(getpid()));
-        fs::remove_all(m_dir);
-        fs::create_directories(m_dir);
-        m_previous = fs::current_path();
-        fs::current_path(m_dir);
-        unsetenv("MPPDL_PROJECT");
-    }
-    void TearDown() override {
-        fs::current_path(m_previous);
-        fs::remove_all(m_dir);
-    }
-    std::string path(const std::string& name) const { return (m_dir / name).string(); }
-
-    fs::path m_dir, m_previous;
-};
+class ProjectCli : public ScratchDirTest {};
 
 /// Quick training flags: a Fashion-MNIST subset, fixed seed.
 std::string quick(const std::string& arch, int epochs, int limit = 2000) {

@@ -137,18 +137,6 @@ INSTANTIATE_TEST_SUITE_P(Strategies, TrainStrategyResume,
 
 namespace {
 
-/// The largest relative difference |a - b| / |b| (L2, tensor by tensor) between two models.
-double relativeDifference(const TrainedModel& a, const TrainedModel& b) {
-    const auto ta = allTensors(a), tb = allTensors(b);
-    EXPECT_EQ(ta.size(), tb.size());
-    double worst = 0;
-    for (size_t i = 0; i < std::min(ta.size(), tb.size()); ++i) {
-        const auto x = ta[i].to(torch::kDouble), y = tb[i].to(torch::kDouble);
-        worst = std::max(worst, (x - y).norm().item<double>() / std::max(1e-30, y.norm().item<double>()));
-    }
-    return worst;
-}
-
 std::vector<RunEvent> segmentTests(const RecordingObserver& o) {
     std::vector<RunEvent> out;
     for (const auto& e : o.events())

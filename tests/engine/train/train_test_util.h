@@ -57,3 +57,16 @@ public:
     void onCheckpoint(const mppdl::train::Checkpoint& c) override { all.push_back(c); }
     std::vector<mppdl::train::Checkpoint> all;
 };
+
+/// The largest relative L2 difference |a - b| / |b|, tensor by tensor, between two models.
+inline double relativeDifference(const mppdl::train::TrainedModel& a, const mppdl::train::TrainedModel& b) {
+    const auto ta = allTensors(a), tb = allTensors(b);
+    if (ta.size() != tb.size())
+        return INFINITY;
+    double worst = 0;
+    for (size_t i = 0; i < ta.size(); ++i) {
+        const auto x = ta[i].to(torch::kDouble), y = tb[i].to(torch::kDouble);
+        worst = std::max(worst, (x - y).norm().item<double>() / std::max(1e-30, y.norm().item<double>()));
+    }
+    return worst;
+}

@@ -76,19 +76,29 @@ void installSignalHandlers() { std::signal(SIGINT, onInterrupt); }
 void SourceFlags::add(CLI::App& c, bool required) {
     auto* data = c.add_option("--data", location,
                               "data source: an IDX directory or file, a CSV/CSV.gz file, a .npy file, "
-                              "or an image folder (one subfolder per class)");
+                              "an image folder (one subfolder per class), or a PostgreSQL table pg:TABLE");
     if (required)
         data->required();
     std::string kinds = "auto";
     for (const auto& k : data::sourceKinds())
         kinds += std::string("|") + k.name;
     c.add_option("--kind", kind, "source kind: " + kinds)->capture_default_str();
-    c.add_option("--label", label, "CSV: label column (name or 0-based index, default: last); NPY: labels file");
+    c.add_option("--label", label,
+                 "CSV: label column (name or 0-based index, default: last); NPY: labels file; pg: label column "
+                 "(default: label)");
     c.add_option("--shape", shape, "per-sample shape, e.g. 1,28,28 (CSV/NPY reshape, image size C,H,W)");
     c.add_option("--delimiter", delimiter, "CSV: field separator, one character or 'tab'")->capture_default_str();
     c.add_flag("--header", header, "CSV: the first row is a header (default: detect)");
     c.add_flag("--no-header", noHeader, "CSV: the first row is data");
     c.add_option("--limit", limit, "use only the first N training rows (0 = all)")->capture_default_str();
+    c.add_option("--conn", connection,
+                 "pg: libpq connection URI or keywords (default: the PG* variables; a password comes best from "
+                 "PGPASSWORD or ~/.pgpass, and is never recorded)");
+    c.add_option("--features", features,
+                 "pg: feature columns, comma-separated: one real[]/bytea column or numeric columns (default: the "
+                 "array or bytea column, else every numeric column)");
+    c.add_option("--id", id, "pg: id column; rows are read in its order");
+    c.add_option("--bytea", bytea, "pg: what a bytea feature column holds: uint8|float32")->capture_default_str();
 }
 
 data::SourceOptions SourceFlags::options() const {
@@ -112,6 +122,15 @@ data::SourceOptions SourceFlags::options() const {
     if (limit < 0)
         throw ConfigError("--limit must be >= 0");
     o.limit = limit;
+    o.connection = connection;
+    for (size_t begin = 0; begin < features.size();) {
+        const size_t comma = std::min(features.find(',', begin), features.size());
+        if (comma > begin)
+            o.features.push_back(features.substr(begin, comma - begin));
+        begin = comma + 1;
+    }
+    o.id = id;
+    o.bytea = bytea;
     return o;
 }
 

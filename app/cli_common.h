@@ -31,6 +31,10 @@ struct SourceFlags {
     bool header = false;
     bool noHeader = false;
     int64_t limit = 0;
+    std::string connection;
+    std::string features;
+    std::string id;
+    std::string bytea = "uint8";
 
     void add(CLI::App& command, bool required = true);
     data::SourceOptions options() const;

@@ -37,7 +37,13 @@ int64_t registerDataset(store::Project& project, const train::TrainConfig& confi
         location = location.parent_path();
     d.name = location.filename().string().empty() ? source.kind : location.filename().string();
     d.kind = source.kind;
-    d.location = std::filesystem::absolute(config.data.location).lexically_normal().string();
+    // A table is named as given (the connection, without its password, is in the options); a file
+    // by its absolute path.
+    const bool table = source.kind == "pg";
+    if (table)
+        d.name = config.data.location.substr(config.data.location.find(':') + 1);
+    d.location = table ? config.data.location
+                       : std::filesystem::absolute(config.data.location).lexically_normal().string();
     d.options = nlohmann::json::parse(train::toJson(config))["data"]["source"].dump();
     const auto schema = source.schema();
     d.schema = nlohmann::json{{"sample_shape", schema.sampleShape},

@@ -23,6 +23,9 @@ LoadedSource loadNpy(const std::string& location, const SourceOptions& options);
 bool detectImageFolder(const std::string& location);
 LoadedSource loadImageFolder(const std::string& location, const SourceOptions& options);
 
+bool detectPostgres(const std::string& location);
+LoadedSource loadPostgres(const std::string& location, const SourceOptions& options);
+
 /// Class indices and names for integer label values.
 struct EncodedLabels {
     at::Tensor indices; ///< int64 [N] in [0, classNames.size())

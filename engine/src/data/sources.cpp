@@ -16,6 +16,10 @@ const std::vector<SourceKind>& sourceKinds() {
     // Auto-detection asks each kind in this order; the directory layouts of idx and npy are more
     // specific than "a folder of folders", so images comes last.
     static const std::vector<SourceKind> kinds = {
+#ifdef MPPDL_WITH_POSTGRES
+        {"pg", "a PostgreSQL or Greenplum table, pg:TABLE or pg:SCHEMA.TABLE (--conn, --features, --label, --id)",
+         &detectPostgres, &loadPostgres, /*readsFiles=*/false},
+#endif
         {"idx", "IDX files of the MNIST family (.gz or raw): a directory with train-/t10k- files, or an images file",
          &detectIdx, &loadIdx},
         {"csv", "CSV (.csv or .csv.gz): numeric feature columns and one label column", &detectCsv, &loadCsv},
@@ -26,6 +30,13 @@ const std::vector<SourceKind>& sourceKinds() {
     };
     return kinds;
 }
+
+#ifndef MPPDL_WITH_POSTGRES
+std::string connectionWithoutPassword(const std::string& connection) {
+    // Without libpq nothing reads connections; refuse to echo one that might hold a password.
+    return connection.empty() ? connection : "(a connection string)";
+}
+#endif
 
 Schema LoadedSource::schema() const {
     Schema s;
@@ -61,8 +72,12 @@ LoadedSource loadSource(const std::string& location, const SourceOptions& option
     }
     if (options.limit < 0)
         throw ConfigError("limit must be 0 (all rows) or positive, got " + std::to_string(options.limit));
+    if (!chosen) // tables first: their names are not paths
+        for (const auto& kind : sourceKinds())
+            if (!kind.readsFiles && kind.detect(location))
+                chosen = &kind;
     std::error_code ec;
-    if (location.empty() || !std::filesystem::exists(location, ec))
+    if ((!chosen || chosen->readsFiles) && (location.empty() || !std::filesystem::exists(location, ec)))
         throw DataError(location + ": no such file or directory");
     if (!chosen) {
         for (const auto& kind : sourceKinds())

@@ -39,7 +39,10 @@ const json& section(const json& object, const char* key, const std::string& wher
 std::string toJson(const TrainConfig& c) {
     const auto& s = c.data.source;
     json source = {{"kind", s.kind}, {"label", s.label}, {"delimiter", std::string(1, s.delimiter)},
-                   {"shape", s.shape}, {"limit", s.limit}};
+                   {"shape", s.shape}, {"limit", s.limit},
+                   // Never the password: a resume asks PGPASSWORD or ~/.pgpass for it.
+                   {"connection", data::connectionWithoutPassword(s.connection)},
+                   {"features", s.features}, {"id", s.id}, {"bytea", s.bytea}};
     if (s.header)
         source["header"] = *s.header;
     json j = {
@@ -107,6 +110,10 @@ TrainConfig trainConfigFromJson(const std::string& text) {
     c.data.source.delimiter = delimiter[0];
     read(s, "shape", c.data.source.shape, where);
     read(s, "limit", c.data.source.limit, where);
+    read(s, "connection", c.data.source.connection, where);
+    read(s, "features", c.data.source.features, where);
+    read(s, "id", c.data.source.id, where);
+    read(s, "bytea", c.data.source.bytea, where);
     if (s.contains("header") && !s["header"].is_null()) {
         bool header = false;
         read(s, "header", header, where);

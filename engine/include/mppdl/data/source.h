@@ -30,7 +30,21 @@ struct SourceOptions {
     /// Read at most this many training rows (0 = all), for quick tries. File formats keep the first
     /// rows; image folders take one image of each class in turn so that every class is seen.
     int64_t limit = 0;
+    /// PostgreSQL (pg:TABLE): a libpq URI or keyword string; empty uses the PG* environment
+    /// variables. A password in it is used, never recorded (see connectionWithoutPassword()).
+    std::string connection;
+    /// PostgreSQL: the feature columns: one array or bytea column, or numeric columns; empty
+    /// chooses the one array/bytea column, else every numeric column but the label and id.
+    std::vector<std::string> features;
+    /// PostgreSQL: an id column; rows are read in its order.
+    std::string id;
+    /// PostgreSQL: what a bytea feature column holds: "uint8" pixels or packed little-endian "float32".
+    std::string bytea = "uint8";
 };
+
+/// A libpq connection string or URI as a keyword string without its password: what may be
+/// written to a project file or a log.
+std::string connectionWithoutPassword(const std::string& connection);
 
 /// A loaded source: the training rows and, when the source has one, its own test split.
 struct LoadedSource {
@@ -49,6 +63,8 @@ struct SourceKind {
     /// Whether this kind claims the path (auto-detection); checked in table order.
     bool (*detect)(const std::string& location);
     LoadedSource (*load)(const std::string& location, const SourceOptions& options);
+    /// Whether the location is a path (checked to exist first); false for database tables.
+    bool readsFiles = true;
 };
 
 const std::vector<SourceKind>& sourceKinds();

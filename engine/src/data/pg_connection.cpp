@@ -1,0 +1,160 @@
+#include "data/pg_connection.h"
+
+#include "mppdl/core/error.h"
+#include "mppdl/data/source.h"
+
+#include <libpq-fe.h>
+
+#include <cstring>
+
+namespace mppdl::data {
+
+namespace {
+
+std::string trimmed(const char* message) {
+    std::string s = message ? message : "";
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+        s.pop_back();
+    return s;
+}
+
+} // namespace
+
+std::string quoteIdentifier(const std::string& name) {
+    std::string out = "\"";
+    for (const char c : name) {
+        if (c == '\0')
+            throw ConfigError("an SQL name cannot contain a NUL character");
+        out += c;
+        if (c == '"')
+            out += '"';
+    }
+    return out + "\"";
+}
+
+std::string connectionWithoutPassword(const std::string& connection) {
+    if (connection.empty())
+        return connection;
+    char* error = nullptr;
+    PQconninfoOption* options = PQconninfoParse(connection.c_str(), &error);
+    if (!options) {
+        PQfreemem(error);
+        return "(an unreadable connection string)";
+    }
+    std::string out;
+    for (PQconninfoOption* o = options; o->keyword; ++o) {
+        if (!o->val || std::strcmp(o->keyword, "password") == 0)
+            continue;
+        std::string value = o->val;
+        std::string quoted = "'";
+        for (const char c : value) {
+            if (c == '\'' || c == '\\')
+                quoted += '\\';
+            quoted += c;
+        }
+        out += (out.empty() ? "" : " ") + std::string(o->keyword) + "=" + quoted + "'";
+    }
+    PQconninfoFree(options);
+    return out;
+}
+
+PgConnection::PgConnection(const std::string& connection, const std::string& where) : m_where(where) {
+    m_conn = PQconnectdb(connection.c_str());
+    if (PQstatus(m_conn) == CONNECTION_OK) {
+        // The server's NOTICEs ("table ... does not exist, skipping") are not the user's business.
+        PQsetNoticeProcessor(m_conn, [](void*, const char*) {}, nullptr);
+        return;
+    }
+    const std::string message = trimmed(PQerrorMessage(m_conn));
+    const std::string target = connection.empty() ? "the PG* environment's server" : connectionWithoutPassword(connection);
+    PQfinish(m_conn);
+    m_conn = nullptr;
+    if (message.find("no password supplied") != std::string::npos)
+        throw ConfigError(where + ": the server at " + target +
+                          " asks for a password: supply it with PGPASSWORD, a ~/.pgpass entry, or password= in "
+                          "--conn (mppdl never writes it to the project)");
+    if (message.find("password authentication failed") != std::string::npos)
+        throw ConfigError(where + ": wrong password for " + target + " (" + message + ")");
+    if (message.find("does not exist") != std::string::npos)
+        throw ConfigError(where + ": " + message + " (connecting with " + target + ")");
+    throw DataError(where + ": cannot connect to " + target + ": " + message);
+}
+
+PgConnection::~PgConnection() {
+    if (m_conn)
+        PQfinish(m_conn);
+}
+
+int PgConnection::Result::rows() const { return PQntuples(result.get()); }
+std::string PgConnection::Result::text(int row, int column) const {
+    return PQgetvalue(result.get(), row, column);
+}
+bool PgConnection::Result::isNull(int row, int column) const { return PQgetisnull(result.get(), row, column) != 0; }
+
+PgConnection::Result PgConnection::query(const std::string& sql, const std::vector<std::string>& parameters) {
+    std::vector<const char*> values;
+    for (const auto& p : parameters)
+        values.push_back(p.c_str());
+    std::shared_ptr<PGresult> result(
+        PQexecParams(m_conn, sql.c_str(), int(values.size()), nullptr, values.data(), nullptr, nullptr, 0), PQclear);
+    const auto status = PQresultStatus(result.get());
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK)
+        throw DataError(m_where + ": " + trimmed(PQresultErrorMessage(result.get())));
+    return Result{result};
+}
+
+void PgConnection::copyOut(const std::string& sql, const std::function<void(const char*, size_t)>& tuple) {
+    {
+        std::shared_ptr<PGresult> start(PQexec(m_conn, sql.c_str()), PQclear);
+        if (PQresultStatus(start.get()) != PGRES_COPY_OUT)
+            throw DataError(m_where + ": the server failed the COPY before sending any rows: " +
+                            trimmed(PQresultErrorMessage(start.get())));
+    }
+    static constexpr char kSignature[] = "PGCOPY\n\377\r\n";
+    bool header = true;
+    int64_t tuples = 0;
+    for (;;) {
+        char* buffer = nullptr;
+        const int n = PQgetCopyData(m_conn, &buffer, 0);
+        if (n == -1)
+            break; // the end; the final result says whether it went well
+        if (n == -2) {
+            throw DataError(m_where + ": the connection failed while streaming rows (after " + std::to_string(tuples) +
+                            " rows): " + trimmed(PQerrorMessage(m_conn)));
+        }
+        std::unique_ptr<char, decltype(&PQfreemem)> owned(buffer, PQfreemem);
+        const char* p = buffer;
+        size_t size = size_t(n);
+        if (header) {
+            // Signature, flags, header extension length (and the extension): 19 bytes at least.
+            if (size < 19 || std::memcmp(p, kSignature, 11) != 0)
+                throw DataError(m_where + ": not a binary COPY stream");
+            const uint32_t extension = (uint32_t(uint8_t(p[15])) << 24) | (uint32_t(uint8_t(p[16])) << 16) |
+                                       (uint32_t(uint8_t(p[17])) << 8) | uint32_t(uint8_t(p[18]));
+            p += 19 + extension;
+            size -= std::min(size, size_t(19 + extension));
+            header = false;
+            if (size == 0)
+                continue;
+        }
+        if (size == 2 && uint8_t(p[0]) == 0xff && uint8_t(p[1]) == 0xff)
+            continue; // the trailer
+        tuple(p, size);
+        ++tuples;
+    }
+    for (;;) {
+        std::shared_ptr<PGresult> end(PQgetResult(m_conn), PQclear);
+        if (!end)
+            break;
+        if (PQresultStatus(end.get()) != PGRES_COMMAND_OK)
+            throw DataError(m_where + ": the server stopped streaming rows (after " + std::to_string(tuples) +
+                            " rows): " + trimmed(PQresultErrorMessage(end.get())));
+    }
+}
+
+std::string PgConnection::describe() const {
+    return std::string("database ") + PQdb(m_conn) + " on " + PQhost(m_conn) + ":" + PQport(m_conn) + " as user " +
+           PQuser(m_conn);
+}
+
+} // namespace mppdl::data

@@ -1,0 +1,52 @@
+#pragma once
+
+// Internal: one libpq connection with the errors a user can act on.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
+
+namespace mppdl::data {
+
+/// `name` as an SQL identifier: always quoted, embedded quotes doubled, so that any string is a
+/// name and never SQL.
+std::string quoteIdentifier(const std::string& name);
+
+class PgConnection {
+public:
+    /// Connects with a libpq URI or keyword string (empty: the PG* environment variables;
+    /// passwords also come from PGPASSWORD or ~/.pgpass). `where` names the source in errors.
+    /// ConfigError when the server refuses (wrong or missing password, unknown database),
+    /// DataError when it cannot be reached.
+    PgConnection(const std::string& connection, const std::string& where);
+    ~PgConnection();
+    PgConnection(const PgConnection&) = delete;
+    PgConnection& operator=(const PgConnection&) = delete;
+
+    struct Result {
+        std::shared_ptr<PGresult> result;
+        int rows() const;
+        std::string text(int row, int column) const;
+        bool isNull(int row, int column) const;
+    };
+    /// Runs one statement with text parameters ($1, $2, ...); DataError with the server's message.
+    Result query(const std::string& sql, const std::vector<std::string>& parameters = {});
+
+    /// Runs `COPY ... TO STDOUT (FORMAT binary)` and hands each tuple (the bytes after the header)
+    /// to `tuple`. A connection lost mid-stream is a DataError naming the source and the rows read.
+    void copyOut(const std::string& sql, const std::function<void(const char*, size_t)>& tuple);
+
+    /// "database mppdl on 127.0.0.1:5432 as user mppdl", for messages.
+    std::string describe() const;
+    PGconn* raw() const { return m_conn; }
+
+private:
+    PGconn* m_conn = nullptr;
+    std::string m_where;
+};
+
+} // namespace mppdl::data

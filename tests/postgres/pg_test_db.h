@@ -1,0 +1,86 @@
+#pragma once
+
+// The throwaway PostgreSQL server packaging/test.sh starts (MPPDL_TEST_PG without the password,
+// MPPDL_TEST_PG_PASSWORD): connections for the tests and Fashion-MNIST rows in each table layout.
+
+#include "data/pg_connection.h"
+
+#include "mppdl/data/dataset.h"
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <string>
+
+/// The server's keyword string with the password, or "" when no server was given.
+inline std::string testConnection() {
+    const char* conn = std::getenv("MPPDL_TEST_PG");
+    const char* password = std::getenv("MPPDL_TEST_PG_PASSWORD");
+    if (!conn || !*conn)
+        return "";
+    return std::string(conn) + (password ? std::string(" password=") + password : "");
+}
+
+#define MPPDL_REQUIRE_POSTGRES()                                                                                  \
+    do {                                                                                                           \
+        if (testConnection().empty())                                                                              \
+            GTEST_SKIP() << "no PostgreSQL server: run through packaging/test.sh, or set MPPDL_TEST_PG and "      \
+                            "MPPDL_TEST_PG_PASSWORD";                                                              \
+    } while (0)
+
+/// Sends `text` (COPY text format) into `COPY table FROM STDIN`.
+inline void copyIn(mppdl::data::PgConnection& db, const std::string& copy, const std::string& text) {
+    PGconn* c = db.raw();
+    PGresult* start = PQexec(c, copy.c_str());
+    ASSERT_EQ(PQresultStatus(start), PGRES_COPY_IN) << PQerrorMessage(c);
+    PQclear(start);
+    ASSERT_EQ(PQputCopyData(c, text.data(), int(text.size())), 1) << PQerrorMessage(c);
+    ASSERT_EQ(PQputCopyEnd(c, nullptr), 1) << PQerrorMessage(c);
+    PGresult* end = PQgetResult(c);
+    ASSERT_EQ(PQresultStatus(end), PGRES_COMMAND_OK) << PQerrorMessage(c);
+    PQclear(end);
+    while (PGresult* more = PQgetResult(c))
+        PQclear(more);
+}
+
+/// Rows of an IDX dataset ([N,1,28,28] uint8, labels) as a table in one layout:
+/// "real[]" (pixels real[]), "bytea" (pixels bytea, one byte a pixel), "columns" (p0..p783 smallint);
+/// `textLabels` stores the class names instead of the indexes. Every table has an id column.
+inline void createFashionTable(mppdl::data::PgConnection& db, const std::string& table, const std::string& layout,
+                               const mppdl::data::Dataset& rows, bool textLabels = false) {
+    const auto x = rows.features().reshape({rows.size(), -1}).contiguous();
+    const auto y = rows.labels();
+    const int64_t n = x.size(0), width = x.size(1);
+    const std::string name = mppdl::data::quoteIdentifier(table);
+    std::string columns;
+    if (layout == "columns")
+        for (int64_t k = 0; k < width; ++k)
+            columns += ", p" + std::to_string(k) + " smallint";
+    else
+        columns = layout == "bytea" ? ", pixels bytea" : ", pixels real[]";
+    db.query("DROP TABLE IF EXISTS " + name);
+    db.query("CREATE TABLE " + name + " (id integer, label " + (textLabels ? "text" : "integer") + columns + ")");
+    std::string text;
+    static const char* hex = "0123456789abcdef";
+    const auto* px = x.data_ptr<uint8_t>();
+    for (int64_t r = 0; r < n; ++r) {
+        const int64_t label = y[r].item<int64_t>();
+        text += std::to_string(r) + "\t" + (textLabels ? rows.classNames()[size_t(label)] : std::to_string(label)) + "\t";
+        if (layout == "bytea") {
+            text += "\\\\x";
+            for (int64_t k = 0; k < width; ++k) {
+                text += hex[px[r * width + k] >> 4];
+                text += hex[px[r * width + k] & 15];
+            }
+        } else {
+            text += layout == "columns" ? "" : "{";
+            for (int64_t k = 0; k < width; ++k)
+                text += (k ? (layout == "columns" ? "\t" : ",") : "") + std::to_string(px[r * width + k]);
+            text += layout == "columns" ? "" : "}";
+        }
+        text += "\n";
+    }
+    copyIn(db, "COPY " + name + " FROM STDIN", text);
+}

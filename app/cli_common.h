@@ -52,6 +52,8 @@ std::string joinNames(const std::vector<train::Choice>& choices);
 
 void registerTrainCommands(CLI::App& app, Command& selected);
 void registerInspectCommands(CLI::App& app, Command& selected);
+/// mppdl db ls (cli_db.cpp); only in builds with PostgreSQL (MPPDL_WITH_POSTGRES).
+void registerDbCommands(CLI::App& app, Command& selected);
 
 /// Prints an evaluation: accuracy, per-class table, confusion matrix.
 void printEvaluation(const train::Evaluation& evaluation);

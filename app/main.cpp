@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
     cli::registerWorkerCommand(app, selected);
     cli::registerInspectCommands(app, selected);
     cli::registerProjectCommands(app, selected); // after inspect: it adds to `arch`
+#ifdef MPPDL_WITH_POSTGRES
+    cli::registerDbCommands(app, selected);
+#endif
 
     try {
         app.parse(argc, argv);

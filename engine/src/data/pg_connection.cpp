@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace mppdl::data {
@@ -30,6 +31,51 @@ std::string quoteIdentifier(const std::string& name) {
             out += '"';
     }
     return out + "\"";
+}
+
+std::string quoteQualifiedName(const std::string& relation, const std::string& what) {
+    std::vector<std::string> parts;
+    std::string current;
+    bool quoted = false;
+    for (size_t i = 0; i < relation.size(); ++i) {
+        const char c = relation[i];
+        if (c == '"') {
+            if (quoted && i + 1 < relation.size() && relation[i + 1] == '"') {
+                current += '"';
+                ++i;
+            } else {
+                quoted = !quoted;
+            }
+        } else if (c == '.' && !quoted) {
+            parts.push_back(current);
+            current.clear();
+        } else {
+            current += c;
+        }
+    }
+    parts.push_back(current);
+    if (quoted || parts.size() > 2 ||
+        std::any_of(parts.begin(), parts.end(), [](const std::string& p) { return p.empty(); }))
+        throw ConfigError(what + ": '" + relation + "' is not TABLE or SCHEMA.TABLE");
+    std::string out;
+    for (const auto& p : parts)
+        out += (out.empty() ? "" : ".") + quoteIdentifier(p);
+    return out;
+}
+
+std::string copyText(const std::string& text) {
+    std::string out;
+    out.reserve(text.size());
+    for (const char c : text) {
+        switch (c) {
+        case '\\': out += "\\\\"; break;
+        case '\t': out += "\\t"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        default: out += c;
+        }
+    }
+    return out;
 }
 
 std::string connectionWithoutPassword(const std::string& connection) {
@@ -150,6 +196,29 @@ void PgConnection::copyOut(const std::string& sql, const std::function<void(cons
             throw DataError(m_where + ": the server stopped streaming rows (after " + std::to_string(tuples) +
                             " rows): " + trimmed(PQresultErrorMessage(end.get())));
     }
+}
+
+void PgConnection::copyIn(const std::string& sql, const std::string& text) {
+    {
+        std::shared_ptr<PGresult> start(PQexec(m_conn, sql.c_str()), PQclear);
+        if (PQresultStatus(start.get()) != PGRES_COPY_IN)
+            throw DataError(m_where + ": " + trimmed(PQresultErrorMessage(start.get())));
+    }
+    // In pieces of at most 1 MiB: libpq buffers what it cannot send at once.
+    constexpr size_t kPiece = 1 << 20;
+    for (size_t at = 0; at < text.size(); at += kPiece)
+        if (PQputCopyData(m_conn, text.data() + at, int(std::min(kPiece, text.size() - at))) != 1)
+            throw DataError(m_where + ": the connection failed while sending rows: " + trimmed(PQerrorMessage(m_conn)));
+    if (PQputCopyEnd(m_conn, nullptr) != 1)
+        throw DataError(m_where + ": the connection failed while sending rows: " + trimmed(PQerrorMessage(m_conn)));
+    std::string failure;
+    while (PGresult* raw = PQgetResult(m_conn)) {
+        std::shared_ptr<PGresult> end(raw, PQclear);
+        if (PQresultStatus(end.get()) != PGRES_COMMAND_OK && failure.empty())
+            failure = trimmed(PQresultErrorMessage(end.get()));
+    }
+    if (!failure.empty())
+        throw DataError(m_where + ": " + failure);
 }
 
 std::string PgConnection::describe() const {

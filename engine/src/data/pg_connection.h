@@ -16,6 +16,13 @@ namespace mppdl::data {
 /// name and never SQL.
 std::string quoteIdentifier(const std::string& name);
 
+/// "TABLE" or "SCHEMA.TABLE" (parts may be quoted as in SQL: "a.b"."c") as a quoted, qualified
+/// name. ConfigError naming `what` when it is not one.
+std::string quoteQualifiedName(const std::string& relation, const std::string& what);
+
+/// `text` escaped for COPY's text format (backslash, tab, newline, carriage return).
+std::string copyText(const std::string& text);
+
 class PgConnection {
 public:
     /// Connects with a libpq URI or keyword string (empty: the PG* environment variables;
@@ -39,6 +46,9 @@ public:
     /// Runs `COPY ... TO STDOUT (FORMAT binary)` and hands each tuple (the bytes after the header)
     /// to `tuple`. A connection lost mid-stream is a DataError naming the source and the rows read.
     void copyOut(const std::string& sql, const std::function<void(const char*, size_t)>& tuple);
+
+    /// Sends `text` (COPY text format) to `COPY ... FROM STDIN`; DataError with the server's message.
+    void copyIn(const std::string& sql, const std::string& text);
 
     /// "database mppdl on 127.0.0.1:5432 as user mppdl", for messages.
     std::string describe() const;

@@ -114,36 +114,6 @@ FeaturePlan planFeatures(const std::vector<Column>& columns, const std::vector<s
     return plan;
 }
 
-/// Splits "schema.table" on its first unquoted dot; names may be quoted as in SQL.
-std::string qualifiedName(const std::string& relation) {
-    std::vector<std::string> parts;
-    std::string current;
-    bool quoted = false;
-    for (size_t i = 0; i < relation.size(); ++i) {
-        const char c = relation[i];
-        if (c == '"') {
-            if (quoted && i + 1 < relation.size() && relation[i + 1] == '"') {
-                current += '"';
-                ++i;
-            } else {
-                quoted = !quoted;
-            }
-        } else if (c == '.' && !quoted) {
-            parts.push_back(current);
-            current.clear();
-        } else {
-            current += c;
-        }
-    }
-    parts.push_back(current);
-    if (parts.size() > 2 || std::any_of(parts.begin(), parts.end(), [](const std::string& p) { return p.empty(); }))
-        throw ConfigError("pg:" + relation + ": expected pg:TABLE or pg:SCHEMA.TABLE");
-    std::string out;
-    for (const auto& p : parts)
-        out += (out.empty() ? "" : ".") + quoteIdentifier(p);
-    return out;
-}
-
 } // namespace
 
 bool detectPostgres(const std::string& location) { return location.rfind(kPrefix, 0) == 0; }
@@ -152,7 +122,7 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     if (!detectPostgres(location))
         throw ConfigError(location + ": a PostgreSQL source is named pg:TABLE");
     const std::string relation = location.substr(std::strlen(kPrefix));
-    const std::string table = qualifiedName(relation);
+    const std::string table = quoteQualifiedName(relation, location);
     const std::string where = location;
     PgConnection db(options.connection, where);
 
@@ -177,13 +147,19 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
         throw ConfigError(where + ": the label column '" + label + "' is " + labelColumn->type +
                           "; labels must be integers or text");
     const auto plan = planFeatures(columns, options.features, label, options.id, where);
-    if (!options.id.empty() &&
-        std::none_of(columns.begin(), columns.end(), [&](const Column& c) { return c.name == options.id; }))
-        throw ConfigError(where + " has no id column '" + options.id + "' (columns: " + columnList(columns) + ")");
+    std::string idType;
+    if (!options.id.empty()) {
+        const auto idColumn =
+            std::find_if(columns.begin(), columns.end(), [&](const Column& c) { return c.name == options.id; });
+        if (idColumn == columns.end())
+            throw ConfigError(where + " has no id column '" + options.id + "' (columns: " + columnList(columns) + ")");
+        idType = idColumn->type;
+    }
 
     std::string select = "SELECT " + quoteIdentifier(label) + (textLabels ? "::text" : "::int8") + ", " +
-                         plan.expression + " FROM " + table;
-    if (!options.id.empty())
+                         plan.expression + (options.id.empty() ? "" : ", " + quoteIdentifier(options.id) + "::text AS mppdl_id") +
+                         " FROM " + table;
+    if (!options.id.empty()) // the column, in its own type (the text copy above is named apart)
         select += " ORDER BY " + quoteIdentifier(options.id);
     if (options.limit > 0)
         select += " LIMIT " + std::to_string(options.limit);
@@ -195,6 +171,8 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     std::vector<uint8_t> bytes;
     std::vector<int64_t> intLabels;
     std::vector<std::string> textLabelValues;
+    std::vector<std::string> ids;
+    const int16_t fields = options.id.empty() ? 2 : 3;
     int64_t width = -1, rows = 0;
     auto rowError = [&](const std::string& what) {
         return DataError(where + ", row " + std::to_string(rows + 1) + (options.id.empty() ? "" : " in " + options.id + " order") +
@@ -202,7 +180,7 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     };
     db.copyOut("COPY (" + select + ") TO STDOUT (FORMAT binary)", [&](const char* p, size_t n) {
         // One tuple: field count, then (length, bytes) per field.
-        if (n < 2 || int16_t(be16(p)) != 2)
+        if (n < 2 || int16_t(be16(p)) != fields)
             throw rowError("unexpected COPY tuple");
         size_t at = 2;
         auto field = [&](const char*& data, int32_t& length) {
@@ -262,6 +240,12 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
                 }
             }
         }
+        if (fields == 3) {
+            field(data, length);
+            if (length < 0)
+                throw rowError("the id is NULL");
+            ids.emplace_back(data, size_t(length));
+        }
         if (width < 0)
             width = count;
         else if (count != width)
@@ -297,6 +281,8 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     out.kind = "pg";
     out.location = location;
     out.train = Dataset(reshapeFeatures(x, options.shape, location), labels.indices, labels.classNames);
+    out.ids = std::move(ids);
+    out.idType = idType;
     return out;
 }
 

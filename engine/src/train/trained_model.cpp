@@ -145,6 +145,20 @@ std::string modelInfoJson(const data::Normalizer& normalizer, const std::vector<
         .dump();
 }
 
+data::Predictions TrainedModel::predict(const data::Dataset& raw, int64_t batchSize) const {
+    checkInputShape(m_impl->members.front()->analysis(), raw.sampleShape(), "the data");
+    const auto x = m_impl->normalizer.apply(raw).features().to(m_impl->device);
+    const auto probabilities =
+        (sumProbabilities(m_impl->members, x, batchSize) / double(m_impl->members.size())).to(torch::kCPU).contiguous();
+    data::Predictions out;
+    out.rows = probabilities.size(0);
+    out.classes = probabilities.size(1);
+    out.probabilities.assign(probabilities.data_ptr<float>(), probabilities.data_ptr<float>() + probabilities.numel());
+    const auto predicted = probabilities.argmax(1).contiguous();
+    out.predicted.assign(predicted.data_ptr<int64_t>(), predicted.data_ptr<int64_t>() + predicted.numel());
+    return out;
+}
+
 Evaluation TrainedModel::evaluate(const data::Dataset& raw, const std::string& split) const {
     checkInputShape(m_impl->members.front()->analysis(), raw.sampleShape(), "the data");
     const auto normalized = m_impl->normalizer.apply(raw);

@@ -52,6 +52,10 @@ struct LoadedSource {
     std::string location;
     Dataset train;
     Dataset test; ///< empty() when the source has no test split
+    /// The training rows' ids as text, when the source has an id column (PostgreSQL --id); what
+    /// predictions written back are keyed by. `idType` is the column's SQL type.
+    std::vector<std::string> ids;
+    std::string idType;
     Schema schema() const;
 };
 

@@ -2,6 +2,7 @@
 
 #include "mppdl/data/dataset.h"
 #include "mppdl/data/preprocess.h"
+#include "mppdl/data/predictions.h"
 #include "mppdl/model/architecture.h"
 #include "mppdl/train/events.h"
 
@@ -42,6 +43,11 @@ public:
     /// Accuracy, loss, per-class accuracy and confusion matrix on raw (unnormalized) data.
     /// Throws ConfigError when the data's sample shape differs from the model's input (both named).
     Evaluation evaluate(const data::Dataset& raw, const std::string& split) const;
+
+    /// Class probabilities of every row of raw (unnormalized) data, in batches (an ensemble's: the
+    /// mean of its members'), and the most probable class. ConfigError as evaluate() on a shape that
+    /// does not fit.
+    data::Predictions predict(const data::Dataset& raw, int64_t batchSize = 512) const;
 
     struct Impl;
     /// Engine-internal access to the module and device (see engine/src/train/trained_model_impl.h).

@@ -1,0 +1,33 @@
+#pragma once
+
+// What a model says about rows, and writing it back to a PostgreSQL table.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mppdl::data {
+
+struct Predictions {
+    int64_t rows = 0;
+    int64_t classes = 0;
+    std::vector<float> probabilities; ///< rows x classes, row-major
+    std::vector<int64_t> predicted;   ///< the most probable class of each row
+};
+
+/// What --if-exists does with an output table that is already there.
+enum class IfExists { Fail, Replace, Append };
+/// "fail", "replace", "append"; ConfigError otherwise.
+IfExists parseIfExists(const std::string& text);
+
+/// Writes one row per prediction to `table` ("TABLE" or "SCHEMA.TABLE") as (id, predicted_index,
+/// predicted_class, probabilities real[]), with COPY, in one transaction: a failure leaves nothing
+/// behind (no table, or the appended-to table as it was). `ids` empty: the ids are the rows' 1-based
+/// positions (bigint); else they are written as text cast to `idType` (the source's id column type).
+/// Returns the rows written. ConfigError when the table exists and `ifExists` is Fail; DataError
+/// with the server's message otherwise.
+int64_t writePredictions(const std::string& connection, const std::string& table, IfExists ifExists,
+                         const Predictions& predictions, const std::vector<std::string>& classNames,
+                         const std::vector<std::string>& ids, const std::string& idType);
+
+} // namespace mppdl::data

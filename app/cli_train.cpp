@@ -484,32 +484,45 @@ struct ResumeFlags {
     }
 };
 
-struct EvalFlags {
-    SourceFlags source;
+/// The model eval and predict use: a model file, or a recorded run's weights.
+struct ModelFlags {
     std::string modelPath;
     std::string runRef;
     std::string project;
-    std::string split = "test";
     std::string device = "cpu";
-    bool json = false;
 
     void add(CLI::App& c) {
         auto* model = c.add_option("--model", modelPath, "a model file written by 'mppdl train --save'");
         auto* run = c.add_option("--run", runRef, "a recorded run's weights: RUN, RUN:EPOCH, RUN:best or RUN:last");
         model->excludes(run);
         c.add_option("--project", project, "project file for --run (default: the one *.mppdl here)");
+        c.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
+    }
+
+    train::TrainedModel load(const std::string& command) const {
+        if (modelPath.empty() == runRef.empty())
+            throw ConfigError(command + " needs a model: --model FILE or --run RUN[:EPOCH]");
+        return !modelPath.empty() ? train::TrainedModel::load(modelPath, device)
+                                  : runModel(openProject(project, store::Access::Read), runRef, device);
+    }
+};
+
+struct EvalFlags {
+    SourceFlags source;
+    ModelFlags model;
+    std::string split = "test";
+    bool json = false;
+
+    void add(CLI::App& c) {
+        model.add(c);
         source.add(c);
         c.add_option("--split", split, "test (the source's test split, or all rows when it has none)|train|all")
             ->capture_default_str();
-        c.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
         c.add_flag("--json", json, "print the result as one JSON object");
     }
 
     int run() {
-        if (modelPath.empty() == runRef.empty())
-            throw ConfigError("eval needs a model: --model FILE or --run RUN[:EPOCH]");
-        const auto model = !modelPath.empty() ? train::TrainedModel::load(modelPath, device)
-                                              : runModel(openProject(project, store::Access::Read), runRef, device);
+        const auto trained = model.load("eval");
         const auto loaded = data::loadSource(source.location, source.options());
         data::Dataset rows;
         std::string name = split;
@@ -526,7 +539,7 @@ struct EvalFlags {
         } else {
             throw ConfigError("--split must be test, train or all, got '" + split + "'");
         }
-        const auto evaluation = model.evaluate(rows, name);
+        const auto evaluation = trained.evaluate(rows, name);
         if (json)
             std::cout << evaluationJson(evaluation) << std::endl;
         else
@@ -538,10 +551,7 @@ struct EvalFlags {
 /// mppdl predict: a model's predictions for every row of a source, written back as a table.
 struct PredictFlags {
     SourceFlags source;
-    std::string modelPath;
-    std::string runRef;
-    std::string project;
-    std::string device = "cpu";
+    ModelFlags model;
     std::string outTable;
     std::string ifExists = "fail";
     std::string outConnection;
@@ -550,39 +560,32 @@ struct PredictFlags {
     bool json = false;
 
     void add(CLI::App& c) {
-        auto* model = c.add_option("--model", modelPath, "a model file written by 'mppdl train --save'");
+        model.add(c);
         c.add_option("--threads", threads, "CPU threads (0 = OMP_NUM_THREADS, else all CPUs)")->capture_default_str();
         c.add_option("--batch-size", batchSize, "rows a forward pass")->capture_default_str()->check(CLI::Range(1, 1 << 20));
-        auto* run = c.add_option("--run", runRef, "a recorded run's weights: RUN, RUN:EPOCH, RUN:best or RUN:last");
-        model->excludes(run);
-        c.add_option("--project", project, "project file for --run (default: the one *.mppdl here)");
         source.add(c);
         c.add_option("--out-table", outTable, "write (id, predicted_index, predicted_class, probabilities) to this table")
             ->required();
         c.add_option("--if-exists", ifExists, "when the output table exists: fail|replace|append")->capture_default_str();
         c.add_option("--out-conn", outConnection, "connection of the output table (default: --conn)");
-        c.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
         c.add_flag("--json", json, "print the result as one JSON object");
     }
 
     int run() {
-        if (modelPath.empty() == runRef.empty())
-            throw ConfigError("predict needs a model: --model FILE or --run RUN[:EPOCH]");
         const auto ifExistsMode = data::parseIfExists(ifExists);
         train::applyThreadCount(threads);
-        const auto model = !modelPath.empty() ? train::TrainedModel::load(modelPath, device)
-                                              : runModel(openProject(project, store::Access::Read), runRef, device);
+        const auto trained = model.load("predict");
         const auto start = std::chrono::steady_clock::now();
         const auto loaded = data::loadSource(source.location, source.options());
         // A table's rows, or a file source's test split when it has one.
         const bool table = loaded.kind == "pg";
         const auto& rows = table || loaded.test.empty() ? loaded.train : loaded.test;
         const auto read = std::chrono::steady_clock::now();
-        const auto predictions = model.predict(rows, batchSize);
+        const auto predictions = trained.predict(rows, batchSize);
         const auto predicted = std::chrono::steady_clock::now();
         const auto written =
             data::writePredictions(outConnection.empty() ? source.connection : outConnection, outTable, ifExistsMode,
-                                   predictions, model.classNames(), table ? loaded.ids : std::vector<std::string>{},
+                                   predictions, trained.classNames(), table ? loaded.ids : std::vector<std::string>{},
                                    loaded.idType);
         const auto end = std::chrono::steady_clock::now();
         auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };

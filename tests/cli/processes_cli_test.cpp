@@ -73,15 +73,7 @@ TEST_F(ProcessesCli, KilledWorkerFailsTheRunWhichResumes) {
     std::chrono::steady_clock::time_point killed;
     {
         Background training(flags);
-        bool inEpoch2 = false;
-        while (auto line = training.line()) {
-            const auto j = nlohmann::json::parse(*line, nullptr, false);
-            if (!j.is_discarded() && j.value("event", "") == "progress" && j.value("epoch", 0) == 2) {
-                inEpoch2 = true;
-                break;
-            }
-        }
-        ASSERT_TRUE(inEpoch2) << "never saw a progress event of epoch 2";
+        ASSERT_TRUE(waitForProgressOfEpoch(training, 2)) << "never saw a progress event of epoch 2";
         const auto workers = childrenOf(training.pid());
         ASSERT_EQ(workers.size(), 1u);
         kill(workers.front(), SIGKILL);

@@ -147,15 +147,7 @@ TEST_F(ProjectCli, KilledRunResumesToTheSameResultBitForBit) {
     const std::string flags = quick("fmnist_cnn", 3, 6000) + " --project p.mppdl --json";
     {
         Background training(flags);
-        bool inEpoch2 = false;
-        while (auto line = training.line()) {
-            const auto j = nlohmann::json::parse(*line, nullptr, false);
-            if (!j.is_discarded() && j.value("event", "") == "progress" && j.value("epoch", 0) == 2) {
-                inEpoch2 = true;
-                break;
-            }
-        }
-        ASSERT_TRUE(inEpoch2) << "never saw a progress event of epoch 2";
+        ASSERT_TRUE(waitForProgressOfEpoch(training, 2)) << "never saw a progress event of epoch 2";
         training.kill9();
         EXPECT_EQ(training.wait(), 128 + SIGKILL);
     }

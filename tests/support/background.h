@@ -2,6 +2,8 @@
 
 // mppdl started in the background, for tests that interrupt, kill or watch a run.
 
+#include <nlohmann/json.hpp>
+
 #include <csignal>
 #include <cstdio>
 #include <optional>
@@ -90,4 +92,14 @@ inline std::vector<pid_t> childrenOf(pid_t pid) {
         std::fclose(f);
     }
     return out;
+}
+
+/// Reads `training`'s JSON lines until a progress event of `epoch`; false when its output ends first.
+inline bool waitForProgressOfEpoch(Background& training, int epoch) {
+    while (auto line = training.line()) {
+        const auto j = nlohmann::json::parse(*line, nullptr, false);
+        if (!j.is_discarded() && j.value("event", "") == "progress" && j.value("epoch", 0) == epoch)
+            return true;
+    }
+    return false;
 }

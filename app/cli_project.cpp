@@ -1,4 +1,4 @@
-// mppdl runs, show, export-metrics, arch list|add|versions: reading and curating a project file.
+// mppdl runs, show, export-metrics, arch list|add|versions|import|export: reading and curating a project file.
 
 #include "cli_project.h"
 
@@ -7,8 +7,13 @@
 #include "mppdl/core/text_chart.h"
 #include "mppdl/core/text_table.h"
 #include "mppdl/model/analysis.h"
+#include "mppdl/model/keras.h"
 
 #include <nlohmann/json.hpp>
+
+#ifdef MPPDL_WITH_POSTGRES
+#include "data/pg_connection.h" // arch import --from-table
+#endif
 
 #include <unistd.h>
 
@@ -507,7 +512,7 @@ int exportMetrics(const std::string& projectFlag, const std::string& ref, const 
     return 0;
 }
 
-// ---------------------------------------------------------------- arch list|add|versions
+// ---------------------------------------------------------------- arch list|add|versions|import|export
 
 int archList(const std::string& projectFlag) {
     const auto project = openProject(projectFlag, store::Access::Read);
@@ -583,6 +588,113 @@ int archVersions(const std::string& projectFlag, const std::string& name) {
     return 0;
 }
 
+struct ImportOptions {
+    std::string file;
+    std::string format = "keras-json";
+    std::string name;
+    std::string note;
+    std::string table;
+    int64_t id = -1;
+    std::string conn;
+};
+
+/// The Keras JSON a MADlib model architecture table holds for one model_id.
+std::string kerasFromTable(const ImportOptions& o) {
+#ifdef MPPDL_WITH_POSTGRES
+    const std::string where = "table " + o.table;
+    const auto table = data::quoteQualifiedName(o.table, "--from-table");
+    data::PgConnection connection(o.conn, where);
+    const auto result =
+        connection.query("SELECT model_arch::text FROM " + table + " WHERE model_id = $1", {std::to_string(o.id)});
+    if (result.rows() == 0)
+        throw ConfigError("no model_id " + std::to_string(o.id) + " in " + o.table + " (" + connection.describe() + ")");
+    if (result.isNull(0, 0))
+        throw ConfigError("model_id " + std::to_string(o.id) + " in " + o.table + " has no model_arch (NULL)");
+    return result.text(0, 0);
+#else
+    (void)o;
+    throw ConfigError("--from-table needs PostgreSQL support, and this mppdl was built without it (MPPDL_POSTGRES=OFF)");
+#endif
+}
+
+int archImport(const std::string& projectFlag, const ImportOptions& o) {
+    if (o.format != "keras-json")
+        throw ConfigError("unknown --format '" + o.format + "'; mppdl imports keras-json");
+    std::string text, origin, source;
+    if (!o.table.empty()) {
+        if (!o.file.empty())
+            throw ConfigError("give either FILE or --from-table, not both");
+        if (o.id < 0)
+            throw ConfigError("--from-table needs --id N (the model_id of the row)");
+        text = kerasFromTable(o);
+        origin = o.table + " model_id " + std::to_string(o.id);
+        source = "from MADlib table " + o.table + ", model_id " + std::to_string(o.id);
+    } else {
+        if (o.file.empty())
+            throw ConfigError("arch import needs FILE (Keras JSON) or --from-table TABLE --id N");
+        std::ifstream in(o.file, std::ios::binary);
+        if (!in)
+            throw ConfigError(o.file + ": no such Keras JSON file");
+        std::ostringstream buffer;
+        buffer << in.rdbuf();
+        text = buffer.str();
+        origin = o.file;
+        source = "from Keras JSON " + fs::absolute(o.file).lexically_normal().string();
+    }
+    auto architecture = validated(model::fromKerasJson(text, origin));
+    if (!o.name.empty())
+        architecture.name = o.name;
+    architecture.description = "Imported " + source;
+    auto project = openProject(projectFlag, store::Access::Write);
+    bool created = false;
+    const auto v = project.addArchitecture(architecture.name, model::toJson(architecture),
+                                           o.note.empty() ? source : o.note, &created);
+    const auto analysis = model::analyze(architecture);
+    if (created)
+        std::cout << "imported " << v.name << " version " << v.version << " (" << architecture.layers.size()
+                  << " layers, " << groupThousands(analysis.totalParams) << " parameters) into " << project.path()
+                  << " (use --arch " << v.name << "@" << v.version << ")\n";
+    else
+        std::cout << "unchanged: " << v.name << " version " << v.version << " in " << project.path()
+                  << " has the same layers\n";
+    return 0;
+}
+
+int archExport(const std::string& projectFlag, const std::string& ref, const std::string& format,
+               const std::string& output) {
+    if (format != "keras-json")
+        throw ConfigError("unknown --format '" + format + "'; mppdl exports keras-json");
+    // A file or a bundled name needs no project.
+    ProjectArchitecture found;
+    if (ref.find('@') == std::string::npos && projectFlag.empty()) {
+        bool opened = false;
+        try {
+            auto project = openProject(projectFlag, store::Access::Read);
+            opened = true;
+            found = projectArchitecture(project, ref, false);
+        } catch (const Error&) {
+            if (opened)
+                throw;
+            found.architecture = validated(model::loadArchitecture(resolveArchitecture(ref)));
+        }
+    } else {
+        auto project = openProject(projectFlag, store::Access::Read);
+        found = projectArchitecture(project, ref, false);
+    }
+    const std::string text = model::toKerasJson(found.architecture);
+    if (output.empty() || output == "-") {
+        std::cout << text;
+        return 0;
+    }
+    std::ofstream out(output, std::ios::binary | std::ios::trunc);
+    if (!(out << text) || !out.flush())
+        throw DataError(output + ": cannot write");
+    std::cerr << "wrote " << found.architecture.name
+              << (found.version.version > 0 ? "@" + std::to_string(found.version.version) : std::string())
+              << " as Keras JSON to " << output << std::endl;
+    return 0;
+}
+
 } // namespace
 
 void registerProjectCommands(CLI::App& app, Command& selected) {
@@ -640,6 +752,40 @@ void registerProjectCommands(CLI::App& app, Command& selected) {
     add->add_option("--note", *note, "what changed in this version");
     add->callback([&selected, projectFlag, file, name, note] {
         selected = [projectFlag, file, name, note] { return archAdd(*projectFlag, *file, *name, *note); };
+    });
+
+    auto* import = arch->add_subcommand("import", "add a Keras model JSON (a file, or a MADlib model architecture table row) as an architecture");
+    addProject(import);
+    auto importOptions = std::make_shared<ImportOptions>();
+    import->add_option("FILE", importOptions->file, "Keras JSON file (model.to_json())");
+    import->add_option("--format", importOptions->format, "keras-json")
+        ->check(CLI::IsMember({"keras-json"}))
+        ->capture_default_str();
+    import->add_option("--name", importOptions->name, "store under this name (default: the Keras model's name)");
+    import->add_option("--note", importOptions->note, "what changed in this version");
+    import->add_option("--from-table", importOptions->table,
+                       "read model_arch from a MADlib model architecture table ([SCHEMA.]TABLE)");
+    import->add_option("--id", importOptions->id, "model_id of the row to read (with --from-table)");
+    import->add_option("--conn", importOptions->conn,
+                       "libpq connection URI for --from-table (default: the PG* environment variables)");
+    import->callback([&selected, projectFlag, importOptions] {
+        selected = [projectFlag, importOptions] { return archImport(*projectFlag, *importOptions); };
+    });
+
+    auto* exportArch = arch->add_subcommand("export", "write a project architecture as Keras model JSON");
+    addProject(exportArch);
+    auto exportName = std::make_shared<std::string>();
+    auto exportFormat = std::make_shared<std::string>("keras-json");
+    auto exportOutput = std::make_shared<std::string>();
+    exportArch->add_option("NAME", *exportName, "NAME, NAME@VERSION, a file or a bundled architecture")->required();
+    exportArch->add_option("--format", *exportFormat, "keras-json")
+        ->check(CLI::IsMember({"keras-json"}))
+        ->capture_default_str();
+    exportArch->add_option("-o,--output", *exportOutput, "write to this file (default: standard output)");
+    exportArch->callback([&selected, projectFlag, exportName, exportFormat, exportOutput] {
+        selected = [projectFlag, exportName, exportFormat, exportOutput] {
+            return archExport(*projectFlag, *exportName, *exportFormat, *exportOutput);
+        };
     });
 
     auto* versions = arch->add_subcommand("versions", "the versions of one architecture in a project");

@@ -21,6 +21,8 @@ namespace mppdl::data {
 namespace {
 
 constexpr const char* kPrefix = "pg:";
+/// The most bytes reserved up front from the planner's row estimate, which may be stale.
+constexpr size_t kReserveCap = size_t(1) << 30;
 
 uint16_t be16(const char* p) { return uint16_t((uint8_t(p[0]) << 8) | uint8_t(p[1])); }
 uint32_t be32(const char* p) {
@@ -73,14 +75,16 @@ FeaturePlan planFeatures(const std::vector<Column>& columns, const std::vector<s
             chosen.push_back(find(name));
     } else {
         // One array or bytea column if there is one; else every numeric column.
+        // A column named "id" is a key, not a feature, even when --id does not name it.
+        auto candidate = [&](const Column& c) { return c.name != label && c.name != id && c.name != "id"; };
         for (const auto& c : columns)
-            if (c.name != label && c.name != id && (isArray(c) || c.type == "bytea"))
+            if (candidate(c) && (isArray(c) || c.type == "bytea"))
                 chosen.push_back(c);
         if (chosen.size() > 1)
             throw ConfigError(where + " has several array or bytea columns; name the features with --features");
         if (chosen.empty())
             for (const auto& c : columns)
-                if (c.name != label && c.name != id && isNumeric(c.type))
+                if (candidate(c) && isNumeric(c.type))
                     chosen.push_back(c);
         if (chosen.empty())
             throw ConfigError(where + " has no feature columns (numeric, array or bytea) besides the label '" + label +
@@ -167,8 +171,15 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     const bool floatBytes = options.bytea == "float32";
     if (plan.wire == FeaturePlan::Bytes && !floatBytes && options.bytea != "uint8")
         throw ConfigError("--bytea must be uint8 or float32, got '" + options.bytea + "'");
-    std::vector<float> floats;
-    std::vector<uint8_t> bytes;
+    // Room for the rows the planner expects (or the limit), so the buffers do not regrow and copy.
+    int64_t expected = options.limit;
+    if (expected <= 0) {
+        const auto estimate = db.query("SELECT reltuples::int8 FROM pg_class WHERE oid = to_regclass($1)", {table});
+        if (estimate.rows() > 0 && !estimate.isNull(0, 0))
+            expected = std::max<int64_t>(0, std::stoll(estimate.text(0, 0)));
+    }
+    auto floats = std::make_unique<std::vector<float>>();
+    auto bytes = std::make_unique<std::vector<uint8_t>>();
     std::vector<int64_t> intLabels;
     std::vector<std::string> textLabelValues;
     std::vector<std::string> ids;
@@ -213,12 +224,14 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
                 if (length % 4 != 0)
                     throw rowError("a float32 bytea of " + std::to_string(length) + " bytes (not a multiple of 4)");
                 count = length / 4;
-                const size_t old = floats.size();
-                floats.resize(old + size_t(count));
-                std::memcpy(floats.data() + old, data, size_t(length)); // little-endian float32, as numpy writes
+                const size_t old = floats->size();
+                floats->resize(old + size_t(count));
+                std::memcpy(floats->data() + old, data, size_t(length)); // little-endian float32, as numpy writes
             } else {
                 count = length;
-                bytes.insert(bytes.end(), data, data + length);
+                if (bytes->empty() && expected > 0)
+                    bytes->reserve(std::min(kReserveCap, size_t(expected) * size_t(length)));
+                bytes->insert(bytes->end(), data, data + length);
             }
         } else {
             // float4[]: ndim, has-null flag, element type, then (size, lower bound) per dimension.
@@ -230,13 +243,16 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
                     throw rowError("the features array has " + std::to_string(ndim) + " dimensions; expected one");
                 count = int32_t(be32(data + 12));
                 const char* element = data + 20;
-                const size_t old = floats.size();
-                floats.resize(old + size_t(count));
                 if (20 + count * 8 != length)
                     throw rowError("the features array has a NULL element");
+                if (floats->empty() && expected > 0)
+                    floats->reserve(std::min(kReserveCap / sizeof(float), size_t(expected) * size_t(count)));
+                const size_t old = floats->size();
+                floats->resize(old + size_t(count));
+                float* out = floats->data() + old;
                 for (int64_t k = 0; k < count; ++k, element += 8) {
                     const uint32_t bits = be32(element + 4);
-                    std::memcpy(&floats[old + size_t(k)], &bits, 4);
+                    std::memcpy(out + k, &bits, 4);
                 }
             }
         }
@@ -274,9 +290,15 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     } else {
         labels = encodeIntegerLabels(torch::from_blob(intLabels.data(), {rows}, torch::kInt64).clone());
     }
-    at::Tensor x = plan.wire == FeaturePlan::Bytes && !floatBytes
-                       ? torch::from_blob(bytes.data(), {rows, width}, torch::kUInt8).clone()
-                       : torch::from_blob(floats.data(), {rows, width}, torch::kFloat32).clone();
+    // The tensor takes the buffer over: no second copy of the features.
+    at::Tensor x;
+    if (plan.wire == FeaturePlan::Bytes && !floatBytes) {
+        auto* buffer = bytes.release();
+        x = torch::from_blob(buffer->data(), {rows, width}, [buffer](void*) { delete buffer; }, torch::kUInt8);
+    } else {
+        auto* buffer = floats.release();
+        x = torch::from_blob(buffer->data(), {rows, width}, [buffer](void*) { delete buffer; }, torch::kFloat32);
+    }
     LoadedSource out;
     out.kind = "pg";
     out.location = location;

@@ -37,13 +37,14 @@ import datetime
 import gzip
 import json
 import os
-import platform
 import shlex
 import statistics
 import struct
 import subprocess
 import sys
 import time
+
+from machine import cpu_model
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = 0.8
@@ -240,15 +241,6 @@ def time_mppdl(args, layout, data=None):
 
 # Report ---------------------------------------------------------------------------------------
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def render(header, rows, markdown):

@@ -23,7 +23,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import re
 import shlex
 import statistics
@@ -85,6 +84,7 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, BENCH_DIR)
 import peer_model  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 
 def log(msg):
@@ -93,15 +93,6 @@ def log(msg):
 
 # Machine -------------------------------------------------------------------------------------
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def blas_library():

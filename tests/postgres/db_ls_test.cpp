@@ -39,14 +39,7 @@ const data::TableInfo* findTable(const std::vector<data::TableInfo>& tables, con
 
 using Columns = std::vector<std::pair<std::string, std::string>>;
 
-class DbLs : public ::testing::Test {
-protected:
-    void SetUp() override {
-        MPPDL_REQUIRE_POSTGRES();
-        db = std::make_unique<data::PgConnection>(testConnection(), "the test database");
-    }
-    std::unique_ptr<data::PgConnection> db;
-};
+class DbLs : public PgTest {};
 
 } // namespace
 

@@ -17,11 +17,12 @@ using namespace mppdl;
 
 namespace {
 
-class PgPredictions : public ::testing::Test {
+class PgPredictions : public PgTest {
 protected:
     void SetUp() override {
-        MPPDL_REQUIRE_POSTGRES();
-        db = std::make_unique<data::PgConnection>(testConnection(), "the test database");
+        PgTest::SetUp();
+        if (IsSkipped())
+            return;
         data::SourceOptions o;
         o.limit = 300;
         const auto idx = data::loadSource(MPPDL_FASHION_MNIST_DIR, o);
@@ -48,7 +49,6 @@ protected:
     }
     std::string scalar(const std::string& sql) { return db->query(sql).text(0, 0); }
 
-    std::unique_ptr<data::PgConnection> db;
     std::string rowsTable;
     data::LoadedSource source;
     train::TrainedModel model;

@@ -41,14 +41,7 @@ data::SourceOptions pgOptions() {
     return o;
 }
 
-class PgSource : public ::testing::Test {
-protected:
-    void SetUp() override {
-        MPPDL_REQUIRE_POSTGRES();
-        db = std::make_unique<data::PgConnection>(testConnection(), "the test database");
-    }
-    std::unique_ptr<data::PgConnection> db;
-};
+class PgSource : public PgTest {};
 
 } // namespace
 

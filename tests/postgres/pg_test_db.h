@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <cstdlib>
+#include <memory>
 #include <string>
 
 /// The server's keyword string with the password, or "" when no server was given.
@@ -84,3 +85,13 @@ inline void createFashionTable(mppdl::data::PgConnection& db, const std::string&
     }
     copyIn(db, "COPY " + name + " FROM STDIN", text);
 }
+
+/// A test that needs the server: skipped without one, with a connection to it.
+class PgTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        MPPDL_REQUIRE_POSTGRES();
+        db = std::make_unique<mppdl::data::PgConnection>(testConnection(), "the test database");
+    }
+    std::unique_ptr<mppdl::data::PgConnection> db;
+};

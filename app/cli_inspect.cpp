@@ -191,6 +191,8 @@ struct DataShowFlags {
     bool segmentsGiven = false;
 
     int run() {
+        if (source.location.empty())
+            throw ConfigError("data show needs a source: mppdl data show SOURCE (or --data SOURCE)");
         const auto loaded = data::loadSource(source.location, source.options());
         const auto schema = loaded.schema();
         // Distributed first, so that a distribution that cannot be made fails before any output.
@@ -312,7 +314,8 @@ void registerInspectCommands(CLI::App& app, Command& selected) {
     dataCmd->require_subcommand(1);
     auto dataFlags = std::make_shared<DataShowFlags>();
     auto* dataShow = dataCmd->add_subcommand("show", "schema, class counts, statistics and a preview of a source");
-    dataShow->add_option("source", dataFlags->source.location, "the data source (see train --help for kinds)")->required();
+    // SOURCE, or --data SOURCE as train takes it.
+    dataShow->add_option("source", dataFlags->source.location, "the data source (see train --help for kinds)");
     dataFlags->source.add(*dataShow, false);
     dataShow->add_option("--rows", dataFlags->rows, "rows to preview")->capture_default_str();
     auto* segments = dataShow

@@ -17,33 +17,6 @@ namespace mppdl::cli {
 
 namespace {
 
-/// "TABLE" or "SCHEMA.TABLE" as in pg:SCHEMA.TABLE: split on the first unquoted dot, double quotes
-/// keep dots and case ("my.schema"."T"), "" inside quotes is one quote.
-std::pair<std::string, std::string> splitTableName(const std::string& text) {
-    std::vector<std::string> parts(1);
-    bool quoted = false;
-    for (size_t i = 0; i < text.size(); ++i) {
-        const char c = text[i];
-        if (c == '"') {
-            if (quoted && i + 1 < text.size() && text[i + 1] == '"') {
-                parts.back() += '"';
-                ++i;
-            } else {
-                quoted = !quoted;
-            }
-        } else if (c == '.' && !quoted) {
-            parts.emplace_back();
-        } else {
-            parts.back() += c;
-        }
-    }
-    if (quoted || parts.size() > 2 || parts.back().empty() || parts.front().empty())
-        throw ConfigError("'" + text + "': expected TABLE or SCHEMA.TABLE (quote names with dots: \"a.b\")");
-    if (parts.size() == 1)
-        return {"", parts[0]};
-    return {parts[0], parts[1]};
-}
-
 std::string serverLine(const data::ServerInfo& server) {
     std::string line = server.version;
     if (server.greenplum)
@@ -87,7 +60,7 @@ struct DbLsFlags {
         std::string schemaFilter = schema;
         std::string tableFilter;
         if (!table.empty()) {
-            const auto [s, t] = splitTableName(table);
+            const auto [s, t] = data::parseQualifiedName(table, "TABLE");
             if (!s.empty() && !schema.empty() && s != schema)
                 throw ConfigError("TABLE '" + table + "' names schema '" + s + "' but --schema is '" + schema + "'");
             if (!s.empty())

@@ -25,7 +25,8 @@ constexpr const char* kRunKey = "mppdl/run";
 /// The worker processes this process started; stopped when it goes away.
 class LocalWorkers {
 public:
-    explicit LocalWorkers(int world) : m_world(world) {}
+    /// Workers of a run of `world` processes over `segments` segments.
+    LocalWorkers(int world, int segments) : m_world(world), m_segments(segments) {}
     ~LocalWorkers() {
         for (auto& w : m_workers)
             if (!w.reaped)
@@ -60,7 +61,6 @@ public:
                     w.reaped = true;
                 if (!w.reaped)
                     continue;
-                std::string segments;
                 out += (out.empty() ? "" : "; ") + std::string("process ") + std::to_string(w.rank) + " (pid " +
                        std::to_string(w.pid) + ", training segment" + segmentsOf(w.rank) + ") ";
                 if (WIFSIGNALED(w.status))
@@ -75,13 +75,11 @@ public:
         return out;
     }
 
-    int segments = 0;
-
 private:
     std::string segmentsOf(int rank) const {
         std::string list;
         int count = 0;
-        for (int s = rank; s < segments; s += m_world, ++count)
+        for (int s = rank; s < m_segments; s += m_world, ++count)
             list += (list.empty() ? " " : ", ") + std::to_string(s);
         return (count > 1 ? "s" : "") + list;
     }
@@ -93,6 +91,7 @@ private:
         int status;
     };
     int m_world;
+    int m_segments;
     std::vector<Worker> m_workers;
 };
 
@@ -129,8 +128,7 @@ train::TrainResult trainInProcesses(const train::TrainConfig& given, const model
     config.threads = std::max(1, (config.threads > 0 ? config.threads : train::defaultThreadCount()) / local);
     const std::string master =
         !flags.master.empty() ? flags.master : local == config.processes ? "127.0.0.1:0" : "0.0.0.0:29500";
-    LocalWorkers workers(config.processes);
-    workers.segments = config.segments;
+    LocalWorkers workers(config.processes, config.segments);
     auto group = train::ProcessGroup::join(0, config.processes, master, flags.timeoutSeconds, [&](int port) {
         for (int rank = 1; rank < local; ++rank)
             workers.start(rank, "127.0.0.1:" + std::to_string(port), flags.timeoutSeconds);

@@ -42,7 +42,7 @@ int64_t registerDataset(store::Project& project, const train::TrainConfig& confi
     d.kind = source.kind;
     // A table is named as given (the connection, without its password, is in the options); a file
     // by its absolute path.
-    const bool table = source.kind == "pg";
+    const bool table = !data::readsFiles(source.kind);
     if (table)
         d.name = config.data.location.substr(config.data.location.find(':') + 1);
     d.location = table ? config.data.location
@@ -578,7 +578,7 @@ struct PredictFlags {
         const auto start = std::chrono::steady_clock::now();
         const auto loaded = data::loadSource(source.location, source.options());
         // A table's rows, or a file source's test split when it has one.
-        const bool table = loaded.kind == "pg";
+        const bool table = !data::readsFiles(loaded.kind);
         const auto& rows = table || loaded.test.empty() ? loaded.train : loaded.test;
         const auto read = std::chrono::steady_clock::now();
         const auto predictions = trained.predict(rows, batchSize);

@@ -1,6 +1,7 @@
 #include "data/pg_connection.h"
 
 #include "mppdl/core/error.h"
+#include "mppdl/data/catalog.h"
 #include "mppdl/data/source.h"
 
 #include <libpq-fe.h>
@@ -33,34 +34,36 @@ std::string quoteIdentifier(const std::string& name) {
     return out + "\"";
 }
 
-std::string quoteQualifiedName(const std::string& relation, const std::string& what) {
-    std::vector<std::string> parts;
-    std::string current;
+QualifiedName parseQualifiedName(const std::string& text, const std::string& what) {
+    std::vector<std::string> parts(1);
     bool quoted = false;
-    for (size_t i = 0; i < relation.size(); ++i) {
-        const char c = relation[i];
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
         if (c == '"') {
-            if (quoted && i + 1 < relation.size() && relation[i + 1] == '"') {
-                current += '"';
+            if (quoted && i + 1 < text.size() && text[i + 1] == '"') {
+                parts.back() += '"';
                 ++i;
             } else {
                 quoted = !quoted;
             }
         } else if (c == '.' && !quoted) {
-            parts.push_back(current);
-            current.clear();
+            parts.emplace_back();
         } else {
-            current += c;
+            parts.back() += c;
         }
     }
-    parts.push_back(current);
     if (quoted || parts.size() > 2 ||
         std::any_of(parts.begin(), parts.end(), [](const std::string& p) { return p.empty(); }))
-        throw ConfigError(what + ": '" + relation + "' is not TABLE or SCHEMA.TABLE");
-    std::string out;
-    for (const auto& p : parts)
-        out += (out.empty() ? "" : ".") + quoteIdentifier(p);
-    return out;
+        throw ConfigError(what + ": '" + text +
+                          "' is not TABLE or SCHEMA.TABLE (quote a name that holds dots: \"a.b\")");
+    if (parts.size() == 1)
+        return {"", parts[0]};
+    return {parts[0], parts[1]};
+}
+
+std::string quoteQualifiedName(const std::string& relation, const std::string& what) {
+    const auto name = parseQualifiedName(relation, what);
+    return (name.schema.empty() ? "" : quoteIdentifier(name.schema) + ".") + quoteIdentifier(name.table);
 }
 
 std::string copyText(const std::string& text) {

@@ -31,6 +31,13 @@ const std::vector<SourceKind>& sourceKinds() {
     return kinds;
 }
 
+bool readsFiles(const std::string& kind) {
+    for (const auto& k : sourceKinds())
+        if (kind == k.name)
+            return k.readsFiles;
+    return true;
+}
+
 #ifndef MPPDL_WITH_POSTGRES
 std::string connectionWithoutPassword(const std::string& connection) {
     // Without libpq nothing reads connections; refuse to echo one that might hold a password.

@@ -179,6 +179,9 @@ const Strategy* findStrategy(const std::string& name) {
     return nullptr;
 }
 
+/// A segment's minibatch: the configured size, or all its rows when it has fewer (at least 1).
+int64_t minibatchOf(int64_t batchSize, int64_t rows) { return std::min<int64_t>(batchSize, std::max<int64_t>(1, rows)); }
+
 /// Archive keys of the resume state: one entry per segment, holding that segment's own archive.
 std::string segmentKey(int segment) { return "segment_" + std::to_string(segment); }
 constexpr int64_t kStateFormat = 2;
@@ -512,7 +515,7 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                              : module;
             r.x = data.train.features().index_select(0, shards[size_t(s)]).to(r.device);
             r.y = data.train.labels().index_select(0, shards[size_t(s)]).to(r.device);
-            r.batch = std::min<int64_t>(config.batchSize, std::max<int64_t>(1, r.rows()));
+            r.batch = minibatchOf(config.batchSize, r.rows());
             r.optimizer = makeOptimizer(config.optimizer, r.module->parameters());
             // Segment 0's streams are the single strategy's, so that one segment repeats it exactly.
             const uint64_t seed = config.seed + uint64_t(s) * 1000003ULL;
@@ -531,7 +534,7 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
         const int64_t n = data.train.size();
         const int64_t batch = std::min<int64_t>(config.batchSize, n);
         auto stepsOf = [&](int64_t rows) {
-            const int64_t b = std::min<int64_t>(config.batchSize, std::max<int64_t>(1, rows));
+            const int64_t b = minibatchOf(config.batchSize, rows);
             return (rows + b - 1) / b;
         };
         int64_t stepsPerEpoch = 0, longestShard = 0;
@@ -650,15 +653,27 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
             return out;
         };
         // Evaluates what the run has made so far: for an ensemble, every process's members.
-        auto evaluateRun = [&](const torch::Tensor& x, const torch::Tensor& y, const std::string& split) {
+        // `memberAccuracy[i]`, when given, gets local member i's own accuracy, from the same
+        // forward passes.
+        auto evaluateRun = [&](const torch::Tensor& x, const torch::Tensor& y, const std::string& split,
+                               std::vector<double>* memberAccuracy = nullptr) {
             auto members = localMembers();
             if (!ensemble)
                 return evaluateMembers(members, x, y, classNames, split);
-            auto sum = sumProbabilities(members, x);
+            torch::Tensor sum;
+            for (auto& member : members) {
+                std::vector<model::GraphModule> one{member};
+                auto probabilities = sumProbabilities(one, x);
+                if (memberAccuracy)
+                    memberAccuracy->push_back(double(probabilities.argmax(1).eq(y).sum().item<int64_t>()) /
+                                              double(std::max<int64_t>(1, y.size(0))));
+                sum = sum.defined() ? sum.add_(probabilities) : probabilities;
+            }
             allreduceTensors(group, {sum});
             return evaluateLogits(ensembleLogits(sum, segments), y, classNames, split);
         };
 
+        std::map<int, std::string> lastStates; // every segment's, as the last epoch gathered them
         for (int epoch = startEpoch; epoch < config.epochs && !loop.stoppedEarly; ++epoch) {
             const double lr = scheduledLearningRate(config.schedule, config.optimizer.lr, epoch, config.epochs);
             for (auto& r : replicas) {
@@ -855,6 +870,12 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                     seg[i].divergence = divergence[i];
             }
 
+            // The validation of the joined model (an ensemble's members scored alone on the way).
+            std::optional<Evaluation> validation;
+            std::vector<double> memberValAccuracy;
+            if (hasValidation)
+                validation = evaluateRun(xVal, yVal, "validation", &memberValAccuracy);
+
             // Each segment's own figures, from every process: [segment][figure].
             enum Figure { LossSum, Correct, Seconds, Divergence, ValAccuracy, Figures };
             auto figures = torch::zeros({segments, Figures}, torch::kDouble);
@@ -865,10 +886,8 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                 figure[s][Correct] = double(seg[i].correct.item<int64_t>());
                 figure[s][Seconds] = seg[i].seconds;
                 figure[s][Divergence] = seg[i].divergence;
-                if (ensemble && hasValidation) { // what each member would score alone
-                    std::vector<model::GraphModule> one{replicas[i].module};
-                    figure[s][ValAccuracy] = evaluateMembers(one, xVal, yVal, classNames, "validation").accuracy;
-                }
+                if (ensemble && hasValidation) // what each member scores alone
+                    figure[s][ValAccuracy] = memberValAccuracy[i];
             }
             allreduceTensors(group, {figures});
             const auto fig = figures.accessor<double, 2>();
@@ -907,17 +926,16 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                 e.metrics.push_back({"merge_seconds", joinSeconds});
             }
             bool improved = false;
-            if (hasValidation) {
-                auto validation = evaluateRun(xVal, yVal, "validation");
-                e.metrics.push_back({"val_loss", validation.loss});
-                e.metrics.push_back({"val_accuracy", validation.accuracy});
-                if (validation.accuracy > loop.bestValAccuracy) {
-                    loop.bestValAccuracy = validation.accuracy;
+            if (validation) {
+                e.metrics.push_back({"val_loss", validation->loss});
+                e.metrics.push_back({"val_accuracy", validation->accuracy});
+                if (validation->accuracy > loop.bestValAccuracy) {
+                    loop.bestValAccuracy = validation->accuracy;
                     loop.bestEpoch = result.bestEpoch = epoch + 1;
                 }
-                improved = validation.loss < loop.bestValLoss;
+                improved = validation->loss < loop.bestValLoss;
                 if (improved)
-                    loop.bestValLoss = validation.loss;
+                    loop.bestValLoss = validation->loss;
                 result.validation = std::move(validation);
             }
             e.metrics.push_back({"epoch_seconds", secondsSince(epochStart)});
@@ -938,7 +956,7 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
             // Every process takes part in gathering the state; rank 0 hands it over.
             if (control.checkpoints || world > 1) {
                 const auto checkpointStart = Clock::now();
-                const auto states = gatherSegments(replicas, ownWeights, group);
+                const auto& states = lastStates = gatherSegments(replicas, ownWeights, group);
                 if (control.checkpoints) {
                     Checkpoint checkpoint;
                     checkpoint.epoch = loop.epochsDone;
@@ -959,8 +977,9 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
 
         // The final model: the merged one, or every member of an ensemble.
         std::vector<model::GraphModule> members = localMembers();
-        if (ensemble && world > 1)
-            members = allMembers(replicas, gatherSegments(replicas, true, group), segments, architecture, device);
+        if (ensemble && world > 1) // the last epoch gathered them already, unless no epoch ran here
+            members = allMembers(replicas, lastStates.empty() ? gatherSegments(replicas, true, group) : lastStates,
+                                 segments, architecture, device);
 
         if (!data.test.empty()) {
             const auto xTest = data.test.features().to(device);

@@ -11,6 +11,14 @@
 
 namespace mppdl::data {
 
+/// A table's name as a user writes it: "TABLE" or "SCHEMA.TABLE", parts quoted as in SQL where
+/// they hold dots or quotes ("a.b"."c"), unquoted here. ConfigError naming `what` otherwise.
+struct QualifiedName {
+    std::string schema; ///< empty: the search path's
+    std::string table;
+};
+QualifiedName parseQualifiedName(const std::string& text, const std::string& what);
+
 struct TableInfo {
     std::string schema;
     std::string name;

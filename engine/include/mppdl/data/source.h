@@ -73,6 +73,10 @@ struct SourceKind {
 
 const std::vector<SourceKind>& sourceKinds();
 
+/// Whether a loaded source of this kind (a sourceKinds() name) came from files, as opposed to a
+/// database table: what its location means and whether it has its own test split.
+bool readsFiles(const std::string& kind);
+
 /// Loads a source. Throws DataError naming the file (and line/column for text formats) on bad
 /// data, ConfigError on options that do not fit the source (unknown kind, missing label column).
 LoadedSource loadSource(const std::string& location, const SourceOptions& options = {});

@@ -98,6 +98,9 @@ void SourceFlags::add(CLI::App& c, bool required) {
                  "pg: feature columns, comma-separated: one real[]/bytea column or numeric columns (default: the "
                  "array or bytea column, else every numeric column)");
     c.add_option("--id", id, "pg: id column; rows are read in its order");
+    c.add_option("--distributed-by", distributedBy,
+                 "pg: distribution key for --distribute-by database: segment = hash(key) mod N (default: --id; "
+                 "a Greenplum table without one is read by gp_segment_id)");
     c.add_option("--bytea", bytea, "pg: what a bytea feature column holds: uint8|float32")->capture_default_str();
 }
 
@@ -131,6 +134,7 @@ data::SourceOptions SourceFlags::options() const {
     }
     o.id = id;
     o.bytea = bytea;
+    o.distributedBy = distributedBy;
     return o;
 }
 

@@ -35,6 +35,7 @@ struct SourceFlags {
     std::string features;
     std::string id;
     std::string bytea = "uint8";
+    std::string distributedBy;
 
     void add(CLI::App& command, bool required = true);
     data::SourceOptions options() const;

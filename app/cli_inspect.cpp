@@ -193,7 +193,11 @@ struct DataShowFlags {
     int run() {
         if (source.location.empty())
             throw ConfigError("data show needs a source: mppdl data show SOURCE (or --data SOURCE)");
-        const auto loaded = data::loadSource(source.location, source.options());
+        auto options = source.options();
+        for (const auto& p : data::distributionPolicies())
+            if (segmentsGiven && p.fromSource && distributeBy == p.name)
+                options.segments = segments; // read as the database's shards
+        const auto loaded = data::loadSource(source.location, options);
         const auto schema = loaded.schema();
         // Distributed first, so that a distribution that cannot be made fails before any output.
         data::DistributionSummary distribution;

@@ -14,6 +14,7 @@ struct Dataset::Impl {
     at::Tensor features;
     at::Tensor labels;
     std::vector<std::string> classNames;
+    at::Tensor homeSegments; ///< undefined, or int64 [rows]
 };
 
 namespace {
@@ -96,21 +97,38 @@ Dataset Dataset::slice(int64_t begin, int64_t end) const {
     if (!m_impl->features.defined())
         return *this;
     // clone(): a subset must not alias the rows of the set it came from.
-    return Dataset(m_impl->features.slice(0, begin, end).clone(), m_impl->labels.slice(0, begin, end).clone(),
-                   m_impl->classNames);
+    Dataset out(m_impl->features.slice(0, begin, end).clone(), m_impl->labels.slice(0, begin, end).clone(),
+                m_impl->classNames);
+    return m_impl->homeSegments.defined() ? out.withHomeSegments(m_impl->homeSegments.slice(0, begin, end).clone())
+                                          : out;
 }
 
 Dataset Dataset::select(const at::Tensor& indices) const {
     if (!m_impl->features.defined())
         return *this;
     const auto idx = indices.to(torch::kInt64).reshape({-1});
-    return Dataset(m_impl->features.index_select(0, idx), m_impl->labels.index_select(0, idx),
-                   m_impl->classNames);
+    Dataset out(m_impl->features.index_select(0, idx), m_impl->labels.index_select(0, idx), m_impl->classNames);
+    return m_impl->homeSegments.defined() ? out.withHomeSegments(m_impl->homeSegments.index_select(0, idx)) : out;
 }
 
 Dataset Dataset::withFeatures(const at::Tensor& features) const {
-    return Dataset(features, m_impl->labels.defined() ? m_impl->labels : torch::empty({0}, torch::kInt64),
-                   m_impl->classNames);
+    Dataset out(features, m_impl->labels.defined() ? m_impl->labels : torch::empty({0}, torch::kInt64),
+                m_impl->classNames);
+    return m_impl->homeSegments.defined() ? out.withHomeSegments(m_impl->homeSegments) : out;
+}
+
+const at::Tensor& Dataset::homeSegments() const { return m_impl->homeSegments; }
+
+Dataset Dataset::withHomeSegments(const at::Tensor& segments) const {
+    if (!segments.defined() || segments.dim() != 1 || segments.scalar_type() != torch::kInt64 ||
+        segments.size(0) != size())
+        throw InternalError("Dataset: home segments must be int64 with one entry per row (" + std::to_string(size()) +
+                            ")");
+    auto impl = std::make_shared<Impl>(*m_impl);
+    impl->homeSegments = segments;
+    Dataset out;
+    out.m_impl = std::move(impl);
+    return out;
 }
 
 Statistics computeStatistics(const Dataset& dataset) {

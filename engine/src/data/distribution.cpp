@@ -116,6 +116,24 @@ std::vector<int32_t> assignByLabel(const Dataset& rows, int segments, uint64_t, 
     return segmentOf;
 }
 
+std::vector<int32_t> assignDatabase(const Dataset& rows, int segments, uint64_t, const at::Tensor&) {
+    const auto& home = rows.homeSegments();
+    if (!home.defined())
+        throw ConfigError("the 'database' distribution keeps each row on the segment the database holds it on: it "
+                          "needs a table read as its segments' shards (a pg: source, read by the trainer or with "
+                          "data show --segments)");
+    const auto cpu = home.to(torch::kCPU).contiguous();
+    const int64_t* h = cpu.data_ptr<int64_t>();
+    std::vector<int32_t> segmentOf(static_cast<size_t>(rows.size()));
+    for (size_t i = 0; i < segmentOf.size(); ++i) {
+        if (h[i] < 0 || h[i] >= segments)
+            throw ConfigError("row " + std::to_string(i) + " was read from segment " + std::to_string(h[i]) +
+                              " of the database, but the run has " + std::to_string(segments) + " segments");
+        segmentOf[i] = static_cast<int32_t>(h[i]);
+    }
+    return segmentOf;
+}
+
 std::string policyNames() {
     std::string names;
     for (const auto& p : distributionPolicies())
@@ -132,13 +150,17 @@ std::string shapeOf(const at::Tensor& t) {
 
 const std::vector<DistributionPolicy>& distributionPolicies() {
     static const std::vector<DistributionPolicy> policies = {
-        {"random", "each row to a seeded random segment; segment sizes differ by at most one", true, false,
+        {"random", "each row to a seeded random segment; segment sizes differ by at most one", true, false, false,
          &assignRandom},
         {"hash", "segment = hash(key) mod segments, like DISTRIBUTED BY (key); the key defaults to the row number",
-         false, true, &assignHash},
-        {"round-robin", "row i to segment i mod segments", false, false, &assignRoundRobin},
+         false, true, false, &assignHash},
+        {"round-robin", "row i to segment i mod segments", false, false, false, &assignRoundRobin},
         {"by-label", "each class on one segment (or a few, when there are fewer classes than segments): non-IID",
-         false, false, &assignByLabel},
+         false, false, false, &assignByLabel},
+        {"database",
+         "the segment the database keeps each row on (Greenplum: gp_segment_id; PostgreSQL: hash of "
+         "--distributed-by mod segments), each segment's rows read over its own connection in parallel",
+         false, false, true, &assignDatabase},
     };
     return policies;
 }

@@ -5,6 +5,7 @@
 #include "mppdl/data/catalog.h"
 
 #include "data/pg_connection.h"
+#include "data/pg_read.h"
 
 #include <map>
 
@@ -98,6 +99,10 @@ std::vector<TableInfo> listTables(const std::string& connection, const std::stri
 
 ServerInfo serverInfo(const std::string& connection) {
     PgConnection db(connection, kWhere);
+    return serverInfo(db);
+}
+
+ServerInfo serverInfo(PgConnection& db) {
     ServerInfo info;
     info.connection = db.describe();
     const auto version = db.query("SELECT version()");

@@ -152,6 +152,23 @@ PgConnection::Result PgConnection::query(const std::string& sql, const std::vect
     return Result{result};
 }
 
+std::vector<std::pair<std::string, std::string>> PgConnection::describeColumns(const std::string& select) {
+    // The unnamed statement: prepared and described, never executed.
+    std::shared_ptr<PGresult> prepared(PQprepare(m_conn, "", select.c_str(), 0, nullptr), PQclear);
+    if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK)
+        throw DataError(m_where + ": " + trimmed(PQresultErrorMessage(prepared.get())));
+    std::shared_ptr<PGresult> described(PQdescribePrepared(m_conn, ""), PQclear);
+    if (PQresultStatus(described.get()) != PGRES_COMMAND_OK)
+        throw DataError(m_where + ": " + trimmed(PQresultErrorMessage(described.get())));
+    std::vector<std::pair<std::string, std::string>> columns;
+    for (int c = 0; c < PQnfields(described.get()); ++c) {
+        const auto type = query("SELECT format_type($1::oid, $2::int4)",
+                                {std::to_string(PQftype(described.get(), c)), std::to_string(PQfmod(described.get(), c))});
+        columns.emplace_back(PQfname(described.get(), c), type.text(0, 0));
+    }
+    return columns;
+}
+
 void PgConnection::copyOut(const std::string& sql, const std::function<void(const char*, size_t)>& tuple) {
     {
         std::shared_ptr<PGresult> start(PQexec(m_conn, sql.c_str()), PQclear);

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 typedef struct pg_conn PGconn;
@@ -42,6 +43,10 @@ public:
     };
     /// Runs one statement with text parameters ($1, $2, ...); DataError with the server's message.
     Result query(const std::string& sql, const std::vector<std::string>& parameters = {});
+
+    /// The (name, format_type()) of each column `select` returns, as the server describes it
+    /// without running it; DataError with the server's message (a syntax error, an unknown table).
+    std::vector<std::pair<std::string, std::string>> describeColumns(const std::string& select);
 
     /// Runs `COPY ... TO STDOUT (FORMAT binary)` and hands each tuple (the bytes after the header)
     /// to `tuple`. A connection lost mid-stream is a DataError naming the source and the rows read.

@@ -1,26 +1,36 @@
-// PostgreSQL / Greenplum tables as a data source: `pg:TABLE` (or `pg:SCHEMA.TABLE`), read with a
-// binary COPY of a query that casts the features to one float4[] (or reads bytea as it is) and the
-// label to int8 or text. libpq directly: binary COPY is what pays for arrays of floats (the
-// server's float-to-text conversion is the bottleneck of text COPY), and libpqxx 6.4 offers only
-// text COPY and keeps its PGconn private.
+// PostgreSQL / Greenplum tables (and queries) as a data source: `pg:TABLE`, `pg:SCHEMA.TABLE` or
+// `pg:(SELECT ...)`, read with a binary COPY of a query that casts the features to one float4[] (or
+// reads bytea as it is) and the label to int8 or text. libpq directly: binary COPY is what pays for
+// arrays of floats (the server's float-to-text conversion is the bottleneck of text COPY), and
+// libpqxx 6.4 offers only text COPY and keeps its PGconn private.
+//
+// Read as N segments' shards (SourceOptions::segments), each shard comes over a connection of its
+// own, in parallel, selecting its own rows (pg_read.h), and every row keeps its home segment.
 
 #include "data/formats.h"
 #include "data/pg_connection.h"
+#include "data/pg_read.h"
 
 #include "mppdl/core/error.h"
 
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <set>
+#include <thread>
 
 namespace mppdl::data {
 
 namespace {
 
 constexpr const char* kPrefix = "pg:";
+/// The most connections a sharded read opens at once: enough to keep a server's cores busy, few
+/// enough to leave its max_connections (100 by default) to others.
+constexpr int kMaxStreams = 8;
 /// The most bytes reserved up front from the planner's row estimate, which may be stale.
 constexpr size_t kReserveCap = size_t(1) << 30;
 
@@ -35,6 +45,24 @@ struct Column {
     std::string name;
     std::string type; ///< format_type(): "real[]", "bytea", "integer", "text", ...
 };
+
+/// What follows "pg:": a table name, or a query in parentheses.
+struct SourceText {
+    bool query = false;
+    std::string text; ///< the table name as written, or the query without its parentheses
+};
+
+SourceText parseLocation(const std::string& location) {
+    std::string rest = location.substr(std::strlen(kPrefix));
+    const size_t first = rest.find_first_not_of(" \t\n");
+    if (first != std::string::npos && rest[first] == '(') {
+        const size_t last = rest.find_last_not_of(" \t\n;");
+        if (rest[last] != ')' || last <= first + 1)
+            throw ConfigError(location + ": a query source is pg:(SELECT ...), in parentheses");
+        return {true, rest.substr(first + 1, last - first - 1)};
+    }
+    return {false, rest};
+}
 
 bool isArray(const Column& c) { return c.type.size() > 2 && c.type.compare(c.type.size() - 2, 2, "[]") == 0; }
 bool isNumeric(const std::string& t) {
@@ -118,166 +146,291 @@ FeaturePlan planFeatures(const std::vector<Column>& columns, const std::vector<s
     return plan;
 }
 
+/// One shard's rows as they stream in, decoded straight into packed buffers.
+struct ShardRows {
+    std::vector<float> floats;  ///< float4[] and float32 bytea features
+    std::vector<uint8_t> bytes; ///< uint8 bytea features
+    std::vector<int64_t> intLabels;
+    std::vector<std::string> textLabels;
+    std::vector<std::string> ids;
+    int64_t rows = 0;
+    int64_t width = -1;
+};
+
+/// What every shard's decoder needs to know.
+struct TupleFormat {
+    bool textLabels = false;
+    FeaturePlan::Wire wire = FeaturePlan::FloatArray;
+    bool floatBytes = false;
+    bool hasId = false;
+    std::string idColumn;
+    int64_t expected = 0; ///< rows the shard is expected to hold (0: unknown), to reserve once
+};
+
+/// Decodes one binary COPY tuple into `out`; DataError naming `where` and the row otherwise.
+void decodeTuple(const char* p, size_t n, const TupleFormat& format, const std::string& where, ShardRows& out) {
+    auto rowError = [&](const std::string& what) {
+        return DataError(where + ", row " + std::to_string(out.rows + 1) +
+                         (format.hasId ? " in " + format.idColumn + " order" : "") + ": " + what);
+    };
+    const int16_t fields = format.hasId ? 3 : 2;
+    // One tuple: field count, then (length, bytes) per field.
+    if (n < 2 || int16_t(be16(p)) != fields)
+        throw rowError("unexpected COPY tuple");
+    size_t at = 2;
+    auto field = [&](const char*& data, int32_t& length) {
+        if (at + 4 > n)
+            throw rowError("truncated COPY tuple");
+        length = int32_t(be32(p + at));
+        at += 4;
+        data = p + at;
+        if (length > 0) {
+            if (at + size_t(length) > n)
+                throw rowError("truncated COPY tuple");
+            at += size_t(length);
+        }
+    };
+    const char* data;
+    int32_t length;
+    field(data, length);
+    if (length < 0)
+        throw rowError("the label is NULL");
+    if (format.textLabels)
+        out.textLabels.emplace_back(data, size_t(length));
+    else
+        out.intLabels.push_back(int64_t(be64(data)));
+    field(data, length);
+    if (length < 0)
+        throw rowError("the features are NULL");
+    int64_t count = 0;
+    if (format.wire == FeaturePlan::Bytes) {
+        if (format.floatBytes) {
+            if (length % 4 != 0)
+                throw rowError("a float32 bytea of " + std::to_string(length) + " bytes (not a multiple of 4)");
+            count = length / 4;
+            if (out.floats.empty() && format.expected > 0)
+                out.floats.reserve(std::min(kReserveCap / sizeof(float), size_t(format.expected) * size_t(count)));
+            const size_t old = out.floats.size();
+            out.floats.resize(old + size_t(count));
+            std::memcpy(out.floats.data() + old, data, size_t(length)); // little-endian float32, as numpy writes
+        } else {
+            count = length;
+            if (out.bytes.empty() && format.expected > 0)
+                out.bytes.reserve(std::min(kReserveCap, size_t(format.expected) * size_t(length)));
+            out.bytes.insert(out.bytes.end(), data, data + length);
+        }
+    } else {
+        // float4[]: ndim, has-null flag, element type, then (size, lower bound) per dimension.
+        const int32_t ndim = length >= 12 ? int32_t(be32(data)) : -1;
+        if (ndim != 0) {
+            if (ndim != 1 || length < 20)
+                throw rowError("the features array has " + std::to_string(ndim) + " dimensions; expected one");
+            count = int32_t(be32(data + 12));
+            const char* element = data + 20;
+            if (20 + count * 8 != length)
+                throw rowError("the features array has a NULL element");
+            if (out.floats.empty() && format.expected > 0)
+                out.floats.reserve(std::min(kReserveCap / sizeof(float), size_t(format.expected) * size_t(count)));
+            const size_t old = out.floats.size();
+            out.floats.resize(old + size_t(count));
+            float* values = out.floats.data() + old;
+            for (int64_t k = 0; k < count; ++k, element += 8) {
+                const uint32_t bits = be32(element + 4);
+                std::memcpy(values + k, &bits, 4);
+            }
+        }
+    }
+    if (format.hasId) {
+        field(data, length);
+        if (length < 0)
+            throw rowError("the id is NULL");
+        out.ids.emplace_back(data, size_t(length));
+    }
+    if (out.width < 0)
+        out.width = count;
+    else if (count != out.width)
+        throw rowError("has " + std::to_string(count) + " feature values where the rows before have " +
+                       std::to_string(out.width));
+    ++out.rows;
+}
+
+/// Thrown inside a shard's stream when another shard has failed: it stops reading.
+struct Stopped {};
+
+/// The buffer of `shards` (their floats, or their bytes) as one [rows, width] tensor. One shard's
+/// buffer is taken over without a copy; several are copied once into the tensor.
+template <class T>
+at::Tensor packedRows(std::vector<ShardRows>& shards, std::vector<T> ShardRows::*buffer, int64_t rows, int64_t width,
+                      torch::ScalarType type) {
+    if (shards.size() == 1) {
+        auto* owned = new std::vector<T>(std::move(shards[0].*buffer));
+        return torch::from_blob(owned->data(), {rows, width}, [owned](void*) { delete owned; }, type);
+    }
+    auto x = torch::empty({rows, width}, type);
+    T* out = x.template data_ptr<T>();
+    for (auto& shard : shards) {
+        auto& b = shard.*buffer;
+        std::copy(b.begin(), b.end(), out);
+        out += b.size();
+        std::vector<T>().swap(b); // give the memory back as we go
+    }
+    return x;
+}
+
 } // namespace
 
 bool detectPostgres(const std::string& location) { return location.rfind(kPrefix, 0) == 0; }
 
 LoadedSource loadPostgres(const std::string& location, const SourceOptions& options) {
     if (!detectPostgres(location))
-        throw ConfigError(location + ": a PostgreSQL source is named pg:TABLE");
-    const std::string relation = location.substr(std::strlen(kPrefix));
-    const std::string table = quoteQualifiedName(relation, location);
+        throw ConfigError(location + ": a PostgreSQL source is named pg:TABLE or pg:(SELECT ...)");
+    const SourceText source = parseLocation(location);
     const std::string where = location;
     PgConnection db(options.connection, where);
 
-    // The columns and their types, from the catalog (the name goes in as a parameter: never SQL).
-    const auto columnsResult = db.query(
-        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-        "WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-        {table});
     std::vector<Column> columns;
-    for (int r = 0; r < columnsResult.rows(); ++r)
-        columns.push_back({columnsResult.text(r, 0), columnsResult.text(r, 1)});
-    if (columns.empty())
-        throw ConfigError(where + ": no table " + relation + " (or it has no columns) in " + db.describe());
+    std::string from;
+    if (source.query) {
+        // A query's columns as the server describes them, without running it.
+        from = "(" + source.text + ") AS mppdl_source";
+        for (auto& [name, type] : db.describeColumns("SELECT * FROM " + from))
+            columns.push_back({name, type});
+        if (columns.empty())
+            throw ConfigError(where + ": the query returns no columns");
+    } else {
+        from = quoteQualifiedName(source.text, location);
+        // The columns and their types, from the catalog (the name goes in as a parameter: never SQL).
+        const auto columnsResult = db.query(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            {from});
+        for (int r = 0; r < columnsResult.rows(); ++r)
+            columns.push_back({columnsResult.text(r, 0), columnsResult.text(r, 1)});
+        if (columns.empty())
+            throw ConfigError(where + ": no table " + source.text + " (or it has no columns) in " + db.describe());
+    }
+    auto findColumn = [&](const std::string& name) {
+        return std::find_if(columns.begin(), columns.end(), [&](const Column& c) { return c.name == name; });
+    };
 
     const std::string label = options.label.empty() ? "label" : options.label;
-    const auto labelColumn = std::find_if(columns.begin(), columns.end(), [&](const Column& c) { return c.name == label; });
+    const auto labelColumn = findColumn(label);
     if (labelColumn == columns.end())
         throw ConfigError(where + " has no label column '" + label + "' (columns: " + columnList(columns) +
                           "); name it with --label");
-    const bool textLabels = isTextType(labelColumn->type);
-    if (!textLabels && !isIntegerType(labelColumn->type))
+    TupleFormat format;
+    format.textLabels = isTextType(labelColumn->type);
+    if (!format.textLabels && !isIntegerType(labelColumn->type))
         throw ConfigError(where + ": the label column '" + label + "' is " + labelColumn->type +
                           "; labels must be integers or text");
     const auto plan = planFeatures(columns, options.features, label, options.id, where);
+    format.wire = plan.wire;
+    format.floatBytes = options.bytea == "float32";
+    if (plan.wire == FeaturePlan::Bytes && !format.floatBytes && options.bytea != "uint8")
+        throw ConfigError("--bytea must be uint8 or float32, got '" + options.bytea + "'");
     std::string idType;
     if (!options.id.empty()) {
-        const auto idColumn =
-            std::find_if(columns.begin(), columns.end(), [&](const Column& c) { return c.name == options.id; });
+        const auto idColumn = findColumn(options.id);
         if (idColumn == columns.end())
             throw ConfigError(where + " has no id column '" + options.id + "' (columns: " + columnList(columns) + ")");
         idType = idColumn->type;
+        format.hasId = true;
+        format.idColumn = options.id;
     }
+    // The distribution key: named, or the id.
+    const std::string key = options.distributedBy.empty() ? options.id : options.distributedBy;
+    if (!options.distributedBy.empty() && findColumn(options.distributedBy) == columns.end())
+        throw ConfigError(where + " has no distribution key column '" + options.distributedBy +
+                          "' (columns: " + columnList(columns) + ")");
+    if (options.segments < 0)
+        throw ConfigError(where + ": cannot read as " + std::to_string(options.segments) + " segments");
 
-    std::string select = "SELECT " + quoteIdentifier(label) + (textLabels ? "::text" : "::int8") + ", " +
-                         plan.expression + (options.id.empty() ? "" : ", " + quoteIdentifier(options.id) + "::text AS mppdl_id") +
-                         " FROM " + table;
+    ReadPlan read;
+    read.columns = quoteIdentifier(label) + (format.textLabels ? "::text" : "::int8") + ", " + plan.expression +
+                   (options.id.empty() ? "" : ", " + quoteIdentifier(options.id) + "::text AS mppdl_id");
+    read.from = from;
     if (!options.id.empty()) // the column, in its own type (the text copy above is named apart)
-        select += " ORDER BY " + quoteIdentifier(options.id);
-    if (options.limit > 0)
-        select += " LIMIT " + std::to_string(options.limit);
+        read.orderBy = quoteIdentifier(options.id);
+    read.limit = options.limit;
+    read.shards = planShards(serverInfo(db), !source.query, options.segments, key, where);
+    const int shardCount = std::max(1, read.shards.segments);
 
-    const bool floatBytes = options.bytea == "float32";
-    if (plan.wire == FeaturePlan::Bytes && !floatBytes && options.bytea != "uint8")
-        throw ConfigError("--bytea must be uint8 or float32, got '" + options.bytea + "'");
     // Room for the rows the planner expects (or the limit), so the buffers do not regrow and copy.
-    int64_t expected = options.limit;
-    if (expected <= 0) {
-        const auto estimate = db.query("SELECT reltuples::int8 FROM pg_class WHERE oid = to_regclass($1)", {table});
+    format.expected = options.limit;
+    if (format.expected <= 0 && !source.query) {
+        const auto estimate = db.query("SELECT reltuples::int8 FROM pg_class WHERE oid = to_regclass($1)", {from});
         if (estimate.rows() > 0 && !estimate.isNull(0, 0))
-            expected = std::max<int64_t>(0, std::stoll(estimate.text(0, 0)));
+            format.expected = std::max<int64_t>(0, std::stoll(estimate.text(0, 0)));
     }
-    auto floats = std::make_unique<std::vector<float>>();
-    auto bytes = std::make_unique<std::vector<uint8_t>>();
-    std::vector<int64_t> intLabels;
-    std::vector<std::string> textLabelValues;
-    std::vector<std::string> ids;
-    const int16_t fields = options.id.empty() ? 2 : 3;
-    int64_t width = -1, rows = 0;
-    auto rowError = [&](const std::string& what) {
-        return DataError(where + ", row " + std::to_string(rows + 1) + (options.id.empty() ? "" : " in " + options.id + " order") +
-                         ": " + what);
+    format.expected = (format.expected + shardCount - 1) / shardCount;
+
+    // The shards over at most kMaxStreams connections in parallel (the first is the catalog's);
+    // stream k reads shards k, k + streams, ... in turn.
+    const int streams = std::min(shardCount, kMaxStreams);
+    std::vector<ShardRows> shards(static_cast<size_t>(shardCount));
+    std::vector<std::exception_ptr> failures(static_cast<size_t>(shardCount));
+    std::atomic<bool> stop{false};
+    auto stream = [&](int k) {
+        std::unique_ptr<PgConnection> own;
+        for (int s = k; s < shardCount && !stop; s += streams) {
+            const std::string shardWhere =
+                read.shards.segments > 0 ? where + ", segment " + std::to_string(s) + " (" + read.shards.condition(s) + ")"
+                                         : where;
+            try {
+                if (k > 0 && !own)
+                    own = std::make_unique<PgConnection>(options.connection, shardWhere);
+                PgConnection& connection = k > 0 ? *own : db;
+                connection.copyOut(read.copyStatement(s), [&](const char* p, size_t n) {
+                    if (stop.load(std::memory_order_relaxed))
+                        throw Stopped{};
+                    decodeTuple(p, n, format, shardWhere, shards[size_t(s)]);
+                });
+            } catch (const Stopped&) {
+                return; // the connection is mid-COPY: done with it
+            } catch (...) {
+                failures[size_t(s)] = std::current_exception();
+                stop = true;
+                return;
+            }
+        }
     };
-    db.copyOut("COPY (" + select + ") TO STDOUT (FORMAT binary)", [&](const char* p, size_t n) {
-        // One tuple: field count, then (length, bytes) per field.
-        if (n < 2 || int16_t(be16(p)) != fields)
-            throw rowError("unexpected COPY tuple");
-        size_t at = 2;
-        auto field = [&](const char*& data, int32_t& length) {
-            if (at + 4 > n)
-                throw rowError("truncated COPY tuple");
-            length = int32_t(be32(p + at));
-            at += 4;
-            data = p + at;
-            if (length > 0) {
-                if (at + size_t(length) > n)
-                    throw rowError("truncated COPY tuple");
-                at += size_t(length);
-            }
-        };
-        const char* data;
-        int32_t length;
-        field(data, length);
-        if (length < 0)
-            throw rowError("the label is NULL");
-        if (textLabels)
-            textLabelValues.emplace_back(data, size_t(length));
-        else
-            intLabels.push_back(int64_t(be64(data)));
-        field(data, length);
-        if (length < 0)
-            throw rowError("the features are NULL");
-        int64_t count = 0;
-        if (plan.wire == FeaturePlan::Bytes) {
-            if (floatBytes) {
-                if (length % 4 != 0)
-                    throw rowError("a float32 bytea of " + std::to_string(length) + " bytes (not a multiple of 4)");
-                count = length / 4;
-                const size_t old = floats->size();
-                floats->resize(old + size_t(count));
-                std::memcpy(floats->data() + old, data, size_t(length)); // little-endian float32, as numpy writes
-            } else {
-                count = length;
-                if (bytes->empty() && expected > 0)
-                    bytes->reserve(std::min(kReserveCap, size_t(expected) * size_t(length)));
-                bytes->insert(bytes->end(), data, data + length);
-            }
-        } else {
-            // float4[]: ndim, has-null flag, element type, then (size, lower bound) per dimension.
-            const int32_t ndim = length >= 12 ? int32_t(be32(data)) : -1;
-            if (ndim == 0) {
-                count = 0;
-            } else {
-                if (ndim != 1 || length < 20)
-                    throw rowError("the features array has " + std::to_string(ndim) + " dimensions; expected one");
-                count = int32_t(be32(data + 12));
-                const char* element = data + 20;
-                if (20 + count * 8 != length)
-                    throw rowError("the features array has a NULL element");
-                if (floats->empty() && expected > 0)
-                    floats->reserve(std::min(kReserveCap / sizeof(float), size_t(expected) * size_t(count)));
-                const size_t old = floats->size();
-                floats->resize(old + size_t(count));
-                float* out = floats->data() + old;
-                for (int64_t k = 0; k < count; ++k, element += 8) {
-                    const uint32_t bits = be32(element + 4);
-                    std::memcpy(out + k, &bits, 4);
-                }
-            }
-        }
-        if (fields == 3) {
-            field(data, length);
-            if (length < 0)
-                throw rowError("the id is NULL");
-            ids.emplace_back(data, size_t(length));
-        }
-        if (width < 0)
-            width = count;
-        else if (count != width)
-            throw rowError("has " + std::to_string(count) + " feature values where the rows before have " +
-                           std::to_string(width));
-        ++rows;
-    });
+    std::vector<std::thread> threads;
+    for (int k = 1; k < streams; ++k)
+        threads.emplace_back(stream, k);
+    stream(0);
+    for (auto& t : threads)
+        t.join();
+    for (const auto& failure : failures)
+        if (failure)
+            std::rethrow_exception(failure);
+
+    int64_t rows = 0, width = -1;
+    for (int s = 0; s < shardCount; ++s) {
+        const auto& shard = shards[size_t(s)];
+        if (shard.rows == 0 && read.shards.segments > 0)
+            throw DataError(where + ": segment " + std::to_string(s) + " of " + std::to_string(shardCount) +
+                            " has no rows (" + read.shards.condition(s) + ")" +
+                            (read.shards.by == ShardPlan::By::GreenplumSegment
+                                 ? "; Greenplum keeps the table on " + std::to_string(read.shards.serverSegments) +
+                                       " segments: train with at most as many"
+                                 : "; use fewer segments or another distribution key"));
+        if (shard.rows > 0 && width >= 0 && shard.width != width)
+            throw DataError(where + ": segment " + std::to_string(s) + "'s rows have " + std::to_string(shard.width) +
+                            " feature values where segment 0's have " + std::to_string(width));
+        if (shard.rows > 0)
+            width = shard.width;
+        rows += shard.rows;
+    }
     if (rows == 0)
-        throw DataError(where + ": the table has no rows");
+        throw DataError(where + (source.query ? ": the query returns no rows" : ": the table has no rows"));
 
     EncodedLabels labels;
-    if (textLabels) {
+    if (format.textLabels) {
         // Text classes become indexes in sorted order; the names travel with the dataset (and the project).
         std::map<std::string, int64_t> index;
-        for (const auto& v : textLabelValues)
-            index.emplace(v, 0);
+        for (const auto& shard : shards)
+            for (const auto& v : shard.textLabels)
+                index.emplace(v, 0);
         int64_t next = 0;
         for (auto& [name, i] : index) {
             i = next++;
@@ -285,24 +438,37 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
         }
         labels.indices = torch::empty({rows}, torch::kInt64);
         auto* out = labels.indices.data_ptr<int64_t>();
-        for (int64_t r = 0; r < rows; ++r)
-            out[r] = index[textLabelValues[size_t(r)]];
+        for (const auto& shard : shards)
+            for (const auto& v : shard.textLabels)
+                *out++ = index[v];
     } else {
-        labels = encodeIntegerLabels(torch::from_blob(intLabels.data(), {rows}, torch::kInt64).clone());
+        std::vector<int64_t> all;
+        all.reserve(size_t(rows));
+        for (const auto& shard : shards)
+            all.insert(all.end(), shard.intLabels.begin(), shard.intLabels.end());
+        labels = encodeIntegerLabels(torch::from_blob(all.data(), {rows}, torch::kInt64).clone());
     }
-    // The tensor takes the buffer over: no second copy of the features.
-    at::Tensor x;
-    if (plan.wire == FeaturePlan::Bytes && !floatBytes) {
-        auto* buffer = bytes.release();
-        x = torch::from_blob(buffer->data(), {rows, width}, [buffer](void*) { delete buffer; }, torch::kUInt8);
-    } else {
-        auto* buffer = floats.release();
-        x = torch::from_blob(buffer->data(), {rows, width}, [buffer](void*) { delete buffer; }, torch::kFloat32);
+    std::vector<std::string> ids;
+    for (auto& shard : shards)
+        for (auto& id : shard.ids)
+            ids.push_back(std::move(id));
+    auto home = torch::empty({rows}, torch::kInt64);
+    {
+        int64_t at = 0;
+        for (int s = 0; s < shardCount; ++s) {
+            home.slice(0, at, at + shards[size_t(s)].rows).fill_(s);
+            at += shards[size_t(s)].rows;
+        }
     }
+    const at::Tensor x = plan.wire == FeaturePlan::Bytes && !format.floatBytes
+                             ? packedRows(shards, &ShardRows::bytes, rows, width, torch::kUInt8)
+                             : packedRows(shards, &ShardRows::floats, rows, width, torch::kFloat32);
     LoadedSource out;
     out.kind = "pg";
     out.location = location;
     out.train = Dataset(reshapeFeatures(x, options.shape, location), labels.indices, labels.classNames);
+    if (read.shards.segments > 0)
+        out.train = out.train.withHomeSegments(home);
     out.ids = std::move(ids);
     out.idType = idType;
     return out;

@@ -17,7 +17,9 @@ const std::vector<SourceKind>& sourceKinds() {
     // specific than "a folder of folders", so images comes last.
     static const std::vector<SourceKind> kinds = {
 #ifdef MPPDL_WITH_POSTGRES
-        {"pg", "a PostgreSQL or Greenplum table, pg:TABLE or pg:SCHEMA.TABLE (--conn, --features, --label, --id)",
+        {"pg",
+         "a PostgreSQL or Greenplum table or query, pg:TABLE, pg:SCHEMA.TABLE or pg:(SELECT ...) (--conn, "
+         "--features, --label, --id, --distributed-by)",
          &detectPostgres, &loadPostgres, /*readsFiles=*/false},
 #endif
         {"idx", "IDX files of the MNIST family (.gz or raw): a directory with train-/t10k- files, or an images file",

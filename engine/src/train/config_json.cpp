@@ -42,7 +42,8 @@ std::string toJson(const TrainConfig& c) {
                    {"shape", s.shape}, {"limit", s.limit},
                    // Never the password: a resume asks PGPASSWORD or ~/.pgpass for it.
                    {"connection", data::connectionWithoutPassword(s.connection)},
-                   {"features", s.features}, {"id", s.id}, {"bytea", s.bytea}};
+                   {"features", s.features}, {"id", s.id}, {"bytea", s.bytea},
+                   {"distributed_by", s.distributedBy}};
     if (s.header)
         source["header"] = *s.header;
     json j = {
@@ -114,6 +115,8 @@ TrainConfig trainConfigFromJson(const std::string& text) {
     read(s, "features", c.data.source.features, where);
     read(s, "id", c.data.source.id, where);
     read(s, "bytea", c.data.source.bytea, where);
+    if (s.contains("distributed_by")) // written since issue 5's database distribution
+        read(s, "distributed_by", c.data.source.distributedBy, where);
     if (s.contains("header") && !s["header"].is_null()) {
         bool header = false;
         read(s, "header", header, where);

@@ -412,7 +412,19 @@ LoadedData loadData(const TrainConfig& config, const model::Architecture& archit
             throw ConfigError("invalid architecture '" + architecture.name + "':\n" +
                               formatProblems(analysis.problems));
         const auto start = Clock::now();
-        const data::LoadedSource source = data::loadSource(config.data.location, config.data.source);
+        // The "database" distribution reads the table as the segments' shards, in parallel.
+        auto options = config.data.source;
+        const auto& policies = data::distributionPolicies();
+        const bool fromSource = std::any_of(policies.begin(), policies.end(), [&](const data::DistributionPolicy& p) {
+            return p.fromSource && config.distribution == p.name;
+        });
+        if (fromSource && config.strategy != "single")
+            options.segments = config.segments;
+        const data::LoadedSource source = data::loadSource(config.data.location, options);
+        if (fromSource && config.strategy != "single" && !source.train.homeSegments().defined())
+            throw ConfigError("the '" + config.distribution + "' distribution keeps each row on the segment the " +
+                              "database holds it on: it needs a pg: source, not " + source.kind + " " +
+                              source.location);
         LoadedData loaded{source, data::prepare(source, config.data.validationFraction, config.seed,
                                                 config.data.normalization)};
         const auto& prepared = loaded.prepared;

@@ -17,6 +17,7 @@ using mppdl::data::testing::expectError;
 
 namespace {
 
+/// The policies that place rows themselves ("database" takes the places the source read).
 const std::vector<std::string> kPolicies = {"random", "hash", "round-robin", "by-label"};
 
 /// `labels.size()` rows of two float features; row i holds (i, -i).
@@ -109,8 +110,32 @@ TEST(DataDistribution, PolicyTable) {
         EXPECT_TRUE(p.assign != nullptr) << p.name;
         EXPECT_EQ(p.usesSeed, std::string(p.name) == "random") << p.name;
         EXPECT_EQ(p.usesKeys, std::string(p.name) == "hash") << p.name;
+        EXPECT_EQ(p.fromSource, std::string(p.name) == "database") << p.name;
     }
-    EXPECT_EQ(names, kPolicies);
+    auto expected = kPolicies;
+    expected.push_back("database");
+    EXPECT_EQ(names, expected);
+}
+
+TEST(DataDistribution, DatabaseKeepsEachRowOnItsHomeSegmentThroughSubsets) {
+    const auto rows = unbalanced();
+    const int64_t n = rows.size();
+    // Home segments as a database would give them: 3 segments in an irregular pattern.
+    const auto home = torch::arange(n, torch::kInt64).mul(7).remainder(5).remainder(3);
+    const auto placed = rows.withHomeSegments(home);
+    const auto shards = distribute(placed, 3, "database", 99);
+    expectPartition(shards, n, 3, "database over 3");
+    for (int s = 0; s < 3; ++s)
+        EXPECT_TRUE(torch::equal(shards[size_t(s)], torch::nonzero(home == s).reshape({-1}))) << "segment " << s;
+
+    // A subset (a validation split, a slice) keeps each row's home segment.
+    const auto picked = torch::tensor({5, 0, 11}, torch::kInt64);
+    EXPECT_TRUE(torch::equal(placed.select(picked).homeSegments(), home.index_select(0, picked)));
+    EXPECT_TRUE(torch::equal(placed.slice(2, 9).homeSegments(), home.slice(0, 2, 9)));
+    EXPECT_TRUE(torch::equal(placed.withFeatures(rows.features().to(torch::kFloat32)).homeSegments(), home));
+
+    expectError<ConfigError>([&] { distribute(rows, 3, "database", 0); }, {"'database' distribution", "pg:"});
+    expectError<ConfigError>([&] { distribute(placed, 2, "database", 0); }, {"segment 2 of the database", "2 segments"});
 }
 
 TEST(DataDistribution, EveryPolicyCoversEveryRowOnceInAscendingOrder) {

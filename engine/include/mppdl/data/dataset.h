@@ -41,6 +41,13 @@ public:
     /// The same rows with other features (after preprocessing).
     Dataset withFeatures(const at::Tensor& features) const;
 
+    /// Where the source keeps each row: int64 [size()] segment numbers, for a database table read
+    /// as its segments' shards (Greenplum's gp_segment_id, or hash(key) mod N); undefined for
+    /// sources without segments. slice(), select() and withFeatures() carry it along.
+    const at::Tensor& homeSegments() const;
+    /// The same rows with their home segments (InternalError unless int64 with one per row).
+    Dataset withHomeSegments(const at::Tensor& segments) const;
+
 private:
     struct Impl;
     std::shared_ptr<const Impl> m_impl;

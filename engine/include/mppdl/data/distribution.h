@@ -23,12 +23,15 @@ struct DistributionPolicy {
     const char* description;
     bool usesSeed; ///< whether the seed changes the result
     bool usesKeys; ///< whether it reads the per-row keys passed to distribute()
+    /// Whether the source places the rows: they must be read as `segments` shards, each row marked
+    /// with its home segment (Dataset::homeSegments(), see SourceOptions::segments).
+    bool fromSource;
     /// The segment (0..segments-1) of each row. Called by distribute() with checked arguments:
     /// 1 <= segments <= rows.size(); `keys` undefined, or int64 [rows.size()], contiguous, on the CPU.
     std::vector<int32_t> (*assign)(const Dataset& rows, int segments, uint64_t seed, const at::Tensor& keys);
 };
 
-/// "random", "hash", "round-robin", "by-label", in that order.
+/// "random", "hash", "round-robin", "by-label", "database", in that order.
 const std::vector<DistributionPolicy>& distributionPolicies();
 
 /// Which rows each segment holds: one int64 CPU tensor of row indices per segment, ascending
@@ -48,6 +51,10 @@ const std::vector<DistributionPolicy>& distributionPolicies();
 ///   With fewer classes than segments, each class gets segments in proportion to its rows (at
 ///   least one, at most its row count; consecutive segment numbers) and its rows are split into
 ///   near-equal contiguous runs among them. No segment is left empty.
+/// - database: each row stays on the segment the database keeps it on (Dataset::homeSegments():
+///   Greenplum's gp_segment_id, or hash(distribution key) mod N on PostgreSQL), as MADlib trains
+///   each segment on its local rows. ConfigError for rows without home segments (not read from a
+///   table as `segments` shards) or with a home segment >= `segments`.
 ///
 /// Throws ConfigError for segments < 1, more segments than rows, an unknown policy (naming the
 /// known ones), keys that are not int64 with one entry per row, and keys given to a policy that

@@ -36,8 +36,16 @@ struct SourceOptions {
     /// PostgreSQL: the feature columns: one array or bytea column, or numeric columns; empty
     /// chooses the one array/bytea column, else every numeric column but the label and id.
     std::vector<std::string> features;
-    /// PostgreSQL: an id column; rows are read in its order.
+    /// PostgreSQL: an id column; rows are read in its order (within each segment's shard).
     std::string id;
+    /// PostgreSQL: read the rows as this many segments' shards, each over a connection of its own,
+    /// in parallel, each row marked with its segment (Dataset::homeSegments()): Greenplum's
+    /// gp_segment_id, or hash(distribution key) mod N. 0 reads one stream. The trainer sets it for
+    /// the "database" distribution.
+    int segments = 0;
+    /// PostgreSQL: the distribution key column hashed into segments (empty: the id column; on
+    /// Greenplum a table without one is read by gp_segment_id).
+    std::string distributedBy;
     /// PostgreSQL: what a bytea feature column holds: "uint8" pixels or packed little-endian "float32".
     std::string bytea = "uint8";
 };

@@ -1,0 +1,238 @@
+// A table read as N segments' shards, each over its own connection in parallel: every row once, on
+// the segment the database puts it on; the "database" distribution trains each segment on exactly
+// those rows; queries as sources; and the errors of sharded reading. Greenplum's SQL is run here
+// against a table that carries a gp_segment_id column of its own, as Greenplum's rows do.
+
+#include "pg_test_db.h"
+
+#include "data/pg_read.h"
+
+#include "mppdl/core/error.h"
+#include "mppdl/data/distribution.h"
+#include "mppdl/data/source.h"
+#include "mppdl/model/architecture.h"
+#include "mppdl/train/trainer.h"
+
+#include "support/expect_error.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <map>
+#include <thread>
+
+using namespace mppdl;
+
+namespace {
+
+constexpr int64_t kRows = 900;
+
+const data::Dataset& idxRows() {
+    static const data::Dataset rows = [] {
+        data::SourceOptions o;
+        o.limit = kRows;
+        return data::loadSource(MPPDL_FASHION_MNIST_DIR, o).train;
+    }();
+    return rows;
+}
+
+data::SourceOptions pgOptions() {
+    data::SourceOptions o;
+    o.connection = testConnection();
+    o.shape = {1, 28, 28};
+    o.id = "id";
+    return o;
+}
+
+class PgShards : public PgTest {
+protected:
+    void SetUp() override {
+        PgTest::SetUp();
+        if (!HasFailure() && !IsSkipped())
+            createFashionTable(*db, "fmnist_shards", "real[]", idxRows());
+    }
+};
+
+} // namespace
+
+TEST_F(PgShards, EveryRowOnceOnTheSegmentItsKeyHashesTo) {
+    auto o = pgOptions();
+    o.segments = 3;
+    const auto sharded = data::loadSource("pg:fmnist_shards", o);
+    ASSERT_EQ(sharded.train.size(), kRows);
+    ASSERT_TRUE(sharded.train.homeSegments().defined());
+    ASSERT_EQ(sharded.ids.size(), size_t(kRows));
+
+    // The server's own grouping of the rows by the same hash.
+    std::map<int64_t, int64_t> serverSegment;
+    const auto r = db->query("SELECT id, abs(hashtext(id::text)::int8) % 3 FROM fmnist_shards");
+    for (int i = 0; i < r.rows(); ++i)
+        serverSegment[std::stoll(r.text(i, 0))] = std::stoll(r.text(i, 1));
+
+    const auto home = sharded.train.homeSegments();
+    std::vector<int64_t> perSegment(3, 0);
+    std::vector<bool> seen(kRows, false);
+    int64_t previousId = -1, previousSegment = -1;
+    for (int64_t row = 0; row < kRows; ++row) {
+        const int64_t id = std::stoll(sharded.ids[size_t(row)]);
+        const int64_t segment = home[row].item<int64_t>();
+        ASSERT_TRUE(id >= 0 && id < kRows && !seen[size_t(id)]) << "id " << id;
+        seen[size_t(id)] = true;
+        EXPECT_EQ(segment, serverSegment.at(id)) << "id " << id;
+        // Rows come segment by segment, each segment in id order.
+        EXPECT_TRUE(segment > previousSegment || (segment == previousSegment && id > previousId)) << "row " << row;
+        previousId = id;
+        previousSegment = segment;
+        ++perSegment[size_t(segment)];
+        // The row itself is the IDX row with that id.
+        ASSERT_TRUE(torch::equal(sharded.train.features()[row].to(torch::kFloat), idxRows().features()[id].to(torch::kFloat)))
+            << "id " << id;
+        ASSERT_EQ(sharded.train.labels()[row].item<int64_t>(), idxRows().labels()[id].item<int64_t>()) << "id " << id;
+    }
+    for (int s = 0; s < 3; ++s)
+        EXPECT_TRUE(perSegment[size_t(s)] > kRows / 3 - 60 && perSegment[size_t(s)] < kRows / 3 + 60)
+            << "segment " << s << " holds " << perSegment[size_t(s)] << " rows";
+    // The "database" distribution keeps them there.
+    const auto shards = data::distribute(sharded.train, 3, "database", 0);
+    for (int s = 0; s < 3; ++s)
+        EXPECT_EQ(shards[size_t(s)].size(0), perSegment[size_t(s)]) << "segment " << s;
+}
+
+// Greenplum's statements, run on a table whose gp_segment_id is a column (Greenplum's is a system
+// column every row has): each shard is exactly the rows of its segment.
+TEST_F(PgShards, GreenplumSegmentShardsSelectTheirSegmentsRows) {
+    db->query("DROP TABLE IF EXISTS gp_like");
+    db->query("CREATE TABLE gp_like AS SELECT id, label, pixels, (id * 7 % 4) AS gp_segment_id FROM fmnist_shards");
+    data::ServerInfo gp;
+    gp.greenplum = true;
+    gp.segments = 4;
+    for (const int segments : {4, 2}) {
+        data::ReadPlan read;
+        read.columns = "label::int8, pixels::float4[], id::text AS mppdl_id";
+        read.from = "gp_like";
+        read.orderBy = "id";
+        read.shards = data::planShards(gp, true, segments, "", "pg:gp_like");
+        ASSERT_EQ(read.shards.by, data::ShardPlan::By::GreenplumSegment);
+        int64_t total = 0;
+        for (int s = 0; s < segments; ++s) {
+            int64_t rows = 0;
+            db->copyOut(read.copyStatement(s), [&](const char*, size_t) { ++rows; });
+            const auto expected = db->query("SELECT count(*) FROM gp_like WHERE gp_segment_id % " +
+                                            std::to_string(segments) + " = " + std::to_string(s));
+            EXPECT_EQ(rows, std::stoll(expected.text(0, 0))) << segments << " segments, segment " << s;
+            EXPECT_GT(rows, 0);
+            total += rows;
+        }
+        EXPECT_EQ(total, kRows) << segments << " segments";
+    }
+}
+
+TEST_F(PgShards, DatabaseDistributionTrainsEachSegmentOnItsRows) {
+    train::TrainConfig config;
+    config.data.location = "pg:fmnist_shards";
+    config.data.source = pgOptions();
+    config.data.validationFraction = 0.1;
+    config.strategy = "model-averaging";
+    config.segments = 3;
+    config.distribution = "database";
+    config.epochs = 3;
+    config.batchSize = 32;
+    config.optimizer.lr = 0.05;
+    config.optimizer.momentum = 0.9;
+    config.threads = 1;
+    const auto arch = model::loadArchitecture(std::string(MPPDL_SOURCE_DIR) + "/resources/architectures/mlp.json");
+    train::RecordingObserver events;
+    const auto loaded = train::loadData(config, arch, events);
+    const auto& home = loaded.prepared.train.homeSegments();
+    ASSERT_TRUE(home.defined()) << "the validation split and the normalizer keep the home segments";
+    EXPECT_EQ(home.size(0), loaded.prepared.train.size());
+    const auto shards = data::distribute(loaded.prepared.train, 3, "database", 0);
+    for (int s = 0; s < 3; ++s)
+        EXPECT_TRUE(torch::equal(shards[size_t(s)], torch::nonzero(home == s).reshape({-1}))) << "segment " << s;
+
+    const auto result = train::train(config, arch, loaded.prepared, events);
+    EXPECT_EQ(result.epochsRun, 3);
+    ASSERT_TRUE(result.validation.has_value());
+    // It learns from the segments' rows: 810 training rows, 3 epochs, well above chance (0.1).
+    EXPECT_GT(result.validation->accuracy, 0.3);
+
+    // Not a table: the database distribution has no database to ask.
+    config.data.location = MPPDL_FASHION_MNIST_DIR;
+    config.data.source = {};
+    config.data.source.limit = 300;
+    expectError<ConfigError>([&] { train::loadData(config, arch, events); }, {"'database' distribution", "pg:"});
+}
+
+TEST_F(PgShards, QueriesAreSources) {
+    auto o = pgOptions();
+    const auto even = data::loadSource("pg:(SELECT id, label, pixels FROM fmnist_shards WHERE id % 2 = 0)", o);
+    ASSERT_EQ(even.train.size(), kRows / 2);
+    const auto evenRows = torch::arange(0, kRows, 2, torch::kInt64);
+    EXPECT_TRUE(torch::equal(even.train.features().to(torch::kFloat),
+                             idxRows().features().index_select(0, evenRows).to(torch::kFloat)));
+    EXPECT_EQ(even.ids.front(), "0");
+    // Expressions are columns too; sharded by a key of the query.
+    o.segments = 2;
+    o.id = "";
+    o.distributedBy = "k";
+    const auto computed =
+        data::loadSource("pg:(SELECT id * 10 AS k, label + 0 AS label, pixels FROM fmnist_shards) ", o);
+    EXPECT_EQ(computed.train.size(), kRows);
+    EXPECT_TRUE(computed.train.homeSegments().defined());
+
+    expectError<DataError>([&] { data::loadSource("pg:(SELECT FROM WHERE)", pgOptions()); },
+                           {"pg:(SELECT FROM WHERE)", "syntax error"});
+    expectError<ConfigError>([&] { data::loadSource("pg:(SELECT id, label, pixels FROM fmnist_shards", pgOptions()); },
+                             {"pg:(SELECT ...), in parentheses"});
+    expectError<DataError>([&] { data::loadSource("pg:(SELECT id, label, pixels FROM fmnist_shards WHERE false)", pgOptions()); },
+                           {"the query returns no rows"});
+}
+
+TEST_F(PgShards, ShardingErrorsSayWhatToDo) {
+    auto o = pgOptions();
+    o.segments = 2;
+    o.id = "";
+    expectError<ConfigError>([&] { data::loadSource("pg:fmnist_shards", o); },
+                             {"pg:fmnist_shards", "--distributed-by COLUMN"});
+    o.distributedBy = "nope";
+    expectError<ConfigError>([&] { data::loadSource("pg:fmnist_shards", o); },
+                             {"no distribution key column 'nope'", "pixels real[]"});
+    o = pgOptions();
+    o.segments = 8; // more segments than rows
+    const std::string few = "pg:(SELECT * FROM fmnist_shards WHERE id < 3)";
+    expectError<DataError>([&] { data::loadSource(few, o); }, {few + ": segment", "of 8 has no rows", "fewer segments"});
+}
+
+// One of the parallel streams is cut: a DataError naming the source and the segment, and the other
+// streams stop instead of reading on.
+TEST_F(PgShards, OneStreamCutFailsTheRead) {
+    db->query("DROP VIEW IF EXISTS fmnist_shards_slow");
+    db->query("CREATE VIEW fmnist_shards_slow AS SELECT id, label, pixels, pg_sleep(0.005)::text AS pause "
+              "FROM fmnist_shards");
+    auto o = pgOptions();
+    o.segments = 3;
+    // Unordered, so that rows stream as they are made (ORDER BY id would sort them all first).
+    o.id = "";
+    o.distributedBy = "id";
+    o.connection += " application_name=mppdl_shard_victim";
+    std::atomic<bool> done{false};
+    std::thread killer([&] {
+        data::PgConnection admin(testConnection(), "the killer");
+        for (int i = 0; i < 1000 && !done; ++i) {
+            // One backend of the three: the stream whose COPY names "% 3 = 1".
+            const auto r = admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                                       "application_name = 'mppdl_shard_victim' AND query LIKE 'COPY%= 1) TO STDOUT%'");
+            if (r.rows() > 0)
+                break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    });
+    const auto start = std::chrono::steady_clock::now();
+    expectError<DataError>([&] { data::loadSource("pg:fmnist_shards_slow", o); },
+                           {"pg:fmnist_shards_slow, segment 1", "terminat"});
+    // A full read takes 900 rows x 5 ms / 3 streams = 1.5 s; stopping early takes much less.
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 1.4);
+    done = true;
+    killer.join();
+}

@@ -76,7 +76,8 @@ void installSignalHandlers() { std::signal(SIGINT, onInterrupt); }
 void SourceFlags::add(CLI::App& c, bool required) {
     auto* data = c.add_option("--data", location,
                               "data source: an IDX directory or file, a CSV/CSV.gz file, a .npy file, "
-                              "an image folder (one subfolder per class), or a PostgreSQL table pg:TABLE");
+                              "an image folder (one subfolder per class), or a PostgreSQL table or query: pg:TABLE, "
+                              "pg:(SELECT ...)");
     if (required)
         data->required();
     std::string kinds = "auto";

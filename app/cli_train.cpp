@@ -556,13 +556,17 @@ struct PredictFlags {
     std::string ifExists = "fail";
     std::string outConnection;
     int threads = 0;
-    int64_t batchSize = 256;
+    int64_t batchSize = 0;
     bool json = false;
 
     void add(CLI::App& c) {
         model.add(c);
         c.add_option("--threads", threads, "CPU threads (0 = OMP_NUM_THREADS, else all CPUs)")->capture_default_str();
-        c.add_option("--batch-size", batchSize, "rows a forward pass")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+        c.add_option("--batch-size", batchSize,
+                     "rows a forward pass (0 = as many as keep the largest layer output in the CPU cache; 1024 on "
+                     "a GPU)")
+            ->capture_default_str()
+            ->check(CLI::Range(0, 1 << 20));
         source.add(c);
         c.add_option("--out-table", outTable, "write (id, predicted_index, predicted_class, probabilities) to this table")
             ->required();

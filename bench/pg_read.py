@@ -21,6 +21,13 @@ For each layout, in the same run, alternating which goes first:
   killed at that message: no training. The message's own "loaded in 0.9s" (humanDuration) has a
   0.1 s resolution, too coarse here; `mppdl data show` adds per-value statistics, so neither is used.
 
+Parallel N-stream reading (--streams, default 2,4): mppdl reads the table as N segments' shards
+over N connections at once (`--strategy model-averaging --segments N --distribute-by database
+--distributed-by id`: segment s selects `WHERE abs(hashtext(id::text)::int8) % N = s`), against N psql
+processes started together, each \copy-ing the same shard SELECT to /dev/null (time until the last
+ends). Every stream scans the whole table and keeps its 1/N of the rows, as a hash-distributed read
+must on PostgreSQL (Greenplum's segments read only their own rows).
+
 MB are the bytes of the binary COPY stream (10^6 bytes), counted once per layout; rows/s and MB/s
 come from the median of --repeats runs (after one warm-up run of each reader). The ratio is psql's
 time over mppdl's (1.0: as fast as psql; the target is >= 0.8).
@@ -34,17 +41,16 @@ results on stdout.
 
 import argparse
 import datetime
-import gzip
 import json
 import os
 import shlex
 import statistics
-import struct
 import subprocess
 import sys
 import time
 
 from machine import cpu_model
+from pg_common import ENV, copy_in, log, read_idx, run_psql
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = 0.8
@@ -62,6 +68,8 @@ def parse_args():
     p.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated: " + ", ".join(LAYOUTS))
     p.add_argument("--repeats", type=int, default=3, help="timed runs of each reader per layout (median)")
     p.add_argument("--limit", type=int, default=0, help="load only the first N rows (0 = all 60,000)")
+    p.add_argument("--streams", default="2,4",
+                   help="comma-separated N for the parallel N-stream reading (empty: skip it)")
     p.add_argument("--order-by-id", action="store_true",
                    help="read in id order (mppdl --id id; ORDER BY id in psql's SELECT)")
     p.add_argument("--skip-load", action="store_true", help="the tables are there from an earlier run (--keep)")
@@ -74,6 +82,12 @@ def parse_args():
     for layout in a.layouts:
         if layout not in LAYOUTS:
             p.error("unknown layout %r (use %s)" % (layout, ", ".join(LAYOUTS)))
+    try:
+        a.streams = [int(x) for x in a.streams.split(",") if x.strip()]
+    except ValueError:
+        p.error("--streams takes comma-separated numbers, got %r" % a.streams)
+    if any(n < 2 for n in a.streams):
+        p.error("--streams: each N must be >= 2 (one stream is the first table)")
     if a.repeats < 1 or a.limit < 0:
         p.error("--repeats must be >= 1 and --limit >= 0")
     if not a.conn:
@@ -81,35 +95,11 @@ def parse_args():
     return a
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def child_env():
-    env = dict(os.environ)
-    if os.environ.get("MPPDL_TEST_PG_PASSWORD") and "PGPASSWORD" not in os.environ:
-        env["PGPASSWORD"] = os.environ["MPPDL_TEST_PG_PASSWORD"]
-    return env
-
-
-ENV = child_env()
-ENV.setdefault("PGOPTIONS", "-c client_min_messages=warning")  # no NOTICEs from DROP TABLE IF EXISTS
-
-
 def psql(args, sql, **kw):
-    return subprocess.run([args.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", args.conn, "-c", sql],
-                          env=ENV, check=True, **kw)
+    return run_psql(args.psql, args.conn, sql, **kw)
 
 
 # Data -----------------------------------------------------------------------------------------
-
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    magic, = struct.unpack(">I", data[:4])
-    dims = [struct.unpack(">I", data[4 + 4 * i:8 + 4 * i])[0] for i in range(magic & 0xFF)]
-    return dims, data[4 + 4 * len(dims):]
-
 
 def load_fashion(args):
     dims, pixels = read_idx(os.path.join(args.data, "train-images-idx3-ubyte.gz"))
@@ -136,25 +126,20 @@ def create_and_copy(args, layout, n, pixels, labels):
         columns = ", pixels " + ("bytea" if layout == "bytea" else "real[]")
     psql(args, "DROP TABLE IF EXISTS %s; CREATE TABLE %s (id integer, label integer%s)" % (t, t, columns))
     words = [str(v) for v in range(256)]
+
+    def lines():
+        for r in range(n):
+            row = pixels[r * WIDTH:(r + 1) * WIDTH]
+            if layout == "bytea":
+                features = "\\\\x" + row.hex()  # COPY text: the backslash of \x doubled
+            elif layout == "real":
+                features = "{" + ",".join([words[b] for b in row]) + "}"
+            else:
+                features = "\t".join([words[b] for b in row])
+            yield "%d\t%d\t%s\n" % (r, labels[r], features)
+
     started = time.perf_counter()
-    proc = subprocess.Popen([args.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", args.conn, "-c",
-                             "COPY %s FROM STDIN" % t], stdin=subprocess.PIPE, env=ENV)
-    chunk = []
-    for r in range(n):
-        row = pixels[r * WIDTH:(r + 1) * WIDTH]
-        if layout == "bytea":
-            features = "\\\\x" + row.hex()  # COPY text: the backslash of \x doubled
-        elif layout == "real":
-            features = "{" + ",".join([words[b] for b in row]) + "}"
-        else:
-            features = "\t".join([words[b] for b in row])
-        chunk.append("%d\t%d\t%s\n" % (r, labels[r], features))
-        if len(chunk) == 2000 or r == n - 1:
-            proc.stdin.write("".join(chunk).encode())
-            chunk = []
-    proc.stdin.close()
-    if proc.wait() != 0:
-        raise SystemExit("COPY into %s failed" % t)
+    copy_in(args.psql, args.conn, t, lines())
     copy_seconds = time.perf_counter() - started
     psql(args, "ANALYZE %s" % t)
     return copy_seconds
@@ -162,8 +147,13 @@ def create_and_copy(args, layout, n, pixels, labels):
 
 # Readers --------------------------------------------------------------------------------------
 
-def select_sql(layout, args):
-    """The SELECT of engine/src/data/pg_source.cpp for this table."""
+def shard_condition(streams, shard):
+    """ShardPlan::condition() of engine/src/data/pg_read.cpp, hashing the id."""
+    return 'abs(hashtext("id"::text)::int8) %% %d = %d' % (streams, shard)
+
+
+def select_sql(layout, args, where=None):
+    """The SELECT of engine/src/data/pg_source.cpp for this table (one shard's, with `where`)."""
     t = '"%s"' % table_name(layout)
     if layout == "real":
         features = '"pixels"::float4[]'
@@ -171,10 +161,10 @@ def select_sql(layout, args):
         features = '"pixels"'
     else:
         features = "ARRAY[" + ", ".join('"%s"' % c for c in feature_columns()) + "]::float4[]"
+    condition = " WHERE " + where if where else ""
     if args.order_by_id:  # with --id, mppdl also reads the id as text (LoadedSource::ids)
-        return 'SELECT "label"::int8, %s, "id"::text AS mppdl_id FROM %s ORDER BY "id"' % (features, t)
-    sql = 'SELECT "label"::int8, %s FROM %s' % (features, t)
-    return sql
+        return 'SELECT "label"::int8, %s, "id"::text AS mppdl_id FROM %s%s ORDER BY "id"' % (features, t, condition)
+    return 'SELECT "label"::int8, %s FROM %s%s' % (features, t, condition)
 
 
 def copy_bytes(args, layout):
@@ -200,7 +190,19 @@ def time_psql(args, layout):
     return time.perf_counter() - started
 
 
-def mppdl_command(args, layout):
+def time_psql_parallel(args, layout, streams):
+    """N psql processes, each \copy-ing one shard, started together; seconds until the last ends."""
+    started = time.perf_counter()
+    procs = [subprocess.Popen([args.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", args.conn, "-c",
+                               "\\copy (%s) TO '/dev/null' (FORMAT binary)" %
+                               select_sql(layout, args, shard_condition(streams, s))], env=ENV)
+             for s in range(streams)]
+    if any(p.wait() != 0 for p in procs):
+        raise SystemExit("a psql shard read of %s failed" % layout)
+    return time.perf_counter() - started
+
+
+def mppdl_command(args, layout, streams=0):
     cmd = [args.mppdl, "train", "--data", "pg:" + table_name(layout), "--conn", args.conn, "--shape", "1,28,28",
            "--val-fraction", "0", "--normalize", "none", "--epochs", "1", "--arch", "mlp", "--no-project", "--json"]
     if layout == "columns":
@@ -208,12 +210,15 @@ def mppdl_command(args, layout):
         cmd += ["--features", ",".join(feature_columns())]
     if args.order_by_id:
         cmd += ["--id", "id"]
+    if streams:
+        cmd += ["--strategy", "model-averaging", "--segments", str(streams), "--distribute-by", "database",
+                "--distributed-by", "id"]
     return cmd
 
 
-def time_mppdl(args, layout, data=None):
+def time_mppdl(args, layout, data=None, streams=0):
     """(loadData's seconds, the process's seconds up to that message, the message)."""
-    cmd = mppdl_command(args, layout) if data is None else [
+    cmd = mppdl_command(args, layout, streams) if data is None else [
         args.mppdl, "train", "--data", data, "--val-fraction", "0", "--normalize", "none", "--epochs", "1",
         "--arch", "mlp", "--no-project", "--json"]
     started = time.perf_counter()
@@ -284,11 +289,26 @@ def main():
                     process_times.append(process)
             log("  run %d: psql %.3f s, mppdl %.3f s (process %.3f s)" %
                 (i + 1, psql_times[-1], mppdl_times[-1], process_times[-1]))
+        parallel = []
+        for streams in args.streams:
+            psql_n, mppdl_n = [], []
+            time_psql_parallel(args, layout, streams)  # warm-up
+            time_mppdl(args, layout, streams=streams)
+            for i in range(args.repeats):
+                for reader in (("psql", "mppdl") if i % 2 == 0 else ("mppdl", "psql")):
+                    if reader == "psql":
+                        psql_n.append(time_psql_parallel(args, layout, streams))
+                    else:
+                        mppdl_n.append(time_mppdl(args, layout, streams=streams)[0])
+            log("  %d streams: psql %.3f s, mppdl %.3f s (medians)" %
+                (streams, statistics.median(psql_n), statistics.median(mppdl_n)))
+            parallel.append({"streams": streams, "psql_seconds": psql_n, "mppdl_seconds": mppdl_n,
+                             "psql_median": statistics.median(psql_n), "mppdl_median": statistics.median(mppdl_n)})
         results.append({"layout": layout, "rows": n, "copy_bytes": size, "load_seconds": load_seconds,
                         "psql_seconds": psql_times, "mppdl_seconds": mppdl_times,
                         "mppdl_process_seconds": process_times,
                         "psql_median": statistics.median(psql_times), "mppdl_median": statistics.median(mppdl_times),
-                        "mppdl_process_median": statistics.median(process_times)})
+                        "mppdl_process_median": statistics.median(process_times), "parallel": parallel})
         if not args.keep:
             psql(args, "DROP TABLE IF EXISTS %s" % table_name(layout))
 
@@ -308,12 +328,25 @@ def main():
                      "{:,.0f}".format(r["rows"] / r["psql_median"]), "%.0f" % (mb / r["psql_median"]),
                      "%.3f" % r["mppdl_median"], "{:,.0f}".format(r["rows"] / r["mppdl_median"]),
                      "%.0f" % (mb / r["mppdl_median"]), "%.2fx" % (r["psql_median"] / r["mppdl_median"])])
+    parallel_header = ["layout", "streams", "psql s", "psql rows/s", "mppdl s", "mppdl rows/s", "mppdl/psql",
+                       "vs 1 stream"]
+    parallel_rows = []
+    for r in results:
+        for p in r["parallel"]:
+            parallel_rows.append([r["layout"], str(p["streams"]), "%.3f" % p["psql_median"],
+                                  "{:,.0f}".format(r["rows"] / p["psql_median"]), "%.3f" % p["mppdl_median"],
+                                  "{:,.0f}".format(r["rows"] / p["mppdl_median"]),
+                                  "%.2fx" % (p["psql_median"] / p["mppdl_median"]),
+                                  "%.2fx" % (r["mppdl_median"] / p["mppdl_median"])])
     missed = [r["layout"] for r in results if r["psql_median"] / r["mppdl_median"] < TARGET]
     verdict = "PASS" if not missed else "MISS (%s)" % ", ".join(missed)
     print(render(header, rows, False))
     print("target: mppdl >= %.1fx psql's rate: %s" % (TARGET, verdict))
     if "bytea" in args.layouts:
         print("bytea: mppdl's time includes prepare()'s uint8 -> float32 conversion, which psql does not do")
+    if parallel_rows:
+        print()
+        print(render(parallel_header, parallel_rows, False))
     if idx_seconds is not None:
         print("for reference: mppdl reading the IDX .gz files (60,000 train + 10,000 test rows): %.3f s" % idx_seconds)
 
@@ -345,6 +378,14 @@ def main():
                   ", ".join("%s %.1f s" % (r["layout"], r["load_seconds"]) for r in loads) + ".")
         if idx_seconds is not None:
             print("For reference, mppdl reads the IDX .gz files (60,000 + 10,000 rows) in %.3f s." % idx_seconds)
+        if parallel_rows:
+            print()
+            print("Parallel N-stream reading (`--distribute-by database --distributed-by id`): N connections, "
+                  "segment s reading `WHERE abs(hashtext(id::text)::int8) %% N = s`, against N psql processes "
+                  "\\copy-ing the same shards at once; \"vs 1 stream\" is mppdl's one-stream time over its N-stream "
+                  "time (%s logical CPUs serve the server, psql and mppdl alike)." % os.cpu_count())
+            print()
+            print(render(parallel_header, parallel_rows, True))
 
     if args.json_out:
         with open(args.json_out, "w") as f:

@@ -352,7 +352,8 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     if (!options.id.empty()) // the column, in its own type (the text copy above is named apart)
         read.orderBy = quoteIdentifier(options.id);
     read.limit = options.limit;
-    read.shards = planShards(serverInfo(db), !source.query, options.segments, key, where);
+    if (options.segments > 0) // one stream needs nothing of the server's make-up
+        read.shards = planShards(serverInfo(db), !source.query, options.segments, key, where);
     const int shardCount = std::max(1, read.shards.segments);
 
     // Room for the rows the planner expects (or the limit), so the buffers do not regrow and copy.

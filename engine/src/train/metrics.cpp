@@ -3,6 +3,8 @@
 #include "mppdl/core/error.h"
 #include "mppdl/data/dataset.h"
 
+#include <algorithm>
+
 namespace mppdl::train {
 
 namespace {
@@ -25,11 +27,30 @@ void inEvalBatches(std::vector<model::GraphModule>& members, int64_t rows, int64
         }
     } restore{members, wasTraining};
     torch::NoGradGuard noGrad;
+    if (batchSize <= 0) {
+        const auto& front = members.front();
+        const auto parameters = front->parameters();
+        batchSize = inferenceBatch(front->analysis(), parameters.empty() ? torch::Device(torch::kCPU)
+                                                                         : parameters.front().device());
+    }
     for (int64_t begin = 0; begin < rows; begin += batchSize)
         body(begin, std::min(rows, begin + batchSize));
 }
 
 } // namespace
+
+int64_t inferenceBatch(const model::Analysis& analysis, const torch::Device& device) {
+    if (!device.is_cpu())
+        return 1024;
+    int64_t largest = 1;
+    for (const auto& layer : analysis.layers) {
+        int64_t elements = 1;
+        for (const auto d : layer.outputShape)
+            elements *= d;
+        largest = std::max(largest, elements);
+    }
+    return std::clamp<int64_t>(kInferenceCacheBytes / (largest * int64_t(sizeof(float))), 16, 1024);
+}
 
 torch::Tensor sumProbabilities(std::vector<model::GraphModule>& members, const torch::Tensor& x, int64_t batchSize) {
     const int64_t k = members.front()->analysis().numClasses();

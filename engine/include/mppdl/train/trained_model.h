@@ -44,10 +44,10 @@ public:
     /// Throws ConfigError when the data's sample shape differs from the model's input (both named).
     Evaluation evaluate(const data::Dataset& raw, const std::string& split) const;
 
-    /// Class probabilities of every row of raw (unnormalized) data, in batches (an ensemble's: the
-    /// mean of its members'), and the most probable class. ConfigError as evaluate() on a shape that
-    /// does not fit.
-    data::Predictions predict(const data::Dataset& raw, int64_t batchSize = 512) const;
+    /// Class probabilities of every row of raw (unnormalized) data, in batches of `batchSize` rows
+    /// (0: sized to the CPU's cache, 1024 on a GPU), an ensemble's the mean of its members', and the
+    /// most probable class. ConfigError as evaluate() on a shape that does not fit.
+    data::Predictions predict(const data::Dataset& raw, int64_t batchSize = 0) const;
 
     struct Impl;
     /// Engine-internal access to the module and device (see engine/src/train/trained_model_impl.h).

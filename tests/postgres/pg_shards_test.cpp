@@ -18,7 +18,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <map>
 #include <thread>
 
@@ -45,13 +47,19 @@ data::SourceOptions pgOptions() {
     return o;
 }
 
+/// Each test has its own table, named after it: ctest runs tests in parallel processes.
 class PgShards : public PgTest {
 protected:
     void SetUp() override {
         PgTest::SetUp();
+        // Lower case: the SQL below names it unquoted.
+        table = std::string("shards_") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+        std::transform(table.begin(), table.end(), table.begin(), [](unsigned char c) { return std::tolower(c); });
         if (!HasFailure() && !IsSkipped())
-            createFashionTable(*db, "fmnist_shards", "real[]", idxRows());
+            createFashionTable(*db, table, "real[]", idxRows());
     }
+    std::string table;
+    std::string source() const { return "pg:" + table; }
 };
 
 } // namespace
@@ -59,14 +67,14 @@ protected:
 TEST_F(PgShards, EveryRowOnceOnTheSegmentItsKeyHashesTo) {
     auto o = pgOptions();
     o.segments = 3;
-    const auto sharded = data::loadSource("pg:fmnist_shards", o);
+    const auto sharded = data::loadSource(source(), o);
     ASSERT_EQ(sharded.train.size(), kRows);
     ASSERT_TRUE(sharded.train.homeSegments().defined());
     ASSERT_EQ(sharded.ids.size(), size_t(kRows));
 
     // The server's own grouping of the rows by the same hash.
     std::map<int64_t, int64_t> serverSegment;
-    const auto r = db->query("SELECT id, abs(hashtext(id::text)::int8) % 3 FROM fmnist_shards");
+    const auto r = db->query("SELECT id, abs(hashtext(id::text)::int8) % 3 FROM " + table);
     for (int i = 0; i < r.rows(); ++i)
         serverSegment[std::stoll(r.text(i, 0))] = std::stoll(r.text(i, 1));
 
@@ -103,7 +111,7 @@ TEST_F(PgShards, EveryRowOnceOnTheSegmentItsKeyHashesTo) {
 // column every row has): each shard is exactly the rows of its segment.
 TEST_F(PgShards, GreenplumSegmentShardsSelectTheirSegmentsRows) {
     db->query("DROP TABLE IF EXISTS gp_like");
-    db->query("CREATE TABLE gp_like AS SELECT id, label, pixels, (id * 7 % 4) AS gp_segment_id FROM fmnist_shards");
+    db->query("CREATE TABLE gp_like AS SELECT id, label, pixels, (id * 7 % 4) AS gp_segment_id FROM " + table);
     data::ServerInfo gp;
     gp.greenplum = true;
     gp.segments = 4;
@@ -130,7 +138,7 @@ TEST_F(PgShards, GreenplumSegmentShardsSelectTheirSegmentsRows) {
 
 TEST_F(PgShards, DatabaseDistributionTrainsEachSegmentOnItsRows) {
     train::TrainConfig config;
-    config.data.location = "pg:fmnist_shards";
+    config.data.location = source();
     config.data.source = pgOptions();
     config.data.validationFraction = 0.1;
     config.strategy = "model-averaging";
@@ -164,9 +172,32 @@ TEST_F(PgShards, DatabaseDistributionTrainsEachSegmentOnItsRows) {
     expectError<ConfigError>([&] { train::loadData(config, arch, events); }, {"'database' distribution", "pg:"});
 }
 
+TEST_F(PgShards, ProgressCountsTheRowsOnTheCallingThread) {
+    for (const int segments : {0, 3}) {
+        auto o = pgOptions();
+        o.segments = segments;
+        o.progressSeconds = 0; // every step of 256 rows the calling thread's stream sees
+        std::vector<int64_t> reports;
+        const auto caller = std::this_thread::get_id();
+        o.progress = [&](int64_t rows, int64_t expected) {
+            EXPECT_EQ(std::this_thread::get_id(), caller);
+            EXPECT_EQ(expected, kRows) << "the planner's estimate after ANALYZE";
+            reports.push_back(rows);
+        };
+        db->query("ANALYZE " + table);
+        data::loadSource(source(), o);
+        ASSERT_FALSE(reports.empty()) << segments << " segments";
+        EXPECT_EQ(reports.front() % 256, 0);
+        EXPECT_TRUE(std::is_sorted(reports.begin(), reports.end()));
+        EXPECT_LE(reports.back(), kRows);
+        if (segments == 0) // one stream: 256, 512, 768 of the 900 rows
+            EXPECT_EQ(reports, (std::vector<int64_t>{256, 512, 768}));
+    }
+}
+
 TEST_F(PgShards, QueriesAreSources) {
     auto o = pgOptions();
-    const auto even = data::loadSource("pg:(SELECT id, label, pixels FROM fmnist_shards WHERE id % 2 = 0)", o);
+    const auto even = data::loadSource("pg:(SELECT id, label, pixels FROM " + table + " WHERE id % 2 = 0)", o);
     ASSERT_EQ(even.train.size(), kRows / 2);
     const auto evenRows = torch::arange(0, kRows, 2, torch::kInt64);
     EXPECT_TRUE(torch::equal(even.train.features().to(torch::kFloat),
@@ -177,15 +208,15 @@ TEST_F(PgShards, QueriesAreSources) {
     o.id = "";
     o.distributedBy = "k";
     const auto computed =
-        data::loadSource("pg:(SELECT id * 10 AS k, label + 0 AS label, pixels FROM fmnist_shards) ", o);
+        data::loadSource("pg:(SELECT id * 10 AS k, label + 0 AS label, pixels FROM " + table + ") ", o);
     EXPECT_EQ(computed.train.size(), kRows);
     EXPECT_TRUE(computed.train.homeSegments().defined());
 
     expectError<DataError>([&] { data::loadSource("pg:(SELECT FROM WHERE)", pgOptions()); },
                            {"pg:(SELECT FROM WHERE)", "syntax error"});
-    expectError<ConfigError>([&] { data::loadSource("pg:(SELECT id, label, pixels FROM fmnist_shards", pgOptions()); },
+    expectError<ConfigError>([&] { data::loadSource("pg:(SELECT id, label, pixels FROM " + table, pgOptions()); },
                              {"pg:(SELECT ...), in parentheses"});
-    expectError<DataError>([&] { data::loadSource("pg:(SELECT id, label, pixels FROM fmnist_shards WHERE false)", pgOptions()); },
+    expectError<DataError>([&] { data::loadSource("pg:(SELECT id, label, pixels FROM " + table + " WHERE false)", pgOptions()); },
                            {"the query returns no rows"});
 }
 
@@ -193,23 +224,21 @@ TEST_F(PgShards, ShardingErrorsSayWhatToDo) {
     auto o = pgOptions();
     o.segments = 2;
     o.id = "";
-    expectError<ConfigError>([&] { data::loadSource("pg:fmnist_shards", o); },
-                             {"pg:fmnist_shards", "--distributed-by COLUMN"});
+    expectError<ConfigError>([&] { data::loadSource(source(), o); }, {source(), "--distributed-by COLUMN"});
     o.distributedBy = "nope";
-    expectError<ConfigError>([&] { data::loadSource("pg:fmnist_shards", o); },
+    expectError<ConfigError>([&] { data::loadSource(source(), o); },
                              {"no distribution key column 'nope'", "pixels real[]"});
     o = pgOptions();
     o.segments = 8; // more segments than rows
-    const std::string few = "pg:(SELECT * FROM fmnist_shards WHERE id < 3)";
+    const std::string few = "pg:(SELECT * FROM " + table + " WHERE id < 3)";
     expectError<DataError>([&] { data::loadSource(few, o); }, {few + ": segment", "of 8 has no rows", "fewer segments"});
 }
 
 // One of the parallel streams is cut: a DataError naming the source and the segment, and the other
 // streams stop instead of reading on.
 TEST_F(PgShards, OneStreamCutFailsTheRead) {
-    db->query("DROP VIEW IF EXISTS fmnist_shards_slow");
-    db->query("CREATE VIEW fmnist_shards_slow AS SELECT id, label, pixels, pg_sleep(0.005)::text AS pause "
-              "FROM fmnist_shards");
+    db->query("DROP VIEW IF EXISTS shards_slow");
+    db->query("CREATE VIEW shards_slow AS SELECT id, label, pixels, pg_sleep(0.005)::text AS pause FROM " + table);
     auto o = pgOptions();
     o.segments = 3;
     // Unordered, so that rows stream as they are made (ORDER BY id would sort them all first).
@@ -229,8 +258,8 @@ TEST_F(PgShards, OneStreamCutFailsTheRead) {
         }
     });
     const auto start = std::chrono::steady_clock::now();
-    expectError<DataError>([&] { data::loadSource("pg:fmnist_shards_slow", o); },
-                           {"pg:fmnist_shards_slow, segment 1", "terminat"});
+    expectError<DataError>([&] { data::loadSource("pg:shards_slow", o); },
+                           {"pg:shards_slow, segment 1", "terminat"});
     // A full read takes 900 rows x 5 ms / 3 streams = 1.5 s; stopping early takes much less.
     EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 1.4);
     done = true;

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <map>
@@ -31,6 +32,8 @@ constexpr const char* kPrefix = "pg:";
 /// The most connections a sharded read opens at once: enough to keep a server's cores busy, few
 /// enough to leave its max_connections (100 by default) to others.
 constexpr int kMaxStreams = 8;
+/// Rows a stream reads between looks at the clock for progress reports.
+constexpr int64_t kProgressRows = 256;
 /// The most bytes reserved up front from the planner's row estimate, which may be stale.
 constexpr size_t kReserveCap = size_t(1) << 30;
 
@@ -371,6 +374,10 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     std::vector<ShardRows> shards(static_cast<size_t>(shardCount));
     std::vector<std::exception_ptr> failures(static_cast<size_t>(shardCount));
     std::atomic<bool> stop{false};
+    // Progress comes from the calling thread's stream (the first), counting every stream's rows.
+    std::atomic<int64_t> rowsRead{0};
+    const int64_t expectedRows = format.expected * shardCount;
+    auto lastReport = std::chrono::steady_clock::now();
     auto stream = [&](int k) {
         std::unique_ptr<PgConnection> own;
         for (int s = k; s < shardCount && !stop; s += streams) {
@@ -385,6 +392,15 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
                     if (stop.load(std::memory_order_relaxed))
                         throw Stopped{};
                     decodeTuple(p, n, format, shardWhere, shards[size_t(s)]);
+                    // Counted in blocks, so that the streams do not contend on the counter.
+                    if (options.progress && shards[size_t(s)].rows % kProgressRows == 0) {
+                        const int64_t read = rowsRead += kProgressRows;
+                        const auto now = std::chrono::steady_clock::now();
+                        if (k == 0 && std::chrono::duration<double>(now - lastReport).count() >= options.progressSeconds) {
+                            lastReport = now;
+                            options.progress(read, expectedRows);
+                        }
+                    }
                 });
             } catch (const Stopped&) {
                 return; // the connection is mid-COPY: done with it

@@ -420,6 +420,12 @@ LoadedData loadData(const TrainConfig& config, const model::Architecture& archit
         });
         if (fromSource && config.strategy != "single")
             options.segments = config.segments;
+        // A long read says how far it has come.
+        options.progress = [&](int64_t rows, int64_t expected) {
+            emitter.message("reading " + config.data.location + ": " + std::to_string(rows) +
+                            (expected > 0 ? " of ~" + std::to_string(expected) : "") + " rows in " +
+                            humanDuration(secondsSince(start)));
+        };
         const data::LoadedSource source = data::loadSource(config.data.location, options);
         if (fromSource && config.strategy != "single" && !source.train.homeSegments().defined())
             throw ConfigError("the '" + config.distribution + "' distribution keeps each row on the segment the " +

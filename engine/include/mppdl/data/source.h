@@ -3,6 +3,7 @@
 #include "mppdl/data/dataset.h"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,6 +49,11 @@ struct SourceOptions {
     std::string distributedBy;
     /// PostgreSQL: what a bytea feature column holds: "uint8" pixels or packed little-endian "float32".
     std::string bytea = "uint8";
+    /// Told now and then (at most every `progressSeconds`, so never for a quicker read) how many
+    /// rows have been read (in steps of 256) and how many are expected (the planner's estimate, or
+    /// the limit; 0 when unknown). Called on the thread that called loadSource(). PostgreSQL only.
+    std::function<void(int64_t rows, int64_t expected)> progress;
+    double progressSeconds = 2.0;
 };
 
 /// A libpq connection string or URI as a keyword string without its password: what may be

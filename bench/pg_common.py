@@ -51,3 +51,28 @@ def read_idx(path):
     magic, = struct.unpack(">I", data[:4])
     dims = [struct.unpack(">I", data[4 + 4 * i:8 + 4 * i])[0] for i in range(magic & 0xFF)]
     return dims, data[4 + 4 * len(dims):]
+
+
+def check_binary(path):
+    """False (after saying so) when there is no mppdl binary at `path`."""
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return True
+    log("error: no mppdl binary at %s (build it, pass --mppdl or set $MPPDL)" % path)
+    return False
+
+
+def server_version(psql, conn):
+    version = subprocess.run([psql, "-X", "-A", "-t", conn, "-c", "SELECT version()"], env=ENV, check=True,
+                             capture_output=True, text=True).stdout.strip()
+    log("server: " + version)
+    return version
+
+
+def render(header, rows, markdown):
+    """A table as aligned text (first column left, the others right), or as markdown."""
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+        return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([fmt(header), "-" * len(fmt(header))] + [fmt(r) for r in rows])

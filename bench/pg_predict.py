@@ -32,7 +32,7 @@ import sys
 import tempfile
 
 from machine import cpu_model
-from pg_common import ENV, copy_in, log, read_idx, run_psql
+from pg_common import ENV, check_binary, copy_in, log, read_idx, render, run_psql, server_version
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MADLIB = (1600, 1900)  # images/s, 2-segment CPU Greenplum
@@ -100,12 +100,9 @@ def mppdl(args, *words):
 
 def main():
     args = parse_args()
-    if not (os.path.isfile(args.mppdl) and os.access(args.mppdl, os.X_OK)):
-        log("error: no mppdl binary at %s (build it, pass --mppdl or set $MPPDL)" % args.mppdl)
+    if not check_binary(args.mppdl):
         return 2
-    server = subprocess.run([args.psql, "-X", "-A", "-t", args.conn, "-c", "SELECT version()"], env=ENV, check=True,
-                            capture_output=True, text=True).stdout.strip()
-    log("server: " + server)
+    server = server_version(args.psql, args.conn)
     made = set()
     results = []
     with tempfile.TemporaryDirectory(prefix="mppdl-bench-predict-") as workdir:
@@ -148,12 +145,7 @@ def main():
                      "{:,.0f}-{:,.0f}".format(r["rows_per_sec_min"], r["rows_per_sec_max"]),
                      "%.3f" % r["read_median"], "%.3f" % r["predict_median"], "%.3f" % r["write_median"],
                      "%.1f-%.1fx" % (m / MADLIB[1], m / MADLIB[0])])
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    print(line(header))
-    print("-" * len(line(header)))
-    for row in rows:
-        print(line(row))
+    print(render(header, rows, False))
     verdicts = ["%s %s" % (r["network"], "met" if r["rows_per_sec_median"] >= TARGET * MADLIB[1] else "NOT met")
                 for r in results]
     print("target (>= %.0fx MADlib's 1.9k, %s rows/s): %s" % (TARGET, "{:,.0f}".format(TARGET * MADLIB[1]),
@@ -169,10 +161,7 @@ def main():
         print("- %s rows as bytea, median of %d runs after a warm-up; rows/s from first byte read to COMMIT" %
               ("{:,}".format(args.rows), args.repeats))
         print()
-        print("| " + " | ".join(header) + " |")
-        print("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|")
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
+        print(render(header, rows, True))
         print()
         print("Target >= %.0fx MADlib's rate (>= %s rows/s against its upper 1.9k): %s." %
               (TARGET, "{:,.0f}".format(TARGET * MADLIB[1]), ", ".join(verdicts)))

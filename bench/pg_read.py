@@ -50,7 +50,7 @@ import sys
 import time
 
 from machine import cpu_model
-from pg_common import ENV, copy_in, log, read_idx, run_psql
+from pg_common import ENV, check_binary, copy_in, log, read_idx, render, run_psql, server_version
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = 0.8
@@ -248,23 +248,11 @@ def time_mppdl(args, layout, data=None, streams=0):
 
 
 
-def render(header, rows, markdown):
-    if markdown:
-        out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-        return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([fmt(header), "-" * len(fmt(header))] + [fmt(r) for r in rows])
-
-
 def main():
     args = parse_args()
-    if not (os.path.isfile(args.mppdl) and os.access(args.mppdl, os.X_OK)):
-        log("error: no mppdl binary at %s (build it, pass --mppdl or set $MPPDL)" % args.mppdl)
+    if not check_binary(args.mppdl):
         return 2
-    server = subprocess.run([args.psql, "-X", "-A", "-t", args.conn, "-c", "SELECT version()"], env=ENV, check=True,
-                            capture_output=True, text=True).stdout.strip()
-    log("server: " + server)
+    server = server_version(args.psql, args.conn)
     n, pixels, labels = load_fashion(args)
     results = []
     for layout in args.layouts:

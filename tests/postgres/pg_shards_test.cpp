@@ -245,23 +245,11 @@ TEST_F(PgShards, OneStreamCutFailsTheRead) {
     o.id = "";
     o.distributedBy = "id";
     o.connection += " application_name=mppdl_shard_victim";
-    std::atomic<bool> done{false};
-    std::thread killer([&] {
-        data::PgConnection admin(testConnection(), "the killer");
-        for (int i = 0; i < 1000 && !done; ++i) {
-            // One backend of the three: the stream whose COPY names "% 3 = 1".
-            const auto r = admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                                       "application_name = 'mppdl_shard_victim' AND query LIKE 'COPY%= 1) TO STDOUT%'");
-            if (r.rows() > 0)
-                break;
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
-    });
+    // One backend of the three: the stream whose COPY names "% 3 = 1".
+    BackendKiller killer("mppdl_shard_victim", "COPY%= 1) TO STDOUT%");
     const auto start = std::chrono::steady_clock::now();
     expectError<DataError>([&] { data::loadSource("pg:shards_slow", o); },
                            {"pg:shards_slow, segment 1", "terminat"});
     // A full read takes 900 rows x 5 ms / 3 streams = 1.5 s; stopping early takes much less.
     EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 1.4);
-    done = true;
-    killer.join();
 }

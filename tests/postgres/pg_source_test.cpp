@@ -163,17 +163,7 @@ TEST_F(PgSource, ConnectionTerminatedMidStreamIsADataError) {
     db->query("CREATE VIEW fmnist_slow AS SELECT id, label, pixels, pg_sleep(0.005)::text AS pause FROM fmnist_slow_rows");
     auto o = pgOptions();
     o.connection += " application_name=mppdl_victim";
-    std::atomic<bool> done{false};
-    std::thread killer([&] {
-        data::PgConnection admin(testConnection(), "the killer");
-        for (int i = 0; i < 1000 && !done; ++i) {
-            const auto r = admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                                       "application_name = 'mppdl_victim' AND query LIKE 'COPY%'");
-            if (r.rows() > 0)
-                break;
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
-    });
+    BackendKiller killer("mppdl_victim", "COPY%");
     try {
         data::loadSource("pg:fmnist_slow", o);
         ADD_FAILURE() << "the stream was not cut";
@@ -183,6 +173,4 @@ TEST_F(PgSource, ConnectionTerminatedMidStreamIsADataError) {
         EXPECT_NE(what.find("rows"), std::string::npos) << what;
         EXPECT_NE(what.find("terminat"), std::string::npos) << what;
     }
-    done = true;
-    killer.join();
 }

@@ -11,9 +11,12 @@
 #include <libpq-fe.h>
 #include <torch/torch.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
 
 /// The server's keyword string with the password, or "" when no server was given.
 inline std::string testConnection() {
@@ -85,6 +88,33 @@ inline void createFashionTable(mppdl::data::PgConnection& db, const std::string&
     }
     copyIn(db, "COPY " + name + " FROM STDIN", text);
 }
+
+/// Terminates, from a thread of its own, the first backend whose application_name is
+/// `application` and whose query is LIKE `query`, as soon as it shows up (polling every 5 ms, up
+/// to 5 s); stops polling when destroyed.
+class BackendKiller {
+public:
+    BackendKiller(const std::string& application, const std::string& query)
+        : m_thread([this, application, query] {
+              mppdl::data::PgConnection admin(testConnection(), "the killer");
+              for (int i = 0; i < 1000 && !m_done; ++i) {
+                  if (admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 "
+                                  "AND query LIKE $2",
+                                  {application, query})
+                          .rows() > 0)
+                      return;
+                  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+              }
+          }) {}
+    ~BackendKiller() {
+        m_done = true;
+        m_thread.join();
+    }
+
+private:
+    std::atomic<bool> m_done{false};
+    std::thread m_thread;
+};
 
 /// A test that needs the server: skipped without one, with a connection to it.
 class PgTest : public ::testing::Test {

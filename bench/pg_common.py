@@ -53,6 +53,18 @@ def read_idx(path):
     return dims, data[4 + 4 * len(dims):]
 
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def add_common_args(p):
+    """The flags every PostgreSQL benchmark takes: the server, the data, the binaries."""
+    p.add_argument("--conn", default=os.environ.get("MPPDL_TEST_PG", ""),
+                   help="libpq connection string (default: $MPPDL_TEST_PG)")
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST IDX .gz directory")
+    p.add_argument("--mppdl", default=os.environ.get("MPPDL", os.path.join(REPO_ROOT, "build", "app", "mppdl")))
+    p.add_argument("--psql", default="psql")
+
+
 def check_binary(path):
     """False (after saying so) when there is no mppdl binary at `path`."""
     if os.path.isfile(path) and os.access(path, os.X_OK):

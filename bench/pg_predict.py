@@ -32,9 +32,8 @@ import sys
 import tempfile
 
 from machine import cpu_model
-from pg_common import ENV, check_binary, copy_in, log, read_idx, render, run_psql, server_version
+from pg_common import ENV, add_common_args, check_binary, copy_in, log, read_idx, render, run_psql, server_version
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MADLIB = (1600, 1900)  # images/s, 2-segment CPU Greenplum
 TARGET = 3.0
 NETWORKS = {  # name: (table, shape)
@@ -46,11 +45,7 @@ NETWORKS = {  # name: (table, shape)
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--conn", default=os.environ.get("MPPDL_TEST_PG", ""),
-                   help="libpq connection string (default: $MPPDL_TEST_PG)")
-    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST IDX .gz directory")
-    p.add_argument("--mppdl", default=os.environ.get("MPPDL", os.path.join(REPO_ROOT, "build", "app", "mppdl")))
-    p.add_argument("--psql", default="psql")
+    add_common_args(p)
     p.add_argument("--archs", default="fmnist_cnn,cifar_cnn6,mlp", help="comma-separated: " + ", ".join(NETWORKS))
     p.add_argument("--rows", type=int, default=10000, help="rows to predict (at most 10,000)")
     p.add_argument("--repeats", type=int, default=3)

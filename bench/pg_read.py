@@ -50,9 +50,8 @@ import sys
 import time
 
 from machine import cpu_model
-from pg_common import ENV, check_binary, copy_in, log, read_idx, render, run_psql, server_version
+from pg_common import ENV, add_common_args, check_binary, copy_in, log, read_idx, render, run_psql, server_version
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = 0.8
 WIDTH = 784
 LAYOUTS = ("real", "bytea", "columns")
@@ -60,11 +59,7 @@ LAYOUTS = ("real", "bytea", "columns")
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--conn", default=os.environ.get("MPPDL_TEST_PG", ""),
-                   help="libpq connection string (default: $MPPDL_TEST_PG)")
-    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST IDX .gz directory")
-    p.add_argument("--mppdl", default=os.environ.get("MPPDL", os.path.join(REPO_ROOT, "build", "app", "mppdl")))
-    p.add_argument("--psql", default="psql")
+    add_common_args(p)
     p.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated: " + ", ".join(LAYOUTS))
     p.add_argument("--repeats", type=int, default=3, help="timed runs of each reader per layout (median)")
     p.add_argument("--limit", type=int, default=0, help="load only the first N rows (0 = all 60,000)")

@@ -31,20 +31,8 @@ namespace {
 constexpr int64_t kRows = 900;
 
 const data::Dataset& idxRows() {
-    static const data::Dataset rows = [] {
-        data::SourceOptions o;
-        o.limit = kRows;
-        return data::loadSource(MPPDL_FASHION_MNIST_DIR, o).train;
-    }();
+    static const data::Dataset rows = fashionRows(kRows).train;
     return rows;
-}
-
-data::SourceOptions pgOptions() {
-    data::SourceOptions o;
-    o.connection = testConnection();
-    o.shape = {1, 28, 28};
-    o.id = "id";
-    return o;
 }
 
 /// Each test has its own table, named after it: ctest runs tests in parallel processes.
@@ -65,7 +53,7 @@ protected:
 } // namespace
 
 TEST_F(PgShards, EveryRowOnceOnTheSegmentItsKeyHashesTo) {
-    auto o = pgOptions();
+    auto o = fashionTableOptions();
     o.segments = 3;
     const auto sharded = data::loadSource(source(), o);
     ASSERT_EQ(sharded.train.size(), kRows);
@@ -139,7 +127,7 @@ TEST_F(PgShards, GreenplumSegmentShardsSelectTheirSegmentsRows) {
 TEST_F(PgShards, DatabaseDistributionTrainsEachSegmentOnItsRows) {
     train::TrainConfig config;
     config.data.location = source();
-    config.data.source = pgOptions();
+    config.data.source = fashionTableOptions();
     config.data.validationFraction = 0.1;
     config.strategy = "model-averaging";
     config.segments = 3;
@@ -174,7 +162,7 @@ TEST_F(PgShards, DatabaseDistributionTrainsEachSegmentOnItsRows) {
 
 TEST_F(PgShards, ProgressCountsTheRowsOnTheCallingThread) {
     for (const int segments : {0, 3}) {
-        auto o = pgOptions();
+        auto o = fashionTableOptions();
         o.segments = segments;
         o.progressSeconds = 0; // every step of 256 rows the calling thread's stream sees
         std::vector<int64_t> reports;
@@ -196,7 +184,7 @@ TEST_F(PgShards, ProgressCountsTheRowsOnTheCallingThread) {
 }
 
 TEST_F(PgShards, QueriesAreSources) {
-    auto o = pgOptions();
+    auto o = fashionTableOptions();
     const auto even = data::loadSource("pg:(SELECT id, label, pixels FROM " + table + " WHERE id % 2 = 0)", o);
     ASSERT_EQ(even.train.size(), kRows / 2);
     const auto evenRows = torch::arange(0, kRows, 2, torch::kInt64);
@@ -212,23 +200,23 @@ TEST_F(PgShards, QueriesAreSources) {
     EXPECT_EQ(computed.train.size(), kRows);
     EXPECT_TRUE(computed.train.homeSegments().defined());
 
-    expectError<DataError>([&] { data::loadSource("pg:(SELECT FROM WHERE)", pgOptions()); },
+    expectError<DataError>([&] { data::loadSource("pg:(SELECT FROM WHERE)", fashionTableOptions()); },
                            {"pg:(SELECT FROM WHERE)", "syntax error"});
-    expectError<ConfigError>([&] { data::loadSource("pg:(SELECT id, label, pixels FROM " + table, pgOptions()); },
+    expectError<ConfigError>([&] { data::loadSource("pg:(SELECT id, label, pixels FROM " + table, fashionTableOptions()); },
                              {"pg:(SELECT ...), in parentheses"});
-    expectError<DataError>([&] { data::loadSource("pg:(SELECT id, label, pixels FROM " + table + " WHERE false)", pgOptions()); },
+    expectError<DataError>([&] { data::loadSource("pg:(SELECT id, label, pixels FROM " + table + " WHERE false)", fashionTableOptions()); },
                            {"the query returns no rows"});
 }
 
 TEST_F(PgShards, ShardingErrorsSayWhatToDo) {
-    auto o = pgOptions();
+    auto o = fashionTableOptions();
     o.segments = 2;
     o.id = "";
     expectError<ConfigError>([&] { data::loadSource(source(), o); }, {source(), "--distributed-by COLUMN"});
     o.distributedBy = "nope";
     expectError<ConfigError>([&] { data::loadSource(source(), o); },
                              {"no distribution key column 'nope'", "pixels real[]"});
-    o = pgOptions();
+    o = fashionTableOptions();
     o.segments = 8; // more segments than rows
     const std::string few = "pg:(SELECT * FROM " + table + " WHERE id < 3)";
     expectError<DataError>([&] { data::loadSource(few, o); }, {few + ": segment", "of 8 has no rows", "fewer segments"});
@@ -239,7 +227,7 @@ TEST_F(PgShards, ShardingErrorsSayWhatToDo) {
 TEST_F(PgShards, OneStreamCutFailsTheRead) {
     db->query("DROP VIEW IF EXISTS shards_slow");
     db->query("CREATE VIEW shards_slow AS SELECT id, label, pixels, pg_sleep(0.005)::text AS pause FROM " + table);
-    auto o = pgOptions();
+    auto o = fashionTableOptions();
     o.segments = 3;
     // Unordered, so that rows stream as they are made (ORDER BY id would sort them all first).
     o.id = "";

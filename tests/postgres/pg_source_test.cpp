@@ -25,20 +25,8 @@ namespace {
 constexpr int64_t kRows = 1200;
 
 const data::LoadedSource& idxRows() {
-    static const data::LoadedSource source = [] {
-        data::SourceOptions o;
-        o.limit = kRows;
-        return data::loadSource(MPPDL_FASHION_MNIST_DIR, o);
-    }();
+    static const data::LoadedSource source = fashionRows(kRows);
     return source;
-}
-
-data::SourceOptions pgOptions() {
-    data::SourceOptions o;
-    o.connection = testConnection();
-    o.shape = {1, 28, 28};
-    o.id = "id";
-    return o;
 }
 
 class PgSource : public PgTest {};
@@ -70,7 +58,7 @@ TEST_F(PgSource, EveryLayoutReadsTheIdxRowsAndTrainsTheSame) {
     for (const std::string layout : {"real[]", "bytea", "columns"}) {
         const std::string table = "fmnist_" + std::string(layout == "real[]" ? "real" : layout);
         createFashionTable(*db, table, layout, idx.train);
-        const auto pg = data::loadSource("pg:" + table, pgOptions());
+        const auto pg = data::loadSource("pg:" + table, fashionTableOptions());
         EXPECT_EQ(pg.kind, "pg");
         ASSERT_EQ(pg.train.size(), kRows) << layout;
         EXPECT_EQ(pg.train.sampleShape(), idx.train.sampleShape()) << layout;
@@ -87,7 +75,7 @@ TEST_F(PgSource, EveryLayoutReadsTheIdxRowsAndTrainsTheSame) {
 
 TEST_F(PgSource, TextLabelsBecomeSortedClasses) {
     createFashionTable(*db, "fmnist_text", "real[]", idxRows().train, /*textLabels=*/true);
-    const auto pg = data::loadSource("pg:fmnist_text", pgOptions());
+    const auto pg = data::loadSource("pg:fmnist_text", fashionTableOptions());
     auto names = idxRows().train.classNames();
     std::sort(names.begin(), names.end());
     EXPECT_EQ(pg.train.classNames(), names);
@@ -99,28 +87,28 @@ TEST_F(PgSource, TextLabelsBecomeSortedClasses) {
 
 TEST_F(PgSource, BadTablesColumnsAndRowsAreNamed) {
     createFashionTable(*db, "fmnist_small", "real[]", idxRows().train.slice(0, 20));
-    auto o = pgOptions();
+    auto o = fashionTableOptions();
     expectError<ConfigError>([&] { data::loadSource("pg:no_such_table", o); }, {"pg:no_such_table", "no table"});
     o.label = "class";
     expectError<ConfigError>([&] { data::loadSource("pg:fmnist_small", o); },
                              {"no label column 'class'", "pixels real[]"});
-    o = pgOptions();
+    o = fashionTableOptions();
     o.features = {"nope"};
     expectError<ConfigError>([&] { data::loadSource("pg:fmnist_small", o); }, {"no column 'nope'"});
     db->query("CREATE TABLE IF NOT EXISTS real_labels (id integer, label real, pixels real[])");
-    expectError<ConfigError>([&] { data::loadSource("pg:real_labels", pgOptions()); }, {"label column 'label' is real"});
+    expectError<ConfigError>([&] { data::loadSource("pg:real_labels", fashionTableOptions()); }, {"label column 'label' is real"});
     // A row whose array is short: named by its position in id order.
     db->query("UPDATE fmnist_small SET pixels = pixels[1:783] WHERE id = 7");
-    expectError<DataError>([&] { data::loadSource("pg:fmnist_small", pgOptions()); },
+    expectError<DataError>([&] { data::loadSource("pg:fmnist_small", fashionTableOptions()); },
                            {"pg:fmnist_small, row 8 in id order", "783 feature values", "784"});
     db->query("UPDATE fmnist_small SET pixels = NULL WHERE id = 7");
-    expectError<DataError>([&] { data::loadSource("pg:fmnist_small", pgOptions()); }, {"row 8", "NULL"});
+    expectError<DataError>([&] { data::loadSource("pg:fmnist_small", fashionTableOptions()); }, {"row 8", "NULL"});
 }
 
 TEST_F(PgSource, PasswordsAreAskedForAndNeverRecorded) {
     const std::string noPassword = std::getenv("MPPDL_TEST_PG");
     unsetenv("PGPASSWORD");
-    auto o = pgOptions();
+    auto o = fashionTableOptions();
     o.connection = noPassword + " passfile=/nonexistent";
     expectError<ConfigError>([&] { data::loadSource("pg:fmnist_real", o); }, {"asks for a password", "PGPASSWORD"});
     o.connection = noPassword + " password=wrong passfile=/nonexistent";
@@ -145,7 +133,7 @@ TEST_F(PgSource, TableNamesAreNamesNotSql) {
     const std::string hostile = "x\"; drop table fmnist_guard; --";
     createFashionTable(*db, "fmnist_guard", "real[]", idxRows().train.slice(0, 5));
     createFashionTable(*db, hostile, "real[]", idxRows().train.slice(0, 5));
-    auto o = pgOptions();
+    auto o = fashionTableOptions();
     const auto pg = data::loadSource("pg:\"" + std::string("x\"\"; drop table fmnist_guard; --") + "\"", o);
     EXPECT_EQ(pg.train.size(), 5);
     EXPECT_EQ(db->query("SELECT count(*) FROM fmnist_guard").text(0, 0), "5") << "the guard table must survive";
@@ -161,7 +149,7 @@ TEST_F(PgSource, ConnectionTerminatedMidStreamIsADataError) {
     // would run once); its text column is no feature.
     db->query("DROP VIEW IF EXISTS fmnist_slow");
     db->query("CREATE VIEW fmnist_slow AS SELECT id, label, pixels, pg_sleep(0.005)::text AS pause FROM fmnist_slow_rows");
-    auto o = pgOptions();
+    auto o = fashionTableOptions();
     o.connection += " application_name=mppdl_victim";
     BackendKiller killer("mppdl_victim", "COPY%");
     try {

@@ -6,6 +6,7 @@
 #include "data/pg_connection.h"
 
 #include "mppdl/data/dataset.h"
+#include "mppdl/data/source.h"
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
@@ -33,6 +34,22 @@ inline std::string testConnection() {
             GTEST_SKIP() << "no PostgreSQL server: run through packaging/test.sh, or set MPPDL_TEST_PG and "      \
                             "MPPDL_TEST_PG_PASSWORD";                                                              \
     } while (0)
+
+/// The first `rows` Fashion-MNIST training rows from the IDX files (Debian's dataset-fashion-mnist).
+inline mppdl::data::LoadedSource fashionRows(int64_t rows) {
+    mppdl::data::SourceOptions o;
+    o.limit = rows;
+    return mppdl::data::loadSource(MPPDL_FASHION_MNIST_DIR, o);
+}
+
+/// Options for a table createFashionTable() made: the test server, 1x28x28 samples, read by id.
+inline mppdl::data::SourceOptions fashionTableOptions() {
+    mppdl::data::SourceOptions o;
+    o.connection = testConnection();
+    o.shape = {1, 28, 28};
+    o.id = "id";
+    return o;
+}
 
 /// Sends `text` (COPY text format) into `COPY table FROM STDIN`.
 inline void copyIn(mppdl::data::PgConnection& db, const std::string& copy, const std::string& text) {

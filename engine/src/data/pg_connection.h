@@ -55,6 +55,9 @@ public:
     /// Sends `text` (COPY text format) to `COPY ... FROM STDIN`; DataError with the server's message.
     void copyIn(const std::string& sql, const std::string& text);
 
+    /// What errors name from now on (a shard of the source, say).
+    void setWhere(std::string where) { m_where = std::move(where); }
+
     /// "database mppdl on 127.0.0.1:5432 as user mppdl", for messages.
     std::string describe() const;
     PGconn* raw() const { return m_conn; }

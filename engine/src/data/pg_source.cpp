@@ -388,6 +388,7 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
                 if (k > 0 && !own)
                     own = std::make_unique<PgConnection>(options.connection, shardWhere);
                 PgConnection& connection = k > 0 ? *own : db;
+                connection.setWhere(shardWhere);
                 connection.copyOut(read.copyStatement(s), [&](const char* p, size_t n) {
                     if (stop.load(std::memory_order_relaxed))
                         throw Stopped{};

@@ -14,6 +14,7 @@
 #include "mppdl/train/trainer.h"
 
 #include "support/expect_error.h"
+#include "support/run_cli.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -21,6 +22,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <thread>
 
@@ -243,4 +246,25 @@ TEST_F(PgShards, OneStreamCutFailsTheRead) {
         // A full read takes 900 rows x 5 ms / 3 streams = 1.5 s; stopping early takes much less.
         EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 1.4);
     }
+}
+
+// The same through the command line, as a user meets it: a data error (exit 3) naming the source,
+// and the project records no run.
+TEST_F(PgShards, ACutReadFailsTheTrainCommandAndRecordsNothing) {
+    db->query("DROP VIEW IF EXISTS shards_cli_slow");
+    db->query("CREATE VIEW shards_cli_slow AS SELECT id, label, pixels, pg_sleep(0.005)::text AS pause FROM " + table);
+    const auto project = std::filesystem::temp_directory_path() / ("mppdl_cut_" + std::to_string(getpid()) + ".mppdl");
+    std::filesystem::remove(project);
+    setenv("PGPASSWORD", std::getenv("MPPDL_TEST_PG_PASSWORD"), 1); // as a user supplies it
+    const std::string conn = std::string(std::getenv("MPPDL_TEST_PG")) + " application_name=mppdl_cli_victim";
+    BackendKiller killer("mppdl_cli_victim", "COPY%");
+    const auto train = runMppdl("train --data pg:shards_cli_slow --conn '" + conn +
+                                "' --shape 1,28,28 --distributed-by id --arch mlp --epochs 1 --strategy model-averaging "
+                                "--segments 2 --distribute-by database --project " + project.string());
+    EXPECT_EQ(train.code, 3) << train.out;
+    EXPECT_NE(train.out.find("data error: pg:shards_cli_slow, segment"), std::string::npos) << train.out;
+    EXPECT_NE(train.out.find("terminat"), std::string::npos) << train.out;
+    const auto runs = runMppdl("runs --project " + project.string());
+    EXPECT_NE(runs.out.find("no runs yet"), std::string::npos) << runs.out;
+    std::filesystem::remove(project);
 }

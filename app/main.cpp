@@ -1,4 +1,5 @@
-// mppdl: the one binary. Subcommands for headless work; the GUI arrives with the ui/ layer.
+// mppdl: the one binary. Subcommands for headless work; `mppdl gui` (and a plain `mppdl`) opens
+// the workbench in builds with the GUI.
 
 #include "cli_common.h"
 #include "cli_processes.h"
@@ -9,6 +10,10 @@
 #include "mppdl/train/devices.h"
 
 #include <c10/util/Exception.h>
+
+#ifdef MPPDL_WITH_GUI
+#include "ui/gui.h"
+#endif
 
 #include <iostream>
 
@@ -36,6 +41,12 @@ int main(int argc, char** argv) {
     });
     app.footer(kExitCodes);
     app.require_subcommand(1);
+#ifdef MPPDL_WITH_GUI
+    // Qt reads its own options from the environment (QT_QPA_PLATFORM, ...): it gets only the name.
+    int qtArgc = 1;
+    if (argc == 1)
+        return ui::runGui(qtArgc, argv, "");
+#endif
 
     cli::Command selected;
     cli::registerTrainCommands(app, selected);
@@ -44,6 +55,13 @@ int main(int argc, char** argv) {
     cli::registerProjectCommands(app, selected); // after inspect: it adds to `arch`
 #ifdef MPPDL_WITH_POSTGRES
     cli::registerDbCommands(app, selected);
+#endif
+#ifdef MPPDL_WITH_GUI
+    std::string guiProject, guiRun;
+    auto* gui = app.add_subcommand("gui", "open the workbench (the same as a plain `mppdl`)");
+    gui->add_option("project", guiProject, "a project file to open (default: the last one)");
+    gui->add_option("--run", guiRun, "open this run's view (an id or a name)");
+    gui->callback([&] { selected = [&] { return ui::runGui(qtArgc, argv, guiProject, guiRun); }; });
 #endif
 
     try {

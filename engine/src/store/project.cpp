@@ -712,6 +712,26 @@ int Project::schemaVersion() const { return implOf(m_impl).schemaVersion; }
 
 bool Project::writable() const { return implOf(m_impl).writable; }
 
+void Project::saveCopy(const std::string& path) const {
+    auto& self = implOf(m_impl);
+    if (pathExists(path))
+        throw StorageError(path + " already exists: not saving the project over it");
+    const auto folder = fs::path(path).parent_path();
+    if (!folder.empty() && !fs::is_directory(folder))
+        throw StorageError(path + ": cannot save there: no such folder " + folder.string());
+    // VACUUM INTO reads one snapshot (the WAL included) into a fresh file: consistent while runs write.
+    const std::string temporary = temporaryName(path);
+    try {
+        sqlite::Statement(self.db, "VACUUM INTO ?").bind(1, temporary).step();
+        if (!placeWithoutReplacing(temporary, path))
+            throw StorageError(path + " already exists: not saving the project over it");
+    } catch (...) {
+        removeWithSidecars(temporary);
+        throw;
+    }
+    syncFile(folder.empty() ? "." : folder.string(), true);
+}
+
 std::string Project::integrityCheck() const {
     auto& self = implOf(m_impl);
     sqlite::Statement check(self.db, "PRAGMA integrity_check");

@@ -172,6 +172,30 @@ TEST(StoreProject, OpenOrCreateCreatesOnceThenOpens) {
     EXPECT_EQ(project.run(run)->name, "first");
 }
 
+TEST(StoreProject, SaveCopyWritesAWholeProjectWhileTheOriginalStaysOpen) {
+    TempDir dir;
+    const auto path = dir.file("original.mppdl");
+    auto project = Project::create(path);
+    const int64_t run = addRun(project, "copied");
+    project.appendMetrics(run, {{-1, 1, 10, "epoch", "val_accuracy", 0.5, 1.0}});
+    const auto copy = dir.file("copy.mppdl");
+    project.saveCopy(copy); // the metrics are still in the original's WAL
+    addRun(project, "after the copy");
+    {
+        auto saved = Project::open(copy, Access::Read);
+        EXPECT_EQ(saved.integrityCheck(), "ok");
+        ASSERT_EQ(saved.runs().size(), 1u);
+        EXPECT_EQ(saved.runs().front().name, "copied");
+        ASSERT_EQ(saved.metrics(run).size(), 1u);
+        EXPECT_EQ(saved.metrics(run).front().value, 0.5);
+    }
+    EXPECT_EQ(project.runs().size(), 2u);
+    const auto before = readBytes(copy);
+    expectError<StorageError>([&] { project.saveCopy(copy); }, {copy, "already exists"});
+    EXPECT_TRUE(readBytes(copy) == before);
+    expectError<StorageError>([&] { project.saveCopy(dir.file("no/such/folder/p.mppdl")); }, {"no such folder"});
+}
+
 TEST(StoreProject, EveryRecordSurvivesReopening) {
     TempDir dir;
     const auto path = dir.file("roundtrip.mppdl");

@@ -172,6 +172,9 @@ public:
     bool writable() const;
     /// PRAGMA integrity_check: "ok", or SQLite's findings.
     std::string integrityCheck() const;
+    /// Writes a consistent copy of the project to `path` (File > Save As), which must not exist
+    /// (StorageError otherwise); the copy appears complete or not at all. This project stays open.
+    void saveCopy(const std::string& path) const;
 
     // --- datasets
     /// Finds the dataset with the same kind, location and options and refreshes its schema, class

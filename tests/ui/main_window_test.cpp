@@ -1,0 +1,194 @@
+// The main window and the run view on real project files: open a project and see its runs, open a
+// run and see its curves, refuse what is not a project without losing the open one, Save As, and
+// runs written by another process appearing on refresh.
+
+#include "ui/main_window.h"
+#include "ui/project_tree.h"
+#include "ui/run_view.h"
+
+#include "mppdl/store/project.h"
+
+#include <QMessageBox>
+#include <QStandardPaths>
+#include <QTabWidget>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <qcustomplot.h>
+
+using namespace mppdl;
+
+namespace {
+
+/// A run of `epochs` epochs with merged and per-segment metrics, ended in `state`.
+int64_t addRun(store::Project& project, const std::string& name, int epochs, int segments, store::RunState state) {
+    const auto arch = project.addArchitecture("tiny", R"({"name": "tiny", "layers": []})", "test");
+    store::NewRun run;
+    run.name = name;
+    run.architectureVersionId = arch.id;
+    run.strategy = segments > 1 ? "model-averaging" : "single";
+    run.segments = segments;
+    run.epochs = epochs;
+    run.config = "{}";
+    const int64_t id = project.createRun(run);
+    project.startRun(id);
+    std::vector<store::MetricPoint> points;
+    for (int e = 1; e <= epochs; ++e) {
+        const double t = double(e) * 1.5;
+        for (int s = -1; s < (segments > 1 ? segments : 0); ++s) {
+            points.push_back({s, e, e * 100, "epoch", "train_loss", 1.0 / e + 0.01 * s, t});
+            points.push_back({s, e, e * 100, "epoch", "train_accuracy", 0.5 + 0.04 * e, t});
+        }
+        points.push_back({-1, e, e * 100, "epoch", "val_loss", 1.1 / e, t});
+        points.push_back({-1, e, e * 100, "epoch", "val_accuracy", 0.48 + 0.04 * e, t});
+    }
+    project.appendMetrics(id, points);
+    project.updateProgress(id, {epochs, epochs, 0.48 + 0.04 * epochs, 1.5 * epochs});
+    if (state == store::RunState::Failed)
+        project.endRun(id, state, "data", "pg:fashion: the server stopped streaming rows");
+    else
+        project.endRun(id, state);
+    return id;
+}
+
+QString text(QTreeWidgetItem* item, int column) { return item ? item->text(column) : QString("(no item)"); }
+
+} // namespace
+
+class MainWindowTest : public QObject {
+    Q_OBJECT
+private slots:
+    void initTestCase() { QStandardPaths::setTestModeEnabled(true); } // QSettings apart from the user's
+
+    void init() {
+        QVERIFY(m_dir.isValid());
+        m_path = m_dir.filePath("runs.mppdl");
+        QFile::remove(m_path);
+        auto project = store::Project::create(m_path.toStdString());
+        m_finished = addRun(project, "fmnist-ma4", 3, 4, store::RunState::Finished);
+        m_failed = addRun(project, "broken", 1, 1, store::RunState::Failed);
+    }
+
+    void opensAProjectAndListsItsRuns() {
+        ui::MainWindow window;
+        QVERIFY(window.openProject(m_path));
+        QVERIFY(window.windowTitle().startsWith("runs.mppdl"));
+        auto* runs = window.projectTree()->group("Runs");
+        QVERIFY(runs);
+        QCOMPARE(runs->text(0), QString("Runs (2)"));
+        QVERIFY(runs->isExpanded());
+        auto* finished = window.projectTree()->runItem(m_finished);
+        QCOMPARE(text(finished, 0), QString("%1  fmnist-ma4").arg(m_finished));
+        QCOMPARE(text(finished, 1), QString("finished"));
+        QCOMPARE(text(finished, 2), QString("60.00%")); // best validation accuracy (no test split)
+        QCOMPARE(text(window.projectTree()->runItem(m_failed), 1), QString("failed"));
+        QCOMPARE(window.projectTree()->group("Architectures")->text(0), QString("Architectures (1)"));
+        QVERIFY(window.recentProjects().contains(QFileInfo(m_path).absoluteFilePath()));
+    }
+
+    void doubleClickingARunShowsItsCurves() {
+        ui::MainWindow window;
+        window.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&window));
+        QVERIFY(window.openProject(m_path));
+        auto* tree = window.projectTree();
+        auto* item = tree->runItem(m_finished);
+        QVERIFY(item);
+        tree->scrollToItem(item);
+        const QPoint at = tree->visualItemRect(item).center();
+        // A double-click as the window system delivers it: press, release, press, double-click.
+        QTest::mouseClick(tree->viewport(), Qt::LeftButton, {}, at);
+        QTest::mousePress(tree->viewport(), Qt::LeftButton, {}, at);
+        QTest::mouseDClick(tree->viewport(), Qt::LeftButton, {}, at);
+        QTRY_COMPARE(window.tabs()->count(), 1);
+        auto* view = qobject_cast<ui::RunView*>(window.tabs()->currentWidget());
+        QVERIFY(view);
+        QCOMPARE(view->runId(), m_finished);
+        QVERIFY(view->summaryText().contains("fmnist-ma4"));
+        QVERIFY(view->summaryText().contains("model-averaging, 4 segment(s)"));
+
+        // Merged train and validation in the legend; 4 segments drawn under them, one legend entry.
+        auto* accuracy = view->accuracyPlot();
+        QCOMPARE(accuracy->graphCount(), 4 + 2);
+        QCOMPARE(accuracy->legend->itemCount(), 3);
+        QCPGraph* validation = nullptr;
+        for (int g = 0; g < accuracy->graphCount(); ++g)
+            if (accuracy->graph(g)->name() == "validation")
+                validation = accuracy->graph(g);
+        QVERIFY(validation);
+        QCOMPARE(validation->dataCount(), 3);
+        QCOMPARE(validation->data()->at(2)->key, 3.0);
+        QVERIFY(qAbs(validation->data()->at(2)->value - 60.0) < 1e-9); // percent
+        QCOMPARE(accuracy->xAxis->label(), QString("epoch"));
+        QCOMPARE(view->lossPlot()->graphCount(), 4 + 2);
+
+        // The same run again brings its tab forward instead of opening another.
+        window.showRun(m_failed);
+        QCOMPARE(window.tabs()->count(), 2);
+        QCOMPARE(window.showRun(m_finished), view);
+        QCOMPARE(window.tabs()->count(), 2);
+        auto* failedView = qobject_cast<ui::RunView*>(window.tabs()->widget(1));
+        QVERIFY(failedView->summaryText().contains("the server stopped streaming rows"));
+
+        const QString png = m_dir.filePath("curves.png");
+        QVERIFY(view->exportPng(png));
+        QCOMPARE(QImage(png).size(), QSize(1600, 500));
+    }
+
+    void whatIsNotAProjectIsRefusedAndTheOpenOneStays() {
+        ui::MainWindow window;
+        window.show();
+        QVERIFY(window.openProject(m_path));
+        const QString notes = m_dir.filePath("notes.mppdl");
+        {
+            QFile f(notes);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("my notes\n");
+        }
+        QVERIFY(!window.openProject(notes));
+        QVERIFY(window.lastError().contains(notes));
+        auto boxes = window.findChildren<QMessageBox*>();
+        QCOMPARE(boxes.size(), 1);
+        QVERIFY(boxes.front()->isVisible());
+        QVERIFY(boxes.front()->text().contains(notes));
+        boxes.front()->accept();
+        QCOMPARE(QString::fromStdString(window.project()->path()), m_path); // still the project it had
+        QCOMPARE(window.projectTree()->group("Runs")->text(0), QString("Runs (2)"));
+        QFile f(notes);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QCOMPARE(f.readAll(), QByteArray("my notes\n")); // untouched
+    }
+
+    void saveAsContinuesInTheCopy() {
+        ui::MainWindow window;
+        QVERIFY(window.openProject(m_path));
+        const QString copy = m_dir.filePath("copy.mppdl");
+        QFile::remove(copy);
+        QVERIFY(window.saveProjectAs(copy));
+        QCOMPARE(QString::fromStdString(window.project()->path()), copy);
+        QCOMPARE(window.projectTree()->group("Runs")->text(0), QString("Runs (2)"));
+        QVERIFY(!window.saveProjectAs(m_path)); // exists: refused, nothing overwritten
+        QVERIFY(window.lastError().contains("already exists"));
+    }
+
+    void runsRecordedElsewhereAppearOnRefresh() {
+        ui::MainWindow window;
+        QVERIFY(window.openProject(m_path));
+        window.projectTree()->group("Runs")->setExpanded(true);
+        {
+            auto other = store::Project::open(m_path.toStdString(), store::Access::Write); // another process
+            addRun(other, "from the terminal", 2, 1, store::RunState::Finished);
+        }
+        window.refresh();
+        QCOMPARE(window.projectTree()->group("Runs")->text(0), QString("Runs (3)"));
+        QVERIFY(window.projectTree()->group("Runs")->isExpanded());
+    }
+
+private:
+    QTemporaryDir m_dir;
+    QString m_path;
+    int64_t m_finished = 0, m_failed = 0;
+};
+
+QTEST_MAIN(MainWindowTest)
+#include "main_window_test.moc"

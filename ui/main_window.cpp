@@ -1,0 +1,260 @@
+#include "ui/main_window.h"
+
+#include "ui/project_tree.h"
+#include "ui/run_view.h"
+
+#include "mppdl/core/error.h"
+#include "mppdl/store/project.h"
+
+#include <QAction>
+#include <QCloseEvent>
+#include <QDateTime>
+#include <QDockWidget>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QLabel>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QPlainTextEdit>
+#include <QSettings>
+#include <QSplitter>
+#include <QStatusBar>
+#include <QTabWidget>
+
+namespace mppdl::ui {
+
+namespace {
+
+constexpr int kMaxRecent = 8;
+constexpr int kRefreshMs = 2000;
+const char* kProjectFilter = "mppdl projects (*.mppdl);;All files (*)";
+
+/// The log pane: a few lines high at first (the dock starts at its widget's size hint), so that
+/// the views get the room.
+class LogPane : public QPlainTextEdit {
+public:
+    using QPlainTextEdit::QPlainTextEdit;
+    QSize sizeHint() const override { return {600, 6 * fontMetrics().lineSpacing()}; }
+};
+
+} // namespace
+
+MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
+    setObjectName("mainWindow");
+    m_tree = new ProjectTree(this);
+    m_tabs = new QTabWidget(this);
+    m_tabs->setTabsClosable(true);
+    m_tabs->setDocumentMode(true);
+    connect(m_tabs, &QTabWidget::tabCloseRequested, this, [this](int index) {
+        QWidget* page = m_tabs->widget(index);
+        m_tabs->removeTab(index);
+        page->deleteLater();
+    });
+    auto* splitter = new QSplitter(this);
+    splitter->addWidget(m_tree);
+    splitter->addWidget(m_tabs);
+    splitter->setStretchFactor(1, 1);
+    splitter->setSizes({320, 900});
+    setCentralWidget(splitter);
+
+    m_log = new LogPane(this);
+    m_log->setReadOnly(true);
+    m_log->setMaximumBlockCount(5000);
+    auto* logDock = new QDockWidget(tr("Log"), this);
+    logDock->setObjectName("logDock");
+    logDock->setWidget(m_log);
+    addDockWidget(Qt::BottomDockWidgetArea, logDock);
+
+    m_status = new QLabel(tr("No project open"), this);
+    statusBar()->addWidget(m_status, 1);
+
+    connect(m_tree, &ProjectTree::runActivated, this, [this](qint64 id) { showRun(id); });
+    buildMenus();
+    updateTitle();
+    resize(1280, 800);
+    QSettings settings;
+    restoreGeometry(settings.value("window/geometry").toByteArray());
+    restoreState(settings.value("window/state").toByteArray());
+
+    m_refreshTimer.setInterval(kRefreshMs);
+    connect(&m_refreshTimer, &QTimer::timeout, this, &MainWindow::refresh);
+}
+
+MainWindow::~MainWindow() = default;
+
+void MainWindow::buildMenus() {
+    QMenu* file = menuBar()->addMenu(tr("&File"));
+    file->addAction(tr("&New Project..."), QKeySequence::New, this, [this] {
+        const auto path = QFileDialog::getSaveFileName(this, tr("New project"), "project.mppdl", tr(kProjectFilter));
+        if (!path.isEmpty())
+            newProject(path);
+    });
+    file->addAction(tr("&Open Project..."), QKeySequence::Open, this, [this] {
+        const auto path = QFileDialog::getOpenFileName(this, tr("Open a project"), QString(), tr(kProjectFilter));
+        if (!path.isEmpty())
+            openProject(path);
+    });
+    m_recentMenu = file->addMenu(tr("Open &Recent"));
+    fillRecentMenu();
+    file->addAction(tr("Save Project &As..."), QKeySequence::SaveAs, this, [this] {
+        if (!m_project)
+            return fail(tr("Save As"), tr("No project is open."));
+        const auto path = QFileDialog::getSaveFileName(this, tr("Save the project as"), QString(), tr(kProjectFilter));
+        if (!path.isEmpty())
+            saveProjectAs(path);
+    });
+    file->addSeparator();
+    file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+    QMenu* view = menuBar()->addMenu(tr("&View"));
+    view->addAction(tr("&Refresh"), QKeySequence::Refresh, this, &MainWindow::refresh);
+}
+
+void MainWindow::log(const QString& message) {
+    m_log->appendPlainText(QDateTime::currentDateTime().toString("HH:mm:ss  ") + message);
+}
+
+void MainWindow::fail(const QString& title, const QString& message) {
+    m_lastError = message;
+    log(title + ": " + message);
+    // Window-modal and not blocking: the window keeps repainting and the work stays as it was.
+    auto* box = new QMessageBox(QMessageBox::Warning, title, message, QMessageBox::Ok, this);
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    box->open();
+}
+
+bool MainWindow::openProject(const QString& path) {
+    std::unique_ptr<store::Project> opened;
+    try {
+        opened = std::make_unique<store::Project>(store::Project::open(path.toStdString(), store::Access::Write));
+    } catch (const StorageError& e) {
+        // A read-only file still opens for reading: its runs can be looked at.
+        try {
+            opened = std::make_unique<store::Project>(store::Project::open(path.toStdString(), store::Access::Read));
+            log(tr("%1 opened read-only (%2)").arg(path, QString::fromUtf8(e.what())));
+        } catch (const Error& again) {
+            fail(tr("Cannot open the project"), QString::fromUtf8(again.what()));
+            return false;
+        }
+    } catch (const Error& e) {
+        fail(tr("Cannot open the project"), QString::fromUtf8(e.what()));
+        return false;
+    }
+    // The old project's views go with it.
+    while (m_tabs->count() > 0) {
+        QWidget* page = m_tabs->widget(0);
+        m_tabs->removeTab(0);
+        delete page;
+    }
+    m_project = std::move(opened);
+    rememberRecent(QFileInfo(path).absoluteFilePath());
+    refresh();
+    m_refreshTimer.start();
+    log(tr("opened %1: %n run(s)", "", int(m_project->runs().size())).arg(path));
+    updateTitle();
+    return true;
+}
+
+bool MainWindow::newProject(const QString& path) {
+    try {
+        store::Project::create(path.toStdString());
+    } catch (const Error& e) {
+        fail(tr("Cannot create the project"), QString::fromUtf8(e.what()));
+        return false;
+    }
+    log(tr("created %1").arg(path));
+    return openProject(path);
+}
+
+bool MainWindow::saveProjectAs(const QString& path) {
+    if (!m_project) {
+        fail(tr("Save As"), tr("No project is open."));
+        return false;
+    }
+    try {
+        m_project->saveCopy(path.toStdString());
+    } catch (const Error& e) {
+        fail(tr("Cannot save the project"), QString::fromUtf8(e.what()));
+        return false;
+    }
+    log(tr("saved a copy as %1").arg(path));
+    return openProject(path);
+}
+
+void MainWindow::refresh() {
+    if (!m_project) {
+        m_tree->clearProject();
+        return;
+    }
+    try {
+        m_project->reconcileInterrupted();
+    } catch (const Error&) {
+        // A read-only project cannot record it; the runs still read as interrupted.
+    }
+    try {
+        m_tree->load(*m_project);
+        for (int i = 0; i < m_tabs->count(); ++i)
+            if (auto* view = qobject_cast<RunView*>(m_tabs->widget(i)))
+                view->reload(*m_project);
+        const auto runs = m_project->runs();
+        const auto running = std::count_if(runs.begin(), runs.end(),
+                                           [](const store::RunRecord& r) { return r.state == store::RunState::Running; });
+        m_status->setText(tr("%1  |  %n run(s)", "", int(runs.size())).arg(QString::fromStdString(m_project->path())) +
+                          (running > 0 ? tr(", %1 running").arg(running) : QString()) +
+                          (m_project->writable() ? QString() : tr("  |  read-only")));
+    } catch (const Error& e) {
+        m_refreshTimer.stop();
+        fail(tr("Cannot read the project"), QString::fromUtf8(e.what()));
+    }
+}
+
+RunView* MainWindow::showRun(int64_t runId) {
+    if (!m_project)
+        return nullptr;
+    for (int i = 0; i < m_tabs->count(); ++i)
+        if (auto* view = qobject_cast<RunView*>(m_tabs->widget(i)); view && view->runId() == runId) {
+            m_tabs->setCurrentIndex(i);
+            return view;
+        }
+    const auto run = m_project->run(runId);
+    if (!run) {
+        fail(tr("No such run"), tr("Run %1 is not in %2.").arg(runId).arg(QString::fromStdString(m_project->path())));
+        return nullptr;
+    }
+    auto* view = new RunView(*m_project, runId, m_tabs);
+    m_tabs->setCurrentIndex(m_tabs->addTab(view, tr("Run %1: %2").arg(runId).arg(QString::fromStdString(run->name))));
+    return view;
+}
+
+QStringList MainWindow::recentProjects() const { return QSettings().value("recentProjects").toStringList(); }
+
+void MainWindow::rememberRecent(const QString& path) {
+    auto recent = recentProjects();
+    recent.removeAll(path);
+    recent.prepend(path);
+    while (recent.size() > kMaxRecent)
+        recent.removeLast();
+    QSettings().setValue("recentProjects", recent);
+    fillRecentMenu();
+}
+
+void MainWindow::fillRecentMenu() {
+    m_recentMenu->clear();
+    const auto recent = recentProjects();
+    for (const auto& path : recent)
+        m_recentMenu->addAction(path, this, [this, path] { openProject(path); });
+    m_recentMenu->setEnabled(!recent.isEmpty());
+}
+
+void MainWindow::updateTitle() {
+    setWindowTitle(m_project ? QFileInfo(QString::fromStdString(m_project->path())).fileName() + " - mppdl"
+                             : QString("mppdl"));
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+    QSettings settings;
+    settings.setValue("window/geometry", saveGeometry());
+    settings.setValue("window/state", saveState());
+    event->accept();
+}
+
+} // namespace mppdl::ui

@@ -1,0 +1,140 @@
+#include "ui/project_tree.h"
+
+#include "mppdl/store/project.h"
+
+#include <QApplication>
+#include <QHeaderView>
+#include <QSet>
+#include <QStyle>
+
+namespace mppdl::ui {
+
+namespace {
+
+constexpr int kKindRole = Qt::UserRole;
+constexpr int kIdRole = Qt::UserRole + 1;
+
+QIcon stateIcon(store::RunState state) {
+    QStyle* style = QApplication::style();
+    switch (state) {
+    case store::RunState::Queued: return style->standardIcon(QStyle::SP_FileDialogInfoView);
+    case store::RunState::Running: return style->standardIcon(QStyle::SP_MediaPlay);
+    case store::RunState::Finished: return style->standardIcon(QStyle::SP_DialogApplyButton);
+    case store::RunState::Failed: return style->standardIcon(QStyle::SP_MessageBoxCritical);
+    case store::RunState::Cancelled: return style->standardIcon(QStyle::SP_MediaStop);
+    case store::RunState::Interrupted: return style->standardIcon(QStyle::SP_MessageBoxWarning);
+    }
+    return {};
+}
+
+QString percent(const std::optional<double>& value) {
+    return value ? QString::number(*value * 100.0, 'f', 2) + "%" : QString();
+}
+
+/// A stable key of an item, to find it again after a reload.
+QString keyOf(const QTreeWidgetItem* item) {
+    return item->data(0, kKindRole).toString() + ":" + item->data(0, kIdRole).toString() + ":" +
+           (item->data(0, kKindRole).toInt() == ProjectTree::Group ? item->text(0).section(' ', 0, 0) : QString());
+}
+
+} // namespace
+
+ProjectTree::ProjectTree(QWidget* parent) : QTreeWidget(parent) {
+    setColumnCount(3);
+    setHeaderLabels({tr("Name"), tr("State"), tr("Accuracy")});
+    header()->setSectionResizeMode(0, QHeaderView::Stretch);
+    header()->setSectionResizeMode(1, QHeaderView::ResizeToContents);
+    header()->setSectionResizeMode(2, QHeaderView::ResizeToContents);
+    header()->setStretchLastSection(false);
+    setUniformRowHeights(true);
+    connect(this, &QTreeWidget::itemActivated, this, [this](QTreeWidgetItem* item, int) {
+        if (item->data(0, kKindRole).toInt() == Run)
+            emit runActivated(item->data(0, kIdRole).toLongLong());
+    });
+}
+
+void ProjectTree::clearProject() { clear(); }
+
+void ProjectTree::load(const store::Project& project) {
+    // Remember what was open and selected.
+    QSet<QString> expanded;
+    QString selected;
+    for (QTreeWidgetItemIterator it(this); *it; ++it) {
+        if ((*it)->isExpanded())
+            expanded.insert(keyOf(*it));
+        if ((*it)->isSelected())
+            selected = keyOf(*it);
+    }
+    const bool first = topLevelItemCount() == 0;
+    clear();
+
+    auto makeGroup = [&](const QString& name, int count) {
+        auto* item = new QTreeWidgetItem(this, {QString("%1 (%2)").arg(name).arg(count)});
+        item->setData(0, kKindRole, Group);
+        item->setIcon(0, QApplication::style()->standardIcon(QStyle::SP_DirIcon));
+        return item;
+    };
+    const auto datasets = project.datasets();
+    auto* datasetGroup = makeGroup(tr("Datasets"), int(datasets.size()));
+    for (const auto& d : datasets) {
+        auto* item = new QTreeWidgetItem(datasetGroup, {QString::fromStdString(d.name), QString::fromStdString(d.kind)});
+        item->setToolTip(0, QString::fromStdString(d.location));
+        item->setData(0, kKindRole, Dataset);
+        item->setData(0, kIdRole, qint64(d.id));
+    }
+    const auto architectures = project.architectures();
+    auto* architectureGroup = makeGroup(tr("Architectures"), int(architectures.size()));
+    for (const auto& a : architectures) {
+        auto* item = new QTreeWidgetItem(architectureGroup,
+                                         {QString::fromStdString(a.name), tr("v%1").arg(a.latest)});
+        item->setData(0, kKindRole, Architecture);
+        item->setData(0, kIdRole, QString::fromStdString(a.name));
+        for (const auto& v : project.architectureVersions(a.name)) {
+            auto* version = new QTreeWidgetItem(item, {tr("version %1").arg(v.version), tr("%n run(s)", "", int(v.runs))});
+            version->setToolTip(0, QString::fromStdString(v.note));
+            version->setData(0, kKindRole, ArchitectureVersion);
+            version->setData(0, kIdRole, qint64(v.id));
+        }
+    }
+    const auto runs = project.runs();
+    auto* runGroup = makeGroup(tr("Runs"), int(runs.size()));
+    for (const auto& r : runs) {
+        const auto accuracy = r.testAccuracy ? r.testAccuracy : r.bestValAccuracy;
+        auto* item = new QTreeWidgetItem(runGroup, {QString("%1  %2").arg(r.id).arg(QString::fromStdString(r.name)),
+                                                    QString::fromLatin1(store::toString(r.state)), percent(accuracy)});
+        item->setIcon(0, stateIcon(r.state));
+        item->setToolTip(0, QString("%1 %2, %3 x%4, %5/%6 epochs")
+                                .arg(QString::fromStdString(r.architectureName))
+                                .arg(r.architectureVersion)
+                                .arg(QString::fromStdString(r.strategy))
+                                .arg(r.segments)
+                                .arg(r.epochsDone)
+                                .arg(r.epochs));
+        item->setData(0, kKindRole, Run);
+        item->setData(0, kIdRole, qint64(r.id));
+    }
+
+    for (QTreeWidgetItemIterator it(this); *it; ++it) {
+        const auto key = keyOf(*it);
+        // A fresh project opens with its runs in view.
+        (*it)->setExpanded(expanded.contains(key) || (first && *it == runGroup));
+        if (key == selected)
+            setCurrentItem(*it);
+    }
+}
+
+QTreeWidgetItem* ProjectTree::runItem(int64_t runId) const {
+    for (QTreeWidgetItemIterator it(const_cast<ProjectTree*>(this)); *it; ++it)
+        if ((*it)->data(0, kKindRole).toInt() == Run && (*it)->data(0, kIdRole).toLongLong() == runId)
+            return *it;
+    return nullptr;
+}
+
+QTreeWidgetItem* ProjectTree::group(const QString& name) const {
+    for (int i = 0; i < topLevelItemCount(); ++i)
+        if (topLevelItem(i)->text(0).startsWith(name + " ("))
+            return topLevelItem(i);
+    return nullptr;
+}
+
+} // namespace mppdl::ui

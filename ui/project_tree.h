@@ -1,0 +1,34 @@
+#pragma once
+
+#include <QTreeWidget>
+
+#include <cstdint>
+
+namespace mppdl::store {
+class Project;
+}
+
+namespace mppdl::ui {
+
+/// The project's contents as a tree: datasets, architectures with their versions, runs with their
+/// state. Reloading keeps what the user had expanded and selected.
+class ProjectTree : public QTreeWidget {
+    Q_OBJECT
+public:
+    /// What an item is (Qt::UserRole) and its id (Qt::UserRole + 1).
+    enum ItemKind { Group = 1, Dataset, Architecture, ArchitectureVersion, Run };
+
+    explicit ProjectTree(QWidget* parent = nullptr);
+
+    void load(const store::Project& project);
+    void clearProject();
+    /// The item of a run, or nullptr.
+    QTreeWidgetItem* runItem(int64_t runId) const;
+    QTreeWidgetItem* group(const QString& name) const;
+
+signals:
+    /// A run was double-clicked or chosen with Enter.
+    void runActivated(qint64 runId);
+};
+
+} // namespace mppdl::ui

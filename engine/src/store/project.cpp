@@ -23,6 +23,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -673,23 +674,34 @@ Project Project::open(const std::string& path, Access access) {
     return Project(std::move(impl));
 }
 
-Project Project::create(const std::string& path) {
+namespace {
+
+/// Makes the new file `path` with `build(temporary)` beside it, then links it into place: the file
+/// appears complete or not at all, and never replaces one that exists. `doing` says what for
+/// refusals ("creating a project").
+void writeNewFile(const std::string& path, const std::string& doing,
+                  const std::function<void(const std::string& temporary)>& build) {
     if (pathExists(path))
-        throw StorageError(path + " already exists: not creating a project over it");
+        throw StorageError(path + " already exists: not " + doing + " over it");
     const auto folder = fs::path(path).parent_path();
     if (!folder.empty() && !fs::is_directory(folder))
-        throw StorageError(path + ": cannot create it: no such folder " + folder.string());
-
+        throw StorageError(path + ": " + doing + " there: no such folder " + folder.string());
     const std::string temporary = temporaryName(path);
     try {
-        buildProject(temporary, path);
+        build(temporary);
         if (!placeWithoutReplacing(temporary, path))
-            throw StorageError(path + " already exists: not creating a project over it");
+            throw StorageError(path + " already exists: not " + doing + " over it");
     } catch (...) {
         removeWithSidecars(temporary);
         throw;
     }
     syncFile(folder.empty() ? "." : folder.string(), true);
+}
+
+} // namespace
+
+Project Project::create(const std::string& path) {
+    writeNewFile(path, "creating a project", [&](const std::string& temporary) { buildProject(temporary, path); });
     return open(path, Access::Write);
 }
 
@@ -714,22 +726,10 @@ bool Project::writable() const { return implOf(m_impl).writable; }
 
 void Project::saveCopy(const std::string& path) const {
     auto& self = implOf(m_impl);
-    if (pathExists(path))
-        throw StorageError(path + " already exists: not saving the project over it");
-    const auto folder = fs::path(path).parent_path();
-    if (!folder.empty() && !fs::is_directory(folder))
-        throw StorageError(path + ": cannot save there: no such folder " + folder.string());
     // VACUUM INTO reads one snapshot (the WAL included) into a fresh file: consistent while runs write.
-    const std::string temporary = temporaryName(path);
-    try {
+    writeNewFile(path, "saving the project", [&](const std::string& temporary) {
         sqlite::Statement(self.db, "VACUUM INTO ?").bind(1, temporary).step();
-        if (!placeWithoutReplacing(temporary, path))
-            throw StorageError(path + " already exists: not saving the project over it");
-    } catch (...) {
-        removeWithSidecars(temporary);
-        throw;
-    }
-    syncFile(folder.empty() ? "." : folder.string(), true);
+    });
 }
 
 std::string Project::integrityCheck() const {

@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
     // Qt reads its own options from the environment (QT_QPA_PLATFORM, ...): it gets only the name.
     int qtArgc = 1;
     if (argc == 1)
-        return ui::runGui(qtArgc, argv, "");
+        return ui::runGui(qtArgc, argv, {});
 #endif
 
     cli::Command selected;
@@ -57,11 +57,13 @@ int main(int argc, char** argv) {
     cli::registerDbCommands(app, selected);
 #endif
 #ifdef MPPDL_WITH_GUI
-    std::string guiProject, guiRun;
+    ui::GuiStart guiStart;
     auto* gui = app.add_subcommand("gui", "open the workbench (the same as a plain `mppdl`)");
-    gui->add_option("project", guiProject, "a project file to open (default: the last one)");
-    gui->add_option("--run", guiRun, "open this run's view (an id or a name)");
-    gui->callback([&] { selected = [&] { return ui::runGui(qtArgc, argv, guiProject, guiRun); }; });
+    gui->add_option("project", guiStart.project, "a project file to open (default: the last one)");
+    gui->add_option("--run", guiStart.run, "open this run's view (an id or a name)");
+    gui->add_option("--compare", guiStart.compare, "compare these runs (ids or names, comma-separated)")
+        ->delimiter(',');
+    gui->callback([&] { selected = [&] { return ui::runGui(qtArgc, argv, guiStart); }; });
 #endif
 
     try {

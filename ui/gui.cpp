@@ -12,27 +12,36 @@
 
 namespace mppdl::ui {
 
-int runGui(int& argc, char** argv, const std::string& project, const std::string& run) {
+int runGui(int& argc, char** argv, const GuiStart& start) {
     QApplication app(argc, argv);
     QApplication::setOrganizationName("mppdl");
     QApplication::setApplicationName("mppdl");
     MainWindow window;
     window.show();
-    QString path = QString::fromStdString(project);
+    QString path = QString::fromStdString(start.project);
     if (path.isEmpty()) {
         const auto recent = QSettings().value("recentProjects").toStringList();
         if (!recent.isEmpty() && QFileInfo::exists(recent.front()))
             path = recent.front();
     }
-    if (!path.isEmpty() && window.openProject(path) && !run.empty()) {
-        try {
-            if (const auto found = window.project()->findRun(run))
-                window.showRun(found->id);
-            else
-                window.showRun(-1); // says there is no such run
-        } catch (const Error& e) { // a name several runs share
-            QMessageBox::warning(&window, QObject::tr("Which run?"), QString::fromUtf8(e.what()));
+    if (path.isEmpty() || !window.openProject(path))
+        return app.exec();
+    // Runs named on the command line: an unknown one opens a view that says so.
+    auto idOf = [&](const std::string& run) -> int64_t {
+        const auto found = window.project()->findRun(run);
+        return found ? found->id : -1;
+    };
+    try {
+        if (!start.run.empty())
+            window.showRun(idOf(start.run));
+        if (!start.compare.empty()) {
+            std::vector<int64_t> ids;
+            for (const auto& run : start.compare)
+                ids.push_back(idOf(run));
+            window.compareRuns(ids);
         }
+    } catch (const Error& e) { // a name several runs share
+        QMessageBox::warning(&window, QObject::tr("Which run?"), QString::fromUtf8(e.what()));
     }
     return app.exec();
 }

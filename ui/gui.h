@@ -1,12 +1,18 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace mppdl::ui {
 
-/// Runs the workbench until its window closes; opens `project` when given (else the last one, when
-/// it still exists) and, when `run` is given (an id or a name), that run's view. Returns the
-/// process's exit code.
-int runGui(int& argc, char** argv, const std::string& project, const std::string& run = {});
+/// What to open at start.
+struct GuiStart {
+    std::string project;              ///< a project file; empty: the last one, when it still exists
+    std::string run;                  ///< a run (id or name) whose view to open
+    std::vector<std::string> compare; ///< runs (ids or names) to compare
+};
+
+/// Runs the workbench until its window closes. Returns the process's exit code.
+int runGui(int& argc, char** argv, const GuiStart& start);
 
 } // namespace mppdl::ui

@@ -1,5 +1,6 @@
 #include "ui/main_window.h"
 
+#include "ui/compare_view.h"
 #include "ui/project_tree.h"
 #include "ui/run_view.h"
 
@@ -20,6 +21,8 @@
 #include <QSplitter>
 #include <QStatusBar>
 #include <QTabWidget>
+
+#include <algorithm>
 
 namespace mppdl::ui {
 
@@ -105,6 +108,9 @@ void MainWindow::buildMenus() {
     });
     file->addSeparator();
     file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+    QMenu* runs = menuBar()->addMenu(tr("&Runs"));
+    runs->addAction(tr("&Compare Selected Runs"), QKeySequence(Qt::CTRL | Qt::Key_K), this,
+                    [this] { compareRuns(m_tree->selectedRunIds()); });
     QMenu* view = menuBar()->addMenu(tr("&View"));
     view->addAction(tr("&Refresh"), QKeySequence::Refresh, this, &MainWindow::refresh);
 }
@@ -192,14 +198,23 @@ void MainWindow::refresh() {
     }
     try {
         m_tree->load(*m_project);
-        for (int i = 0; i < m_tabs->count(); ++i)
-            if (auto* view = qobject_cast<RunView*>(m_tabs->widget(i)))
-                view->reload(*m_project);
         const auto runs = m_project->runs();
-        const auto running = std::count_if(runs.begin(), runs.end(),
-                                           [](const store::RunRecord& r) { return r.state == store::RunState::Running; });
+        auto running = [&](int64_t id) {
+            return std::any_of(runs.begin(), runs.end(), [&](const store::RunRecord& r) {
+                return r.id == id && r.state == store::RunState::Running;
+            });
+        };
+        for (int i = 0; i < m_tabs->count(); ++i) {
+            if (auto* view = qobject_cast<RunView*>(m_tabs->widget(i)))
+                view->reload(*m_project); // re-reads only a run that moved on
+            if (auto* compare = qobject_cast<CompareView*>(m_tabs->widget(i)))
+                if (std::any_of(compare->runIds().begin(), compare->runIds().end(), running))
+                    compare->reload(*m_project);
+        }
+        const auto active = std::count_if(runs.begin(), runs.end(),
+                                          [](const store::RunRecord& r) { return r.state == store::RunState::Running; });
         m_status->setText(tr("%1  |  %n run(s)", "", int(runs.size())).arg(QString::fromStdString(m_project->path())) +
-                          (running > 0 ? tr(", %1 running").arg(running) : QString()) +
+                          (active > 0 ? tr(", %1 running").arg(active) : QString()) +
                           (m_project->writable() ? QString() : tr("  |  read-only")));
     } catch (const Error& e) {
         m_refreshTimer.stop();
@@ -222,6 +237,22 @@ RunView* MainWindow::showRun(int64_t runId) {
     }
     auto* view = new RunView(*m_project, runId, m_tabs);
     m_tabs->setCurrentIndex(m_tabs->addTab(view, tr("Run %1: %2").arg(runId).arg(QString::fromStdString(run->name))));
+    return view;
+}
+
+CompareView* MainWindow::compareRuns(const std::vector<int64_t>& runIds) {
+    if (!m_project)
+        return nullptr;
+    if (runIds.size() < 2) {
+        fail(tr("Compare runs"), tr("Select at least two runs in the tree (Ctrl+click), then compare them."));
+        return nullptr;
+    }
+    auto* view = new CompareView(*m_project, runIds, m_tabs);
+    QStringList ids;
+    for (const auto id : runIds)
+        ids << QString::number(id);
+    m_tabs->setCurrentIndex(m_tabs->addTab(view, tr("Compare %1").arg(ids.join(", "))));
+    log(tr("comparing runs %1").arg(ids.join(", ")));
     return view;
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 class QLabel;
 class QMenu;
@@ -17,6 +18,7 @@ class Project;
 
 namespace mppdl::ui {
 
+class CompareView;
 class ProjectTree;
 class RunView;
 
@@ -42,6 +44,8 @@ public:
     void refresh();
     /// Opens the run's tab, or brings it forward.
     RunView* showRun(int64_t runId);
+    /// A tab comparing the runs (at least two; else a message and nullptr).
+    CompareView* compareRuns(const std::vector<int64_t>& runIds);
 
     store::Project* project() const { return m_project.get(); }
     ProjectTree* projectTree() const { return m_tree; }

@@ -47,6 +47,7 @@ ProjectTree::ProjectTree(QWidget* parent) : QTreeWidget(parent) {
     header()->setSectionResizeMode(2, QHeaderView::ResizeToContents);
     header()->setStretchLastSection(false);
     setUniformRowHeights(true);
+    setSelectionMode(QAbstractItemView::ExtendedSelection); // several runs, to compare them
     connect(this, &QTreeWidget::itemActivated, this, [this](QTreeWidgetItem* item, int) {
         if (item->data(0, kKindRole).toInt() == Run)
             emit runActivated(item->data(0, kIdRole).toLongLong());
@@ -135,6 +136,18 @@ QTreeWidgetItem* ProjectTree::group(const QString& name) const {
         if (topLevelItem(i)->text(0).startsWith(name + " ("))
             return topLevelItem(i);
     return nullptr;
+}
+
+} // namespace mppdl::ui
+
+namespace mppdl::ui {
+
+std::vector<int64_t> ProjectTree::selectedRunIds() const {
+    std::vector<int64_t> ids;
+    for (QTreeWidgetItemIterator it(const_cast<ProjectTree*>(this)); *it; ++it)
+        if ((*it)->isSelected() && (*it)->data(0, kKindRole).toInt() == Run)
+            ids.push_back((*it)->data(0, kIdRole).toLongLong());
+    return ids;
 }
 
 } // namespace mppdl::ui

@@ -3,6 +3,7 @@
 #include <QTreeWidget>
 
 #include <cstdint>
+#include <vector>
 
 namespace mppdl::store {
 class Project;
@@ -25,6 +26,8 @@ public:
     /// The item of a run, or nullptr.
     QTreeWidgetItem* runItem(int64_t runId) const;
     QTreeWidgetItem* group(const QString& name) const;
+    /// The selected runs, in tree order.
+    std::vector<int64_t> selectedRunIds() const;
 
 signals:
     /// A run was double-clicked or chosen with Enter.

@@ -2,6 +2,7 @@
 // run and see its curves, refuse what is not a project without losing the open one, Save As, and
 // runs written by another process appearing on refresh.
 
+#include "ui/compare_view.h"
 #include "ui/main_window.h"
 #include "ui/project_tree.h"
 #include "ui/run_view.h"
@@ -169,6 +170,43 @@ private slots:
         QCOMPARE(window.projectTree()->group("Runs")->text(0), QString("Runs (2)"));
         QVERIFY(!window.saveProjectAs(m_path)); // exists: refused, nothing overwritten
         QVERIFY(window.lastError().contains("already exists"));
+    }
+
+    void comparingTwoRunsOverlaysThemAndHighlightsWhatDiffers() {
+        ui::MainWindow window;
+        window.show();
+        QVERIFY(window.openProject(m_path));
+        // Selecting one run is not enough to compare.
+        window.projectTree()->runItem(m_finished)->setSelected(true);
+        QVERIFY(!window.compareRuns(window.projectTree()->selectedRunIds()));
+        QVERIFY(window.lastError().contains("at least two runs"));
+        for (auto* box : window.findChildren<QMessageBox*>())
+            box->accept();
+        window.projectTree()->runItem(m_failed)->setSelected(true);
+        const auto ids = window.projectTree()->selectedRunIds();
+        QCOMPARE(ids, (std::vector<int64_t>{m_finished, m_failed}));
+        auto* compare = window.compareRuns(ids);
+        QVERIFY(compare);
+        QCOMPARE(window.tabs()->currentWidget(), compare);
+
+        // Validation accuracy against wall time: one curve per run, x in seconds.
+        auto* plot = compare->plot();
+        QCOMPARE(plot->graphCount(), 2);
+        QCOMPARE(plot->graph(0)->dataCount(), 3);
+        QCOMPARE(plot->graph(1)->dataCount(), 1);
+        QCOMPARE(plot->graph(0)->data()->at(1)->key, 3.0); // epoch 2 at 3.0 s
+        QCOMPARE(plot->xAxis->label(), QString("wall time (s)"));
+        compare->setMetric("train_loss", false);
+        QCOMPARE(plot->xAxis->label(), QString("epoch"));
+        QCOMPARE(plot->graph(0)->data()->at(1)->key, 2.0);
+        QVERIFY(qAbs(plot->graph(0)->data()->at(1)->value - 0.49) < 1e-12); // 1 / 2 - 0.01 (merged)
+
+        // The table: results and configuration side by side, what differs highlighted.
+        const auto differing = compare->differingRows();
+        QVERIFY(differing.contains("state"));
+        QVERIFY(differing.contains("epochs done"));
+        QVERIFY(!differing.contains("architecture")); // both tiny v1
+        QCOMPARE(compare->table()->columnCount(), 3);
     }
 
     void runsRecordedElsewhereAppearOnRefresh() {

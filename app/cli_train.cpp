@@ -13,7 +13,7 @@
 #include "mppdl/data/predictions.h"
 #include "mppdl/data/preprocess.h"
 #include "mppdl/model/architecture.h"
-#include "mppdl/store/recorder.h"
+#include "mppdl/session/recorded_run.h"
 #include "mppdl/train/devices.h"
 #include "mppdl/train/trainer.h"
 
@@ -32,48 +32,14 @@ namespace mppdl::cli {
 
 namespace {
 
-/// Where a run's data came from, as the project keeps it: the reference, never the rows.
-int64_t registerDataset(store::Project& project, const train::TrainConfig& config, const data::LoadedSource& source) {
-    store::DatasetRecord d;
-    auto location = std::filesystem::path(config.data.location);
-    if (location.filename().empty())
-        location = location.parent_path();
-    d.name = location.filename().string().empty() ? source.kind : location.filename().string();
-    d.kind = source.kind;
-    // A table is named as given (the connection, without its password, is in the options); a file
-    // by its absolute path.
-    const bool table = !data::readsFiles(source.kind);
-    if (table)
-        d.name = config.data.location.substr(config.data.location.find(':') + 1);
-    d.location = table ? config.data.location
-                       : std::filesystem::absolute(config.data.location).lexically_normal().string();
-    d.options = nlohmann::json::parse(train::toJson(config))["data"]["source"].dump();
-    const auto schema = source.schema();
-    d.schema = nlohmann::json{{"sample_shape", schema.sampleShape},
-                              {"dtype", schema.dtype},
-                              {"train_rows", schema.trainRows},
-                              {"test_rows", schema.testRows}}
-                   .dump();
-    d.classNames = schema.classNames;
-    const auto stats = data::computeStatistics(source.train);
-    d.statistics = nlohmann::json{{"class_counts", stats.classCounts},
-                                  {"channel_mean", stats.channelMean},
-                                  {"channel_std", stats.channelStd},
-                                  {"min", stats.min},
-                                  {"max", stats.max}}
-                       .dump();
-    return project.registerDataset(d);
-}
-
 std::unique_ptr<train::RunObserver> makeObserver(bool json, bool quiet) {
     if (json)
         return std::make_unique<JsonObserver>();
     return std::make_unique<TerminalObserver>(!quiet);
 }
 
-/// Trains with the run recorded in the project: the observer and checkpoint sink are the
-/// project's recorder beside the terminal's; any failure ends the run's record before it is
-/// rethrown.
+/// Trains with the run recorded in the project (session::trainRecorded), over processes when asked,
+/// and says where the run is recorded.
 train::TrainResult trainRecorded(store::Project& project, int64_t runId, const train::TrainConfig& config,
                                  const model::Architecture& architecture, const data::PreparedData& data,
                                  train::RunObserver& display, train::TrainControl control, int keepCheckpoints,
@@ -90,22 +56,16 @@ train::TrainResult trainRecorded(store::Project& project, int64_t runId, const t
     else
         std::cout << "run " << runId << " (" << run->name << ") in " << project.path()
                   << (projectCreated ? " (a new project file)" : "") << std::endl;
-    store::RunRecorder recorder(project, runId, keepCheckpoints);
-    train::ObserverList observers;
-    observers.add(&display);
-    observers.add(&recorder);
-    control.checkpoints = &recorder;
-    project.startRun(runId);
-    try {
-        auto result = trainInProcesses(config, architecture, data, observers, control, processes);
-        if (!json)
-            std::cout << "recorded as run " << runId << " in " << project.path() << " (mppdl show " << runId
-                      << ")" << std::endl;
-        return result;
-    } catch (const Error& e) {
-        recorder.fail(toString(e.kind()), e.what());
-        throw;
-    }
+    auto result = session::trainRecorded(
+        project, runId, config, architecture, data, display, std::move(control), keepCheckpoints,
+        [&](const train::TrainConfig& c, const model::Architecture& a, const data::PreparedData& d,
+            train::RunObserver& observers, const train::TrainControl& k) {
+            return trainInProcesses(c, a, d, observers, k, processes);
+        });
+    if (!json)
+        std::cout << "recorded as run " << runId << " in " << project.path() << " (mppdl show " << runId << ")"
+                  << std::endl;
+    return result;
 }
 
 struct TrainFlags {
@@ -276,25 +236,13 @@ struct TrainFlags {
         failureReported = true;
         const auto loaded = train::loadData(config, arch.architecture, observer);
 
-        store::NewRun run;
-        run.name = name;
-        run.datasetId = registerDataset(store, config, loaded.source);
-        run.architectureVersionId = arch.version.id;
-        run.epochs = config.epochs;
-        run.strategy = config.strategy;
-        run.segments = config.segments;
-        auto recorded = nlohmann::json::parse(train::toJson(config));
-        recorded["architecture"] = {{"name", arch.version.name}, {"version", arch.version.version}};
+        session::RunStart start;
+        start.name = name;
         if (warm) {
-            run.warmStartRun = warm->run.id;
-            run.warmStartEpoch = warm->checkpoint.epoch;
-            recorded["warm_start"] = {{"run", warm->run.id}, {"epoch", warm->checkpoint.epoch}};
+            start.warmStartRun = warm->run.id;
+            start.warmStartEpoch = warm->checkpoint.epoch;
         }
-        run.config = recorded.dump();
-        run.versions = "mppdl " + std::string(versionString()) + ", " + train::libraryVersions();
-        const int64_t runId = store.createRun(run);
-        store.setModelInfo(runId, train::modelInfoJson(loaded.prepared.normalizer, loaded.prepared.train.classNames(),
-                                                       train::modelMembers(config)));
+        const int64_t runId = session::createRun(store, config, arch.version, loaded, start);
         return trainRecorded(store, runId, config, arch.architecture, loaded.prepared, observer, control,
                              keepCheckpoints, json, processes, created);
     }

@@ -1,0 +1,92 @@
+#include "mppdl/session/recorded_run.h"
+
+#include "mppdl/core/build_info.h"
+#include "mppdl/core/error.h"
+#include "mppdl/store/recorder.h"
+#include "mppdl/train/devices.h"
+#include "mppdl/train/trained_model.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+namespace mppdl::session {
+
+int64_t registerDataset(store::Project& project, const train::TrainConfig& config, const data::LoadedSource& source) {
+    store::DatasetRecord d;
+    auto location = std::filesystem::path(config.data.location);
+    if (location.filename().empty())
+        location = location.parent_path();
+    d.name = location.filename().string().empty() ? source.kind : location.filename().string();
+    d.kind = source.kind;
+    // A table is named as given (the connection, without its password, is in the options); a file
+    // by its absolute path.
+    const bool table = !data::readsFiles(source.kind);
+    if (table)
+        d.name = config.data.location.substr(config.data.location.find(':') + 1);
+    d.location = table ? config.data.location
+                       : std::filesystem::absolute(config.data.location).lexically_normal().string();
+    d.options = nlohmann::json::parse(train::toJson(config))["data"]["source"].dump();
+    const auto schema = source.schema();
+    d.schema = nlohmann::json{{"sample_shape", schema.sampleShape},
+                              {"dtype", schema.dtype},
+                              {"train_rows", schema.trainRows},
+                              {"test_rows", schema.testRows}}
+                   .dump();
+    d.classNames = schema.classNames;
+    const auto stats = data::computeStatistics(source.train);
+    d.statistics = nlohmann::json{{"class_counts", stats.classCounts},
+                                  {"channel_mean", stats.channelMean},
+                                  {"channel_std", stats.channelStd},
+                                  {"min", stats.min},
+                                  {"max", stats.max}}
+                       .dump();
+    return project.registerDataset(d);
+}
+
+int64_t createRun(store::Project& project, const train::TrainConfig& config,
+                  const store::ArchitectureVersion& architecture, const train::LoadedData& loaded,
+                  const RunStart& start) {
+    store::NewRun run;
+    run.name = start.name;
+    run.datasetId = registerDataset(project, config, loaded.source);
+    run.architectureVersionId = architecture.id;
+    run.epochs = config.epochs;
+    run.strategy = config.strategy;
+    run.segments = config.segments;
+    auto recorded = nlohmann::json::parse(train::toJson(config));
+    recorded["architecture"] = {{"name", architecture.name}, {"version", architecture.version}};
+    if (start.warmStartRun) {
+        run.warmStartRun = start.warmStartRun;
+        run.warmStartEpoch = start.warmStartEpoch;
+        recorded["warm_start"] = {{"run", *start.warmStartRun}, {"epoch", start.warmStartEpoch.value_or(0)}};
+    }
+    run.config = recorded.dump();
+    run.versions = "mppdl " + std::string(versionString()) + ", " + train::libraryVersions();
+    const int64_t runId = project.createRun(run);
+    project.setModelInfo(runId, train::modelInfoJson(loaded.prepared.normalizer, loaded.prepared.train.classNames(),
+                                                     train::modelMembers(config)));
+    return runId;
+}
+
+train::TrainResult trainRecorded(store::Project& project, int64_t runId, const train::TrainConfig& config,
+                                 const model::Architecture& architecture, const data::PreparedData& data,
+                                 train::RunObserver& display, train::TrainControl control, int keepCheckpoints,
+                                 const Trainer& trainer) {
+    store::RunRecorder recorder(project, runId, keepCheckpoints);
+    train::ObserverList observers;
+    observers.add(&display);
+    observers.add(&recorder);
+    control.checkpoints = &recorder;
+    project.startRun(runId);
+    try {
+        if (trainer)
+            return trainer(config, architecture, data, observers, control);
+        return train::train(config, architecture, data, observers, control);
+    } catch (const Error& e) {
+        recorder.fail(toString(e.kind()), e.what());
+        throw;
+    }
+}
+
+} // namespace mppdl::session

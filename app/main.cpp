@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
     auto* gui = app.add_subcommand("gui", "open the workbench (the same as a plain `mppdl`)");
     gui->add_option("project", guiStart.project, "a project file to open (default: the last one)");
     gui->add_option("--run", guiStart.run, "open this run's view (an id or a name)");
+    gui->add_option("--dataset", guiStart.dataset, "open this dataset's view (an id or a name)");
     gui->add_option("--compare", guiStart.compare, "compare these runs (ids or names, comma-separated)")
         ->delimiter(',');
     gui->callback([&] { selected = [&] { return ui::runGui(qtArgc, argv, guiStart); }; });

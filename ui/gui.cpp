@@ -32,6 +32,13 @@ int runGui(int& argc, char** argv, const GuiStart& start) {
         return found ? found->id : -1;
     };
     try {
+        if (!start.dataset.empty()) {
+            int64_t id = -1;
+            for (const auto& d : window.project()->datasets())
+                if (d.name == start.dataset || std::to_string(d.id) == start.dataset)
+                    id = d.id;
+            window.showDataset(id);
+        }
         if (!start.run.empty())
             window.showRun(idOf(start.run));
         if (!start.compare.empty()) {

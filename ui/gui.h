@@ -9,6 +9,7 @@ namespace mppdl::ui {
 struct GuiStart {
     std::string project;              ///< a project file; empty: the last one, when it still exists
     std::string run;                  ///< a run (id or name) whose view to open
+    std::string dataset;              ///< a dataset (id or name) whose view to open
     std::vector<std::string> compare; ///< runs (ids or names) to compare
 };
 

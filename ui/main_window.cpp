@@ -1,6 +1,7 @@
 #include "ui/main_window.h"
 
 #include "ui/compare_view.h"
+#include "ui/dataset_view.h"
 #include "ui/project_tree.h"
 #include "ui/run_view.h"
 
@@ -72,6 +73,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     statusBar()->addWidget(m_status, 1);
 
     connect(m_tree, &ProjectTree::runActivated, this, [this](qint64 id) { showRun(id); });
+    connect(m_tree, &ProjectTree::datasetActivated, this, [this](qint64 id) { showDataset(id); });
     buildMenus();
     updateTitle();
     resize(1280, 800);
@@ -222,22 +224,48 @@ void MainWindow::refresh() {
     }
 }
 
-RunView* MainWindow::showRun(int64_t runId) {
-    if (!m_project)
-        return nullptr;
-    for (int i = 0; i < m_tabs->count(); ++i)
-        if (auto* view = qobject_cast<RunView*>(m_tabs->widget(i)); view && view->runId() == runId) {
-            m_tabs->setCurrentIndex(i);
+namespace {
+
+/// The tab of a view of type V showing `id`, brought forward; nullptr when none is open.
+template <class V>
+V* raiseTab(QTabWidget* tabs, int64_t id, int64_t (V::*idOf)() const) {
+    for (int i = 0; i < tabs->count(); ++i)
+        if (auto* view = qobject_cast<V*>(tabs->widget(i)); view && (view->*idOf)() == id) {
+            tabs->setCurrentIndex(i);
             return view;
         }
-    const auto run = m_project->run(runId);
-    if (!run) {
-        fail(tr("No such run"), tr("Run %1 is not in %2.").arg(runId).arg(QString::fromStdString(m_project->path())));
+    return nullptr;
+}
+
+} // namespace
+
+template <class V, class Record>
+V* MainWindow::showRecord(int64_t id, const std::optional<Record>& record, int64_t (V::*idOf)() const,
+                          const QString& what, const QString& title) {
+    if (!m_project)
+        return nullptr;
+    if (auto* open = raiseTab<V>(m_tabs, id, idOf))
+        return open;
+    if (!record) {
+        fail(tr("No such %1").arg(what),
+             tr("%1 %2 is not in %3.").arg(what).arg(id).arg(QString::fromStdString(m_project->path())));
         return nullptr;
     }
-    auto* view = new RunView(*m_project, runId, m_tabs);
-    m_tabs->setCurrentIndex(m_tabs->addTab(view, tr("Run %1: %2").arg(runId).arg(QString::fromStdString(run->name))));
+    auto* view = new V(*m_project, id, m_tabs);
+    m_tabs->setCurrentIndex(m_tabs->addTab(view, title));
     return view;
+}
+
+RunView* MainWindow::showRun(int64_t runId) {
+    const auto run = m_project ? m_project->run(runId) : std::nullopt;
+    return showRecord<RunView>(runId, run, &RunView::runId, tr("run"),
+                               run ? tr("Run %1: %2").arg(runId).arg(QString::fromStdString(run->name)) : QString());
+}
+
+DatasetView* MainWindow::showDataset(int64_t datasetId) {
+    const auto dataset = m_project ? m_project->dataset(datasetId) : std::nullopt;
+    return showRecord<DatasetView>(datasetId, dataset, &DatasetView::datasetId, tr("dataset"),
+                                   dataset ? tr("Dataset: %1").arg(QString::fromStdString(dataset->name)) : QString());
 }
 
 CompareView* MainWindow::compareRuns(const std::vector<int64_t>& runIds) {

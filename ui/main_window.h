@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 class QLabel;
@@ -19,6 +20,7 @@ class Project;
 namespace mppdl::ui {
 
 class CompareView;
+class DatasetView;
 class ProjectTree;
 class RunView;
 
@@ -44,6 +46,8 @@ public:
     void refresh();
     /// Opens the run's tab, or brings it forward.
     RunView* showRun(int64_t runId);
+    /// Opens the dataset's tab, or brings it forward.
+    DatasetView* showDataset(int64_t datasetId);
     /// A tab comparing the runs (at least two; else a message and nullptr).
     CompareView* compareRuns(const std::vector<int64_t>& runIds);
 
@@ -65,6 +69,11 @@ private:
     void rememberRecent(const QString& path);
     void fillRecentMenu();
     void updateTitle();
+    /// Brings forward the tab of the record `id` (a view V with `idOf`), or opens one titled
+    /// `title`; a record that is not there (`record` empty) is a message naming `what`.
+    template <class V, class Record>
+    V* showRecord(int64_t id, const std::optional<Record>& record, int64_t (V::*idOf)() const, const QString& what,
+                  const QString& title);
 
     std::unique_ptr<store::Project> m_project;
     ProjectTree* m_tree = nullptr;

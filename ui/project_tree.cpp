@@ -51,6 +51,8 @@ ProjectTree::ProjectTree(QWidget* parent) : QTreeWidget(parent) {
     connect(this, &QTreeWidget::itemActivated, this, [this](QTreeWidgetItem* item, int) {
         if (item->data(0, kKindRole).toInt() == Run)
             emit runActivated(item->data(0, kIdRole).toLongLong());
+        if (item->data(0, kKindRole).toInt() == Dataset)
+            emit datasetActivated(item->data(0, kIdRole).toLongLong());
     });
 }
 
@@ -124,12 +126,16 @@ void ProjectTree::load(const store::Project& project) {
     }
 }
 
-QTreeWidgetItem* ProjectTree::runItem(int64_t runId) const {
+QTreeWidgetItem* ProjectTree::findItem(int kind, int64_t id) const {
     for (QTreeWidgetItemIterator it(const_cast<ProjectTree*>(this)); *it; ++it)
-        if ((*it)->data(0, kKindRole).toInt() == Run && (*it)->data(0, kIdRole).toLongLong() == runId)
+        if ((*it)->data(0, kKindRole).toInt() == kind && (*it)->data(0, kIdRole).toLongLong() == id)
             return *it;
     return nullptr;
 }
+
+QTreeWidgetItem* ProjectTree::runItem(int64_t runId) const { return findItem(Run, runId); }
+
+QTreeWidgetItem* ProjectTree::datasetItem(int64_t datasetId) const { return findItem(Dataset, datasetId); }
 
 QTreeWidgetItem* ProjectTree::group(const QString& name) const {
     for (int i = 0; i < topLevelItemCount(); ++i)

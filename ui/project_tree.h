@@ -25,13 +25,19 @@ public:
     void clearProject();
     /// The item of a run, or nullptr.
     QTreeWidgetItem* runItem(int64_t runId) const;
+    QTreeWidgetItem* datasetItem(int64_t datasetId) const;
     QTreeWidgetItem* group(const QString& name) const;
     /// The selected runs, in tree order.
     std::vector<int64_t> selectedRunIds() const;
 
+private:
+    QTreeWidgetItem* findItem(int kind, int64_t id) const;
+
 signals:
     /// A run was double-clicked or chosen with Enter.
     void runActivated(qint64 runId);
+    /// The same for a dataset.
+    void datasetActivated(qint64 datasetId);
 };
 
 } // namespace mppdl::ui

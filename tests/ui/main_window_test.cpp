@@ -3,6 +3,7 @@
 // runs written by another process appearing on refresh.
 
 #include "ui/compare_view.h"
+#include "ui/dataset_view.h"
 #include "ui/main_window.h"
 #include "ui/project_tree.h"
 #include "ui/run_view.h"
@@ -66,6 +67,16 @@ private slots:
         m_path = m_dir.filePath("runs.mppdl");
         QFile::remove(m_path);
         auto project = store::Project::create(m_path.toStdString());
+        store::DatasetRecord d;
+        d.name = "fashion-mnist";
+        d.kind = "idx";
+        d.location = "/usr/share/datasets/fashion-mnist";
+        d.options = R"({"kind": "auto", "limit": 12000, "label": ""})";
+        d.schema = R"({"dtype": "uint8", "sample_shape": [1, 28, 28], "test_rows": 10000, "train_rows": 12000})";
+        d.classNames = {"T-shirt/top", "Trouser", "Pullover"};
+        d.statistics = R"({"channel_mean": [72.97], "channel_std": [90.22], "class_counts": [4000, 3000, 5000],
+                           "max": 255.0, "min": 0.0})";
+        m_dataset = project.registerDataset(d);
         m_finished = addRun(project, "fmnist-ma4", 3, 4, store::RunState::Finished);
         m_failed = addRun(project, "broken", 1, 1, store::RunState::Failed);
     }
@@ -209,6 +220,34 @@ private slots:
         QCOMPARE(compare->table()->columnCount(), 3);
     }
 
+    void aDatasetShowsItsSchemaClassesAndStatistics() {
+        ui::MainWindow window;
+        window.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&window));
+        QVERIFY(window.openProject(m_path));
+        auto* item = window.projectTree()->datasetItem(m_dataset);
+        QVERIFY(item);
+        QCOMPARE(item->text(0), QString("fashion-mnist"));
+        // Enter on the selected dataset opens it, as a double-click does.
+        window.projectTree()->setFocus();
+        window.projectTree()->setCurrentItem(item);
+        QTest::keyClick(window.projectTree(), Qt::Key_Return);
+        QTRY_COMPARE(window.tabs()->count(), 1);
+        auto* view = qobject_cast<ui::DatasetView*>(window.tabs()->currentWidget());
+        QVERIFY(view);
+        QVERIFY(view->summaryText().contains("samples 1x28x28 uint8"));
+        QVERIFY(view->summaryText().contains("3 classes"));
+        QVERIFY(view->summaryText().contains("options: limit 12000")); // the defaults are not repeated
+        auto* bars = qobject_cast<QCPBars*>(view->histogram()->plottable(0));
+        QVERIFY(bars);
+        QCOMPARE(bars->data()->size(), 3);
+        QCOMPARE(bars->data()->at(2)->value, 5000.0);
+        QCOMPARE(view->statistics()->item(0, 1)->text(), QString("72.970"));
+        QCOMPARE(view->statistics()->item(1, 2)->text(), QString("255"));
+        QCOMPARE(window.showDataset(m_dataset), view); // brought forward, not opened twice
+        QCOMPARE(window.tabs()->count(), 1);
+    }
+
     void runsRecordedElsewhereAppearOnRefresh() {
         ui::MainWindow window;
         QVERIFY(window.openProject(m_path));
@@ -225,7 +264,7 @@ private slots:
 private:
     QTemporaryDir m_dir;
     QString m_path;
-    int64_t m_finished = 0, m_failed = 0;
+    int64_t m_finished = 0, m_failed = 0, m_dataset = 0;
 };
 
 QTEST_MAIN(MainWindowTest)

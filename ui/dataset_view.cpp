@@ -1,0 +1,123 @@
+#include "ui/dataset_view.h"
+
+#include "mppdl/store/project.h"
+
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLabel>
+#include <QTableWidget>
+#include <QVBoxLayout>
+
+#include <qcustomplot.h>
+
+namespace mppdl::ui {
+
+namespace {
+
+QJsonObject parse(const std::string& json) { return QJsonDocument::fromJson(QByteArray::fromStdString(json)).object(); }
+
+QString shapeText(const QJsonArray& shape) {
+    QStringList parts;
+    for (const auto& d : shape)
+        parts << QString::number(d.toInteger());
+    return parts.join("x");
+}
+
+} // namespace
+
+DatasetView::DatasetView(const store::Project& project, int64_t datasetId, QWidget* parent)
+    : QWidget(parent), m_datasetId(datasetId) {
+    m_summary = new QLabel(this);
+    m_summary->setTextFormat(Qt::RichText);
+    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_summary->setWordWrap(true);
+    m_histogram = new QCustomPlot(this);
+    m_histogram->setMinimumSize(420, 260);
+    m_statistics = new QTableWidget(this);
+    m_statistics->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_statistics->verticalHeader()->setVisible(false);
+    m_statistics->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    auto* lower = new QHBoxLayout;
+    lower->addWidget(m_histogram, 3);
+    lower->addWidget(m_statistics, 1);
+    auto* layout = new QVBoxLayout(this);
+    layout->addWidget(m_summary);
+    layout->addLayout(lower, 1);
+
+    const auto dataset = project.dataset(datasetId);
+    if (!dataset) {
+        m_summary->setText(tr("<b>Dataset %1 is not in this project.</b>").arg(datasetId));
+        return;
+    }
+    const auto schema = parse(dataset->schema);
+    const auto stats = parse(dataset->statistics);
+    const auto options = parse(dataset->options);
+    QStringList optionText; // the options that were set, not the defaults
+    for (auto it = options.begin(); it != options.end(); ++it) {
+        const auto v = it.value();
+        const bool unset = v.isNull() || (v.isString() && v.toString().isEmpty()) ||
+                           (v.isArray() && v.toArray().isEmpty()) || (v.isDouble() && v.toDouble() == 0.0) ||
+                           (it.key() == "kind" && v.toString() == "auto") || (it.key() == "bytea" && v.toString() == "uint8") ||
+                           (it.key() == "delimiter" && v.toString() == ",");
+        if (!unset)
+            optionText << it.key() + " " +
+                              (v.isArray() ? QString::fromUtf8(QJsonDocument(v.toArray()).toJson(QJsonDocument::Compact))
+                                           : v.toVariant().toString());
+    }
+    const qint64 testRows = schema.value("test_rows").toInteger();
+    m_summary->setText(
+        tr("<b>%1</b> &mdash; %2<br>%3<br>samples %4 %5; %6 training rows%7; %8 classes%9")
+            .arg(QString::fromStdString(dataset->name).toHtmlEscaped(), QString::fromStdString(dataset->kind),
+                 QString::fromStdString(dataset->location).toHtmlEscaped(),
+                 shapeText(schema.value("sample_shape").toArray()), schema.value("dtype").toString(),
+                 QLocale().toString(schema.value("train_rows").toInteger()),
+                 testRows > 0 ? tr(", %1 test rows").arg(QLocale().toString(testRows)) : tr(" (no test split)"))
+            .arg(dataset->classNames.size())
+            .arg(optionText.isEmpty() ? QString() : "<br>" + tr("options: ") + optionText.join(", ").toHtmlEscaped()));
+
+    // The class histogram, one bar a class, named on the axis.
+    const auto counts = stats.value("class_counts").toArray();
+    auto* bars = new QCPBars(m_histogram->xAxis, m_histogram->yAxis);
+    bars->setPen(Qt::NoPen);
+    bars->setBrush(QColor(31, 119, 180));
+    auto ticker = QSharedPointer<QCPAxisTickerText>::create();
+    double highest = 0;
+    for (int c = 0; c < counts.size(); ++c) {
+        const double n = counts[c].toDouble();
+        bars->addData(c, n);
+        highest = std::max(highest, n);
+        ticker->addTick(c, c < int(dataset->classNames.size()) ? QString::fromStdString(dataset->classNames[size_t(c)])
+                                                               : QString::number(c));
+    }
+    m_histogram->xAxis->setTicker(ticker);
+    m_histogram->xAxis->setTickLabelRotation(counts.size() > 6 ? 45 : 0);
+    m_histogram->xAxis->setRange(-0.7, counts.size() - 0.3);
+    m_histogram->yAxis->setRange(0, highest * 1.1 + 1);
+    m_histogram->yAxis->setLabel(tr("training rows"));
+    m_histogram->plotLayout()->insertRow(0);
+    m_histogram->plotLayout()->addElement(
+        0, 0, new QCPTextElement(m_histogram, tr("Rows per class"), QFont(font().family(), 11, QFont::Bold)));
+    m_histogram->replot();
+
+    // Per-channel moments of the raw values, and their range.
+    const auto mean = stats.value("channel_mean").toArray();
+    const auto stdev = stats.value("channel_std").toArray();
+    m_statistics->setColumnCount(3);
+    m_statistics->setHorizontalHeaderLabels({tr("channel"), tr("mean"), tr("std")});
+    m_statistics->setRowCount(mean.size() + 1);
+    for (int c = 0; c < mean.size(); ++c) {
+        m_statistics->setItem(c, 0, new QTableWidgetItem(QString::number(c)));
+        m_statistics->setItem(c, 1, new QTableWidgetItem(QString::number(mean[c].toDouble(), 'f', 3)));
+        m_statistics->setItem(c, 2, new QTableWidgetItem(QString::number(stdev[c].toDouble(), 'f', 3)));
+    }
+    m_statistics->setItem(mean.size(), 0, new QTableWidgetItem(tr("range")));
+    m_statistics->setItem(mean.size(), 1, new QTableWidgetItem(QString::number(stats.value("min").toDouble(), 'g', 6)));
+    m_statistics->setItem(mean.size(), 2, new QTableWidgetItem(QString::number(stats.value("max").toDouble(), 'g', 6)));
+}
+
+QString DatasetView::summaryText() const { return m_summary->text(); }
+
+} // namespace mppdl::ui

@@ -235,13 +235,17 @@ TEST_F(PgShards, OneStreamCutFailsTheRead) {
     // Unordered, so that rows stream as they are made (ORDER BY id would sort them all first).
     o.id = "";
     o.distributedBy = "id";
-    o.connection += " application_name=mppdl_shard_victim";
     // Each stream in turn: 0 runs on the connection that read the catalog, 1 and 2 on their own.
     for (const int victim : {0, 2}) {
         const std::string shard = std::to_string(victim);
-        BackendKiller killer("mppdl_shard_victim", "COPY%= " + shard + ") TO STDOUT%");
+        // A name per round: the stopped streams of the round before may still run on the server
+        // (a backend notices its client has gone only when it next sends), and must not be the victim.
+        const std::string application = "mppdl_shard_victim_" + shard;
+        auto read = o;
+        read.connection += " application_name=" + application;
+        BackendKiller killer(application, "COPY%= " + shard + ") TO STDOUT%");
         const auto start = std::chrono::steady_clock::now();
-        expectError<DataError>([&] { data::loadSource("pg:shards_slow", o); },
+        expectError<DataError>([&] { data::loadSource("pg:shards_slow", read); },
                                {"pg:shards_slow, segment " + shard + " (", "terminat"});
         // A full read takes 900 rows x 5 ms / 3 streams = 1.5 s; stopping early takes much less.
         EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 1.4);

@@ -92,9 +92,7 @@ void SourceFlags::add(CLI::App& c, bool required) {
     c.add_flag("--header", header, "CSV: the first row is a header (default: detect)");
     c.add_flag("--no-header", noHeader, "CSV: the first row is data");
     c.add_option("--limit", limit, "use only the first N training rows (0 = all)")->capture_default_str();
-    c.add_option("--conn", connection,
-                 "pg: libpq connection URI or keywords (default: the PG* variables; a password comes best from "
-                 "PGPASSWORD or ~/.pgpass, and is never recorded)");
+    c.add_option("--conn", connection, std::string("pg: ") + kConnectionHelp);
     c.add_option("--features", features,
                  "pg: feature columns, comma-separated: one real[]/bytea column or numeric columns (default: the "
                  "array or bytea column, else every numeric column)");

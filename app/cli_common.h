@@ -41,6 +41,11 @@ struct SourceFlags {
     data::SourceOptions options() const;
 };
 
+/// The help of every --conn flag: how a PostgreSQL connection and its password are given.
+constexpr const char* kConnectionHelp =
+    "libpq connection URI or keywords (default: the PG* variables; a password comes best from PGPASSWORD or "
+    "~/.pgpass, and is never recorded)";
+
 /// An architecture file path, or the name of a bundled one (mlp, fmnist_cnn, ...).
 std::string resolveArchitecture(const std::string& nameOrPath);
 /// Names of the bundled architectures.

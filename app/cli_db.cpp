@@ -49,9 +49,7 @@ struct DbLsFlags {
         c.add_option("TABLE", table,
                      "show this table's or view's columns (TABLE or SCHEMA.TABLE, names as stored; quote names "
                      "with dots)");
-        c.add_option("--conn", connection,
-                     "libpq connection URI or keywords (default: the PG* variables; a password comes best from "
-                     "PGPASSWORD or ~/.pgpass)");
+        c.add_option("--conn", connection, kConnectionHelp);
         c.add_option("--schema", schema, "only this schema (default: every schema but the system ones)");
         c.add_flag("--json", json, "one JSON object: the server, and the tables with their columns");
     }

@@ -173,9 +173,8 @@ void printDistribution(const data::Dataset& train, const data::DistributionSumma
     table.addRow(total);
 
     std::cout << "\n" << segments << (segments == 1 ? " segment" : " segments") << ", distributed by " << policy;
-    for (const auto& p : data::distributionPolicies())
-        if (policy == p.name && p.usesSeed)
-            std::cout << " (seed " << seed << ")";
+    if (const auto* p = data::findDistributionPolicy(policy); p && p->usesSeed)
+        std::cout << " (seed " << seed << ")";
     std::cout << (perClass ? "; rows of each class (#) per segment" : "") << ":\n" << table.render();
     char skew[64];
     std::snprintf(skew, sizeof skew, "skew (max/mean rows): %.2f\n", summary.skew);
@@ -194,9 +193,9 @@ struct DataShowFlags {
         if (source.location.empty())
             throw ConfigError("data show needs a source: mppdl data show SOURCE (or --data SOURCE)");
         auto options = source.options();
-        for (const auto& p : data::distributionPolicies())
-            if (segmentsGiven && p.fromSource && distributeBy == p.name)
-                options.segments = segments; // read as the database's shards
+        const auto* policy = data::findDistributionPolicy(distributeBy);
+        if (segmentsGiven && policy && policy->fromSource)
+            options.segments = segments; // read as the database's shards
         const auto loaded = data::loadSource(source.location, options);
         const auto schema = loaded.schema();
         // Distributed first, so that a distribution that cannot be made fails before any output.
@@ -332,10 +331,9 @@ void registerInspectCommands(CLI::App& app, Command& selected) {
         ->capture_default_str()
         ->check(
             [](const std::string& name) {
-                for (const auto& p : data::distributionPolicies())
-                    if (name == p.name)
-                        return std::string();
-                return "unknown distribution policy '" + name + "'; known policies: " + distributionPolicyNames();
+                return data::findDistributionPolicy(name)
+                           ? std::string()
+                           : "unknown distribution policy '" + name + "'; known policies: " + distributionPolicyNames();
             },
             "POLICY");
     std::string policies = "distribution policies (--distribute-by):";

@@ -766,8 +766,7 @@ void registerProjectCommands(CLI::App& app, Command& selected) {
     import->add_option("--from-table", importOptions->table,
                        "read model_arch from a MADlib model architecture table ([SCHEMA.]TABLE)");
     import->add_option("--id", importOptions->id, "model_id of the row to read (with --from-table)");
-    import->add_option("--conn", importOptions->conn,
-                       "libpq connection URI for --from-table (default: the PG* environment variables)");
+    import->add_option("--conn", importOptions->conn, std::string("--from-table: ") + kConnectionHelp);
     import->callback([&selected, projectFlag, importOptions] {
         selected = [projectFlag, importOptions] { return archImport(*projectFlag, *importOptions); };
     });

@@ -1,5 +1,7 @@
 #include "ui/compare_view.h"
 
+#include "ui/format.h"
+
 #include "mppdl/store/project.h"
 
 #include <QComboBox>
@@ -45,8 +47,6 @@ void flatten(const QJsonValue& value, const QString& prefix, std::map<QString, Q
         out[prefix] = value.toString();
     }
 }
-
-QString percent(const std::optional<double>& v) { return v ? QString::number(*v * 100.0, 'f', 2) + "%" : QString(); }
 
 } // namespace
 
@@ -103,8 +103,8 @@ void CompareView::reload(const store::Project& project) {
             m_names.push_back(QString("%1 %2").arg(run->id).arg(QString::fromStdString(run->name)));
             column[results[0]] = QString::fromLatin1(store::toString(run->state));
             column[results[1]] = QString("%1 v%2").arg(QString::fromStdString(run->architectureName)).arg(run->architectureVersion);
-            column[results[2]] = percent(run->bestValAccuracy);
-            column[results[3]] = percent(run->testAccuracy);
+            column[results[2]] = percentText(run->bestValAccuracy);
+            column[results[3]] = percentText(run->testAccuracy);
             column[results[4]] = QString::number(run->epochsDone);
             column[results[5]] = QString::number(run->seconds, 'f', 1);
             std::map<QString, QString> config;

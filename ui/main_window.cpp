@@ -157,7 +157,8 @@ bool MainWindow::openProject(const QString& path) {
     rememberRecent(QFileInfo(path).absoluteFilePath());
     refresh();
     m_refreshTimer.start();
-    log(tr("opened %1: %n run(s)", "", int(m_project->runs().size())).arg(path));
+    const auto* runs = m_tree->group(tr("Runs")); // absent when the refresh failed (and said why)
+    log(tr("opened %1: %n run(s)", "", runs ? runs->childCount() : 0).arg(path));
     updateTitle();
     return true;
 }
@@ -199,8 +200,8 @@ void MainWindow::refresh() {
         // A read-only project cannot record it; the runs still read as interrupted.
     }
     try {
-        m_tree->load(*m_project);
         const auto runs = m_project->runs();
+        m_tree->load(*m_project, runs);
         auto running = [&](int64_t id) {
             return std::any_of(runs.begin(), runs.end(), [&](const store::RunRecord& r) {
                 return r.id == id && r.state == store::RunState::Running;

@@ -1,5 +1,7 @@
 #include "ui/project_tree.h"
 
+#include "ui/format.h"
+
 #include "mppdl/store/project.h"
 
 #include <QApplication>
@@ -25,10 +27,6 @@ QIcon stateIcon(store::RunState state) {
     case store::RunState::Interrupted: return style->standardIcon(QStyle::SP_MessageBoxWarning);
     }
     return {};
-}
-
-QString percent(const std::optional<double>& value) {
-    return value ? QString::number(*value * 100.0, 'f', 2) + "%" : QString();
 }
 
 /// A stable key of an item, to find it again after a reload.
@@ -58,7 +56,7 @@ ProjectTree::ProjectTree(QWidget* parent) : QTreeWidget(parent) {
 
 void ProjectTree::clearProject() { clear(); }
 
-void ProjectTree::load(const store::Project& project) {
+void ProjectTree::load(const store::Project& project, const std::vector<store::RunRecord>& runs) {
     // Remember what was open and selected.
     QSet<QString> expanded;
     QString selected;
@@ -99,12 +97,11 @@ void ProjectTree::load(const store::Project& project) {
             version->setData(0, kIdRole, qint64(v.id));
         }
     }
-    const auto runs = project.runs();
     auto* runGroup = makeGroup(tr("Runs"), int(runs.size()));
     for (const auto& r : runs) {
         const auto accuracy = r.testAccuracy ? r.testAccuracy : r.bestValAccuracy;
         auto* item = new QTreeWidgetItem(runGroup, {QString("%1  %2").arg(r.id).arg(QString::fromStdString(r.name)),
-                                                    QString::fromLatin1(store::toString(r.state)), percent(accuracy)});
+                                                    QString::fromLatin1(store::toString(r.state)), percentText(accuracy)});
         item->setIcon(0, stateIcon(r.state));
         item->setToolTip(0, QString("%1 %2, %3 x%4, %5/%6 epochs")
                                 .arg(QString::fromStdString(r.architectureName))

@@ -7,6 +7,7 @@
 
 namespace mppdl::store {
 class Project;
+struct RunRecord;
 }
 
 namespace mppdl::ui {
@@ -21,7 +22,8 @@ public:
 
     explicit ProjectTree(QWidget* parent = nullptr);
 
-    void load(const store::Project& project);
+    /// Re-reads the datasets and architectures; the runs are the caller's, read once per refresh.
+    void load(const store::Project& project, const std::vector<store::RunRecord>& runs);
     void clearProject();
     /// The item of a run, or nullptr.
     QTreeWidgetItem* runItem(int64_t runId) const;

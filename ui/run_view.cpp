@@ -1,5 +1,7 @@
 #include "ui/run_view.h"
 
+#include "ui/format.h"
+
 #include "mppdl/store/project.h"
 
 #include <QFileDialog>
@@ -33,9 +35,6 @@ QCustomPlot* makePlot(const QString& title, const QString& yLabel, Qt::Alignment
     return plot;
 }
 
-QString percent(const std::optional<double>& v) {
-    return v ? QString::number(*v * 100.0, 'f', 2) + "%" : QObject::tr("n/a");
-}
 
 /// (epoch -> value) of one metric of one segment (-1: the merged model).
 using Series = QMap<int, double>;
@@ -114,9 +113,9 @@ void RunView::reload(const store::Project& project) {
                 .arg(run->epochs)
                 .arg(run->seconds, 0, 'f', 1);
     text += tr("best validation accuracy %1 (epoch %2), test accuracy %3")
-                .arg(percent(run->bestValAccuracy))
+                .arg(percentText(run->bestValAccuracy, tr("n/a")))
                 .arg(run->bestEpoch)
-                .arg(percent(run->testAccuracy));
+                .arg(percentText(run->testAccuracy, tr("n/a")));
     if (!run->errorMessage.empty())
         text += "<br><span style='color:#b00020'>" +
                 QString::fromStdString(run->errorKind + ": " + run->errorMessage).toHtmlEscaped() + "</span>";

@@ -165,16 +165,20 @@ const std::vector<DistributionPolicy>& distributionPolicies() {
     return policies;
 }
 
+const DistributionPolicy* findDistributionPolicy(const std::string& name) {
+    for (const auto& p : distributionPolicies())
+        if (name == p.name)
+            return &p;
+    return nullptr;
+}
+
 std::vector<at::Tensor> distribute(const Dataset& rows, int segments, const std::string& policy, uint64_t seed) {
     return distribute(rows, segments, policy, seed, at::Tensor());
 }
 
 std::vector<at::Tensor> distribute(const Dataset& rows, int segments, const std::string& policy, uint64_t seed,
                                    const at::Tensor& keys) {
-    const DistributionPolicy* chosen = nullptr;
-    for (const auto& p : distributionPolicies())
-        if (policy == p.name)
-            chosen = &p;
+    const DistributionPolicy* chosen = findDistributionPolicy(policy);
     if (!chosen)
         throw ConfigError("unknown distribution policy '" + policy + "'; known policies: " + policyNames());
     if (segments < 1)

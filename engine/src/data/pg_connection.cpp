@@ -160,12 +160,21 @@ std::vector<std::pair<std::string, std::string>> PgConnection::describeColumns(c
     std::shared_ptr<PGresult> described(PQdescribePrepared(m_conn, ""), PQclear);
     if (PQresultStatus(described.get()) != PGRES_COMMAND_OK)
         throw DataError(m_where + ": " + trimmed(PQresultErrorMessage(described.get())));
-    std::vector<std::pair<std::string, std::string>> columns;
-    for (int c = 0; c < PQnfields(described.get()); ++c) {
-        const auto type = query("SELECT format_type($1::oid, $2::int4)",
-                                {std::to_string(PQftype(described.get(), c)), std::to_string(PQfmod(described.get(), c))});
-        columns.emplace_back(PQfname(described.get(), c), type.text(0, 0));
+    const int fields = PQnfields(described.get());
+    if (fields == 0)
+        return {};
+    // Every column's type name in one round trip, however many columns the query has.
+    std::string oids, modifiers;
+    for (int c = 0; c < fields; ++c) {
+        oids += (c ? "," : "{") + std::to_string(PQftype(described.get(), c));
+        modifiers += (c ? "," : "{") + std::to_string(PQfmod(described.get(), c));
     }
+    const auto types = query("SELECT format_type(t, m) FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY AS c(t, m, i) "
+                             "ORDER BY i",
+                             {oids + "}", modifiers + "}"});
+    std::vector<std::pair<std::string, std::string>> columns;
+    for (int c = 0; c < fields; ++c)
+        columns.emplace_back(PQfname(described.get(), c), types.text(c, 0));
     return columns;
 }
 

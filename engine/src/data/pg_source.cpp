@@ -470,14 +470,6 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     for (auto& shard : shards)
         for (auto& id : shard.ids)
             ids.push_back(std::move(id));
-    auto home = torch::empty({rows}, torch::kInt64);
-    {
-        int64_t at = 0;
-        for (int s = 0; s < shardCount; ++s) {
-            home.slice(0, at, at + shards[size_t(s)].rows).fill_(s);
-            at += shards[size_t(s)].rows;
-        }
-    }
     const at::Tensor x = plan.wire == FeaturePlan::Bytes && !format.floatBytes
                              ? packedRows(shards, &ShardRows::bytes, rows, width, torch::kUInt8)
                              : packedRows(shards, &ShardRows::floats, rows, width, torch::kFloat32);
@@ -485,8 +477,16 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     out.kind = "pg";
     out.location = location;
     out.train = Dataset(reshapeFeatures(x, options.shape, location), labels.indices, labels.classNames);
-    if (read.shards.segments > 0)
+    if (read.shards.segments > 0) {
+        // Rows came shard by shard: each run of rows is its segment's.
+        auto home = torch::empty({rows}, torch::kInt64);
+        int64_t at = 0;
+        for (int s = 0; s < shardCount; ++s) {
+            home.slice(0, at, at + shards[size_t(s)].rows).fill_(s);
+            at += shards[size_t(s)].rows;
+        }
         out.train = out.train.withHomeSegments(home);
+    }
     out.ids = std::move(ids);
     out.idType = idType;
     return out;

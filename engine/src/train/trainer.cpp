@@ -378,9 +378,7 @@ std::vector<std::string> validate(const TrainConfig& c) {
                            " segments: each process trains at least one segment");
     if (c.gpusPerHost < -1)
         problems.push_back("gpus-per-host must be >= 0");
-    const auto& policies = data::distributionPolicies();
-    if (std::none_of(policies.begin(), policies.end(),
-                     [&](const data::DistributionPolicy& p) { return c.distribution == p.name; }))
+    if (!data::findDistributionPolicy(c.distribution))
         problems.push_back("unknown distribution '" + c.distribution + "'");
     for (auto& p : validate(c.schedule))
         problems.push_back(std::move(p));
@@ -414,11 +412,9 @@ LoadedData loadData(const TrainConfig& config, const model::Architecture& archit
         const auto start = Clock::now();
         // The "database" distribution reads the table as the segments' shards, in parallel.
         auto options = config.data.source;
-        const auto& policies = data::distributionPolicies();
-        const bool fromSource = std::any_of(policies.begin(), policies.end(), [&](const data::DistributionPolicy& p) {
-            return p.fromSource && config.distribution == p.name;
-        });
-        if (fromSource && config.strategy != "single")
+        const auto* policy = data::findDistributionPolicy(config.distribution);
+        const bool readShards = policy && policy->fromSource && config.strategy != "single";
+        if (readShards)
             options.segments = config.segments;
         // A long read says how far it has come.
         options.progress = [&](int64_t rows, int64_t expected) {
@@ -427,7 +423,7 @@ LoadedData loadData(const TrainConfig& config, const model::Architecture& archit
                             humanDuration(secondsSince(start)));
         };
         const data::LoadedSource source = data::loadSource(config.data.location, options);
-        if (fromSource && config.strategy != "single" && !source.train.homeSegments().defined())
+        if (readShards && !source.train.homeSegments().defined())
             throw ConfigError("the '" + config.distribution + "' distribution keeps each row on the segment the " +
                               "database holds it on: it needs a pg: source, not " + source.kind + " " +
                               source.location);

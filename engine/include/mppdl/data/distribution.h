@@ -33,6 +33,8 @@ struct DistributionPolicy {
 
 /// "random", "hash", "round-robin", "by-label", "database", in that order.
 const std::vector<DistributionPolicy>& distributionPolicies();
+/// The policy of that name, or nullptr.
+const DistributionPolicy* findDistributionPolicy(const std::string& name);
 
 /// Which rows each segment holds: one int64 CPU tensor of row indices per segment, ascending
 /// within each segment; together they hold every row exactly once. With one segment every policy

@@ -34,19 +34,6 @@ void onInterrupt(int) {
     (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
 }
 
-std::vector<fs::path> resourceDirectories() {
-    std::vector<fs::path> dirs;
-    if (const char* env = std::getenv("MPPDL_RESOURCES"))
-        dirs.emplace_back(env);
-    std::error_code ec;
-    const auto exe = fs::read_symlink("/proc/self/exe", ec);
-    if (!ec)
-        dirs.push_back(exe.parent_path().parent_path() / "share" / "mppdl");
-    dirs.emplace_back(sourceResourceDirectory());
-    dirs.emplace_back(resourceDirectory());
-    return dirs;
-}
-
 std::vector<int64_t> parseShape(const std::string& text) {
     std::vector<int64_t> shape;
     std::string part;
@@ -135,38 +122,6 @@ data::SourceOptions SourceFlags::options() const {
     o.bytea = bytea;
     o.distributedBy = distributedBy;
     return o;
-}
-
-std::vector<std::string> bundledArchitectures() {
-    std::vector<std::string> names;
-    for (const auto& dir : resourceDirectories()) {
-        std::error_code ec;
-        for (const auto& entry : fs::directory_iterator(dir / "architectures", ec))
-            if (entry.path().extension() == ".json")
-                names.push_back(entry.path().stem().string());
-        if (!names.empty())
-            break;
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-}
-
-std::string resolveArchitecture(const std::string& nameOrPath) {
-    std::error_code ec;
-    if (fs::is_regular_file(nameOrPath, ec))
-        return nameOrPath;
-    if (nameOrPath.find('/') == std::string::npos) {
-        for (const auto& dir : resourceDirectories()) {
-            const auto candidate = dir / "architectures" / (nameOrPath + ".json");
-            if (fs::is_regular_file(candidate, ec))
-                return candidate.string();
-        }
-    }
-    std::string known;
-    for (const auto& n : bundledArchitectures())
-        known += (known.empty() ? "" : ", ") + n;
-    throw ConfigError("'" + nameOrPath + "': no such architecture file, nor a bundled architecture of that name" +
-                      (known.empty() ? std::string() : " (bundled: " + known + ")"));
 }
 
 std::string joinNames(const std::vector<train::Choice>& choices) {

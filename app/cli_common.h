@@ -3,6 +3,7 @@
 // Shared pieces of the mppdl command-line program.
 
 #include "mppdl/data/source.h"
+#include "mppdl/session/architectures.h"
 #include "mppdl/train/trainer.h"
 
 #include <CLI/CLI.hpp>
@@ -46,10 +47,8 @@ constexpr const char* kConnectionHelp =
     "libpq connection URI or keywords (default: the PG* variables; a password comes best from PGPASSWORD or "
     "~/.pgpass, and is never recorded)";
 
-/// An architecture file path, or the name of a bundled one (mlp, fmnist_cnn, ...).
-std::string resolveArchitecture(const std::string& nameOrPath);
-/// Names of the bundled architectures.
-std::vector<std::string> bundledArchitectures();
+using session::bundledArchitectures;
+using session::resolveArchitecture;
 /// Where the Fashion-MNIST dataset from Debian's dataset-fashion-mnist package lives.
 constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 

@@ -65,14 +65,6 @@ struct KeyValues {
     }
 };
 
-/// Parses and checks an architecture file or text; ConfigError listing every problem.
-model::Architecture validated(model::Architecture architecture) {
-    const auto analysis = model::analyze(architecture);
-    if (!analysis.ok())
-        throw ConfigError("invalid architecture '" + architecture.name + "':\n" + formatProblems(analysis.problems));
-    return architecture;
-}
-
 } // namespace
 
 std::string projectPath(const std::string& flag, bool forWriting) {
@@ -116,40 +108,6 @@ store::Project openProject(const std::string& flag, store::Access access, bool* 
         return project;
     }
     return store::Project::open(path, access);
-}
-
-ProjectArchitecture projectArchitecture(store::Project& project, const std::string& ref, bool addToProject) {
-    // NAME@VERSION: exactly that version of the project's.
-    if (const auto at = ref.rfind('@'); at != std::string::npos && allDigits(ref.substr(at + 1))) {
-        const auto name = ref.substr(0, at);
-        const int version = std::stoi(ref.substr(at + 1));
-        const auto found = project.architecture(name, version);
-        if (!found) {
-            const auto versions = project.architectureVersions(name);
-            throw ConfigError("architecture '" + name + "' has no version " + std::to_string(version) +
-                              " in " + project.path() +
-                              (versions.empty() ? std::string(" (no versions at all: mppdl arch add FILE)")
-                                                : " (versions 1-" + std::to_string(versions.back().version) + ")"));
-        }
-        return {*found, validated(model::parseArchitecture(found->spec, ref))};
-    }
-    std::error_code ec;
-    const bool isFile = fs::is_regular_file(ref, ec);
-    if (!isFile) {
-        if (const auto latest = project.architecture(ref))
-            return {*latest, validated(model::parseArchitecture(latest->spec, ref + "@" + std::to_string(latest->version)))};
-    }
-    const auto path = resolveArchitecture(ref); // a file, or a bundled one; ConfigError otherwise
-    auto architecture = validated(model::loadArchitecture(path));
-    const std::string note = isFile ? "from " + fs::absolute(path).lexically_normal().string()
-                                    : "bundled with mppdl " + std::string(versionString());
-    if (!addToProject) {
-        store::ArchitectureVersion unsaved;
-        unsaved.name = architecture.name;
-        return {unsaved, architecture};
-    }
-    const auto version = project.addArchitecture(architecture.name, model::toJson(architecture), note);
-    return {version, architecture};
 }
 
 store::RunRecord findRun(const store::Project& project, const std::string& idOrName) {

@@ -21,15 +21,9 @@ std::string projectPath(const std::string& flag, bool forWriting);
 /// unless `created` is given: then it is set and the caller tells.
 store::Project openProject(const std::string& flag, store::Access access, bool* created = nullptr);
 
-/// An architecture as a run uses it: a project version and the parsed spec.
-struct ProjectArchitecture {
-    store::ArchitectureVersion version;
-    model::Architecture architecture;
-};
-/// `ref` is NAME@VERSION (a project version), a file (added to the project as a new version of
-/// its name unless unchanged), a name the project has (its latest version) or a bundled name
-/// (added as version 1 when first used). The architecture is validated before it is added.
-ProjectArchitecture projectArchitecture(store::Project& project, const std::string& ref, bool addToProject);
+using session::ProjectArchitecture;
+using session::projectArchitecture;
+using session::validated;
 
 /// A run's weights at one epoch: `ref` is RUN, RUN:EPOCH, RUN:best or RUN:last (the default).
 struct RunWeights {

@@ -210,6 +210,15 @@ std::string formatParam(const Param& value) {
 
 } // namespace detail
 
+std::string paramText(const Param& value) { return detail::formatParam(value); }
+
+std::optional<Param> parseParamText(const std::string& text) {
+    const json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (value.is_discarded())
+        return std::nullopt;
+    return detail::paramFromJson(value);
+}
+
 std::string formatShape(const Shape& shape) {
     if (shape.empty())
         return "?";

@@ -988,20 +988,27 @@ void Project::setTestAccuracy(int64_t runId, double accuracy) {
 int Project::reconcileInterrupted() {
     auto& self = implOf(m_impl);
     self.requireWritable("mark interrupted runs");
+    auto gone = [&] {
+        sqlite::Statement query(self.db, "SELECT id, host, pid, heartbeat FROM runs WHERE state = 'running'");
+        std::vector<std::pair<int64_t, double>> found; // id, last heartbeat
+        while (query.step())
+            if (liveState(RunState::Running, query.text(1), query.integer(2), query.real(3), self.host) ==
+                RunState::Interrupted)
+                found.emplace_back(query.integer(0), query.real(3));
+        return found;
+    };
+    // Usually nothing is gone: then this only reads, and never waits for a training thread's write
+    // (the workbench calls it every few seconds on its GUI thread).
+    if (gone().empty())
+        return 0;
     sqlite::Transaction transaction(self.db);
-    sqlite::Statement query(self.db, "SELECT id, host, pid, heartbeat FROM runs WHERE state = 'running'");
-    std::vector<std::pair<int64_t, double>> gone; // id, last heartbeat
-    while (query.step())
-        if (liveState(RunState::Running, query.text(1), query.integer(2), query.real(3), self.host) ==
-            RunState::Interrupted)
-            gone.emplace_back(query.integer(0), query.real(3));
-    query.reset();
+    const auto marked = gone();
     // The last heartbeat is the best guess of when the process died.
     sqlite::Statement mark(self.db, "UPDATE runs SET state = 'interrupted', ended_at = ? WHERE id = ?");
-    for (const auto& [id, heartbeat] : gone)
+    for (const auto& [id, heartbeat] : marked)
         mark.bindAll(isoTime(heartbeat > 0 ? heartbeat : unixNow()), id).run();
     transaction.commit();
-    return static_cast<int>(gone.size());
+    return static_cast<int>(marked.size());
 }
 
 std::vector<RunRecord> Project::runs() const {

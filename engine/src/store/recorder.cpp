@@ -6,6 +6,22 @@ namespace mppdl::store {
 
 using train::EventKind;
 
+std::vector<MetricPoint> metricPoints(const train::RunEvent& event) {
+    const char* kind = nullptr;
+    switch (event.kind) {
+    case EventKind::Progress: kind = "progress"; break;
+    case EventKind::Epoch: kind = "epoch"; break;
+    case EventKind::Evaluation: kind = "test"; break;
+    default: return {};
+    }
+    std::vector<MetricPoint> points;
+    points.reserve(event.metrics.size());
+    for (const auto& m : event.metrics)
+        if (m.name != "eta_seconds")
+            points.push_back({event.segment, event.epoch, event.step, kind, m.name, m.value, event.wallSeconds});
+    return points;
+}
+
 RunRecorder::RunRecorder(Project& project, int64_t runId, int keepCheckpoints, double flushSeconds)
     : m_project(project), m_runId(runId), m_keep(keepCheckpoints), m_flushInterval(flushSeconds),
       m_lastFlush(std::chrono::steady_clock::now()) {
@@ -28,25 +44,17 @@ void RunRecorder::onEvents(const std::vector<train::RunEvent>& batch) {
 }
 
 void RunRecorder::record(const train::RunEvent& event) {
-    const char* kind = nullptr;
     switch (event.kind) {
-    case EventKind::Progress: kind = "progress"; break;
-    case EventKind::Epoch: kind = "epoch"; break;
-    case EventKind::Evaluation: kind = "test"; break;
     case EventKind::Finished:
         m_progress.seconds = event.wallSeconds;
         end(RunState::Finished, {}, {});
         return;
     case EventKind::Failed: end(RunState::Failed, event.errorKind, event.message); return;
     case EventKind::Cancelled: end(RunState::Cancelled, "cancelled", event.message); return;
-    case EventKind::Started:
-    case EventKind::Message: return;
+    default: break;
     }
-    for (const auto& m : event.metrics) {
-        if (m.name == "eta_seconds") // derived from the others; the GUI recomputes it
-            continue;
-        m_pending.push_back({event.segment, event.epoch, event.step, kind, m.name, m.value, event.wallSeconds});
-    }
+    const auto points = metricPoints(event);
+    m_pending.insert(m_pending.end(), points.begin(), points.end());
     if (event.kind == EventKind::Epoch && event.segment < 0) {
         m_lastStep = event.step;
         m_progress.epochsDone = event.epoch;

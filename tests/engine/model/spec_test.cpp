@@ -60,6 +60,20 @@ TEST(ModelSpec, ParsesLayersParametersAndInputs) {
     EXPECT_TRUE(analyze(a).ok()) << formatProblems(analyze(a).problems);
 }
 
+TEST(ModelSpec, ParameterTextReadsAsALayerObjectWould) {
+    // What an editor's user types: each kind of value, back to the same text.
+    for (const std::string text : {"32", "0.25", "true", "[3, 5]", "\"same\""}) {
+        const auto param = parseParamText(text);
+        ASSERT_TRUE(param) << text;
+        EXPECT_EQ(paramText(*param), text);
+    }
+    EXPECT_EQ(std::get<int64_t>(*parseParamText(" 8 ")), 8);
+    EXPECT_EQ(std::get<std::vector<int64_t>>(*parseParamText("[1,28,28]")), (std::vector<int64_t>{1, 28, 28}));
+    // Not a value a parameter holds: no JSON, null, an object, a list of non-integers.
+    for (const std::string text : {"many", "null", "{}", "[1.5, 2]", "[3,", ""})
+        EXPECT_FALSE(parseParamText(text)) << text;
+}
+
 TEST(ModelSpec, RecordsTheLineOfEachLayer) {
     const Architecture a = parseArchitecture(kSmall);
     EXPECT_EQ(a.layers[0].line, 7);

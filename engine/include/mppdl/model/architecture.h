@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -76,6 +77,13 @@ Architecture loadArchitecture(const std::string& path);
 /// "name", "type", "inputs" (when given) and the parameters sorted by name; ends with a newline.
 /// parseArchitecture(toJson(a)) == a for every design whose names are all non-empty.
 std::string toJson(const Architecture& architecture);
+
+/// A parameter as a layer object in the JSON document holds it: "32", "[3, 3]", "\"same\"".
+std::string paramText(const Param& value);
+/// The parameter that JSON text holds, as parseArchitecture() would read it from a layer object;
+/// nullopt for text that is not JSON or not a value a parameter can hold (null, an object). What
+/// an editor's user types goes through here, so that analyze() judges it as it would a file.
+std::optional<Param> parseParamText(const std::string& text);
 
 bool operator==(const Layer& a, const Layer& b);
 bool operator==(const Architecture& a, const Architecture& b);

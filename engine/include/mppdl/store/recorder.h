@@ -11,6 +11,11 @@
 
 namespace mppdl::store {
 
+/// The metric points an event carries, as a project records them: a Progress event's as kind
+/// "progress", an Epoch's as "epoch", an Evaluation's as "test"; none for other events. ETA is left
+/// out: it is derived from the others. The recorder and the workbench's live views read events so.
+std::vector<MetricPoint> metricPoints(const train::RunEvent& event);
+
 /// Records a run into a project as it trains: its metric series (buffered, one transaction per
 /// flush, never per point), its checkpoints, its progress and how it ended. Hand it to train() as
 /// observer (in an ObserverList beside the terminal's) and as checkpoint sink.

@@ -47,6 +47,12 @@ int runGui(int& argc, char** argv, const GuiStart& start) {
                 ids.push_back(idOf(run));
             window.compareRuns(ids);
         }
+        if (!start.design.empty())
+            window.openDesign(QString::fromStdString(start.design));
+        if (!start.repeat.empty())
+            window.repeatRun(idOf(start.repeat), true);
+        if (start.newRun)
+            window.showLauncher();
     } catch (const Error& e) { // a name several runs share
         QMessageBox::warning(&window, QObject::tr("Which run?"), QString::fromUtf8(e.what()));
     }

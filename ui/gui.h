@@ -11,6 +11,9 @@ struct GuiStart {
     std::string run;                  ///< a run (id or name) whose view to open
     std::string dataset;              ///< a dataset (id or name) whose view to open
     std::vector<std::string> compare; ///< runs (ids or names) to compare
+    std::string design;               ///< an architecture to open in the designer
+    bool newRun = false;              ///< open the run launcher
+    std::string repeat;               ///< a run (id or name) to train again at once
 };
 
 /// Runs the workbench until its window closes. Returns the process's exit code.

@@ -1,9 +1,12 @@
 #include "ui/main_window.h"
 
+#include "ui/architecture_designer.h"
 #include "ui/compare_view.h"
 #include "ui/dataset_view.h"
+#include "ui/launch_dialog.h"
 #include "ui/project_tree.h"
 #include "ui/run_view.h"
+#include "ui/training_jobs.h"
 
 #include "mppdl/core/error.h"
 #include "mppdl/store/project.h"
@@ -22,6 +25,7 @@
 #include <QSplitter>
 #include <QStatusBar>
 #include <QTabWidget>
+#include <QToolBar>
 
 #include <algorithm>
 
@@ -51,6 +55,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     m_tabs->setDocumentMode(true);
     connect(m_tabs, &QTabWidget::tabCloseRequested, this, [this](int index) {
         QWidget* page = m_tabs->widget(index);
+        if (!mayClose(page))
+            return;
         m_tabs->removeTab(index);
         page->deleteLater();
     });
@@ -72,8 +78,15 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     m_status = new QLabel(tr("No project open"), this);
     statusBar()->addWidget(m_status, 1);
 
+    m_jobs = new TrainingJobs(2, this);
+    connect(m_jobs, &TrainingJobs::runCreated, this, [this](int, qint64 runId) { openLiveRun(runId); });
+    connect(m_jobs, &TrainingJobs::events, this,
+            [this](int, qint64 runId, const std::vector<train::RunEvent>& batch) { onJobEvents(runId, batch); });
+    connect(m_jobs, &TrainingJobs::ended, this, &MainWindow::onJobEnded);
+
     connect(m_tree, &ProjectTree::runActivated, this, [this](qint64 id) { showRun(id); });
     connect(m_tree, &ProjectTree::datasetActivated, this, [this](qint64 id) { showDataset(id); });
+    connect(m_tree, &ProjectTree::architectureVersionActivated, this, [this](qint64 id) { showDesigner(id); });
     buildMenus();
     updateTitle();
     resize(1280, 800);
@@ -110,7 +123,23 @@ void MainWindow::buildMenus() {
     });
     file->addSeparator();
     file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+    QMenu* designs = menuBar()->addMenu(tr("&Architectures"));
+    QAction* newDesign = designs->addAction(tr("&New Architecture"), QKeySequence(Qt::CTRL | Qt::Key_D), this,
+                                            [this] { showDesigner(0); });
     QMenu* runs = menuBar()->addMenu(tr("&Runs"));
+    QAction* newRun = runs->addAction(tr("&New Run..."), QKeySequence(Qt::CTRL | Qt::Key_R), this, &MainWindow::showLauncher);
+    runs->addAction(tr("&Repeat Selected Run..."), this, [this] {
+        const auto selected = m_tree->selectedRunIds();
+        if (selected.size() != 1)
+            return fail(tr("Repeat a run"), tr("Select one run in the tree, then repeat it."));
+        repeatRun(selected.front());
+    });
+    runs->addAction(tr("&Stop All Runs"), this, [this] { m_jobs->stopAll(); });
+    runs->addSeparator();
+    auto* toolbar = addToolBar(tr("Runs"));
+    toolbar->setObjectName("runsToolbar");
+    toolbar->addAction(newDesign);
+    toolbar->addAction(newRun);
     runs->addAction(tr("&Compare Selected Runs"), QKeySequence(Qt::CTRL | Qt::Key_K), this,
                     [this] { compareRuns(m_tree->selectedRunIds()); });
     QMenu* view = menuBar()->addMenu(tr("&View"));
@@ -147,7 +176,10 @@ bool MainWindow::openProject(const QString& path) {
         fail(tr("Cannot open the project"), QString::fromUtf8(e.what()));
         return false;
     }
-    // The old project's views go with it.
+    // The old project's views go with it, once unsaved designs are let go.
+    for (int i = 0; i < m_tabs->count(); ++i)
+        if (!mayClose(m_tabs->widget(i)))
+            return false;
     while (m_tabs->count() > 0) {
         QWidget* page = m_tabs->widget(0);
         m_tabs->removeTab(0);
@@ -214,11 +246,7 @@ void MainWindow::refresh() {
                 if (std::any_of(compare->runIds().begin(), compare->runIds().end(), running))
                     compare->reload(*m_project);
         }
-        const auto active = std::count_if(runs.begin(), runs.end(),
-                                          [](const store::RunRecord& r) { return r.state == store::RunState::Running; });
-        m_status->setText(tr("%1  |  %n run(s)", "", int(runs.size())).arg(QString::fromStdString(m_project->path())) +
-                          (active > 0 ? tr(", %1 running").arg(active) : QString()) +
-                          (m_project->writable() ? QString() : tr("  |  read-only")));
+        updateStatus(runs);
     } catch (const Error& e) {
         m_refreshTimer.stop();
         fail(tr("Cannot read the project"), QString::fromUtf8(e.what()));
@@ -259,8 +287,11 @@ V* MainWindow::showRecord(int64_t id, const std::optional<Record>& record, int64
 
 RunView* MainWindow::showRun(int64_t runId) {
     const auto run = m_project ? m_project->run(runId) : std::nullopt;
-    return showRecord<RunView>(runId, run, &RunView::runId, tr("run"),
-                               run ? tr("Run %1: %2").arg(runId).arg(QString::fromStdString(run->name)) : QString());
+    auto* view = showRecord<RunView>(runId, run, &RunView::runId, tr("run"),
+                                     run ? tr("Run %1: %2").arg(runId).arg(QString::fromStdString(run->name)) : QString());
+    if (view)
+        wire(view);
+    return view;
 }
 
 DatasetView* MainWindow::showDataset(int64_t datasetId) {
@@ -283,6 +314,200 @@ CompareView* MainWindow::compareRuns(const std::vector<int64_t>& runIds) {
     m_tabs->setCurrentIndex(m_tabs->addTab(view, tr("Compare %1").arg(ids.join(", "))));
     log(tr("comparing runs %1").arg(ids.join(", ")));
     return view;
+}
+
+void MainWindow::updateStatus(const std::vector<store::RunRecord>& runs) {
+    const auto active = std::count_if(runs.begin(), runs.end(),
+                                      [](const store::RunRecord& r) { return r.state == store::RunState::Running; });
+    QString text = tr("%1  |  %n run(s)", "", int(runs.size())).arg(QString::fromStdString(m_project->path()));
+    if (active > 0)
+        text += tr(", %1 running").arg(active);
+    if (m_jobs->active() > 0)
+        text += tr("  |  %n training in this window", "", m_jobs->active());
+    if (!m_project->writable())
+        text += tr("  |  read-only");
+    m_status->setText(text);
+}
+
+ArchitectureDesigner* MainWindow::showDesigner(int64_t versionId) {
+    std::optional<store::ArchitectureVersion> version;
+    if (versionId > 0) {
+        version = m_project ? m_project->architectureById(versionId) : std::nullopt;
+        if (!version) {
+            fail(tr("No such architecture"), tr("Architecture version %1 is not in this project.").arg(versionId));
+            return nullptr;
+        }
+    }
+    auto* designer = new ArchitectureDesigner(m_tabs);
+    QString title = tr("Design: new");
+    if (version) {
+        try {
+            designer->setArchitecture(model::parseArchitecture(
+                version->spec, version->name + "@" + std::to_string(version->version)));
+        } catch (const Error& e) {
+            delete designer;
+            fail(tr("Cannot open the architecture"), QString::fromUtf8(e.what()));
+            return nullptr;
+        }
+        title = tr("Design: %1@%2").arg(QString::fromStdString(version->name)).arg(version->version);
+    }
+    connect(designer, &ArchitectureDesigner::saveRequested, this, [this, designer] { saveDesign(designer); });
+    connect(designer, &ArchitectureDesigner::failed, this, &MainWindow::fail);
+    m_tabs->setCurrentIndex(m_tabs->addTab(designer, title));
+    return designer;
+}
+
+ArchitectureDesigner* MainWindow::openDesign(const QString& reference) {
+    if (m_project) {
+        const QString name = reference.section('@', 0, 0);
+        bool numbered = false;
+        const int version = reference.contains('@') ? reference.section('@', 1).toInt(&numbered) : 0;
+        if (const auto found = m_project->architecture(name.toStdString(), numbered ? version : 0))
+            return showDesigner(found->id);
+    }
+    auto* designer = showDesigner(0);
+    QString error;
+    const bool loaded = QFileInfo(reference).isFile() ? designer->importFile(reference, &error)
+                                                      : designer->loadTemplate(reference, &error);
+    if (!loaded) {
+        m_tabs->removeTab(m_tabs->indexOf(designer));
+        delete designer;
+        fail(tr("Cannot open the architecture"), error);
+        return nullptr;
+    }
+    m_tabs->setTabText(m_tabs->indexOf(designer),
+                       tr("Design: %1").arg(QString::fromStdString(designer->architecture().name)));
+    return designer;
+}
+
+bool MainWindow::saveDesign(ArchitectureDesigner* designer) {
+    if (!m_project || !m_project->writable()) {
+        fail(tr("Save the architecture"), tr("Open a writable project first: architecture versions are kept in it."));
+        return false;
+    }
+    QString error;
+    const int version = designer->saveVersion(*m_project, tr("designed in the workbench"), &error);
+    if (version == 0) {
+        fail(tr("Cannot save the architecture"), error);
+        return false;
+    }
+    const QString name = QString::fromStdString(designer->architecture().name);
+    log(tr("saved %1 as version %2").arg(name).arg(version));
+    m_tabs->setTabText(m_tabs->indexOf(designer), tr("Design: %1@%2").arg(name).arg(version));
+    refresh();
+    return true;
+}
+
+bool MainWindow::mayClose(QWidget* page) {
+    auto* designer = qobject_cast<ArchitectureDesigner*>(page);
+    if (!designer || !designer->isModified())
+        return true;
+    m_tabs->setCurrentWidget(designer);
+    const auto answer = QMessageBox::question(
+        this, tr("Unsaved design"),
+        tr("The design %1 has changes that are not saved as a version. Close it and lose them?")
+            .arg(QString::fromStdString(designer->architecture().name)),
+        QMessageBox::Discard | QMessageBox::Cancel, QMessageBox::Cancel);
+    return answer == QMessageBox::Discard;
+}
+
+void MainWindow::showLauncher() {
+    if (!m_project)
+        return fail(tr("New run"), tr("Open or create a project first (File > New Project): runs are recorded in it."));
+    auto* dialog = new LaunchDialog(*m_project, this);
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    connect(dialog, &QDialog::accepted, this, [this, dialog] { launch(dialog->request()); });
+    dialog->open();
+}
+
+bool MainWindow::repeatRun(int64_t runId, bool startNow) {
+    const auto run = m_project ? m_project->run(runId) : std::nullopt;
+    if (!run) {
+        fail(tr("Repeat a run"), tr("Run %1 is not in this project.").arg(runId));
+        return false;
+    }
+    LaunchRequest request;
+    try {
+        request.config = train::trainConfigFromJson(run->config);
+    } catch (const Error& e) {
+        fail(tr("Repeat a run"), tr("Run %1's settings cannot be read: %2").arg(runId).arg(QString::fromUtf8(e.what())));
+        return false;
+    }
+    request.architecture = run->architectureName + "@" + std::to_string(run->architectureVersion);
+    if (startNow)
+        return launch(request) > 0;
+    auto* dialog = new LaunchDialog(*m_project, this);
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    dialog->setRequest(request);
+    dialog->setWindowTitle(tr("Repeat run %1").arg(runId));
+    connect(dialog, &QDialog::accepted, this, [this, dialog] { launch(dialog->request()); });
+    dialog->open();
+    return true;
+}
+
+int MainWindow::launch(const LaunchRequest& request) {
+    if (!m_project || !m_project->writable()) {
+        fail(tr("New run"), m_project ? tr("%1 is read-only: runs cannot be recorded in it.")
+                                            .arg(QString::fromStdString(m_project->path()))
+                                      : tr("Open or create a project first."));
+        return 0;
+    }
+    const int job = m_jobs->start(QString::fromStdString(m_project->path()), request);
+    log(tr("run queued: %1 on %2, %3 x %4 segment(s), %5 epochs")
+            .arg(QString::fromStdString(request.architecture), QString::fromStdString(request.config.data.location),
+                 QString::fromStdString(request.config.strategy))
+            .arg(request.config.segments)
+            .arg(request.config.epochs));
+    refresh();
+    return job;
+}
+
+void MainWindow::wire(RunView* view) {
+    view->setStoppable(m_jobs->trains(view->runId()));
+    connect(view, &RunView::stopRequested, this, &MainWindow::stopRun, Qt::UniqueConnection);
+}
+
+void MainWindow::stopRun(qint64 runId) {
+    if (m_jobs->stopRun(runId))
+        log(tr("run %1: stopping after this minibatch").arg(runId));
+}
+
+void MainWindow::openLiveRun(int64_t runId) {
+    if (!m_project)
+        return;
+    refresh();
+    for (int i = 0; i < m_tabs->count(); ++i)
+        if (auto* open = qobject_cast<RunView*>(m_tabs->widget(i)); open && open->runId() == runId)
+            return;
+    const auto run = m_project->run(runId);
+    auto* view = new RunView(*m_project, runId, m_tabs, true);
+    wire(view);
+    m_tabs->setCurrentIndex(
+        m_tabs->addTab(view, tr("Run %1: %2").arg(runId).arg(run ? QString::fromStdString(run->name) : QString())));
+    log(tr("run %1 started").arg(runId));
+}
+
+void MainWindow::onJobEvents(int64_t runId, const std::vector<train::RunEvent>& batch) {
+    for (const auto& event : batch)
+        if (event.kind == train::EventKind::Message || event.kind == train::EventKind::Started)
+            log((runId > 0 ? tr("run %1: ").arg(runId) : QString()) + QString::fromStdString(event.message));
+    if (runId <= 0)
+        return;
+    for (int i = 0; i < m_tabs->count(); ++i)
+        if (auto* view = qobject_cast<RunView*>(m_tabs->widget(i)); view && view->runId() == runId && view->live())
+            view->appendEvents(batch);
+}
+
+void MainWindow::onJobEnded(int, int64_t runId, const QString& state, const QString& message) {
+    const QString what = runId > 0 ? tr("run %1").arg(runId) : tr("a run");
+    if (state == "failed")
+        fail(tr("The run failed"), tr("%1 failed: %2").arg(what, message));
+    else
+        log(tr("%1 %2").arg(what, state));
+    refresh();
+    for (int i = 0; i < m_tabs->count(); ++i)
+        if (auto* view = qobject_cast<RunView*>(m_tabs->widget(i)); view && view->runId() == runId)
+            view->setStoppable(false);
 }
 
 QStringList MainWindow::recentProjects() const { return QSettings().value("recentProjects").toStringList(); }
@@ -311,6 +536,24 @@ void MainWindow::updateTitle() {
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
+    for (int i = 0; i < m_tabs->count(); ++i)
+        if (!mayClose(m_tabs->widget(i))) {
+            event->ignore();
+            return;
+        }
+    if (m_jobs->active() > 0) {
+        const auto answer = QMessageBox::question(
+            this, tr("Runs are training"),
+            tr("%n run(s) still train in this window. Stop them and quit? What they trained so far stays "
+               "recorded (mppdl resume continues them).", "", m_jobs->active()),
+            QMessageBox::Yes | QMessageBox::No, QMessageBox::No);
+        if (answer != QMessageBox::Yes) {
+            event->ignore();
+            return;
+        }
+        m_jobs->stopAll();
+        m_jobs->waitForAll(60000);
+    }
     QSettings settings;
     settings.setValue("window/geometry", saveGeometry());
     settings.setValue("window/state", saveState());

@@ -15,20 +15,28 @@ class QTabWidget;
 
 namespace mppdl::store {
 class Project;
+struct RunRecord;
+}
+namespace mppdl::train {
+struct RunEvent;
 }
 
 namespace mppdl::ui {
 
+class ArchitectureDesigner;
 class CompareView;
 class DatasetView;
 class ProjectTree;
 class RunView;
+class TrainingJobs;
+struct LaunchRequest;
 
 /// The workbench's window: the project tree on the left, views in tabs, a log pane below, the
 /// project and what it holds in the status bar. The project file is the document: every change is
 /// written to it at once (SQLite), so there is nothing to save and nothing to lose; Save As writes
 /// a copy and continues in it. Runs recorded by other processes appear as they go (re-read every
-/// few seconds).
+/// few seconds). Runs launched here train on the engine's threads (TrainingJobs) and their tabs
+/// are fed their events live; closing the window while they train asks whether to stop them.
 class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
@@ -50,6 +58,24 @@ public:
     DatasetView* showDataset(int64_t datasetId);
     /// A tab comparing the runs (at least two; else a message and nullptr).
     CompareView* compareRuns(const std::vector<int64_t>& runIds);
+    /// A designer tab on a project architecture version (by row id), or on a new design (0).
+    ArchitectureDesigner* showDesigner(int64_t versionId = 0);
+    /// A designer tab on NAME[@VERSION] of the project, else a bundled architecture or a file
+    /// (imported); nullptr, with a message, when it is none of them.
+    ArchitectureDesigner* openDesign(const QString& reference);
+    /// Saves the designer's design as the next version of its name in the project.
+    bool saveDesign(ArchitectureDesigner* designer);
+    /// Opens the run launcher (Runs > New Run) and starts what it describes.
+    void showLauncher();
+    /// The launcher filled with a run's recorded settings; with `startNow` it starts at once instead
+    /// (mppdl gui --repeat RUN). False, with a message, for a run that is not there.
+    bool repeatRun(int64_t runId, bool startNow = false);
+    /// Starts training in the open project on the engine's threads; its run opens in a live tab as
+    /// soon as its data is loaded. Returns the job's id, or 0 (with a message) without a writable
+    /// project.
+    int launch(const LaunchRequest& request);
+    /// The runs this window trains.
+    TrainingJobs* jobs() const { return m_jobs; }
 
     store::Project* project() const { return m_project.get(); }
     ProjectTree* projectTree() const { return m_tree; }
@@ -62,6 +88,9 @@ public:
 protected:
     void closeEvent(QCloseEvent* event) override;
 
+    /// Whether the tab may close: a designer with unsaved changes asks first.
+    bool mayClose(QWidget* page);
+
 private:
     void buildMenus();
     void log(const QString& message);
@@ -69,6 +98,14 @@ private:
     void rememberRecent(const QString& path);
     void fillRecentMenu();
     void updateTitle();
+    void updateStatus(const std::vector<store::RunRecord>& runs);
+    /// Opens a run that trains in this window in a tab fed by its events.
+    void openLiveRun(int64_t runId);
+    void onJobEvents(int64_t runId, const std::vector<train::RunEvent>& batch);
+    void onJobEnded(int job, int64_t runId, const QString& state, const QString& message);
+    /// Wires a run view's Stop button to the job training it.
+    void wire(RunView* view);
+    void stopRun(qint64 runId);
     /// Brings forward the tab of the record `id` (a view V with `idOf`), or opens one titled
     /// `title`; a record that is not there (`record` empty) is a message naming `what`.
     template <class V, class Record>
@@ -81,6 +118,7 @@ private:
     QPlainTextEdit* m_log = nullptr;
     QLabel* m_status = nullptr;
     QMenu* m_recentMenu = nullptr;
+    TrainingJobs* m_jobs = nullptr;
     QTimer m_refreshTimer;
     QString m_lastError;
 };

@@ -48,9 +48,11 @@ ProjectTree::ProjectTree(QWidget* parent) : QTreeWidget(parent) {
     setSelectionMode(QAbstractItemView::ExtendedSelection); // several runs, to compare them
     connect(this, &QTreeWidget::itemActivated, this, [this](QTreeWidgetItem* item, int) {
         if (item->data(0, kKindRole).toInt() == Run)
-            emit runActivated(item->data(0, kIdRole).toLongLong());
+            Q_EMIT runActivated(item->data(0, kIdRole).toLongLong());
         if (item->data(0, kKindRole).toInt() == Dataset)
-            emit datasetActivated(item->data(0, kIdRole).toLongLong());
+            Q_EMIT datasetActivated(item->data(0, kIdRole).toLongLong());
+        if (item->data(0, kKindRole).toInt() == ArchitectureVersion)
+            Q_EMIT architectureVersionActivated(item->data(0, kIdRole).toLongLong());
     });
 }
 
@@ -133,6 +135,10 @@ QTreeWidgetItem* ProjectTree::findItem(int kind, int64_t id) const {
 QTreeWidgetItem* ProjectTree::runItem(int64_t runId) const { return findItem(Run, runId); }
 
 QTreeWidgetItem* ProjectTree::datasetItem(int64_t datasetId) const { return findItem(Dataset, datasetId); }
+
+QTreeWidgetItem* ProjectTree::architectureVersionItem(int64_t versionId) const {
+    return findItem(ArchitectureVersion, versionId);
+}
 
 QTreeWidgetItem* ProjectTree::group(const QString& name) const {
     for (int i = 0; i < topLevelItemCount(); ++i)

@@ -28,6 +28,7 @@ public:
     /// The item of a run, or nullptr.
     QTreeWidgetItem* runItem(int64_t runId) const;
     QTreeWidgetItem* datasetItem(int64_t datasetId) const;
+    QTreeWidgetItem* architectureVersionItem(int64_t versionId) const;
     QTreeWidgetItem* group(const QString& name) const;
     /// The selected runs, in tree order.
     std::vector<int64_t> selectedRunIds() const;
@@ -35,11 +36,13 @@ public:
 private:
     QTreeWidgetItem* findItem(int kind, int64_t id) const;
 
-signals:
+Q_SIGNALS:
     /// A run was double-clicked or chosen with Enter.
     void runActivated(qint64 runId);
     /// The same for a dataset.
     void datasetActivated(qint64 datasetId);
+    /// The same for an architecture version (by its row id).
+    void architectureVersionActivated(qint64 versionId);
 };
 
 } // namespace mppdl::ui

@@ -2,17 +2,30 @@
 
 #include "ui/format.h"
 
-#include "mppdl/store/project.h"
+#include "mppdl/store/recorder.h"
 
+#include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QFile>
 #include <QFileDialog>
+#include <QGroupBox>
 #include <QHBoxLayout>
+#include <QHeaderView>
 #include <QLabel>
 #include <QMap>
+#include <QMenu>
 #include <QPainter>
+#include <QPdfWriter>
 #include <QPushButton>
+#include <QSplitter>
+#include <QTableWidget>
+#include <QTextStream>
 #include <QVBoxLayout>
 
 #include <qcustomplot.h>
+
+#include <algorithm>
+#include <cmath>
 
 namespace mppdl::ui {
 
@@ -20,69 +33,192 @@ namespace {
 
 const QColor kTrain(31, 119, 180);      // blue
 const QColor kValidation(255, 127, 14); // orange
+constexpr int kRedrawMs = 250;          // live curves: at most four redraws a second
 
 /// `legendAt`: the corner the curves leave free (loss falls, accuracy rises).
 QCustomPlot* makePlot(const QString& title, const QString& yLabel, Qt::Alignment legendAt, QWidget* parent) {
     auto* plot = new QCustomPlot(parent);
     plot->plotLayout()->insertRow(0);
     plot->plotLayout()->addElement(0, 0, new QCPTextElement(plot, title, QFont(plot->font().family(), 11, QFont::Bold)));
-    plot->xAxis->setLabel(QObject::tr("epoch"));
     plot->yAxis->setLabel(yLabel);
     plot->legend->setVisible(true);
     plot->axisRect()->insetLayout()->setInsetAlignment(0, legendAt);
     plot->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
-    plot->setMinimumSize(320, 240);
+    plot->setMinimumSize(320, 220);
     return plot;
 }
 
+/// (x, y) points of one curve, in x order.
+using Curve = std::vector<std::pair<double, double>>;
 
-/// (epoch -> value) of one metric of one segment (-1: the merged model).
-using Series = QMap<int, double>;
+/// TensorBoard's smoothing: an exponential moving average, debiased so that the first points are
+/// not pulled towards zero.
+Curve smoothed(const Curve& curve, double weight) {
+    Curve out;
+    out.reserve(curve.size());
+    double last = 0;
+    int n = 0;
+    for (const auto& [x, y] : curve) {
+        last = last * weight + (1 - weight) * y;
+        ++n;
+        out.emplace_back(x, last / (1 - std::pow(weight, n)));
+    }
+    return out;
+}
 
-void addSeries(QCustomPlot* plot, const Series& series, const QString& name, const QPen& pen, bool inLegend,
-               double scale) {
-    if (series.isEmpty())
-        return;
+QCPGraph* addCurve(QCustomPlot* plot, const Curve& curve, const QString& name, const QPen& pen, bool inLegend,
+                   QCPScatterStyle::ScatterShape dots = QCPScatterStyle::ssNone) {
+    if (curve.empty())
+        return nullptr;
     auto* graph = plot->addGraph();
     graph->setName(name);
     graph->setPen(pen);
-    graph->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, series.size() > 30 ? 2 : 5));
-    for (auto it = series.begin(); it != series.end(); ++it)
-        graph->addData(it.key(), it.value() * scale);
+    if (dots != QCPScatterStyle::ssNone)
+        graph->setScatterStyle(QCPScatterStyle(dots, curve.size() > 30 ? 2 : 5));
+    QVector<double> keys, values;
+    keys.reserve(int(curve.size()));
+    values.reserve(int(curve.size()));
+    for (const auto& [x, y] : curve) {
+        keys << x;
+        values << y;
+    }
+    graph->setData(keys, values, true);
     if (!inLegend)
         graph->removeFromLegend();
+    return graph;
+}
+
+QString clockText(double seconds) {
+    const auto s = qint64(std::llround(std::max(0.0, seconds)));
+    return s >= 3600 ? QString("%1:%2:%3").arg(s / 3600).arg(s / 60 % 60, 2, 10, QChar('0')).arg(s % 60, 2, 10, QChar('0'))
+                     : QString("%1:%2").arg(s / 60).arg(s % 60, 2, 10, QChar('0'));
+}
+
+QTableWidgetItem* cell(const QString& text) {
+    auto* item = new QTableWidgetItem(text);
+    item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+    item->setFlags(Qt::ItemIsEnabled | Qt::ItemIsSelectable);
+    return item;
 }
 
 } // namespace
 
-RunView::RunView(const store::Project& project, int64_t runId, QWidget* parent) : QWidget(parent), m_runId(runId) {
+RunView::RunView(const store::Project& project, int64_t runId, QWidget* parent, bool live)
+    : QWidget(parent), m_runId(runId), m_live(live) {
     m_summary = new QLabel(this);
     m_summary->setTextFormat(Qt::RichText);
     m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_summary->setWordWrap(true);
+    m_progress = new QLabel(this);
+    m_progress->setObjectName("runProgress");
+    m_stop = new QPushButton(tr("Stop"), this);
+    m_stop->setToolTip(tr("Stop the run after its current minibatch; what it trained so far stays recorded"));
+    m_stop->setVisible(false);
+    connect(m_stop, &QPushButton::clicked, this, [this] {
+        m_stop->setEnabled(false);
+        m_stop->setText(tr("Stopping..."));
+        Q_EMIT stopRequested(m_runId);
+    });
+    auto* exportButton = new QPushButton(tr("Export"), this);
+    auto* exportMenu = new QMenu(exportButton);
+    auto exportAs = [this](const QString& what, const QString& suffix, bool (RunView::*write)(const QString&) const) {
+        const auto path = QFileDialog::getSaveFileName(this, what, QString("run-%1.%2").arg(m_runId).arg(suffix),
+                                                       QString("%1 (*.%2)").arg(what, suffix));
+        if (!path.isEmpty() && !(this->*write)(path))
+            m_progress->setText(tr("Cannot write %1").arg(path));
+    };
+    exportMenu->addAction(tr("Plots as PNG..."), this, [=] { exportAs(tr("PNG images"), "png", &RunView::exportPng); });
+    exportMenu->addAction(tr("Plots as PDF..."), this, [=] { exportAs(tr("PDF documents"), "pdf", &RunView::exportPdf); });
+    exportMenu->addAction(tr("Series as CSV..."), this, [=] { exportAs(tr("CSV files"), "csv", &RunView::exportCsv); });
+    exportButton->setMenu(exportMenu);
+
+    m_axisBox = new QComboBox(this);
+    m_axisBox->addItems({tr("epoch"), tr("iteration"), tr("wall time")});
+    connect(m_axisBox, &QComboBox::currentIndexChanged, this, [this](int index) { setAxis(Axis(index)); });
+    m_smoothingBox = new QDoubleSpinBox(this);
+    m_smoothingBox->setRange(0.0, 0.99);
+    m_smoothingBox->setSingleStep(0.05);
+    m_smoothingBox->setValue(m_smoothing);
+    m_smoothingBox->setToolTip(tr("Exponential moving average of the per-minibatch curves (0: raw)"));
+    connect(m_smoothingBox, &QDoubleSpinBox::valueChanged, this, &RunView::setSmoothing);
+
     m_loss = makePlot(tr("Loss"), tr("cross-entropy"), Qt::AlignTop | Qt::AlignRight, this);
     m_accuracy = makePlot(tr("Accuracy"), tr("accuracy (%)"), Qt::AlignBottom | Qt::AlignRight, this);
-    auto* exportButton = new QPushButton(tr("Export PNG..."), this);
-    connect(exportButton, &QPushButton::clicked, this, [this] {
-        const auto path = QFileDialog::getSaveFileName(this, tr("Export the plots"), QString("run-%1.png").arg(m_runId),
-                                                       tr("PNG images (*.png)"));
-        if (!path.isEmpty())
-            exportPng(path);
-    });
 
-    auto* plots = new QHBoxLayout;
-    plots->addWidget(m_loss);
-    plots->addWidget(m_accuracy);
+    m_segments = new QTableWidget(0, 7, this);
+    m_segments->setHorizontalHeaderLabels(
+        {tr("rows"), tr("seconds"), tr("images/s"), tr("train loss"), tr("train acc."), tr("divergence"), tr("val. acc.")});
+    m_segments->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    m_segments->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_confusion = new QTableWidget(0, 0, this);
+    m_confusion->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_confusion->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    m_confusion->verticalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    auto* segmentBox = new QGroupBox(tr("Segments (last epoch)"), this);
+    segmentBox->setObjectName("segmentBox");
+    (new QVBoxLayout(segmentBox))->addWidget(m_segments);
+    auto* confusionBox = new QGroupBox(tr("Confusion matrix (rows: true class, columns: predicted)"), this);
+    confusionBox->setObjectName("confusionBox");
+    (new QVBoxLayout(confusionBox))->addWidget(m_confusion);
+
     auto* top = new QHBoxLayout;
     top->addWidget(m_summary, 1);
+    top->addWidget(m_stop, 0, Qt::AlignTop);
     top->addWidget(exportButton, 0, Qt::AlignTop);
+    auto* controls = new QHBoxLayout;
+    controls->addWidget(new QLabel(tr("x axis:"), this));
+    controls->addWidget(m_axisBox);
+    controls->addSpacing(12);
+    controls->addWidget(new QLabel(tr("smoothing:"), this));
+    controls->addWidget(m_smoothingBox);
+    controls->addSpacing(12);
+    controls->addWidget(m_progress, 1);
+    auto* plots = new QWidget(this);
+    auto* plotRow = new QHBoxLayout(plots);
+    plotRow->setContentsMargins(0, 0, 0, 0);
+    plotRow->addWidget(m_loss);
+    plotRow->addWidget(m_accuracy);
+    auto* tables = new QSplitter(Qt::Horizontal, this);
+    tables->addWidget(segmentBox);
+    tables->addWidget(confusionBox);
+    auto* split = new QSplitter(Qt::Vertical, this);
+    split->addWidget(plots);
+    split->addWidget(tables);
+    split->setStretchFactor(0, 3);
+    split->setStretchFactor(1, 2);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(top);
-    layout->addLayout(plots, 1);
+    layout->addLayout(controls);
+    layout->addWidget(split, 1);
+
+    m_redrawTimer.setSingleShot(true);
+    m_redrawTimer.setInterval(kRedrawMs);
+    connect(&m_redrawTimer, &QTimer::timeout, this, &RunView::redraw);
     reload(project);
 }
 
 QString RunView::summaryText() const { return m_summary->text(); }
+QString RunView::progressText() const { return m_progress->text(); }
+
+void RunView::setStoppable(bool stoppable) {
+    m_stop->setVisible(stoppable);
+    m_stop->setEnabled(stoppable);
+    m_stop->setText(tr("Stop"));
+}
+
+void RunView::setAxis(Axis axis) {
+    m_axis = axis;
+    if (m_axisBox->currentIndex() != int(axis))
+        m_axisBox->setCurrentIndex(int(axis)); // calls back here once more
+    redraw();
+}
+
+void RunView::setSmoothing(double weight) {
+    m_smoothing = std::clamp(weight, 0.0, 0.99);
+    if (std::abs(m_smoothingBox->value() - m_smoothing) > 1e-9)
+        m_smoothingBox->setValue(m_smoothing);
+    redraw();
+}
 
 void RunView::reload(const store::Project& project) {
     const auto run = project.run(m_runId);
@@ -95,6 +231,7 @@ void RunView::reload(const store::Project& project) {
     if (seen == m_seen)
         return;
     m_seen = seen;
+    m_run = run;
     QString dataset = tr("no dataset recorded");
     if (run->datasetId)
         if (const auto d = project.dataset(run->datasetId))
@@ -121,39 +258,266 @@ void RunView::reload(const store::Project& project) {
                 QString::fromStdString(run->errorKind + ": " + run->errorMessage).toHtmlEscaped() + "</span>";
     m_summary->setText(text);
 
-    // Epoch metrics by (name, segment).
-    QMap<QString, QMap<int, Series>> epochs;
-    for (const auto& p : project.metrics(m_runId, "epoch"))
-        epochs[QString::fromStdString(p.name)][p.segment][p.epoch] = p.value;
-    for (auto* plot : {m_loss, m_accuracy})
-        plot->clearGraphs();
-    auto draw = [&](QCustomPlot* plot, const QString& metric, double scale) {
-        // The segments first, thin and light, under the merged model's curves.
-        const std::pair<QString, QColor> splits[] = {{"train_", kTrain}, {"val_", kValidation}};
-        for (const auto& [name, color] : splits) {
-            const auto& bySegment = epochs.value(name + metric);
-            bool named = false; // one legend entry stands for all segments
-            for (auto it = bySegment.begin(); it != bySegment.end(); ++it)
-                if (it.key() >= 0) {
-                    addSeries(plot, it.value(), named ? tr("segment %1").arg(it.key()) : tr("%1 (segments)").arg(name.chopped(1)),
-                              QPen(color.lighter(150), 1), !named, scale);
-                    named = true;
-                }
+    if (!m_live) {
+        m_points = project.metrics(m_runId);
+        const auto evaluations = project.evaluations(m_runId);
+        m_evaluation = evaluations.empty() ? nullptr
+                                           : std::make_shared<const train::Evaluation>(evaluations.back().evaluation);
+        // Steps per epoch from the first epoch's end: where a minibatch point falls in epochs.
+        for (const auto& p : m_points)
+            if (p.kind == "epoch" && p.segment < 0 && p.epoch > 0 && p.step > 0) {
+                m_stepsPerEpoch = p.step / p.epoch;
+                break;
+            }
+    }
+    redraw();
+}
+
+void RunView::appendEvents(const std::vector<train::RunEvent>& batch) {
+    for (const auto& event : batch) {
+        const auto points = store::metricPoints(event);
+        m_points.insert(m_points.end(), points.begin(), points.end());
+        switch (event.kind) {
+        case train::EventKind::Progress:
+            m_lastProgress = event;
+            if (event.stepsPerEpoch > 0)
+                m_stepsPerEpoch = event.stepsPerEpoch;
+            break;
+        case train::EventKind::Epoch:
+            if (event.segment < 0 && m_lastProgress) { // the epoch's end is the latest progress
+                m_lastProgress->epoch = event.epoch;
+                m_lastProgress->step = event.step;
+                m_lastProgress->stepInEpoch = event.stepsPerEpoch;
+                m_lastProgress->wallSeconds = event.wallSeconds;
+                for (auto& m : m_lastProgress->metrics)
+                    if (m.name == "eta_seconds")
+                        m.value = event.metric("eta_seconds", m.value);
+            }
+            break;
+        case train::EventKind::Evaluation: m_evaluation = event.evaluation; break;
+        case train::EventKind::Finished:
+            m_ending = tr("finished in %1").arg(clockText(event.wallSeconds));
+            setStoppable(false);
+            break;
+        case train::EventKind::Cancelled:
+            m_ending = tr("stopped after %1").arg(clockText(event.wallSeconds));
+            setStoppable(false);
+            break;
+        case train::EventKind::Failed:
+            m_ending = tr("failed: %1").arg(QString::fromStdString(event.message));
+            setStoppable(false);
+            break;
+        default: break;
         }
-        addSeries(plot, epochs.value("train_" + metric).value(-1), tr("train"), QPen(kTrain, 2), true, scale);
-        addSeries(plot, epochs.value("val_" + metric).value(-1), tr("validation"), QPen(kValidation, 2), true, scale);
-        plot->rescaleAxes();
+    }
+    scheduleRedraw();
+}
+
+void RunView::scheduleRedraw() {
+    if (!m_redrawTimer.isActive())
+        m_redrawTimer.start();
+}
+
+void RunView::redraw() {
+    m_redrawTimer.stop();
+    drawPlot(m_loss, "loss", 1.0);
+    drawPlot(m_accuracy, "accuracy", 100.0);
+    fillSegments();
+    fillConfusion();
+    updateProgressLabel();
+}
+
+void RunView::drawPlot(QCustomPlot* plot, const QString& metric, double scale) {
+    // Curves by (kind, name, segment), x as the axis asks.
+    QMap<QString, QMap<int, Curve>> epochCurves, stepCurves;
+    const std::string trainName = "train_" + metric.toStdString(), valName = "val_" + metric.toStdString();
+    for (const auto& p : m_points) {
+        if (p.name != trainName && p.name != valName)
+            continue;
+        const bool epochPoint = p.kind == "epoch";
+        if (!epochPoint && p.kind != "progress")
+            continue;
+        double x = 0;
+        switch (m_axis) {
+        case Axis::Epoch:
+            if (!epochPoint && m_stepsPerEpoch <= 0)
+                continue; // where in its epoch a minibatch falls is not known yet
+            x = epochPoint ? p.epoch : double(p.step) / double(m_stepsPerEpoch);
+            break;
+        case Axis::Step: x = double(p.step); break;
+        case Axis::WallTime: x = p.wallSeconds; break;
+        }
+        (epochPoint ? epochCurves : stepCurves)[QString::fromStdString(p.name)][p.segment].emplace_back(x, p.value * scale);
+    }
+    plot->clearGraphs();
+    // The segments first, thin and light, under the merged model's curves; one legend entry stands
+    // for all segments.
+    const std::pair<QString, QColor> splits[] = {{"train_", kTrain}, {"val_", kValidation}};
+    for (const auto& [split, color] : splits) {
+        const auto& bySegment = epochCurves.value(split + metric);
+        bool named = false;
+        for (auto it = bySegment.begin(); it != bySegment.end(); ++it)
+            if (it.key() >= 0) {
+                addCurve(plot, it.value(), named ? tr("segment %1").arg(it.key()) : tr("%1 (segments)").arg(split.chopped(1)),
+                         QPen(color.lighter(150), 1), !named, QCPScatterStyle::ssCircle);
+                named = true;
+            }
+    }
+    // Per minibatch: the running mean within each epoch, raw and faint under its smoothed curve.
+    const Curve steps = stepCurves.value("train_" + metric).value(-1);
+    if (!steps.empty()) {
+        QColor faint = kTrain.lighter(160);
+        faint.setAlpha(110);
+        if (m_smoothing > 0) {
+            addCurve(plot, steps, tr("train (minibatches, raw)"), QPen(faint, 1), false);
+            addCurve(plot, smoothed(steps, m_smoothing), tr("train (minibatches)"), QPen(kTrain.lighter(130), 1.5), true);
+        } else {
+            addCurve(plot, steps, tr("train (minibatches)"), QPen(kTrain.lighter(130), 1.5), true);
+        }
+    }
+    addCurve(plot, epochCurves.value("train_" + metric).value(-1), tr("train"), QPen(kTrain, 2), true,
+             QCPScatterStyle::ssCircle);
+    addCurve(plot, epochCurves.value("val_" + metric).value(-1), tr("validation"), QPen(kValidation, 2), true,
+             QCPScatterStyle::ssCircle);
+
+    plot->rescaleAxes();
+    switch (m_axis) {
+    case Axis::Epoch: {
+        plot->xAxis->setLabel(tr("epoch"));
         // Whole epochs on the x axis, with a margin so that the first and last points show.
-        plot->xAxis->setRange(plot->xAxis->range().lower - 0.5, plot->xAxis->range().upper + 0.5);
+        plot->xAxis->setRange(std::min(0.5, plot->xAxis->range().lower - 0.5), plot->xAxis->range().upper + 0.5);
         auto ticker = QSharedPointer<QCPAxisTickerFixed>::create();
         ticker->setTickStep(1.0);
         ticker->setScaleStrategy(QCPAxisTickerFixed::ssMultiples);
         plot->xAxis->setTicker(ticker);
-        plot->yAxis->scaleRange(1.1, plot->yAxis->range().center());
-        plot->replot();
-    };
-    draw(m_loss, "loss", 1.0);
-    draw(m_accuracy, "accuracy", 100.0);
+        break;
+    }
+    case Axis::Step:
+        plot->xAxis->setLabel(tr("iteration (minibatches)"));
+        plot->xAxis->setTicker(QSharedPointer<QCPAxisTicker>::create());
+        break;
+    case Axis::WallTime:
+        plot->xAxis->setLabel(tr("wall time (s)"));
+        plot->xAxis->setTicker(QSharedPointer<QCPAxisTicker>::create());
+        break;
+    }
+    if (m_axis != Axis::Epoch)
+        plot->xAxis->setRangeLower(0);
+    plot->yAxis->scaleRange(1.1, plot->yAxis->range().center());
+    plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void RunView::fillSegments() {
+    // Each segment's figures of the latest epoch it reported.
+    int last = 0;
+    for (const auto& p : m_points)
+        if (p.kind == "epoch" && p.segment >= 0)
+            last = std::max(last, p.epoch);
+    QMap<int, QMap<QString, double>> rows;
+    for (const auto& p : m_points)
+        if (p.kind == "epoch" && p.segment >= 0 && p.epoch == last)
+            rows[p.segment][QString::fromStdString(p.name)] = p.value;
+    static const char* const columns[] = {"rows", "segment_seconds", "images_per_sec", "train_loss",
+                                          "train_accuracy", "divergence", "val_accuracy"};
+    m_segments->setRowCount(int(rows.size()));
+    int r = 0;
+    for (auto it = rows.begin(); it != rows.end(); ++it, ++r) {
+        m_segments->setVerticalHeaderItem(r, new QTableWidgetItem(tr("segment %1").arg(it.key())));
+        for (int c = 0; c < 7; ++c) {
+            const QString name = columns[c];
+            if (!it.value().contains(name)) {
+                m_segments->setItem(r, c, cell(QString()));
+                continue;
+            }
+            const double v = it.value().value(name);
+            QString text;
+            if (name == "rows")
+                text = QString::number(qint64(v));
+            else if (name.endsWith("accuracy"))
+                text = percentText(v);
+            else if (name == "images_per_sec")
+                text = QString::number(v, 'f', 0);
+            else if (name == "divergence")
+                text = QString::number(v, 'g', 3);
+            else
+                text = QString::number(v, 'f', 3);
+            m_segments->setItem(r, c, cell(text));
+        }
+    }
+    if (auto* box = findChild<QGroupBox*>("segmentBox"))
+        box->setVisible(!rows.isEmpty());
+}
+
+void RunView::fillConfusion() {
+    auto* box = findChild<QGroupBox*>("confusionBox");
+    if (!m_evaluation || m_evaluation->numClasses() == 0) {
+        m_confusion->setRowCount(0);
+        m_confusion->setColumnCount(0);
+        box->setVisible(false);
+        return;
+    }
+    const auto& e = *m_evaluation;
+    const int n = int(e.numClasses());
+    box->setTitle(tr("Confusion matrix, %1 split: %2 samples, accuracy %3 (rows: true class, columns: predicted)")
+                      .arg(QString::fromStdString(e.split))
+                      .arg(e.samples)
+                      .arg(percentText(e.accuracy)));
+    QStringList names;
+    for (const auto& c : e.classNames)
+        names << QString::fromStdString(c);
+    m_confusion->setRowCount(n);
+    m_confusion->setColumnCount(n);
+    m_confusion->setHorizontalHeaderLabels(names);
+    m_confusion->setVerticalHeaderLabels(names);
+    for (int t = 0; t < n; ++t) {
+        int64_t rowTotal = 0;
+        for (int p = 0; p < n; ++p)
+            rowTotal += e.confusion[size_t(t * n + p)];
+        for (int p = 0; p < n; ++p) {
+            const int64_t count = e.confusion[size_t(t * n + p)];
+            auto* item = cell(QString::number(count));
+            // Shade by the share of the true class: the diagonal green, confusions red.
+            const double share = rowTotal > 0 ? double(count) / double(rowTotal) : 0.0;
+            const QColor base = t == p ? QColor(46, 139, 87) : QColor(200, 40, 40);
+            QColor shade = base;
+            shade.setAlphaF(float(t == p ? share : std::min(1.0, share * 4)));
+            item->setBackground(shade);
+            item->setToolTip(tr("%1 of %2 %3 predicted as %4 (%5)")
+                                 .arg(count)
+                                 .arg(rowTotal)
+                                 .arg(names[t], names[p], percentText(share)));
+            m_confusion->setItem(t, p, item);
+        }
+    }
+    box->setVisible(true);
+}
+
+void RunView::updateProgressLabel() {
+    QString text;
+    if (!m_ending.isEmpty()) {
+        text = m_ending;
+    } else if (m_lastProgress) {
+        const auto& e = *m_lastProgress;
+        text = tr("epoch %1/%2, step %3/%4").arg(e.epoch).arg(e.epochs).arg(e.stepInEpoch).arg(e.stepsPerEpoch);
+        if (e.hasMetric("images_per_sec"))
+            text += tr(", %1 images/s").arg(e.metric("images_per_sec"), 0, 'f', 0);
+        text += tr(", elapsed %1").arg(clockText(e.wallSeconds));
+        if (e.hasMetric("eta_seconds"))
+            text += tr(", ETA %1").arg(clockText(e.metric("eta_seconds")));
+    } else if (m_live) {
+        text = tr("loading the data...");
+    } else if (m_run && m_run->state == store::RunState::Running) {
+        // Trained by another process: what it has recorded so far.
+        for (auto it = m_points.rbegin(); it != m_points.rend(); ++it)
+            if (it->kind == "progress" && it->segment < 0 && it->name == "images_per_sec") {
+                text = tr("epoch %1, step %2, %3 images/s (recorded by another process)")
+                           .arg(it->epoch)
+                           .arg(it->step)
+                           .arg(it->value, 0, 'f', 0);
+                break;
+            }
+    }
+    m_progress->setText(text);
 }
 
 bool RunView::exportPng(const QString& path) const {
@@ -165,6 +529,38 @@ bool RunView::exportPng(const QString& path) const {
     painter.drawPixmap(width, 0, m_accuracy->toPixmap(width, height));
     painter.end();
     return both.save(path, "PNG");
+}
+
+bool RunView::exportPdf(const QString& path) const {
+    const int width = 800, height = 500;
+    QPdfWriter pdf(path);
+    pdf.setTitle(QString("mppdl run %1").arg(m_runId));
+    pdf.setPageSize(QPageSize(QSizeF(2 * width, height), QPageSize::Point, QString(), QPageSize::ExactMatch));
+    pdf.setPageMargins(QMarginsF(0, 0, 0, 0));
+    pdf.setResolution(72); // one point per pixel of the plots' layout
+    QCPPainter painter;
+    if (!painter.begin(&pdf))
+        return false;
+    painter.setMode(QCPPainter::pmVectorized);
+    painter.setMode(QCPPainter::pmNoCaching);
+    m_loss->toPainter(&painter, width, height);
+    painter.translate(width, 0);
+    m_accuracy->toPainter(&painter, width, height);
+    return painter.end();
+}
+
+bool RunView::exportCsv(const QString& path) const {
+    QFile file(path);
+    if (!file.open(QIODevice::WriteOnly | QIODevice::Truncate | QIODevice::Text))
+        return false;
+    QTextStream out(&file);
+    out << "segment,epoch,step,kind,metric,value,wall_seconds\n";
+    for (const auto& p : m_points)
+        out << p.segment << ',' << p.epoch << ',' << p.step << ',' << QString::fromStdString(p.kind) << ','
+            << QString::fromStdString(p.name) << ',' << QString::number(p.value, 'g', 17) << ','
+            << QString::number(p.wallSeconds, 'g', 17) << '\n';
+    out.flush();
+    return file.error() == QFile::NoError;
 }
 
 } // namespace mppdl::ui

@@ -44,8 +44,10 @@ namespace mppdl::ui {
 
 namespace {
 
-constexpr double kNodeWidth = 184, kNodeHeight = 48, kPortRadius = 6;
-constexpr double kRowGap = 96, kColumnGap = 220;
+constexpr double kNodeWidth = 184, kNodeHeight = 44, kPortRadius = 6;
+constexpr double kRowGap = 84, kColumnGap = 220;
+/// Fit never shrinks the design below this: labels stay readable, a long network scrolls.
+constexpr double kMinFitScale = 0.8;
 const char* kLayerMime = "application/x-mppdl-layer-type";
 /// What an unconnected layer names as its input while the validator looks at the design; the
 /// designer says what is wrong in its own words.
@@ -111,9 +113,12 @@ public:
             return;
         resetTransform();
         fitInView(bounds, Qt::KeepAspectRatio);
-        if (transform().m11() > 1.0) // small designs at their natural size
-            resetTransform();
-        centerOn(bounds.center());
+        const double fitted = transform().m11();
+        resetTransform();
+        const double s = std::clamp(fitted, kMinFitScale, 1.0); // small designs at their natural size
+        scale(s, s);
+        // The input end in view when it does not all fit.
+        centerOn(bounds.center().x(), bounds.top() + std::min(bounds.height(), viewport()->height() / s) / 2);
     }
 
 protected:
@@ -415,6 +420,7 @@ ArchitectureDesigner::ArchitectureDesigner(QWidget* parent) : QWidget(parent) {
     connect(m_properties, &QTableWidget::cellChanged, this, &ArchitectureDesigner::onPropertyEdited);
     m_problems = new QListWidget(this);
     m_problems->setObjectName("designerProblems");
+    m_problems->setWordWrap(true);
     connect(m_problems, &QListWidget::itemActivated, this,
             [this](QListWidgetItem* item) { selectLayer(item->data(Qt::UserRole).toString()); });
     m_totals = new QLabel(this);
@@ -477,19 +483,16 @@ ArchitectureDesigner::ArchitectureDesigner(QWidget* parent) : QWidget(parent) {
     tools->addAction(tr("Zoom In"), this, [this] { m_canvas->zoom(1.25); });
     tools->addAction(tr("Zoom Out"), this, [this] { m_canvas->zoom(0.8); });
     tools->addAction(tr("Fit"), this, [this] { m_canvas->fit(); });
-    tools->addSeparator();
-    tools->addWidget(new QLabel(tr(" Name: "), this));
-    tools->addWidget(m_name);
     auto* save = new QPushButton(tr("Save as New Version"), this);
     save->setObjectName("saveVersion");
+    save->setToolTip(tr("Add the design to the project as the next version of this name"));
     connect(save, &QPushButton::clicked, this, &ArchitectureDesigner::saveRequested);
-    tools->addWidget(save);
 
     auto* right = new QSplitter(Qt::Vertical, this);
     auto* propertiesBox = new QWidget(this);
     auto* propertiesLayout = new QVBoxLayout(propertiesBox);
     propertiesLayout->setContentsMargins(0, 0, 0, 0);
-    propertiesLayout->addWidget(new QLabel(tr("<b>Selected layer</b>"), this));
+    propertiesLayout->addWidget(new QLabel(tr("<b>Selected layer</b> (click a node; edit a value and press Enter)"), this));
     propertiesLayout->addWidget(m_properties);
     auto* problemsBox = new QWidget(this);
     auto* problemsLayout = new QVBoxLayout(problemsBox);
@@ -503,11 +506,16 @@ ArchitectureDesigner::ArchitectureDesigner(QWidget* parent) : QWidget(parent) {
     split->addWidget(m_canvas);
     split->addWidget(right);
     split->setStretchFactor(1, 1);
-    split->setSizes({170, 700, 360});
+    split->setSizes({150, 760, 320});
+    auto* bottom = new QHBoxLayout;
+    bottom->addWidget(m_totals, 1);
+    bottom->addWidget(new QLabel(tr("Name:"), this));
+    bottom->addWidget(m_name);
+    bottom->addWidget(save);
     auto* layout = new QVBoxLayout(this);
     layout->addWidget(tools);
     layout->addWidget(split, 1);
-    layout->addWidget(m_totals);
+    layout->addLayout(bottom);
 
     model::Architecture start;
     start.name = "untitled";
@@ -551,6 +559,12 @@ void ArchitectureDesigner::setArchitecture(const model::Architecture& architectu
     apply(m_arch);
     autoLayout();
     m_canvas->fit();
+    // A design that comes with problems opens on the first of them.
+    for (const auto& p : m_analysis.problems)
+        if (findLayer(m_arch, p.where)) {
+            selectLayer(QString::fromStdString(p.where));
+            break;
+        }
 }
 
 void ArchitectureDesigner::commit(const model::Architecture& after, const QString& what) {
@@ -592,6 +606,7 @@ void ArchitectureDesigner::analyze() {
         if (!m_problemOf.count(p.where))
             m_problemOf[p.where] = message;
         auto* item = new QListWidgetItem(QString::fromStdString(p.where) + ": " + message, m_problems);
+        item->setToolTip(item->text());
         item->setData(Qt::UserRole, QString::fromStdString(p.where));
         item->setForeground(QColor(176, 0, 32));
     }

@@ -8,7 +8,7 @@
 #include <QDoubleSpinBox>
 #include <QFile>
 #include <QFileDialog>
-#include <QGroupBox>
+#include <QTabWidget>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
@@ -150,16 +150,24 @@ RunView::RunView(const store::Project& project, int64_t runId, QWidget* parent, 
         {tr("rows"), tr("seconds"), tr("images/s"), tr("train loss"), tr("train acc."), tr("divergence"), tr("val. acc.")});
     m_segments->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_segments->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_segments->verticalHeader()->setDefaultSectionSize(m_segments->fontMetrics().height() + 6);
     m_confusion = new QTableWidget(0, 0, this);
     m_confusion->setEditTriggers(QAbstractItemView::NoEditTriggers);
     m_confusion->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
-    m_confusion->verticalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
-    auto* segmentBox = new QGroupBox(tr("Segments (last epoch)"), this);
-    segmentBox->setObjectName("segmentBox");
-    (new QVBoxLayout(segmentBox))->addWidget(m_segments);
-    auto* confusionBox = new QGroupBox(tr("Confusion matrix (rows: true class, columns: predicted)"), this);
-    confusionBox->setObjectName("confusionBox");
-    (new QVBoxLayout(confusionBox))->addWidget(m_confusion);
+    m_confusion->verticalHeader()->setDefaultSectionSize(m_confusion->fontMetrics().height() + 4);
+    m_confusion->verticalHeader()->setSectionResizeMode(QHeaderView::Fixed);
+    // Below the plots, one at a time: each segment's last epoch, the last evaluation's confusion matrix.
+    m_details = new QTabWidget(this);
+    m_details->addTab(m_segments, tr("Segments (last epoch)"));
+    auto* confusionPage = new QWidget(this);
+    auto* confusionLayout = new QVBoxLayout(confusionPage);
+    confusionLayout->setContentsMargins(4, 4, 4, 4);
+    m_confusionTitle = new QLabel(confusionPage);
+    confusionLayout->addWidget(m_confusionTitle);
+    confusionLayout->addWidget(m_confusion, 1);
+    m_details->addTab(confusionPage, tr("Confusion matrix"));
+    m_details->setTabVisible(0, false); // each appears once it has something to show
+    m_details->setTabVisible(1, false);
 
     auto* top = new QHBoxLayout;
     top->addWidget(m_summary, 1);
@@ -178,14 +186,12 @@ RunView::RunView(const store::Project& project, int64_t runId, QWidget* parent, 
     plotRow->setContentsMargins(0, 0, 0, 0);
     plotRow->addWidget(m_loss);
     plotRow->addWidget(m_accuracy);
-    auto* tables = new QSplitter(Qt::Horizontal, this);
-    tables->addWidget(segmentBox);
-    tables->addWidget(confusionBox);
     auto* split = new QSplitter(Qt::Vertical, this);
     split->addWidget(plots);
-    split->addWidget(tables);
-    split->setStretchFactor(0, 3);
-    split->setStretchFactor(1, 2);
+    split->addWidget(m_details);
+    split->setStretchFactor(0, 1);
+    split->setStretchFactor(1, 1);
+    split->setSizes({340, 260});
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(top);
     layout->addLayout(controls);
@@ -444,21 +450,26 @@ void RunView::fillSegments() {
             m_segments->setItem(r, c, cell(text));
         }
     }
-    if (auto* box = findChild<QGroupBox*>("segmentBox"))
-        box->setVisible(!rows.isEmpty());
+    for (int c = 0; c < 7; ++c) // only the figures this strategy reports
+        m_segments->setColumnHidden(c, std::none_of(rows.begin(), rows.end(), [&](const QMap<QString, double>& row) {
+                                        return row.contains(columns[c]);
+                                    }));
+    m_details->setTabVisible(0, !rows.isEmpty());
+    m_details->setVisible(!rows.isEmpty() || m_details->isTabVisible(1));
 }
 
 void RunView::fillConfusion() {
-    auto* box = findChild<QGroupBox*>("confusionBox");
+    const bool had = m_details->isTabVisible(1);
     if (!m_evaluation || m_evaluation->numClasses() == 0) {
         m_confusion->setRowCount(0);
         m_confusion->setColumnCount(0);
-        box->setVisible(false);
+        m_details->setTabVisible(1, false);
+        m_details->setVisible(m_details->isTabVisible(0));
         return;
     }
     const auto& e = *m_evaluation;
     const int n = int(e.numClasses());
-    box->setTitle(tr("Confusion matrix, %1 split: %2 samples, accuracy %3 (rows: true class, columns: predicted)")
+    m_confusionTitle->setText(tr("%1 split: %2 samples, accuracy %3 (rows: true class, columns: predicted)")
                       .arg(QString::fromStdString(e.split))
                       .arg(e.samples)
                       .arg(percentText(e.accuracy)));
@@ -489,7 +500,10 @@ void RunView::fillConfusion() {
             m_confusion->setItem(t, p, item);
         }
     }
-    box->setVisible(true);
+    m_details->setTabVisible(1, true);
+    m_details->setVisible(true);
+    if (!had) // the run's verdict, once it has one
+        m_details->setCurrentIndex(1);
 }
 
 void RunView::updateProgressLabel() {

@@ -17,6 +17,7 @@ class QDoubleSpinBox;
 class QLabel;
 class QPushButton;
 class QTableWidget;
+class QTabWidget;
 
 namespace mppdl::ui {
 
@@ -103,6 +104,8 @@ private:
     QCustomPlot* m_accuracy = nullptr;
     QTableWidget* m_segments = nullptr;
     QTableWidget* m_confusion = nullptr;
+    QLabel* m_confusionTitle = nullptr;
+    QTabWidget* m_details = nullptr;
 };
 
 } // namespace mppdl::ui

@@ -1,6 +1,12 @@
 #include "ui/dataset_view.h"
 
+#include "ui/dataset_preview.h"
+
+#include "mppdl/core/error.h"
 #include "mppdl/store/project.h"
+#include "mppdl/train/trainer.h"
+
+#include <nlohmann/json.hpp>
 
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -8,6 +14,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QLabel>
+#include <QTabWidget>
 #include <QTableWidget>
 #include <QVBoxLayout>
 
@@ -43,9 +50,21 @@ DatasetView::DatasetView(const store::Project& project, int64_t datasetId, QWidg
     auto* lower = new QHBoxLayout;
     lower->addWidget(m_histogram, 3);
     lower->addWidget(m_statistics, 1);
+    // The rows themselves, read again from the source (in the background): samples, and how N
+    // segments would hold them.
+    m_samples = new SamplesView(this);
+    m_segments = new SegmentsView(this);
+    m_rowsStatus = new QLabel(this);
+    m_rowsStatus->setObjectName("rowsStatus");
+    m_rowsStatus->setWordWrap(true);
+    auto* rows = new QTabWidget(this);
+    rows->addTab(m_samples, tr("Samples"));
+    rows->addTab(m_segments, tr("Segments"));
     auto* layout = new QVBoxLayout(this);
     layout->addWidget(m_summary);
     layout->addLayout(lower, 1);
+    layout->addWidget(m_rowsStatus);
+    layout->addWidget(rows, 1);
 
     const auto dataset = project.dataset(datasetId);
     if (!dataset) {
@@ -116,7 +135,31 @@ DatasetView::DatasetView(const store::Project& project, int64_t datasetId, QWidg
     m_statistics->setItem(mean.size(), 0, new QTableWidgetItem(tr("range")));
     m_statistics->setItem(mean.size(), 1, new QTableWidgetItem(QString::number(stats.value("min").toDouble(), 'g', 6)));
     m_statistics->setItem(mean.size(), 2, new QTableWidgetItem(QString::number(stats.value("max").toDouble(), 'g', 6)));
+
+    m_loader = new SourceLoader(this);
+    connect(m_loader, &SourceLoader::loaded, this, [this](int, std::shared_ptr<const data::LoadedSource> source) {
+        m_rows = source;
+        m_samples->setDataset(source->train);
+        m_segments->setDataset(source->train);
+        m_rowsStatus->setText(tr("%1 training rows read from the source").arg(QLocale().toString(qlonglong(source->train.size()))));
+        m_rowsStatus->setStyleSheet({});
+    });
+    connect(m_loader, &SourceLoader::failed, this, [this](int, const QString& message) {
+        m_rowsStatus->setText(tr("The rows cannot be read now: %1").arg(message));
+        m_rowsStatus->setStyleSheet("color: #b00020");
+    });
+    try {
+        const nlohmann::json config{{"data", {{"location", dataset->location},
+                                              {"source", nlohmann::json::parse(dataset->options)}}}};
+        const auto data = train::trainConfigFromJson(config.dump()).data;
+        m_rowsStatus->setText(tr("reading %1...").arg(QString::fromStdString(dataset->location)));
+        m_loader->load(data.location, data.source);
+    } catch (const std::exception& e) { // options written by a newer mppdl, say
+        m_rowsStatus->setText(tr("The recorded options cannot be read: %1").arg(QString::fromUtf8(e.what())));
+    }
 }
+
+bool DatasetView::rowsLoading() const { return m_loader && m_loader->busy(); }
 
 QString DatasetView::summaryText() const { return m_summary->text(); }
 

@@ -3,6 +3,7 @@
 #include <QWidget>
 
 #include <cstdint>
+#include <memory>
 
 class QCustomPlot;
 class QLabel;
@@ -11,12 +12,21 @@ class QTableWidget;
 namespace mppdl::store {
 class Project;
 }
+namespace mppdl::data {
+struct LoadedSource;
+}
 
 namespace mppdl::ui {
 
+class SamplesView;
+class SegmentsView;
+class SourceLoader;
+
 /// A dataset as the project recorded it when a run read it: where it is (a path, or a table and
 /// its connection without the password), the reader's options, the schema, the class histogram
-/// and per-channel statistics of the training rows.
+/// and per-channel statistics of the training rows; and the rows themselves, read again from the
+/// source in the background: a grid of samples (or a table of rows) and how N segments would hold
+/// them under each distribution policy.
 class DatasetView : public QWidget {
     Q_OBJECT
 public:
@@ -26,12 +36,21 @@ public:
     QCustomPlot* histogram() const { return m_histogram; }
     QTableWidget* statistics() const { return m_statistics; }
     QString summaryText() const;
+    SamplesView* samples() const { return m_samples; }
+    SegmentsView* segments() const { return m_segments; }
+    /// Whether the rows are still being read.
+    bool rowsLoading() const;
 
 private:
     int64_t m_datasetId;
     QLabel* m_summary = nullptr;
     QCustomPlot* m_histogram = nullptr;
     QTableWidget* m_statistics = nullptr;
+    QLabel* m_rowsStatus = nullptr;
+    SamplesView* m_samples = nullptr;
+    SegmentsView* m_segments = nullptr;
+    SourceLoader* m_loader = nullptr;
+    std::shared_ptr<const data::LoadedSource> m_rows;
 };
 
 } // namespace mppdl::ui

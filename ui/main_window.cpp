@@ -2,6 +2,8 @@
 
 #include "ui/architecture_designer.h"
 #include "ui/compare_view.h"
+#include "ui/dataset_dialog.h"
+#include "ui/dataset_preview.h"
 #include "ui/dataset_view.h"
 #include "ui/launch_dialog.h"
 #include "ui/project_tree.h"
@@ -9,6 +11,7 @@
 #include "ui/training_jobs.h"
 
 #include "mppdl/core/error.h"
+#include "mppdl/session/recorded_run.h"
 #include "mppdl/store/project.h"
 
 #include <QAction>
@@ -113,6 +116,9 @@ void MainWindow::buildMenus() {
             openProject(path);
     });
     m_recentMenu = file->addMenu(tr("Open &Recent"));
+    file->addSeparator();
+    QAction* addData = file->addAction(tr("Add &Dataset..."), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_A), this,
+                                       &MainWindow::showDatasetDialog);
     fillRecentMenu();
     file->addAction(tr("Save Project &As..."), QKeySequence::SaveAs, this, [this] {
         if (!m_project)
@@ -138,6 +144,7 @@ void MainWindow::buildMenus() {
     runs->addSeparator();
     auto* toolbar = addToolBar(tr("Runs"));
     toolbar->setObjectName("runsToolbar");
+    toolbar->addAction(addData);
     toolbar->addAction(newDesign);
     toolbar->addAction(newRun);
     runs->addAction(tr("&Compare Selected Runs"), QKeySequence(Qt::CTRL | Qt::Key_K), this,
@@ -409,6 +416,40 @@ bool MainWindow::mayClose(QWidget* page) {
             .arg(QString::fromStdString(designer->architecture().name)),
         QMessageBox::Discard | QMessageBox::Cancel, QMessageBox::Cancel);
     return answer == QMessageBox::Discard;
+}
+
+void MainWindow::showDatasetDialog() {
+    if (!m_project)
+        return fail(tr("Add a dataset"), tr("Open or create a project first (File > New Project): datasets are kept in it."));
+    auto* dialog = new DatasetDialog(this);
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    connect(dialog, &QDialog::accepted, this, [this, dialog] { addDataset(dialog->location(), dialog->options()); });
+    dialog->open();
+}
+
+void MainWindow::addDataset(const std::string& location, const data::SourceOptions& options) {
+    if (!m_project || !m_project->writable())
+        return fail(tr("Add a dataset"), tr("Open a writable project first."));
+    train::TrainConfig config;
+    config.data.location = location;
+    config.data.source = options;
+    log(tr("reading %1 to add it to the project...").arg(QString::fromStdString(location)));
+    inBackground<std::shared_ptr<const data::LoadedSource>>(
+        this, [location, options] { return std::make_shared<const data::LoadedSource>(data::loadSource(location, options)); },
+        [this, config](std::shared_ptr<const data::LoadedSource> source) {
+            if (!m_project)
+                return;
+            try {
+                const int64_t id = session::registerDataset(*m_project, config, *source);
+                log(tr("dataset %1 recorded: %2 training rows").arg(id).arg(source->train.size()));
+                refresh();
+                showDataset(id);
+                Q_EMIT datasetAdded(id);
+            } catch (const Error& e) {
+                fail(tr("Cannot add the dataset"), QString::fromUtf8(e.what()));
+            }
+        },
+        [this](const QString& message) { fail(tr("Cannot add the dataset"), message); });
 }
 
 void MainWindow::showLauncher() {

@@ -20,6 +20,9 @@ struct RunRecord;
 namespace mppdl::train {
 struct RunEvent;
 }
+namespace mppdl::data {
+struct SourceOptions;
+}
 
 namespace mppdl::ui {
 
@@ -67,6 +70,11 @@ public:
     bool saveDesign(ArchitectureDesigner* designer);
     /// Opens the run launcher (Runs > New Run) and starts what it describes.
     void showLauncher();
+    /// Opens File > Add Dataset, and adds what it describes.
+    void showDatasetDialog();
+    /// Reads the source in the background, records it in the project (reference, schema and
+    /// statistics, never the rows nor a password) and opens its view; a dialog when it cannot.
+    void addDataset(const std::string& location, const data::SourceOptions& options);
     /// The launcher filled with a run's recorded settings; with `startNow` it starts at once instead
     /// (mppdl gui --repeat RUN). False, with a message, for a run that is not there.
     bool repeatRun(int64_t runId, bool startNow = false);
@@ -84,6 +92,10 @@ public:
     /// The message of the last failure shown (for tests and the status bar).
     QString lastError() const { return m_lastError; }
     QStringList recentProjects() const;
+
+Q_SIGNALS:
+    /// A dataset was recorded in the project (File > Add Dataset).
+    void datasetAdded(qint64 datasetId);
 
 protected:
     void closeEvent(QCloseEvent* event) override;

@@ -46,10 +46,6 @@ std::string shortTime(const std::string& iso) {
     return iso.substr(0, 10) + " " + iso.substr(11, 5);
 }
 
-bool allDigits(const std::string& s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
-}
-
 /// "  key      value" lines with the values aligned: a record, not a table (no header, no rule).
 struct KeyValues {
     std::vector<std::pair<std::string, std::string>> rows;
@@ -108,65 +104,6 @@ store::Project openProject(const std::string& flag, store::Access access, bool* 
         return project;
     }
     return store::Project::open(path, access);
-}
-
-store::RunRecord findRun(const store::Project& project, const std::string& idOrName) {
-    if (auto run = project.findRun(idOrName))
-        return *run;
-    const auto runs = project.runs();
-    std::string ids;
-    for (size_t i = runs.size() > 10 ? runs.size() - 10 : 0; i < runs.size(); ++i)
-        ids += (ids.empty() ? "" : ", ") + std::to_string(runs[i].id);
-    throw ConfigError("no run '" + idOrName + "' in " + project.path() +
-                      (runs.empty() ? std::string(" (it has no runs yet)") : " (latest run ids: " + ids + "; see mppdl runs)"));
-}
-
-RunWeights runWeights(const store::Project& project, const std::string& ref) {
-    std::string runPart = ref, epochPart = "last";
-    if (const auto colon = ref.rfind(':'); colon != std::string::npos) {
-        runPart = ref.substr(0, colon);
-        epochPart = ref.substr(colon + 1);
-    }
-    RunWeights out;
-    out.run = findRun(project, runPart);
-    const auto kept = project.checkpoints(out.run.id);
-    std::string keptList;
-    for (const auto& c : kept)
-        keptList += (keptList.empty() ? "" : ", ") + std::to_string(c.epoch);
-    const std::string runLabel = "run " + std::to_string(out.run.id) + " (" + out.run.name + ")";
-    if (kept.empty())
-        throw ConfigError(runLabel + " has no saved weights (state " + store::toString(out.run.state) +
-                          "; weights are saved at the end of each epoch)");
-    int epoch = 0;
-    if (epochPart == "last" || epochPart.empty())
-        epoch = project.lastCheckpointEpoch(out.run.id);
-    else if (epochPart == "best") {
-        epoch = project.bestCheckpointEpoch(out.run.id);
-        if (epoch == 0)
-            throw ConfigError(runLabel + " has no best epoch (it ran without validation): use :last");
-    } else if (allDigits(epochPart))
-        epoch = std::stoi(epochPart);
-    else
-        throw ConfigError("'" + ref + "': expected RUN, RUN:EPOCH, RUN:best or RUN:last");
-    auto checkpoint = project.checkpoint(out.run.id, epoch);
-    if (!checkpoint)
-        throw ConfigError(runLabel + " has no weights for epoch " + std::to_string(epoch) +
-                          " (kept: epochs " + keptList + ")");
-    out.checkpoint = std::move(*checkpoint);
-    out.label = runLabel + ", epoch " + std::to_string(epoch);
-    return out;
-}
-
-train::TrainedModel runModel(const store::Project& project, const std::string& ref, const std::string& device) {
-    auto weights = runWeights(project, ref);
-    const auto version = project.architectureById(weights.run.architectureVersionId);
-    if (!version)
-        throw StorageError(project.path() + ": run " + std::to_string(weights.run.id) + " refers to a missing architecture version");
-    if (weights.run.modelInfo.empty())
-        throw StorageError(project.path() + ": run " + std::to_string(weights.run.id) + " has no normalizer and class names recorded");
-    const auto architecture = model::parseArchitecture(version->spec, version->name + "@" + std::to_string(version->version));
-    return train::TrainedModel::fromWeights(architecture, weights.run.modelInfo, weights.checkpoint.weights, device,
-                                            weights.label);
 }
 
 namespace {

@@ -5,6 +5,7 @@
 #include "cli_common.h"
 
 #include "mppdl/model/architecture.h"
+#include "mppdl/session/run_model.h"
 #include "mppdl/store/project.h"
 #include "mppdl/train/trained_model.h"
 
@@ -25,18 +26,10 @@ using session::ProjectArchitecture;
 using session::projectArchitecture;
 using session::validated;
 
-/// A run's weights at one epoch: `ref` is RUN, RUN:EPOCH, RUN:best or RUN:last (the default).
-struct RunWeights {
-    store::RunRecord run;
-    train::Checkpoint checkpoint;
-    std::string label; ///< "run 3 (mlp-3), epoch 5"
-};
-RunWeights runWeights(const store::Project& project, const std::string& ref);
-/// The run's model at that epoch, ready to evaluate.
-train::TrainedModel runModel(const store::Project& project, const std::string& ref, const std::string& device);
-
-/// The run named by id or name; ConfigError when there is none (with the ids there are).
-store::RunRecord findRun(const store::Project& project, const std::string& idOrName);
+using session::findRun;
+using session::RunWeights;
+using session::runModel;
+using session::runWeights;
 
 void registerProjectCommands(CLI::App& app, Command& selected);
 

@@ -79,10 +79,12 @@ void SamplesView::clear() {
 }
 
 void SamplesView::setDataset(const data::Dataset& dataset, int count) {
+    setRows(data::previewRows(dataset, count), dataset.classNames(), dataset.sampleShape());
+}
+
+void SamplesView::setRows(const std::vector<data::RowPreview>& rows, const std::vector<std::string>& classes,
+                          const std::vector<int64_t>& shape, const QStringList& captions) {
     clear();
-    const auto rows = data::previewRows(dataset, count);
-    const auto shape = dataset.sampleShape();
-    const auto& classes = dataset.classNames();
     auto className = [&](int64_t label) {
         return label >= 0 && label < int64_t(classes.size()) ? QString::fromStdString(classes[size_t(label)])
                                                              : QString::number(label);
@@ -90,6 +92,7 @@ void SamplesView::setDataset(const data::Dataset& dataset, int count) {
     if (data::isImageShape(shape)) {
         const int channels = int(shape[0]), height = int(shape[1]), width = int(shape[2]);
         for (const auto& r : rows) {
+            const QString caption = m_images < captions.size() ? captions[m_images] : className(r.label);
             // The pixels are H x W x C bytes: grey or RGB, as QImage reads them.
             QImage image(r.pixels.data(), width, height, width * channels,
                          channels == 1 ? QImage::Format_Grayscale8 : QImage::Format_RGB888);
@@ -103,13 +106,13 @@ void SamplesView::setDataset(const data::Dataset& dataset, int count) {
                                                                                   : Qt::SmoothTransformation)));
             picture->setAlignment(Qt::AlignCenter);
             picture->setToolTip(tr("row %1: %2").arg(r.row).arg(className(r.label)));
-            auto* caption = new QLabel(className(r.label), cell);
-            caption->setAlignment(Qt::AlignCenter);
-            QFont small = caption->font();
+            auto* label = new QLabel(caption, cell);
+            label->setAlignment(Qt::AlignCenter);
+            QFont small = label->font();
             small.setPointSizeF(small.pointSizeF() * 0.85);
-            caption->setFont(small);
+            label->setFont(small);
             v->addWidget(picture);
-            v->addWidget(caption);
+            v->addWidget(label);
             m_gridLayout->addWidget(cell, m_images / kColumns, m_images % kColumns);
             ++m_images;
         }
@@ -125,7 +128,7 @@ void SamplesView::setDataset(const data::Dataset& dataset, int count) {
     m_table->setRowCount(int(rows.size()));
     for (int i = 0; i < int(rows.size()); ++i) {
         m_table->setItem(i, 0, number(QString::number(rows[size_t(i)].row)));
-        m_table->setItem(i, 1, new QTableWidgetItem(className(rows[size_t(i)].label)));
+        m_table->setItem(i, 1, new QTableWidgetItem(i < captions.size() ? captions[i] : className(rows[size_t(i)].label)));
         for (int v = 0; v < values; ++v)
             m_table->setItem(i, 2 + v, number(QString::number(rows[size_t(i)].values[size_t(v)], 'g', 6)));
     }

@@ -86,6 +86,10 @@ public:
     explicit SamplesView(QWidget* parent = nullptr);
     /// Shows `count` rows of `dataset`, spread over its classes.
     void setDataset(const data::Dataset& dataset, int count = 32);
+    /// Shows these rows of samples shaped `sampleShape`; `captions`, when given, replace the class
+    /// names under them.
+    void setRows(const std::vector<data::RowPreview>& rows, const std::vector<std::string>& classNames,
+                 const std::vector<int64_t>& sampleShape, const QStringList& captions = {});
     void clear();
     /// Images shown (0 for table rows).
     int imageCount() const { return m_images; }

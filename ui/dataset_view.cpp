@@ -4,9 +4,7 @@
 
 #include "mppdl/core/error.h"
 #include "mppdl/store/project.h"
-#include "mppdl/train/trainer.h"
-
-#include <nlohmann/json.hpp>
+#include "mppdl/session/recorded_run.h"
 
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -149,9 +147,7 @@ DatasetView::DatasetView(const store::Project& project, int64_t datasetId, QWidg
         m_rowsStatus->setStyleSheet("color: #b00020");
     });
     try {
-        const nlohmann::json config{{"data", {{"location", dataset->location},
-                                              {"source", nlohmann::json::parse(dataset->options)}}}};
-        const auto data = train::trainConfigFromJson(config.dump()).data;
+        const auto data = session::datasetSource(*dataset);
         m_rowsStatus->setText(tr("reading %1...").arg(QString::fromStdString(dataset->location)));
         m_loader->load(data.location, data.source);
     } catch (const std::exception& e) { // options written by a newer mppdl, say

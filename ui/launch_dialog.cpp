@@ -5,10 +5,9 @@
 #include "mppdl/data/preprocess.h"
 #include "mppdl/model/analysis.h"
 #include "mppdl/session/architectures.h"
+#include "mppdl/session/recorded_run.h"
 #include "mppdl/store/project.h"
 #include "mppdl/train/devices.h"
-
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <limits>
@@ -73,13 +72,19 @@ LaunchDialog::LaunchDialog(const store::Project& project, QWidget* parent) : QDi
     const train::TrainConfig defaults;
 
     // Data.
-    for (const auto& d : project.datasets())
+    for (const auto& d : project.datasets()) {
+        std::optional<data::SourceOptions> source;
+        try {
+            source = session::datasetSource(d).source;
+        } catch (const Error&) { // options of a newer mppdl: read with the defaults
+        }
         m_datasets.push_back({QString::fromStdString(d.name + "  (" + d.kind + ", " + d.location + ")"),
-                              QString::fromStdString(d.location), d.options});
+                              QString::fromStdString(d.location), source});
+    }
     const bool haveFashion = std::any_of(m_datasets.begin(), m_datasets.end(),
                                          [](const DatasetChoice& d) { return d.location == kFashionMnist; });
     if (!haveFashion && QFileInfo::exists(kFashionMnist))
-        m_datasets.push_back({tr("Fashion-MNIST  (idx, %1)").arg(kFashionMnist), kFashionMnist, {}});
+        m_datasets.push_back({tr("Fashion-MNIST  (idx, %1)").arg(kFashionMnist), kFashionMnist, std::nullopt});
     m_dataset = new QComboBox(this);
     for (const auto& d : m_datasets)
         m_dataset->addItem(d.label);
@@ -282,12 +287,9 @@ LaunchRequest LaunchDialog::request() const {
     const QString location = m_location->text().trimmed();
     const int index = m_dataset->currentIndex();
     c.data.source = {};
-    if (index >= 0 && index < int(m_datasets.size()) && !m_datasets[size_t(index)].options.empty() &&
-        m_datasets[size_t(index)].location == location) {
-        // The options the project recorded with the dataset (label column, connection, shape...).
-        nlohmann::json data{{"data", {{"source", nlohmann::json::parse(m_datasets[size_t(index)].options)}}}};
-        c.data.source = train::trainConfigFromJson(data.dump()).data.source;
-    }
+    if (index >= 0 && index < int(m_datasets.size()) && m_datasets[size_t(index)].source &&
+        m_datasets[size_t(index)].location == location) // the options the dataset was read with
+        c.data.source = *m_datasets[size_t(index)].source;
     c.data.location = location.toStdString();
     c.data.source.limit = m_limit->value();
     c.data.validationFraction = m_valFraction->value();
@@ -316,12 +318,8 @@ QStringList LaunchDialog::problems() const {
         out << tr("no data source: choose a dataset or type a source");
     if (m_architecture->currentIndex() < 0)
         out << tr("no architecture: the project has none and none are bundled");
-    try {
-        for (const auto& p : train::validate(request().config))
-            out << QString::fromStdString(p);
-    } catch (const Error& e) { // options recorded by a newer mppdl, say
-        out << QString::fromUtf8(e.what());
-    }
+    for (const auto& p : train::validate(request().config))
+        out << QString::fromStdString(p);
     return out;
 }
 
@@ -344,8 +342,7 @@ void LaunchDialog::setRequest(const LaunchRequest& request) {
         if (m_datasets[i].location == location)
             dataset = int(i);
     if (dataset < 0) {
-        nlohmann::json options = nlohmann::json::parse(train::toJson(c))["data"]["source"];
-        m_datasets.push_back({tr("%1  (as the run read it)").arg(location), location, options.dump()});
+        m_datasets.push_back({tr("%1  (as the run read it)").arg(location), location, c.data.source});
         m_dataset->insertItem(int(m_datasets.size()) - 1, m_datasets.back().label);
         dataset = int(m_datasets.size()) - 1;
     }

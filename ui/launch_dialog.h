@@ -4,6 +4,8 @@
 
 #include <QDialog>
 
+#include <optional>
+
 #include <string>
 #include <vector>
 
@@ -56,7 +58,7 @@ private:
     struct DatasetChoice {
         QString label;
         QString location;
-        std::string options; ///< the source options JSON the project recorded; empty: defaults
+        std::optional<data::SourceOptions> source; ///< the options it was read with; none: the defaults
     };
     std::vector<DatasetChoice> m_datasets;
     train::TrainConfig m_base; ///< the settings the form starts from

@@ -11,12 +11,17 @@
 #include "ui/training_jobs.h"
 
 #include "mppdl/core/error.h"
+#include "mppdl/data/preview.h"
 #include "mppdl/session/recorded_run.h"
+#include "mppdl/session/run_model.h"
 #include "mppdl/store/project.h"
 
 #include <QAction>
 #include <QCloseEvent>
 #include <QDateTime>
+#include <QDialog>
+#include <QDialogButtonBox>
+#include <QVBoxLayout>
 #include <QDockWidget>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -418,6 +423,86 @@ bool MainWindow::mayClose(QWidget* page) {
     return answer == QMessageBox::Discard;
 }
 
+void MainWindow::showMisclassified(int64_t runId, int epoch, int trueClass, int predictedClass) {
+    if (!m_project)
+        return;
+    constexpr size_t kMostShown = 64;
+    struct Found {
+        std::vector<data::RowPreview> rows;
+        std::vector<std::string> classes;
+        std::vector<int64_t> shape;
+        QStringList captions;
+        int64_t matching = 0, total = 0;
+    };
+    const std::string path = m_project->path();
+    log(tr("run %1: predicting its test split again for the confusion matrix's cell...").arg(runId));
+    inBackground<Found>(
+        this,
+        [=] {
+            // A connection of this thread's own; the model and the rows stay on this thread.
+            const auto project = store::Project::open(path, store::Access::Read);
+            const auto run = project.run(runId);
+            const auto dataset = run ? project.dataset(run->datasetId) : std::nullopt;
+            if (!dataset)
+                throw ConfigError("run " + std::to_string(runId) + " has no dataset recorded");
+            const auto data = session::datasetSource(*dataset);
+            const auto source = data::loadSource(data.location, data.source);
+            if (source.test.empty())
+                throw ConfigError(dataset->location + " has no test split to look into");
+            const auto model = session::runModel(project, std::to_string(runId) + ":" + std::to_string(epoch), "cpu");
+            const auto predictions = model.predict(source.test);
+            const auto labels = data::labelsOf(source.test);
+            Found found;
+            found.classes = source.test.classNames();
+            found.shape = source.test.sampleShape();
+            found.total = int64_t(labels.size());
+            std::vector<int64_t> rows;
+            for (size_t i = 0; i < labels.size(); ++i)
+                if (labels[i] == trueClass && predictions.predicted[i] == predictedClass) {
+                    ++found.matching;
+                    if (rows.size() < kMostShown)
+                        rows.push_back(int64_t(i));
+                }
+            found.rows = data::previewRowsAt(source.test, rows);
+            for (const auto row : rows)
+                found.captions << QString("#%1  %2%").arg(row).arg(
+                    100.0 * predictions.probabilities[size_t(row * predictions.classes + predictedClass)], 0, 'f', 0);
+            return found;
+        },
+        [=](const Found& found) {
+            auto name = [&](int c) {
+                return c < int(found.classes.size()) ? QString::fromStdString(found.classes[size_t(c)]) : QString::number(c);
+            };
+            auto* dialog = new QDialog(this);
+            dialog->setObjectName("misclassified");
+            dialog->setAttribute(Qt::WA_DeleteOnClose);
+            dialog->setWindowTitle(tr("Run %1: %2 predicted as %3").arg(runId).arg(name(trueClass), name(predictedClass)));
+            auto* text = new QLabel(tr("%1 of the %2 test rows of class %3 are predicted as %4 by epoch %5's model%6. "
+                                       "Under each: the row and the probability given to %4.")
+                                        .arg(found.matching)
+                                        .arg(found.total)
+                                        .arg(name(trueClass), name(predictedClass))
+                                        .arg(epoch)
+                                        .arg(found.matching > int64_t(found.rows.size())
+                                                 ? tr(" (the first %1 shown)").arg(found.rows.size())
+                                                 : QString()),
+                                    dialog);
+            text->setObjectName("misclassifiedSummary");
+            text->setWordWrap(true);
+            auto* samples = new SamplesView(dialog);
+            samples->setRows(found.rows, found.classes, found.shape, found.captions);
+            auto* buttons = new QDialogButtonBox(QDialogButtonBox::Close, dialog);
+            connect(buttons, &QDialogButtonBox::rejected, dialog, &QDialog::reject);
+            auto* layout = new QVBoxLayout(dialog);
+            layout->addWidget(text);
+            layout->addWidget(samples, 1);
+            layout->addWidget(buttons);
+            dialog->resize(720, 520);
+            dialog->open();
+        },
+        [=](const QString& message) { fail(tr("Cannot show the samples"), message); });
+}
+
 void MainWindow::showDatasetDialog() {
     if (!m_project)
         return fail(tr("Add a dataset"), tr("Open or create a project first (File > New Project): datasets are kept in it."));
@@ -506,6 +591,7 @@ int MainWindow::launch(const LaunchRequest& request) {
 void MainWindow::wire(RunView* view) {
     view->setStoppable(m_jobs->trains(view->runId()));
     connect(view, &RunView::stopRequested, this, &MainWindow::stopRun, Qt::UniqueConnection);
+    connect(view, &RunView::samplesRequested, this, &MainWindow::showMisclassified, Qt::UniqueConnection);
 }
 
 void MainWindow::stopRun(qint64 runId) {

@@ -70,6 +70,10 @@ public:
     bool saveDesign(ArchitectureDesigner* designer);
     /// Opens the run launcher (Runs > New Run) and starts what it describes.
     void showLauncher();
+    /// A dialog of the test rows of class `trueClass` that run `runId`'s model of `epoch` predicts as
+    /// `predictedClass` (a confusion matrix cell), computed in the background: the run's dataset is
+    /// read again and its test split predicted.
+    void showMisclassified(int64_t runId, int epoch, int trueClass, int predictedClass);
     /// Opens File > Add Dataset, and adds what it describes.
     void showDatasetDialog();
     /// Reads the source in the background, records it in the project (reference, schema and

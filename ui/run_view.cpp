@@ -153,6 +153,11 @@ RunView::RunView(const store::Project& project, int64_t runId, QWidget* parent, 
     m_segments->verticalHeader()->setDefaultSectionSize(m_segments->fontMetrics().height() + 6);
     m_confusion = new QTableWidget(0, 0, this);
     m_confusion->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_confusion->setToolTip(tr("Double-click a cell for its samples"));
+    connect(m_confusion, &QTableWidget::cellActivated, this, [this](int row, int column) {
+        if (m_evaluation)
+            Q_EMIT samplesRequested(m_runId, m_evaluationEpoch, row, column);
+    });
     m_confusion->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_confusion->verticalHeader()->setDefaultSectionSize(m_confusion->fontMetrics().height() + 4);
     m_confusion->verticalHeader()->setSectionResizeMode(QHeaderView::Fixed);
@@ -269,6 +274,7 @@ void RunView::reload(const store::Project& project) {
         const auto evaluations = project.evaluations(m_runId);
         m_evaluation = evaluations.empty() ? nullptr
                                            : std::make_shared<const train::Evaluation>(evaluations.back().evaluation);
+        m_evaluationEpoch = evaluations.empty() ? 0 : evaluations.back().epoch;
         // Steps per epoch from the first epoch's end: where a minibatch point falls in epochs.
         for (const auto& p : m_points)
             if (p.kind == "epoch" && p.segment < 0 && p.epoch > 0 && p.step > 0) {
@@ -300,7 +306,10 @@ void RunView::appendEvents(const std::vector<train::RunEvent>& batch) {
                         m.value = event.metric("eta_seconds", m.value);
             }
             break;
-        case train::EventKind::Evaluation: m_evaluation = event.evaluation; break;
+        case train::EventKind::Evaluation:
+            m_evaluation = event.evaluation;
+            m_evaluationEpoch = event.epoch;
+            break;
         case train::EventKind::Finished:
             m_ending = tr("finished in %1").arg(clockText(event.wallSeconds));
             setStoppable(false);
@@ -493,7 +502,7 @@ void RunView::fillConfusion() {
             QColor shade = base;
             shade.setAlphaF(float(t == p ? share : std::min(1.0, share * 4)));
             item->setBackground(shade);
-            item->setToolTip(tr("%1 of %2 %3 predicted as %4 (%5)")
+            item->setToolTip(tr("%1 of %2 %3 predicted as %4 (%5); double-click for the samples")
                                  .arg(count)
                                  .arg(rowTotal)
                                  .arg(names[t], names[p], percentText(share)));

@@ -57,6 +57,8 @@ public:
     QCustomPlot* accuracyPlot() const { return m_accuracy; }
     QTableWidget* segmentTable() const { return m_segments; }
     QTableWidget* confusionTable() const { return m_confusion; }
+    /// The segments' and the confusion matrix's tabs below the plots.
+    QTabWidget* tabs() const { return m_details; }
     QPushButton* stopButton() const { return m_stop; }
     QString summaryText() const;
     /// "epoch 2/5, step 340/850, 1234 images/s, ETA 0:42" while it trains; the end state after.
@@ -74,6 +76,9 @@ public:
 Q_SIGNALS:
     /// The user pressed Stop.
     void stopRequested(qint64 runId);
+    /// The user double-clicked a cell of the confusion matrix: the rows of class `trueClass` the
+    /// model of epoch `epoch` took for `predictedClass`.
+    void samplesRequested(qint64 runId, int epoch, int trueClass, int predictedClass);
 
 private:
     void scheduleRedraw();
@@ -88,6 +93,7 @@ private:
     std::optional<store::RunRecord> m_run;
     std::vector<store::MetricPoint> m_points;
     std::shared_ptr<const train::Evaluation> m_evaluation;
+    int m_evaluationEpoch = 0; ///< whose weights m_evaluation judged
     std::optional<train::RunEvent> m_lastProgress; ///< live runs: the latest Progress event
     QString m_ending; ///< live runs: how the run ended, once it has
     int64_t m_stepsPerEpoch = 0;

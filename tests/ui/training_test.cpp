@@ -3,6 +3,7 @@
 // threads while its tab fills with points live and the GUI thread never stalls for 100 ms; Stop ends
 // it as cancelled; a run that cannot load its data ends in a dialog and leaves the project as it was.
 
+#include "ui/dataset_preview.h"
 #include "ui/launch_dialog.h"
 #include "ui/main_window.h"
 #include "ui/run_view.h"
@@ -172,6 +173,33 @@ private Q_SLOTS:
         QCOMPARE(run->segments, 2);
         QVERIFY(run->testAccuracy && *run->testAccuracy > 0.6);
         QCOMPARE(window.jobs()->active(), 0);
+
+        // A confusion matrix cell opens its samples: the run's model predicts the test split again
+        // and finds exactly as many as the recorded evaluation counted.
+        auto* confusion = view->confusionTable();
+        int worstRow = 0, worstColumn = 1, worst = -1;
+        for (int t = 0; t < confusion->rowCount(); ++t)
+            for (int p = 0; p < confusion->columnCount(); ++p)
+                if (t != p && confusion->item(t, p)->text().toInt() > worst) {
+                    worst = confusion->item(t, p)->text().toInt();
+                    worstRow = t;
+                    worstColumn = p;
+                }
+        QVERIFY(worst > 0);
+        view->tabs()->setCurrentIndex(1);
+        confusion->setCurrentCell(worstRow, worstColumn);
+        confusion->setFocus();
+        QTest::keyClick(confusion, Qt::Key_Return);
+        QTRY_VERIFY_WITH_TIMEOUT(window.findChild<QDialog*>("misclassified") != nullptr, 60000);
+        auto* samples = window.findChild<QDialog*>("misclassified");
+        const QString summary = samples->findChild<QLabel*>("misclassifiedSummary")->text();
+        QVERIFY2(summary.startsWith(QString("%1 of the 10000 test rows of class %2 are predicted as %3")
+                                        .arg(worst)
+                                        .arg(confusion->verticalHeaderItem(worstRow)->text(),
+                                             confusion->horizontalHeaderItem(worstColumn)->text())),
+                 qPrintable(summary));
+        QCOMPARE(samples->findChild<ui::SamplesView*>()->imageCount(), std::min(worst, 64));
+        samples->close();
 
         const QString csv = m_dir.filePath("series.csv");
         QVERIFY(view->exportCsv(csv));

@@ -9,9 +9,8 @@ namespace mppdl::data {
 bool isImageShape(const std::vector<int64_t>& s) { return s.size() == 3 && (s[0] == 1 || s[0] == 3) && s[1] > 0 && s[2] > 0; }
 
 std::vector<RowPreview> previewRows(const Dataset& dataset, int count, int maxValues) {
-    std::vector<RowPreview> rows;
     if (dataset.empty() || count <= 0)
-        return rows;
+        return {};
     // Rows of each class in order, then taken one class at a time.
     const auto labels = dataset.labels().to(torch::kCPU).contiguous();
     const int64_t* label = labels.data_ptr<int64_t>();
@@ -30,7 +29,15 @@ std::vector<RowPreview> previewRows(const Dataset& dataset, int count, int maxVa
         if (!any)
             break;
     }
+    return previewRowsAt(dataset, picked, maxValues);
+}
 
+std::vector<RowPreview> previewRowsAt(const Dataset& dataset, const std::vector<int64_t>& picked, int maxValues) {
+    std::vector<RowPreview> rows;
+    if (dataset.empty())
+        return rows;
+    const auto labels = dataset.labels().to(torch::kCPU).contiguous();
+    const int64_t* label = labels.data_ptr<int64_t>();
     const auto shape = dataset.sampleShape();
     const bool images = isImageShape(shape);
     const auto& x = dataset.features();
@@ -42,6 +49,8 @@ std::vector<RowPreview> previewRows(const Dataset& dataset, int count, int maxVa
     }
     const double scale = high > low ? 255.0 / (high - low) : 0.0;
     for (const int64_t i : picked) {
+        if (i < 0 || i >= dataset.size())
+            continue;
         RowPreview r;
         r.row = i;
         r.label = label[i];
@@ -64,6 +73,13 @@ std::vector<RowPreview> previewRows(const Dataset& dataset, int count, int maxVa
         rows.push_back(std::move(r));
     }
     return rows;
+}
+
+std::vector<int64_t> labelsOf(const Dataset& dataset) {
+    if (dataset.empty())
+        return {};
+    const auto labels = dataset.labels().to(torch::kCPU).contiguous();
+    return {labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + labels.numel()};
 }
 
 DistributionSummary previewDistribution(const Dataset& rows, int segments, const std::string& policy, uint64_t seed) {

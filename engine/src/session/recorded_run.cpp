@@ -44,6 +44,17 @@ int64_t registerDataset(store::Project& project, const train::TrainConfig& confi
     return project.registerDataset(d);
 }
 
+train::DataConfig datasetSource(const store::DatasetRecord& dataset) {
+    nlohmann::json options;
+    try {
+        options = nlohmann::json::parse(dataset.options);
+    } catch (const nlohmann::json::exception& e) {
+        throw ConfigError("dataset " + dataset.name + ": its recorded options are not JSON: " + e.what());
+    }
+    const nlohmann::json config{{"data", {{"location", dataset.location}, {"source", options}}}};
+    return train::trainConfigFromJson(config.dump()).data;
+}
+
 int64_t createRun(store::Project& project, const train::TrainConfig& config,
                   const store::ArchitectureVersion& architecture, const train::LoadedData& loaded,
                   const RunStart& start) {

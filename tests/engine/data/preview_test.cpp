@@ -34,6 +34,15 @@ TEST(DataPreview, RowsComeOneClassAtATime) {
     EXPECT_TRUE(previewRows(sixImages(torch::kUInt8), 0).empty());
 }
 
+TEST(DataPreview, RowsAtGivenPositionsInTheirOrder) {
+    const auto rows = previewRowsAt(sixImages(torch::kUInt8), {5, 1, 9, -1});
+    ASSERT_EQ(rows.size(), 2u); // 9 and -1 are not rows
+    EXPECT_EQ(rows[0].row, 5);
+    EXPECT_EQ(rows[0].label, 2);
+    EXPECT_EQ(rows[1].pixels, (std::vector<uint8_t>{10, 11, 12, 13}));
+    EXPECT_EQ(labelsOf(sixImages(torch::kUInt8)), (std::vector<int64_t>{0, 0, 1, 1, 2, 2}));
+}
+
 TEST(DataPreview, FloatImagesAreScaledFromTheirRange) {
     const auto rows = previewRows(sixImages(torch::kFloat32), 6);
     // 0..53 over 0..255: the first pixel of row 0 is black, the last of row 5 white.

@@ -30,6 +30,12 @@ bool isImageShape(const std::vector<int64_t>& sampleShape);
 /// each, and so on, so that a grid of them shows every class. `maxValues` features per row.
 std::vector<RowPreview> previewRows(const Dataset& dataset, int count, int maxValues = 32);
 
+/// The rows at the given 0-based positions, in that order (positions outside the dataset skipped).
+std::vector<RowPreview> previewRowsAt(const Dataset& dataset, const std::vector<int64_t>& rows, int maxValues = 32);
+
+/// Every row's class index, in row order.
+std::vector<int64_t> labelsOf(const Dataset& dataset);
+
 /// How `segments` segments would hold the rows under `policy` (summarize(distribute(...))), for a
 /// view that cannot hold the shards' tensors. The same errors as distribute().
 DistributionSummary previewDistribution(const Dataset& rows, int segments, const std::string& policy,

@@ -17,6 +17,11 @@ namespace mppdl::session {
 /// statistics; never the rows. Returns its id (an equal dataset is refreshed, not added twice).
 int64_t registerDataset(store::Project& project, const train::TrainConfig& config, const data::LoadedSource& source);
 
+/// The inverse: where a recorded dataset is and the options it was read with (a password is never
+/// recorded, so a table's connection needs PGPASSWORD or ~/.pgpass, or one given again). ConfigError
+/// for options written by a newer mppdl.
+train::DataConfig datasetSource(const store::DatasetRecord& dataset);
+
 /// What a new run records beside its configuration.
 struct RunStart {
     std::string name; ///< empty: "<architecture>-<id>"

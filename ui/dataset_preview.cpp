@@ -1,5 +1,7 @@
 #include "ui/dataset_preview.h"
 
+#include "ui/format.h"
+
 #include "mppdl/core/error.h"
 #include "mppdl/data/distribution.h"
 
@@ -21,12 +23,6 @@ namespace {
 constexpr int kColumns = 8;     // images per row of the grid
 constexpr int kThumbnail = 64;  // pixels a side
 
-QTableWidgetItem* number(const QString& text) {
-    auto* item = new QTableWidgetItem(text);
-    item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
-    item->setFlags(Qt::ItemIsEnabled | Qt::ItemIsSelectable);
-    return item;
-}
 
 } // namespace
 
@@ -127,10 +123,10 @@ void SamplesView::setRows(const std::vector<data::RowPreview>& rows, const std::
     m_table->setHorizontalHeaderLabels(headers);
     m_table->setRowCount(int(rows.size()));
     for (int i = 0; i < int(rows.size()); ++i) {
-        m_table->setItem(i, 0, number(QString::number(rows[size_t(i)].row)));
+        m_table->setItem(i, 0, numberItem(QString::number(rows[size_t(i)].row)));
         m_table->setItem(i, 1, new QTableWidgetItem(i < captions.size() ? captions[i] : className(rows[size_t(i)].label)));
         for (int v = 0; v < values; ++v)
-            m_table->setItem(i, 2 + v, number(QString::number(rows[size_t(i)].values[size_t(v)], 'g', 6)));
+            m_table->setItem(i, 2 + v, numberItem(QString::number(rows[size_t(i)].values[size_t(v)], 'g', 6)));
     }
     m_table->show();
 }
@@ -214,9 +210,9 @@ void SegmentsView::update() {
     for (int r = 0; r < int(summary.segments.size()); ++r) {
         const auto& s = summary.segments[size_t(r)];
         m_table->setVerticalHeaderItem(r, new QTableWidgetItem(tr("segment %1").arg(r)));
-        m_table->setItem(r, 0, number(QString::number(s.rows)));
+        m_table->setItem(r, 0, numberItem(QString::number(s.rows)));
         for (int c = 0; c < int(s.classCounts.size()); ++c) {
-            auto* item = number(QString::number(s.classCounts[size_t(c)]));
+            auto* item = numberItem(QString::number(s.classCounts[size_t(c)]));
             // Shaded by count: a non-IID policy shows as a diagonal.
             QColor shade(31, 119, 180);
             shade.setAlphaF(float(double(s.classCounts[size_t(c)]) / double(most)) * 0.6f);

@@ -94,12 +94,6 @@ QString clockText(double seconds) {
                      : QString("%1:%2").arg(s / 60).arg(s % 60, 2, 10, QChar('0'));
 }
 
-QTableWidgetItem* cell(const QString& text) {
-    auto* item = new QTableWidgetItem(text);
-    item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
-    item->setFlags(Qt::ItemIsEnabled | Qt::ItemIsSelectable);
-    return item;
-}
 
 } // namespace
 
@@ -441,7 +435,7 @@ void RunView::fillSegments() {
         for (int c = 0; c < 7; ++c) {
             const QString name = columns[c];
             if (!it.value().contains(name)) {
-                m_segments->setItem(r, c, cell(QString()));
+                m_segments->setItem(r, c, numberItem(QString()));
                 continue;
             }
             const double v = it.value().value(name);
@@ -456,7 +450,7 @@ void RunView::fillSegments() {
                 text = QString::number(v, 'g', 3);
             else
                 text = QString::number(v, 'f', 3);
-            m_segments->setItem(r, c, cell(text));
+            m_segments->setItem(r, c, numberItem(text));
         }
     }
     for (int c = 0; c < 7; ++c) // only the figures this strategy reports
@@ -495,7 +489,7 @@ void RunView::fillConfusion() {
             rowTotal += e.confusion[size_t(t * n + p)];
         for (int p = 0; p < n; ++p) {
             const int64_t count = e.confusion[size_t(t * n + p)];
-            auto* item = cell(QString::number(count));
+            auto* item = numberItem(QString::number(count));
             // Shade by the share of the true class: the diagonal green, confusions red.
             const double share = rowTotal > 0 ? double(count) / double(rowTotal) : 0.0;
             const QColor base = t == p ? QColor(46, 139, 87) : QColor(200, 40, 40);

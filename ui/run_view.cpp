@@ -26,6 +26,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 namespace mppdl::ui {
 
@@ -139,7 +141,7 @@ RunView::RunView(const store::Project& project, int64_t runId, QWidget* parent, 
     m_loss = makePlot(tr("Loss"), tr("cross-entropy"), Qt::AlignTop | Qt::AlignRight, this);
     m_accuracy = makePlot(tr("Accuracy"), tr("accuracy (%)"), Qt::AlignBottom | Qt::AlignRight, this);
 
-    m_segments = new QTableWidget(0, 7, this);
+    m_segments = new QTableWidget(0, 7, this); // and a column per class of the shards
     m_segments->setHorizontalHeaderLabels(
         {tr("rows"), tr("seconds"), tr("images/s"), tr("train loss"), tr("train acc."), tr("divergence"), tr("val. acc.")});
     m_segments->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
@@ -239,8 +241,12 @@ void RunView::reload(const store::Project& project) {
     m_run = run;
     QString dataset = tr("no dataset recorded");
     if (run->datasetId)
-        if (const auto d = project.dataset(run->datasetId))
+        if (const auto d = project.dataset(run->datasetId)) {
             dataset = QString::fromStdString(d->name + " (" + d->kind + ")").toHtmlEscaped();
+            m_classNames.clear();
+            for (const auto& c : d->classNames)
+                m_classNames << QString::fromStdString(c);
+        }
     QString text = QString("<b>%1 %2</b> &mdash; %3<br>")
                        .arg(run->id)
                        .arg(QString::fromStdString(run->name).toHtmlEscaped())
@@ -417,22 +423,43 @@ void RunView::drawPlot(QCustomPlot* plot, const QString& metric, double scale) {
 }
 
 void RunView::fillSegments() {
-    // Each segment's figures of the latest epoch it reported.
+    // Each segment's figures of the latest epoch it reported, and its shard's class histogram
+    // (reported with the first epoch).
+    static const char* const kClassPrefix = "rows_of_class_";
     int last = 0;
     for (const auto& p : m_points)
         if (p.kind == "epoch" && p.segment >= 0)
             last = std::max(last, p.epoch);
     QMap<int, QMap<QString, double>> rows;
-    for (const auto& p : m_points)
-        if (p.kind == "epoch" && p.segment >= 0 && p.epoch == last)
+    QMap<int, QMap<int, double>> classes; // segment -> class -> rows
+    int numClasses = 0;
+    for (const auto& p : m_points) {
+        if (p.kind != "epoch" || p.segment < 0)
+            continue;
+        if (p.epoch == last)
             rows[p.segment][QString::fromStdString(p.name)] = p.value;
+        if (p.name.rfind(kClassPrefix, 0) == 0) {
+            const int c = std::atoi(p.name.c_str() + std::strlen(kClassPrefix));
+            classes[p.segment][c] = p.value;
+            numClasses = std::max(numClasses, c + 1);
+        }
+    }
     static const char* const columns[] = {"rows", "segment_seconds", "images_per_sec", "train_loss",
                                           "train_accuracy", "divergence", "val_accuracy"};
+    constexpr int kFixed = 7;
+    m_segments->setColumnCount(kFixed + numClasses);
+    for (int c = 0; c < numClasses; ++c)
+        m_segments->setHorizontalHeaderItem(kFixed + c, new QTableWidgetItem(c < m_classNames.size() ? m_classNames[c]
+                                                                                                 : tr("class %1").arg(c)));
+    double most = 1;
+    for (const auto& perClass : classes)
+        for (const auto count : perClass)
+            most = std::max(most, count);
     m_segments->setRowCount(int(rows.size()));
     int r = 0;
     for (auto it = rows.begin(); it != rows.end(); ++it, ++r) {
         m_segments->setVerticalHeaderItem(r, new QTableWidgetItem(tr("segment %1").arg(it.key())));
-        for (int c = 0; c < 7; ++c) {
+        for (int c = 0; c < kFixed; ++c) {
             const QString name = columns[c];
             if (!it.value().contains(name)) {
                 m_segments->setItem(r, c, numberItem(QString()));
@@ -452,8 +479,17 @@ void RunView::fillSegments() {
                 text = QString::number(v, 'f', 3);
             m_segments->setItem(r, c, numberItem(text));
         }
+        // The shard's rows of each class, shaded by count: a non-IID distribution is a diagonal.
+        for (int c = 0; c < numClasses; ++c) {
+            const double count = classes.value(it.key()).value(c);
+            auto* item = numberItem(QString::number(qint64(count)));
+            QColor shade(31, 119, 180);
+            shade.setAlphaF(float(count / most * 0.6));
+            item->setBackground(shade);
+            m_segments->setItem(r, kFixed + c, item);
+        }
     }
-    for (int c = 0; c < 7; ++c) // only the figures this strategy reports
+    for (int c = 0; c < kFixed; ++c) // only the figures this strategy reports
         m_segments->setColumnHidden(c, std::none_of(rows.begin(), rows.end(), [&](const QMap<QString, double>& row) {
                                         return row.contains(columns[c]);
                                     }));

@@ -25,7 +25,8 @@ namespace mppdl::ui {
 /// loss and accuracy curves (per minibatch while it trains, per epoch, train and validation, the
 /// merged model and each segment) against the epoch, the iteration or wall time, with EMA
 /// smoothing of the noisy minibatch curves; images/s and ETA while it trains; each segment's last
-/// epoch (rows, time, throughput, divergence from the merged model); the confusion matrix of the
+/// epoch (rows, time, throughput, divergence from the merged model) and its shard's rows of each
+/// class; the confusion matrix of the
 /// last evaluation. A recorded run is read from the project (and re-read as it grows); a run this
 /// window trains is fed its events as they come (appendEvents).
 class RunView : public QWidget {
@@ -97,6 +98,7 @@ private:
     std::optional<train::RunEvent> m_lastProgress; ///< live runs: the latest Progress event
     QString m_ending; ///< live runs: how the run ended, once it has
     int64_t m_stepsPerEpoch = 0;
+    QStringList m_classNames; ///< the run's dataset's
     Axis m_axis = Axis::Epoch;
     double m_smoothing = 0.6;
     QTimer m_redrawTimer;

@@ -161,6 +161,14 @@ private Q_SLOTS:
         QCOMPARE(view->segmentTable()->rowCount(), 2);
         QCOMPARE(view->segmentTable()->item(0, 0)->text().toInt() + view->segmentTable()->item(1, 0)->text().toInt(),
                  3600); // 4000 rows less the 10% held out for validation
+        // Each shard's class histogram beside its figures: one column per class, adding up to its rows.
+        auto* segments = view->segmentTable();
+        QCOMPARE(segments->columnCount(), 7 + 10);
+        QCOMPARE(segments->horizontalHeaderItem(7 + 9)->text(), QString("Ankle boot"));
+        int classRows = 0;
+        for (int c = 7; c < 17; ++c)
+            classRows += segments->item(1, c)->text().toInt();
+        QCOMPARE(classRows, segments->item(1, 0)->text().toInt());
         QCOMPARE(view->confusionTable()->rowCount(), 10); // the test split's evaluation
         view->setAxis(ui::RunView::Axis::WallTime);
         QCOMPARE(view->accuracyPlot()->xAxis->label(), QString("wall time (s)"));

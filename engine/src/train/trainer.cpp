@@ -520,6 +520,8 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
         std::vector<int64_t> shardRows;
         for (const auto& s : shards)
             shardRows.push_back(s.size(0));
+        // Each shard's class histogram, reported with its first epoch: how IID the segments are.
+        const auto shardClasses = multi ? data::summarize(data.train, shards) : data::DistributionSummary{};
         std::vector<Replica> replicas;
         for (int s = rank; s < segments; s += world) {
             Replica r;
@@ -928,6 +930,10 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
                         se.metrics.push_back({"divergence", fig[s][Divergence]});
                     if (ensemble && hasValidation)
                         se.metrics.push_back({"val_accuracy", fig[s][ValAccuracy]});
+                    if (epoch == startEpoch)
+                        for (size_t c = 0; c < shardClasses.segments[size_t(s)].classCounts.size(); ++c)
+                            se.metrics.push_back({"rows_of_class_" + std::to_string(c),
+                                                  double(shardClasses.segments[size_t(s)].classCounts[c])});
                     emitter.emit(std::move(se));
                 }
             RunEvent e = positioned(EventKind::Epoch, epoch, stepsPerEpoch);

@@ -36,7 +36,9 @@ enum class EventKind {
 const char* toString(EventKind kind);
 
 /// A named scalar. Names are snake_case and stable: train_loss, train_accuracy, val_loss,
-/// val_accuracy, test_loss, test_accuracy, lr, images_per_sec, epoch_seconds, eta_seconds.
+/// val_accuracy, test_loss, test_accuracy, lr, images_per_sec, epoch_seconds, eta_seconds; a
+/// segment's epoch also rows, segment_seconds, divergence and, in the first epoch a process
+/// trains, rows_of_class_C for each class C of its shard.
 struct Metric {
     std::string name;
     double value = 0;

@@ -167,8 +167,12 @@ RunView::RunView(const store::Project& project, int64_t runId, QWidget* parent, 
     confusionLayout->addWidget(m_confusionTitle);
     confusionLayout->addWidget(m_confusion, 1);
     m_details->addTab(confusionPage, tr("Confusion matrix"));
-    m_details->setTabVisible(0, false); // each appears once it has something to show
-    m_details->setTabVisible(1, false);
+    m_divergence = makePlot(tr("Replica divergence"), tr("L2 distance from the merged weights"),
+                            Qt::AlignTop | Qt::AlignRight, this);
+    m_divergence->setMinimumSize(320, 160);
+    m_details->addTab(m_divergence, tr("Divergence"));
+    for (int tab = 0; tab < m_details->count(); ++tab) // each appears once it has something to show
+        m_details->setTabVisible(tab, false);
 
     auto* top = new QHBoxLayout;
     top->addWidget(m_summary, 1);
@@ -339,6 +343,11 @@ void RunView::redraw() {
     drawPlot(m_accuracy, "accuracy", 100.0);
     fillSegments();
     fillConfusion();
+    drawDivergence();
+    bool any = false;
+    for (int tab = 0; tab < m_details->count(); ++tab)
+        any = any || m_details->isTabVisible(tab);
+    m_details->setVisible(any);
     updateProgressLabel();
 }
 
@@ -352,16 +361,9 @@ void RunView::drawPlot(QCustomPlot* plot, const QString& metric, double scale) {
         const bool epochPoint = p.kind == "epoch";
         if (!epochPoint && p.kind != "progress")
             continue;
-        double x = 0;
-        switch (m_axis) {
-        case Axis::Epoch:
-            if (!epochPoint && m_stepsPerEpoch <= 0)
-                continue; // where in its epoch a minibatch falls is not known yet
-            x = epochPoint ? p.epoch : double(p.step) / double(m_stepsPerEpoch);
-            break;
-        case Axis::Step: x = double(p.step); break;
-        case Axis::WallTime: x = p.wallSeconds; break;
-        }
+        const double x = xOf(p);
+        if (std::isnan(x))
+            continue; // where in its epoch a minibatch falls is not known yet
         (epochPoint ? epochCurves : stepCurves)[QString::fromStdString(p.name)][p.segment].emplace_back(x, p.value * scale);
     }
     plot->clearGraphs();
@@ -395,6 +397,22 @@ void RunView::drawPlot(QCustomPlot* plot, const QString& metric, double scale) {
     addCurve(plot, epochCurves.value("val_" + metric).value(-1), tr("validation"), QPen(kValidation, 2), true,
              QCPScatterStyle::ssCircle);
 
+    setXAxis(plot);
+}
+
+double RunView::xOf(const store::MetricPoint& p) const {
+    switch (m_axis) {
+    case Axis::Epoch:
+        if (p.kind == "epoch")
+            return p.epoch;
+        return m_stepsPerEpoch > 0 ? double(p.step) / double(m_stepsPerEpoch) : std::nan("");
+    case Axis::Step: return double(p.step);
+    case Axis::WallTime: return p.wallSeconds;
+    }
+    return 0;
+}
+
+void RunView::setXAxis(QCustomPlot* plot) const {
     plot->rescaleAxes();
     switch (m_axis) {
     case Axis::Epoch: {
@@ -420,6 +438,25 @@ void RunView::drawPlot(QCustomPlot* plot, const QString& metric, double scale) {
         plot->xAxis->setRangeLower(0);
     plot->yAxis->scaleRange(1.1, plot->yAxis->range().center());
     plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void RunView::drawDivergence() {
+    // Each segment's distance from the merged model at its joins, epoch by epoch: a segment whose
+    // shard pulls it away from the others shows here first.
+    QMap<int, Curve> bySegment;
+    for (const auto& p : m_points)
+        if (p.kind == "epoch" && p.segment >= 0 && p.name == "divergence")
+            bySegment[p.segment].emplace_back(xOf(p), p.value);
+    m_divergence->clearGraphs();
+    static const QColor palette[] = {QColor(31, 119, 180), QColor(255, 127, 14), QColor(44, 160, 44),
+                                     QColor(214, 39, 40),  QColor(148, 103, 189), QColor(140, 86, 75),
+                                     QColor(227, 119, 194), QColor(127, 127, 127)};
+    const bool named = bySegment.size() <= 8; // a legend for a few segments, not for many
+    for (auto it = bySegment.begin(); it != bySegment.end(); ++it)
+        addCurve(m_divergence, it.value(), tr("segment %1").arg(it.key()), QPen(palette[it.key() % 8], 1.5), named,
+                 QCPScatterStyle::ssCircle);
+    m_details->setTabVisible(2, !bySegment.isEmpty());
+    setXAxis(m_divergence);
 }
 
 void RunView::fillSegments() {
@@ -494,7 +531,6 @@ void RunView::fillSegments() {
                                         return row.contains(columns[c]);
                                     }));
     m_details->setTabVisible(0, !rows.isEmpty());
-    m_details->setVisible(!rows.isEmpty() || m_details->isTabVisible(1));
 }
 
 void RunView::fillConfusion() {
@@ -503,7 +539,6 @@ void RunView::fillConfusion() {
         m_confusion->setRowCount(0);
         m_confusion->setColumnCount(0);
         m_details->setTabVisible(1, false);
-        m_details->setVisible(m_details->isTabVisible(0));
         return;
     }
     const auto& e = *m_evaluation;
@@ -540,7 +575,6 @@ void RunView::fillConfusion() {
         }
     }
     m_details->setTabVisible(1, true);
-    m_details->setVisible(true);
     if (!had) // the run's verdict, once it has one
         m_details->setCurrentIndex(1);
 }

@@ -56,6 +56,7 @@ public:
 
     QCustomPlot* lossPlot() const { return m_loss; }
     QCustomPlot* accuracyPlot() const { return m_accuracy; }
+    QCustomPlot* divergencePlot() const { return m_divergence; }
     QTableWidget* segmentTable() const { return m_segments; }
     QTableWidget* confusionTable() const { return m_confusion; }
     /// The segments' and the confusion matrix's tabs below the plots.
@@ -86,6 +87,11 @@ private:
     void drawPlot(QCustomPlot* plot, const QString& metric, double scale);
     void fillSegments();
     void fillConfusion();
+    void drawDivergence();
+    /// Where a point goes on the x axis as it is chosen now; NaN when not known yet.
+    double xOf(const store::MetricPoint& point) const;
+    /// Labels, ticks and ranges of a plot's x axis as it is chosen now, then redraws it.
+    void setXAxis(QCustomPlot* plot) const;
     void updateProgressLabel();
 
     int64_t m_runId;
@@ -110,6 +116,7 @@ private:
     QPushButton* m_stop = nullptr;
     QCustomPlot* m_loss = nullptr;
     QCustomPlot* m_accuracy = nullptr;
+    QCustomPlot* m_divergence = nullptr;
     QTableWidget* m_segments = nullptr;
     QTableWidget* m_confusion = nullptr;
     QLabel* m_confusionTitle = nullptr;

@@ -169,6 +169,10 @@ private Q_SLOTS:
         for (int c = 7; c < 17; ++c)
             classRows += segments->item(1, c)->text().toInt();
         QCOMPARE(classRows, segments->item(1, 0)->text().toInt());
+        // Each replica's distance from the merged model at every epoch's merge.
+        QCOMPARE(view->divergencePlot()->graphCount(), 2);
+        QCOMPARE(view->divergencePlot()->graph(1)->dataCount(), 3);
+        QVERIFY(view->divergencePlot()->graph(1)->data()->at(0)->value > 0);
         QCOMPARE(view->confusionTable()->rowCount(), 10); // the test split's evaluation
         view->setAxis(ui::RunView::Axis::WallTime);
         QCOMPARE(view->accuracyPlot()->xAxis->label(), QString("wall time (s)"));

@@ -487,6 +487,10 @@ ArchitectureDesigner::ArchitectureDesigner(QWidget* parent) : QWidget(parent) {
     save->setObjectName("saveVersion");
     save->setToolTip(tr("Add the design to the project as the next version of this name"));
     connect(save, &QPushButton::clicked, this, &ArchitectureDesigner::saveRequested);
+    auto* train = new QPushButton(tr("Train..."), this);
+    train->setObjectName("trainDesign");
+    train->setToolTip(tr("Save the design as a version (when it changed) and open the run launcher on it"));
+    connect(train, &QPushButton::clicked, this, &ArchitectureDesigner::trainRequested);
 
     auto* right = new QSplitter(Qt::Vertical, this);
     auto* propertiesBox = new QWidget(this);
@@ -512,6 +516,7 @@ ArchitectureDesigner::ArchitectureDesigner(QWidget* parent) : QWidget(parent) {
     bottom->addWidget(new QLabel(tr("Name:"), this));
     bottom->addWidget(m_name);
     bottom->addWidget(save);
+    bottom->addWidget(train);
     auto* layout = new QVBoxLayout(this);
     layout->addWidget(tools);
     layout->addWidget(split, 1);

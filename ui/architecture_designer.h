@@ -101,6 +101,8 @@ Q_SIGNALS:
     void changed();
     /// The user asked to save the design as a project version (the window has the project).
     void saveRequested();
+    /// The user asked to train the design: saved as a version, then the run launcher on it.
+    void trainRequested();
     /// Something went wrong that the window shows (an unreadable file, a refused save).
     void failed(const QString& title, const QString& message);
 

@@ -364,6 +364,7 @@ ArchitectureDesigner* MainWindow::showDesigner(int64_t versionId) {
         title = tr("Design: %1@%2").arg(QString::fromStdString(version->name)).arg(version->version);
     }
     connect(designer, &ArchitectureDesigner::saveRequested, this, [this, designer] { saveDesign(designer); });
+    connect(designer, &ArchitectureDesigner::trainRequested, this, [this, designer] { trainDesign(designer); });
     connect(designer, &ArchitectureDesigner::failed, this, &MainWindow::fail);
     m_tabs->setCurrentIndex(m_tabs->addTab(designer, title));
     return designer;
@@ -392,22 +393,22 @@ ArchitectureDesigner* MainWindow::openDesign(const QString& reference) {
     return designer;
 }
 
-bool MainWindow::saveDesign(ArchitectureDesigner* designer) {
+int MainWindow::saveDesign(ArchitectureDesigner* designer) {
     if (!m_project || !m_project->writable()) {
         fail(tr("Save the architecture"), tr("Open a writable project first: architecture versions are kept in it."));
-        return false;
+        return 0;
     }
     QString error;
     const int version = designer->saveVersion(*m_project, tr("designed in the workbench"), &error);
     if (version == 0) {
         fail(tr("Cannot save the architecture"), error);
-        return false;
+        return 0;
     }
     const QString name = QString::fromStdString(designer->architecture().name);
     log(tr("saved %1 as version %2").arg(name).arg(version));
     m_tabs->setTabText(m_tabs->indexOf(designer), tr("Design: %1@%2").arg(name).arg(version));
     refresh();
-    return true;
+    return version;
 }
 
 bool MainWindow::mayClose(QWidget* page) {
@@ -537,13 +538,26 @@ void MainWindow::addDataset(const std::string& location, const data::SourceOptio
         [this](const QString& message) { fail(tr("Cannot add the dataset"), message); });
 }
 
-void MainWindow::showLauncher() {
-    if (!m_project)
-        return fail(tr("New run"), tr("Open or create a project first (File > New Project): runs are recorded in it."));
+LaunchDialog* MainWindow::showLauncher() {
+    if (!m_project) {
+        fail(tr("New run"), tr("Open or create a project first (File > New Project): runs are recorded in it."));
+        return nullptr;
+    }
     auto* dialog = new LaunchDialog(*m_project, this);
     dialog->setAttribute(Qt::WA_DeleteOnClose);
     connect(dialog, &QDialog::accepted, this, [this, dialog] { launch(dialog->request()); });
     dialog->open();
+    return dialog;
+}
+
+LaunchDialog* MainWindow::trainDesign(ArchitectureDesigner* designer) {
+    const int version = saveDesign(designer);
+    if (version == 0)
+        return nullptr;
+    auto* launcher = showLauncher();
+    if (launcher)
+        launcher->setArchitecture(QString::fromStdString(designer->architecture().name) + "@" + QString::number(version));
+    return launcher;
 }
 
 bool MainWindow::repeatRun(int64_t runId, bool startNow) {

@@ -27,6 +27,7 @@ struct SourceOptions;
 namespace mppdl::ui {
 
 class ArchitectureDesigner;
+class LaunchDialog;
 class CompareView;
 class DatasetView;
 class ProjectTree;
@@ -66,10 +67,14 @@ public:
     /// A designer tab on NAME[@VERSION] of the project, else a bundled architecture or a file
     /// (imported); nullptr, with a message, when it is none of them.
     ArchitectureDesigner* openDesign(const QString& reference);
-    /// Saves the designer's design as the next version of its name in the project.
-    bool saveDesign(ArchitectureDesigner* designer);
-    /// Opens the run launcher (Runs > New Run) and starts what it describes.
-    void showLauncher();
+    /// Saves the designer's design as the next version of its name in the project (unless it equals
+    /// the latest, which it then is). Returns the version; 0, with a message, when it cannot.
+    int saveDesign(ArchitectureDesigner* designer);
+    /// Saves the design, then opens the run launcher on its version. Returns the launcher, or
+    /// nullptr (with a message) when the design cannot be saved.
+    LaunchDialog* trainDesign(ArchitectureDesigner* designer);
+    /// Opens the run launcher (Runs > New Run) and starts what it describes; returns it.
+    LaunchDialog* showLauncher();
     /// A dialog of the test rows of class `trueClass` that run `runId`'s model of `epoch` predicts as
     /// `predictedClass` (a confusion matrix cell), computed in the background: the run's dataset is
     /// read again and its test split predicted.

@@ -4,6 +4,7 @@
 // import and export (mppdl JSON and Keras JSON), and saving a version into a project file.
 
 #include "ui/architecture_designer.h"
+#include "ui/launch_dialog.h"
 #include "ui/main_window.h"
 #include "ui/project_tree.h"
 
@@ -201,6 +202,13 @@ private Q_SLOTS:
         QVERIFY(saved);
         QCOMPARE(saved->version, 1);
         QCOMPARE(model::parseArchitecture(saved->spec).layers.size(), size_t(3));
+
+        // Train... saves (an unchanged design is its latest version) and opens the launcher on it.
+        auto* launcher = window.trainDesign(designer);
+        QVERIFY(launcher);
+        QCOMPARE(launcher->request().architecture, std::string("tiny-mlp@1"));
+        QCOMPARE(window.project()->architectureVersions("tiny-mlp").size(), size_t(1));
+        launcher->reject();
 
         // The version in the tree opens in a designer of its own.
         auto* item = window.projectTree()->architectureVersionItem(saved->id);

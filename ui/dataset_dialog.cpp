@@ -202,15 +202,16 @@ DatasetDialog::DatasetDialog(QWidget* parent) : QDialog(parent) {
     limitRow->addSpacing(12);
     limitRow->addWidget(m_previewStatus, 1);
 
-    m_buttons = new QDialogButtonBox(QDialogButtonBox::Cancel, this);
-    m_buttons->addButton(tr("Add to Project"), QDialogButtonBox::AcceptRole)->setObjectName("addDataset");
-    connect(m_buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
-    connect(m_buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Cancel, this);
+    m_add = buttons->addButton(tr("Add to Project"), QDialogButtonBox::AcceptRole);
+    m_add->setObjectName("addDataset");
+    connect(buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
+    connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
     auto* layout = new QVBoxLayout(this);
     layout->addWidget(m_pages, 3);
     layout->addLayout(limitRow);
     layout->addWidget(m_preview, 2);
-    layout->addWidget(m_buttons);
+    layout->addWidget(buttons);
     resize(980, 760);
 
     m_loader = new SourceLoader(this);
@@ -226,7 +227,7 @@ DatasetDialog::DatasetDialog(QWidget* parent) : QDialog(parent) {
                                      .arg(source->train.size())
                                      .arg(schema.testRows > 0 ? tr(", and a test split") : QString()));
         m_preview->setDataset(source->train);
-        setAddEnabled(true);
+        m_add->setEnabled(true);
         Q_EMIT previewed();
     });
     connect(m_loader, &SourceLoader::failed, this, [this](int, const QString& message) {
@@ -234,7 +235,7 @@ DatasetDialog::DatasetDialog(QWidget* parent) : QDialog(parent) {
         m_previewStatus->setStyleSheet("color: #b00020");
         m_previewStatus->setText(message);
         m_preview->clear();
-        setAddEnabled(false);
+        m_add->setEnabled(false);
         Q_EMIT previewed();
     });
     m_previewTimer.setSingleShot(true);
@@ -247,7 +248,7 @@ DatasetDialog::DatasetDialog(QWidget* parent) : QDialog(parent) {
     connect(m_features, &QListWidget::itemChanged, this, &DatasetDialog::schedulePreview);
     connect(m_limit, &QSpinBox::valueChanged, this, &DatasetDialog::schedulePreview);
     connect(m_pages, &QTabWidget::currentChanged, this, &DatasetDialog::schedulePreview);
-    setAddEnabled(false);
+    m_add->setEnabled(false);
     m_previewStatus->setText(tr("Choose a file or a table: a preview of its rows appears here."));
 }
 
@@ -262,12 +263,6 @@ void DatasetDialog::setConnection(const QString& connection, const QString& pass
     m_pages->setCurrentIndex(1);
     m_uri->setText(connection);
     m_password->setText(password);
-}
-
-void DatasetDialog::setAddEnabled(bool enabled) {
-    for (auto* b : m_buttons->buttons())
-        if (m_buttons->buttonRole(b) == QDialogButtonBox::AcceptRole)
-            b->setEnabled(enabled);
 }
 
 void DatasetDialog::setLimit(int rows) { m_limit->setValue(rows); }
@@ -426,7 +421,7 @@ void DatasetDialog::startPreview() {
         m_previewOk = false;
         m_previewStatus->setStyleSheet("color: #b00020");
         m_previewStatus->setText(tr("sample shape: expected positive integers like 1,28,28"));
-        setAddEnabled(false);
+        m_add->setEnabled(false);
         Q_EMIT previewed();
         return;
     }

@@ -11,10 +11,10 @@
 
 class QCheckBox;
 class QComboBox;
-class QDialogButtonBox;
 class QLabel;
 class QLineEdit;
 class QListWidget;
+class QPushButton;
 class QSpinBox;
 class QTabWidget;
 class QTreeWidget;
@@ -72,7 +72,6 @@ private:
     void startPreview();
     std::string connectionString() const;
     void showTable(int index);
-    void setAddEnabled(bool enabled);
 
     struct Table;
     std::vector<std::shared_ptr<Table>> m_tableInfo;
@@ -104,7 +103,7 @@ private:
     QSpinBox* m_limit = nullptr;
     QLabel* m_previewStatus = nullptr;
     SamplesView* m_preview = nullptr;
-    QDialogButtonBox* m_buttons = nullptr;
+    QPushButton* m_add = nullptr;
 
     SourceLoader* m_loader = nullptr;
     QTimer m_previewTimer;

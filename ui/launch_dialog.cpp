@@ -198,10 +198,11 @@ LaunchDialog::LaunchDialog(const store::Project& project, QWidget* parent) : QDi
     m_problems->setObjectName("launchProblems");
     m_problems->setWordWrap(true);
     m_problems->setStyleSheet("color: #b00020");
-    m_buttons = new QDialogButtonBox(QDialogButtonBox::Cancel, this);
-    m_buttons->addButton(tr("Start"), QDialogButtonBox::AcceptRole)->setObjectName("startButton");
-    connect(m_buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
-    connect(m_buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Cancel, this);
+    m_start = buttons->addButton(tr("Start"), QDialogButtonBox::AcceptRole);
+    m_start->setObjectName("startButton");
+    connect(buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
+    connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
 
     auto* columns = new QHBoxLayout;
     auto* left = new QVBoxLayout;
@@ -217,7 +218,7 @@ LaunchDialog::LaunchDialog(const store::Project& project, QWidget* parent) : QDi
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(columns);
     layout->addWidget(m_problems);
-    layout->addWidget(m_buttons);
+    layout->addWidget(buttons);
 
     connect(m_dataset, &QComboBox::currentIndexChanged, this, &LaunchDialog::chooseDataset);
     connect(m_architecture, &QComboBox::currentIndexChanged, this, &LaunchDialog::describeArchitecture);
@@ -327,9 +328,7 @@ void LaunchDialog::check() {
     const auto found = problems();
     m_problems->setText(found.join("\n"));
     m_problems->setVisible(!found.isEmpty());
-    for (auto* button : m_buttons->buttons())
-        if (m_buttons->buttonRole(button) == QDialogButtonBox::AcceptRole)
-            button->setEnabled(found.isEmpty());
+    m_start->setEnabled(found.isEmpty());
 }
 
 void LaunchDialog::setRequest(const LaunchRequest& request) {

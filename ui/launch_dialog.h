@@ -11,10 +11,10 @@
 
 class QCheckBox;
 class QComboBox;
-class QDialogButtonBox;
 class QDoubleSpinBox;
 class QLabel;
 class QLineEdit;
+class QPushButton;
 class QSpinBox;
 
 namespace mppdl::store {
@@ -86,7 +86,7 @@ private:
     QSpinBox* m_seed = nullptr;
     QLineEdit* m_name = nullptr;
     QLabel* m_problems = nullptr;
-    QDialogButtonBox* m_buttons = nullptr;
+    QPushButton* m_start = nullptr;
 };
 
 } // namespace mppdl::ui

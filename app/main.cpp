@@ -65,6 +65,9 @@ int main(int argc, char** argv) {
     gui->add_option("--design", guiStart.design,
                     "open an architecture in the designer: NAME[@VERSION] of the project, a bundled one or a file");
     gui->add_flag("--new-run", guiStart.newRun, "open the run launcher");
+    gui->add_option("--add-dataset", guiStart.addDataset,
+                    "open File > Add Dataset on a source: a path, or pg:TABLE (with --conn)");
+    gui->add_option("--conn", guiStart.connection, std::string("pg: ") + cli::kConnectionHelp);
     gui->add_option("--repeat", guiStart.repeat,
                     "train a run again with its recorded settings (an id or a name), watching it live");
     gui->add_option("--compare", guiStart.compare, "compare these runs (ids or names, comma-separated)")

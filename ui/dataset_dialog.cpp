@@ -212,7 +212,7 @@ DatasetDialog::DatasetDialog(QWidget* parent) : QDialog(parent) {
     layout->addLayout(limitRow);
     layout->addWidget(m_preview, 2);
     layout->addWidget(buttons);
-    resize(980, 760);
+    resize(960, 680);
 
     m_loader = new SourceLoader(this);
     connect(m_loader, &SourceLoader::loaded, this, [this](int, std::shared_ptr<const data::LoadedSource> source) {
@@ -331,6 +331,27 @@ void DatasetDialog::testConnection() {
             Q_EMIT connectionTested(false);
         });
 #endif
+}
+
+void DatasetDialog::setSource(const QString& location, const QString& connection) {
+    if (!location.startsWith("pg:")) {
+        setFile(location);
+        return;
+    }
+    setConnection(connection);
+    // A table named without its schema is the first of that name listed.
+    const QString table = location.mid(3);
+    auto once = std::make_shared<QMetaObject::Connection>();
+    *once = connect(this, &DatasetDialog::connectionTested, this, [this, table, once](bool ok) {
+        disconnect(*once);
+        if (ok && !chooseTable(table))
+            for (int i = 0; i < m_tables->topLevelItemCount(); ++i)
+                if (m_tables->topLevelItem(i)->text(0).section('.', 1) == table) {
+                    m_tables->setCurrentItem(m_tables->topLevelItem(i));
+                    break;
+                }
+    });
+    testConnection();
 }
 
 bool DatasetDialog::chooseTable(const QString& qualified) {

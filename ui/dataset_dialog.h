@@ -57,6 +57,9 @@ public:
     void setConnection(const QString& connection, const QString& password = {});
     /// Tests the connection and, when it works, lists the server's tables (in the background).
     void testConnection();
+    /// A source as `mppdl train --data` names it: a path, or pg:TABLE with its connection (then
+    /// the connection is tested and the table chosen once listed).
+    void setSource(const QString& location, const QString& connection = {});
     /// Selects a table of the list ("schema.name") and maps its columns.
     bool chooseTable(const QString& qualified);
     void setLimit(int rows);

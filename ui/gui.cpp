@@ -1,5 +1,6 @@
 #include "ui/gui.h"
 
+#include "ui/dataset_dialog.h"
 #include "ui/main_window.h"
 
 #include "mppdl/core/error.h"
@@ -53,6 +54,9 @@ int runGui(int& argc, char** argv, const GuiStart& start) {
             window.repeatRun(idOf(start.repeat), true);
         if (start.newRun)
             window.showLauncher();
+        if (!start.addDataset.empty())
+            if (auto* dialog = window.showDatasetDialog())
+                dialog->setSource(QString::fromStdString(start.addDataset), QString::fromStdString(start.connection));
     } catch (const Error& e) { // a name several runs share
         QMessageBox::warning(&window, QObject::tr("Which run?"), QString::fromUtf8(e.what()));
     }

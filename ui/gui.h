@@ -13,6 +13,8 @@ struct GuiStart {
     std::vector<std::string> compare; ///< runs (ids or names) to compare
     std::string design;               ///< an architecture to open in the designer
     bool newRun = false;              ///< open the run launcher
+    std::string addDataset;           ///< a source to open File > Add Dataset on
+    std::string connection;           ///< its PostgreSQL connection
     std::string repeat;               ///< a run (id or name) to train again at once
 };
 

@@ -504,13 +504,16 @@ void MainWindow::showMisclassified(int64_t runId, int epoch, int trueClass, int 
         [=](const QString& message) { fail(tr("Cannot show the samples"), message); });
 }
 
-void MainWindow::showDatasetDialog() {
-    if (!m_project)
-        return fail(tr("Add a dataset"), tr("Open or create a project first (File > New Project): datasets are kept in it."));
+DatasetDialog* MainWindow::showDatasetDialog() {
+    if (!m_project) {
+        fail(tr("Add a dataset"), tr("Open or create a project first (File > New Project): datasets are kept in it."));
+        return nullptr;
+    }
     auto* dialog = new DatasetDialog(this);
     dialog->setAttribute(Qt::WA_DeleteOnClose);
     connect(dialog, &QDialog::accepted, this, [this, dialog] { addDataset(dialog->location(), dialog->options()); });
     dialog->open();
+    return dialog;
 }
 
 void MainWindow::addDataset(const std::string& location, const data::SourceOptions& options) {

@@ -27,6 +27,7 @@ struct SourceOptions;
 namespace mppdl::ui {
 
 class ArchitectureDesigner;
+class DatasetDialog;
 class LaunchDialog;
 class CompareView;
 class DatasetView;
@@ -79,8 +80,8 @@ public:
     /// `predictedClass` (a confusion matrix cell), computed in the background: the run's dataset is
     /// read again and its test split predicted.
     void showMisclassified(int64_t runId, int epoch, int trueClass, int predictedClass);
-    /// Opens File > Add Dataset, and adds what it describes.
-    void showDatasetDialog();
+    /// Opens File > Add Dataset, and adds what it describes; returns the dialog.
+    DatasetDialog* showDatasetDialog();
     /// Reads the source in the background, records it in the project (reference, schema and
     /// statistics, never the rows nor a password) and opens its view; a dialog when it cannot.
     void addDataset(const std::string& location, const data::SourceOptions& options);

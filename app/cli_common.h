@@ -49,8 +49,7 @@ constexpr const char* kConnectionHelp =
 
 using session::bundledArchitectures;
 using session::resolveArchitecture;
-/// Where the Fashion-MNIST dataset from Debian's dataset-fashion-mnist package lives.
-constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+using data::kFashionMnistDir;
 
 /// "a, b, c" of the names in a choice list.
 std::string joinNames(const std::vector<train::Choice>& choices);

@@ -32,9 +32,6 @@ namespace mppdl::ui {
 
 namespace {
 
-/// Where Debian's dataset-fashion-mnist package puts Fashion-MNIST: offered when it is there.
-const char* kFashionMnist = "/usr/share/datasets/fashion-mnist";
-
 template <class List>
 void fillChoices(QComboBox* box, const List& choices) {
     for (const auto& c : choices) {
@@ -82,9 +79,9 @@ LaunchDialog::LaunchDialog(const store::Project& project, QWidget* parent) : QDi
                               QString::fromStdString(d.location), source});
     }
     const bool haveFashion = std::any_of(m_datasets.begin(), m_datasets.end(),
-                                         [](const DatasetChoice& d) { return d.location == kFashionMnist; });
-    if (!haveFashion && QFileInfo::exists(kFashionMnist))
-        m_datasets.push_back({tr("Fashion-MNIST  (idx, %1)").arg(kFashionMnist), kFashionMnist, std::nullopt});
+                                         [](const DatasetChoice& d) { return d.location == data::kFashionMnistDir; });
+    if (!haveFashion && QFileInfo::exists(data::kFashionMnistDir))
+        m_datasets.push_back({tr("Fashion-MNIST  (idx, %1)").arg(data::kFashionMnistDir), data::kFashionMnistDir, std::nullopt});
     m_dataset = new QComboBox(this);
     for (const auto& d : m_datasets)
         m_dataset->addItem(d.label);

@@ -10,6 +10,10 @@
 
 namespace mppdl::data {
 
+/// Where Debian's dataset-fashion-mnist package puts Fashion-MNIST (IDX gz files): the demo's data
+/// and the workbench's first offer.
+constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
 /// How to read a source. Every field has a default that suits the common case; the CLI's flags
 /// and the GUI's dataset dialog map onto this one struct.
 struct SourceOptions {

@@ -56,6 +56,8 @@ std::string joinNames(const std::vector<train::Choice>& choices);
 
 void registerTrainCommands(CLI::App& app, Command& selected);
 void registerInspectCommands(CLI::App& app, Command& selected);
+/// mppdl eval, predict, export (cli_models.cpp).
+void registerModelCommands(CLI::App& app, Command& selected);
 /// mppdl db ls (cli_db.cpp); only in builds with PostgreSQL (MPPDL_WITH_POSTGRES).
 void registerDbCommands(CLI::App& app, Command& selected);
 

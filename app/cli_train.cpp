@@ -1,4 +1,4 @@
-// mppdl train, demo, resume, eval.
+// mppdl train, demo, scale-study, resume.
 
 #include "cli_common.h"
 #include "cli_processes.h"
@@ -432,136 +432,6 @@ struct ResumeFlags {
     }
 };
 
-/// The model eval and predict use: a model file, or a recorded run's weights.
-struct ModelFlags {
-    std::string modelPath;
-    std::string runRef;
-    std::string project;
-    std::string device = "cpu";
-
-    void add(CLI::App& c) {
-        auto* model = c.add_option("--model", modelPath, "a model file written by 'mppdl train --save'");
-        auto* run = c.add_option("--run", runRef, "a recorded run's weights: RUN, RUN:EPOCH, RUN:best or RUN:last");
-        model->excludes(run);
-        c.add_option("--project", project, "project file for --run (default: the one *.mppdl here)");
-        c.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
-    }
-
-    train::TrainedModel load(const std::string& command) const {
-        if (modelPath.empty() == runRef.empty())
-            throw ConfigError(command + " needs a model: --model FILE or --run RUN[:EPOCH]");
-        return !modelPath.empty() ? train::TrainedModel::load(modelPath, device)
-                                  : runModel(openProject(project, store::Access::Read), runRef, device);
-    }
-};
-
-struct EvalFlags {
-    SourceFlags source;
-    ModelFlags model;
-    std::string split = "test";
-    bool json = false;
-
-    void add(CLI::App& c) {
-        model.add(c);
-        source.add(c);
-        c.add_option("--split", split, "test (the source's test split, or all rows when it has none)|train|all")
-            ->capture_default_str();
-        c.add_flag("--json", json, "print the result as one JSON object");
-    }
-
-    int run() {
-        const auto trained = model.load("eval");
-        const auto loaded = data::loadSource(source.location, source.options());
-        data::Dataset rows;
-        std::string name = split;
-        if (split == "test") {
-            rows = loaded.test.empty() ? loaded.train : loaded.test;
-            if (loaded.test.empty())
-                name = "all";
-        } else if (split == "train") {
-            rows = loaded.train;
-        } else if (split == "all") {
-            rows = loaded.train;
-            if (!loaded.test.empty())
-                throw ConfigError("--split all is for sources without a test split; use --split train or test");
-        } else {
-            throw ConfigError("--split must be test, train or all, got '" + split + "'");
-        }
-        const auto evaluation = trained.evaluate(rows, name);
-        if (json)
-            std::cout << evaluationJson(evaluation) << std::endl;
-        else
-            printEvaluation(evaluation);
-        return 0;
-    }
-};
-
-/// mppdl predict: a model's predictions for every row of a source, written back as a table.
-struct PredictFlags {
-    SourceFlags source;
-    ModelFlags model;
-    std::string outTable;
-    std::string ifExists = "fail";
-    std::string outConnection;
-    int threads = 0;
-    int64_t batchSize = 0;
-    bool json = false;
-
-    void add(CLI::App& c) {
-        model.add(c);
-        c.add_option("--threads", threads, "CPU threads (0 = OMP_NUM_THREADS, else all CPUs)")->capture_default_str();
-        c.add_option("--batch-size", batchSize,
-                     "rows a forward pass (0 = as many as keep the largest layer output in the CPU cache; 1024 on "
-                     "a GPU)")
-            ->capture_default_str()
-            ->check(CLI::Range(0, 1 << 20));
-        source.add(c);
-        c.add_option("--out-table", outTable, "write (id, predicted_index, predicted_class, probabilities) to this table")
-            ->required();
-        c.add_option("--if-exists", ifExists, "when the output table exists: fail|replace|append")->capture_default_str();
-        c.add_option("--out-conn", outConnection, "connection of the output table (default: --conn)");
-        c.add_flag("--json", json, "print the result as one JSON object");
-    }
-
-    int run() {
-        const auto ifExistsMode = data::parseIfExists(ifExists);
-        train::applyThreadCount(threads);
-        const auto trained = model.load("predict");
-        const auto start = std::chrono::steady_clock::now();
-        const auto loaded = data::loadSource(source.location, source.options());
-        // A table's rows, or a file source's test split when it has one.
-        const bool table = !data::readsFiles(loaded.kind);
-        const auto& rows = table || loaded.test.empty() ? loaded.train : loaded.test;
-        const auto read = std::chrono::steady_clock::now();
-        const auto predictions = trained.predict(rows, batchSize);
-        const auto predicted = std::chrono::steady_clock::now();
-        const auto written =
-            data::writePredictions(outConnection.empty() ? source.connection : outConnection, outTable, ifExistsMode,
-                                   predictions, trained.classNames(), table ? loaded.ids : std::vector<std::string>{},
-                                   loaded.idType);
-        const auto end = std::chrono::steady_clock::now();
-        auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
-        if (json) {
-            std::cout << nlohmann::json{{"rows", written},
-                                        {"table", outTable},
-                                        {"read_seconds", seconds(start, read)},
-                                        {"predict_seconds", seconds(read, predicted)},
-                                        {"write_seconds", seconds(predicted, end)},
-                                        {"rows_per_sec", double(written) / std::max(1e-9, seconds(start, end))}}
-                             .dump()
-                      << std::endl;
-        } else {
-            std::cout << "wrote " << groupThousands(written) << " predictions to " << outTable << " in "
-                      << humanDuration(seconds(start, end)) << " (read " << humanDuration(seconds(start, read))
-                      << ", predict " << humanDuration(seconds(read, predicted)) << ", write "
-                      << humanDuration(seconds(predicted, end)) << "; "
-                      << groupThousands(std::llround(double(written) / std::max(1e-9, seconds(start, end))))
-                      << " rows/s)" << std::endl;
-        }
-        return 0;
-    }
-};
-
 } // namespace
 
 void registerTrainCommands(CLI::App& app, Command& selected) {
@@ -605,18 +475,6 @@ void registerTrainCommands(CLI::App& app, Command& selected) {
     auto* resume = app.add_subcommand("resume", "continue an interrupted or cancelled run from its last checkpoint");
     resumeFlags->add(*resume);
     resume->callback([&selected, resumeFlags] { selected = [resumeFlags] { return resumeFlags->execute(); }; });
-
-#ifdef MPPDL_WITH_POSTGRES
-    auto predictFlags = std::make_shared<PredictFlags>();
-    auto* predict = app.add_subcommand("predict", "write a model's predictions for a source's rows to a PostgreSQL table");
-    predictFlags->add(*predict);
-    predict->callback([&selected, predictFlags] { selected = [predictFlags] { return predictFlags->run(); }; });
-#endif
-
-    auto evalFlags = std::make_shared<EvalFlags>();
-    auto* eval = app.add_subcommand("eval", "evaluate a saved model or a recorded run on a data source");
-    evalFlags->add(*eval);
-    eval->callback([&selected, evalFlags] { selected = [evalFlags] { return evalFlags->run(); }; });
 }
 
 } // namespace mppdl::cli

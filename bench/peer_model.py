@@ -72,7 +72,7 @@ class _Layer:
         inputs = d.get("inputs")
         if inputs is None:
             inputs = [] if self.type == "Input" else ([previous] if previous else [])
-        self.inputs = list(inputs)
+        self.inputs = [inputs] if isinstance(inputs, str) else list(inputs)  # a name or a list
         self.p = dict(_DEFAULTS.get(self.type, {}))
         self.p.update({k: v for k, v in d.items() if k not in _META_KEYS})
 

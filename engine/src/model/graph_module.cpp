@@ -139,4 +139,11 @@ GraphModuleImpl::forwardAll(const torch::Tensor& x) {
 
 bool GraphModuleImpl::endsWithSoftmax() const { return m_endsWithSoftmax; }
 
+const detail::Plan& GraphModuleImpl::plan() const { return *m_plan; }
+
+torch::nn::Module* GraphModuleImpl::layerModule(size_t position) const {
+    const Node& node = m_nodes.at(position);
+    return node.module.is_empty() ? nullptr : node.module.ptr().get();
+}
+
 } // namespace mppdl::model

@@ -46,6 +46,13 @@ public:
     void setGenerator(const at::Generator& generator);
 
     bool endsWithSoftmax() const;
+    /// What the ONNX exporter walks: the resolved layers in execution order (parallel to
+    /// analysis().layers), the positions forwardLogits() runs (ascending), the logits layer, and
+    /// each layer's built module (nullptr for Input and the merges).
+    const detail::Plan& plan() const;
+    const std::vector<size_t>& logitsSteps() const { return m_logitsSteps; }
+    size_t logitsLayer() const { return m_logits; }
+    torch::nn::Module* layerModule(size_t position) const;
     const Architecture& architecture() const { return m_architecture; }
     const Analysis& analysis() const { return m_analysis; }
 

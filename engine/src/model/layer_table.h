@@ -16,6 +16,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 namespace mppdl::model::detail {
@@ -100,6 +102,28 @@ private:
 };
 TORCH_MODULE(SeededDropout);
 
+/// What a layer's ONNX lowering writes into: the exporter's graph (engine/src/interop), abstract
+/// here so that the layer table needs no ONNX headers. It knows the layer being lowered: its
+/// inputs' tensor names and its built module's weights.
+class OnnxGraph {
+public:
+    using Attribute = std::variant<int64_t, float, std::vector<int64_t>, std::string>;
+    using Attributes = std::vector<std::pair<std::string, Attribute>>;
+
+    virtual ~OnnxGraph() = default;
+    /// The tensor names of the layer's inputs (for Input: the graph's normalized input).
+    virtual const std::vector<std::string>& inputs() const = 0;
+    /// The layer's parameter or buffer by its torch name ("weight", "running_var") as an
+    /// initializer; returns the initializer's name.
+    virtual std::string weight(const std::string& name) = 0;
+    /// An int64 initializer of the layer (shapes, pads: operands that opset 13 takes as inputs),
+    /// named after the layer and `suffix`; returns its name.
+    virtual std::string constant(const std::string& suffix, const std::vector<int64_t>& values) = 0;
+    /// Adds a node of operator `op` (ai.onnx, the exporter's opset); returns its output's name.
+    virtual std::string node(const std::string& op, const std::vector<std::string>& inputs,
+                             const Attributes& attributes = {}) = 0;
+};
+
 /// One row of the layer table.
 struct LayerKind {
     LayerTypeInfo info;
@@ -118,6 +142,10 @@ struct LayerKind {
     /// Builds the op of a layer that analysis found valid, with fresh parameters.
     LayerOp (*build)(const LayerParams& params, const std::vector<Shape>& inputs,
                      const Shape& output);
+    /// Writes the layer's inference computation as ONNX nodes; returns the tensor name of its
+    /// output. nullptr: the layer cannot be exported (the exporter names it).
+    std::string (*toOnnx)(const LayerParams& params, const std::vector<Shape>& inputs,
+                          const Shape& output, OnnxGraph& graph);
 };
 
 /// The table, in palette order.

@@ -417,6 +417,126 @@ LayerOp concatBuild(const LayerParams& p, const std::vector<Shape>& in, const Sh
     return op;
 }
 
+// ONNX lowerings --------------------------------------------------------------------------------
+// Inference semantics only (Dropout is the identity, BatchNorm uses its running statistics), with
+// the attributes spelled out rather than left to ONNX defaults, so that a reader's defaults cannot
+// differ from torch's.
+
+using Attrs = OnnxGraph::Attributes;
+
+std::vector<int64_t> pairList(const std::array<int64_t, 2>& p) { return {p[0], p[1]}; }
+
+// ONNX pads are [top, left, bottom, right].
+std::vector<int64_t> symmetricPads(const std::array<int64_t, 2>& p) { return {p[0], p[1], p[0], p[1]}; }
+
+std::string inputOnnx(const LayerParams&, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
+    return g.inputs()[0];
+}
+
+std::string identityOnnx(const LayerParams&, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
+    return g.inputs()[0];
+}
+
+std::string convOnnx(const LayerParams& p, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
+    const auto k = p.getPair("kernel_size");
+    const auto d = p.getPair("dilation");
+    std::vector<int64_t> pads;
+    if (isSamePadding(p)) {
+        // torch's "same": d * (k - 1) zeros in all, the odd one at the end (bottom, right).
+        const int64_t h = d[0] * (k[0] - 1), w = d[1] * (k[1] - 1);
+        pads = {h / 2, w / 2, h - h / 2, w - w / 2};
+    } else {
+        pads = symmetricPads(convPadding(p));
+    }
+    std::vector<std::string> inputs{g.inputs()[0], g.weight("weight")};
+    if (p.getBool("bias"))
+        inputs.push_back(g.weight("bias"));
+    return g.node("Conv", inputs,
+                  Attrs{{"kernel_shape", pairList(k)},
+                        {"strides", pairList(p.getPair("stride"))},
+                        {"dilations", pairList(d)},
+                        {"pads", pads},
+                        {"group", int64_t{1}}});
+}
+
+Attrs poolAttributes(const LayerParams& p) {
+    return {{"kernel_shape", pairList(p.getPair("pool_size"))},
+            {"strides", pairList(poolStride(p))},
+            {"pads", symmetricPads(p.getPair("padding"))},
+            {"ceil_mode", int64_t{0}}};
+}
+
+std::string maxPoolOnnx(const LayerParams& p, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
+    return g.node("MaxPool", {g.inputs()[0]}, poolAttributes(p));
+}
+
+std::string avgPoolOnnx(const LayerParams& p, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
+    // torch counts the padding zeros in the mean. ONNX says so with count_include_pad = 1, but
+    // readers ignore it (OpenCV 4.6 always leaves the padding out), so the zeros are made
+    // explicit: a Pad node, then a pool without padding, which every reader computes alike.
+    const auto pad = p.getPair("padding");
+    std::string x = g.inputs()[0];
+    if (pad[0] != 0 || pad[1] != 0)
+        x = g.node("Pad", {x, g.constant("pads", {0, 0, pad[0], pad[1], 0, 0, pad[0], pad[1]})},
+                   Attrs{{"mode", std::string("constant")}});
+    Attrs attributes = poolAttributes(p);
+    attributes[2].second = std::vector<int64_t>{0, 0, 0, 0}; // pads
+    attributes.emplace_back("count_include_pad", int64_t{1});
+    return g.node("AveragePool", {x}, attributes);
+}
+
+std::string batchNormOnnx(const LayerParams& p, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
+    return g.node("BatchNormalization",
+                  {g.inputs()[0], g.weight("weight"), g.weight("bias"), g.weight("running_mean"),
+                   g.weight("running_var")},
+                  Attrs{{"epsilon", static_cast<float>(p.getFloat("eps"))}});
+}
+
+std::string flattenOnnx(const LayerParams&, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
+    return g.node("Flatten", {g.inputs()[0]}, Attrs{{"axis", int64_t{1}}});
+}
+
+std::string denseOnnx(const LayerParams& p, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
+    std::vector<std::string> inputs{g.inputs()[0], g.weight("weight")};
+    if (p.getBool("bias"))
+        inputs.push_back(g.weight("bias"));
+    // torch's Linear keeps the weight as [out, in]: y = x W^T + b.
+    return g.node("Gemm", inputs, Attrs{{"alpha", 1.0f}, {"beta", 1.0f}, {"transA", int64_t{0}}, {"transB", int64_t{1}}});
+}
+
+std::string reluOnnx(const LayerParams&, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
+    return g.node("Relu", {g.inputs()[0]});
+}
+
+std::string leakyReluOnnx(const LayerParams& p, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
+    return g.node("LeakyRelu", {g.inputs()[0]},
+                  Attrs{{"alpha", static_cast<float>(p.getFloat("negative_slope"))}});
+}
+
+std::string tanhOnnx(const LayerParams&, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
+    return g.node("Tanh", {g.inputs()[0]});
+}
+
+std::string sigmoidOnnx(const LayerParams&, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
+    return g.node("Sigmoid", {g.inputs()[0]});
+}
+
+std::string softmaxOnnx(const LayerParams&, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
+    // Opset 13's Softmax normalizes along the one axis, as torch does (older opsets flattened).
+    return g.node("Softmax", {g.inputs()[0]}, Attrs{{"axis", int64_t{1}}});
+}
+
+std::string addOnnx(const LayerParams&, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
+    return g.node(g.inputs().size() == 2 ? "Add" : "Sum", g.inputs());
+}
+
+std::string concatOnnx(const LayerParams& p, const std::vector<Shape>& in, const Shape&, OnnxGraph& g) {
+    int64_t axis = p.getInt("axis");
+    if (axis < 0)
+        axis += static_cast<int64_t>(in[0].size());
+    return g.node("Concat", g.inputs(), Attrs{{"axis", axis + 1}}); // past the batch dimension
+}
+
 // The table ---------------------------------------------------------------------------------------
 
 std::vector<LayerKind> makeTable() {
@@ -432,7 +552,8 @@ std::vector<LayerKind> makeTable() {
          inputShape,
          noParams,
          noFlops,
-         buildNothing},
+         buildNothing,
+         inputOnnx},
         {{"Conv2D",
           "convolution",
           "2-D convolution over channels x height x width.",
@@ -450,7 +571,8 @@ std::vector<LayerKind> makeTable() {
          convShape,
          convParams,
          convFlops,
-         convBuild},
+         convBuild,
+         convOnnx},
         {{"MaxPool2D",
           "pooling",
           "The maximum over each pool_size window.",
@@ -463,7 +585,8 @@ std::vector<LayerKind> makeTable() {
          poolShape,
          noParams,
          poolFlops,
-         maxPoolBuild},
+         maxPoolBuild,
+         maxPoolOnnx},
         {{"AvgPool2D",
           "pooling",
           "The mean over each pool_size window.",
@@ -477,7 +600,8 @@ std::vector<LayerKind> makeTable() {
          poolShape,
          noParams,
          poolFlops,
-         avgPoolBuild},
+         avgPoolBuild,
+         avgPoolOnnx},
         {{"BatchNorm",
           "normalization",
           "Batch normalization per channel (3-D input) or per feature (1-D input).",
@@ -489,7 +613,8 @@ std::vector<LayerKind> makeTable() {
          batchNormShape,
          batchNormParams,
          batchNormFlops,
-         batchNormBuild},
+         batchNormBuild,
+         batchNormOnnx},
         {{"Dropout",
           "core",
           "Zeroes each element with probability rate while training.",
@@ -500,13 +625,15 @@ std::vector<LayerKind> makeTable() {
          sameShape,
          noParams,
          noFlops,
-         dropoutBuild},
+         dropoutBuild,
+         identityOnnx},
         {{"Flatten", "core", "Reshapes a sample to one dimension.", {}, 1, 1},
          noChecks,
          flattenShape,
          noParams,
          noFlops,
-         flattenBuild},
+         flattenBuild,
+         flattenOnnx},
         {{"Dense",
           "core",
           "Fully connected layer over a 1-D input.",
@@ -518,13 +645,15 @@ std::vector<LayerKind> makeTable() {
          denseShape,
          denseParams,
          denseFlops,
-         denseBuild},
+         denseBuild,
+         denseOnnx},
         {{"ReLU", "activation", "max(x, 0).", {}, 1, 1},
          noChecks,
          sameShape,
          noParams,
          onePerOutput,
-         reluBuild},
+         reluBuild,
+         reluOnnx},
         {{"LeakyReLU",
           "activation",
           "x for x >= 0, negative_slope * x otherwise.",
@@ -535,19 +664,22 @@ std::vector<LayerKind> makeTable() {
          sameShape,
          noParams,
          onePerOutput,
-         leakyReluBuild},
+         leakyReluBuild,
+         leakyReluOnnx},
         {{"Tanh", "activation", "Hyperbolic tangent.", {}, 1, 1},
          noChecks,
          sameShape,
          noParams,
          onePerOutput,
-         tanhBuild},
+         tanhBuild,
+         tanhOnnx},
         {{"Sigmoid", "activation", "1 / (1 + exp(-x)).", {}, 1, 1},
          noChecks,
          sameShape,
          noParams,
          onePerOutput,
-         sigmoidBuild},
+         sigmoidBuild,
+         sigmoidOnnx},
         {{"Softmax",
           "activation",
           "Probabilities over the features (1-D input) or the channels (3-D input). As the last "
@@ -559,13 +691,15 @@ std::vector<LayerKind> makeTable() {
          sameShape,
          noParams,
          onePerOutput,
-         softmaxBuild},
+         softmaxBuild,
+         softmaxOnnx},
         {{"Add", "merge", "Element-wise sum of two or more inputs of equal shape.", {}, 2, -1},
          noChecks,
          addShape,
          noParams,
          addFlops,
-         addBuild},
+         addBuild,
+         addOnnx},
         {{"Concat",
           "merge",
           "Joins two or more inputs along an axis; the other dimensions must agree.",
@@ -576,7 +710,8 @@ std::vector<LayerKind> makeTable() {
          concatShape,
          noParams,
          noFlops,
-         concatBuild},
+         concatBuild,
+         concatOnnx},
     };
 }
 

@@ -1,0 +1,404 @@
+// mppdl eval, predict, export: using a trained model (a model file or a recorded run's weights).
+
+#include "cli_common.h"
+#include "cli_project.h"
+
+#include "mppdl/core/error.h"
+#include "mppdl/core/text_table.h"
+#include "mppdl/data/predictions.h"
+#include "mppdl/train/devices.h"
+#include "mppdl/train/trained_model.h"
+#ifdef MPPDL_WITH_ONNX
+#include "mppdl/interop/onnx.h"
+#endif
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <numeric>
+
+namespace mppdl::cli {
+
+namespace {
+
+double secondsBetween(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+}
+
+/// The model eval, predict and export use: a model file, or a recorded run's weights.
+struct ModelFlags {
+    std::string modelPath;
+    std::string runRef;
+    std::string epoch;
+    std::string project;
+    std::string device = "cpu";
+
+    void add(CLI::App& c) {
+        auto* model = c.add_option("--model", modelPath, "a model file written by 'mppdl train --save'");
+        auto* run = c.add_option("--run", runRef, "a recorded run's weights: RUN, RUN:EPOCH, RUN:best or RUN:last");
+        model->excludes(run);
+        c.add_option("--epoch", epoch, "with --run: the epoch whose weights to use (N, best or last; default last)")
+            ->excludes(model);
+        c.add_option("--project", project, "project file for --run (default: the one *.mppdl here)");
+        c.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
+    }
+
+    /// RUN[:EPOCH] with --epoch folded in.
+    std::string reference() const {
+        if (epoch.empty())
+            return runRef;
+        if (runRef.find(':') != std::string::npos)
+            throw ConfigError("--run " + runRef + " already names an epoch; drop --epoch " + epoch);
+        return runRef + ":" + epoch;
+    }
+
+    /// What the model is, for messages and metadata: "run 3 (mlp-3), epoch 5" or the file.
+    std::string label() const { return modelPath.empty() ? reference() : modelPath; }
+
+    train::TrainedModel load(const std::string& command) const {
+        if (modelPath.empty() == runRef.empty())
+            throw ConfigError(command + " needs a model: --model FILE or --run RUN[:EPOCH]");
+        return !modelPath.empty() ? train::TrainedModel::load(modelPath, device)
+                                  : runModel(openProject(project, store::Access::Read), reference(), device);
+    }
+};
+
+/// The rows of a source that eval and predict use: `split` is test (the source's test split, or
+/// all rows when it has none), train, or all (sources without a test split). Sets `name` to what
+/// was chosen.
+const data::Dataset& chooseRows(const data::LoadedSource& loaded, const std::string& split, std::string& name) {
+    name = split;
+    if (split == "test") {
+        if (!loaded.test.empty())
+            return loaded.test;
+        name = "all";
+        return loaded.train;
+    }
+    if (split == "train")
+        return loaded.train;
+    if (split == "all") {
+        if (!loaded.test.empty())
+            throw ConfigError("--split all is for sources without a test split; use --split train or test");
+        return loaded.train;
+    }
+    throw ConfigError("--split must be test, train or all, got '" + split + "'");
+}
+
+constexpr const char* kSplitHelp = "test (the source's test split, or all rows when it has none)|train|all";
+
+struct EvalFlags {
+    SourceFlags source;
+    ModelFlags model;
+    std::string split = "test";
+    bool json = false;
+
+    void add(CLI::App& c) {
+        model.add(c);
+        source.add(c);
+        c.add_option("--split", split, kSplitHelp)->capture_default_str();
+        c.add_flag("--json", json, "print the result as one JSON object");
+    }
+
+    int run() {
+        const auto trained = model.load("eval");
+        const auto loaded = data::loadSource(source.location, source.options());
+        std::string name;
+        const auto& rows = chooseRows(loaded, split, name);
+        const auto evaluation = trained.evaluate(rows, name);
+        if (json)
+            std::cout << evaluationJson(evaluation) << std::endl;
+        else
+            printEvaluation(evaluation);
+        return 0;
+    }
+};
+
+/// A CSV field, quoted when it holds a delimiter, a quote or a line break (RFC 4180).
+std::string csvField(const std::string& text) {
+    if (text.find_first_of(",\"\r\n") == std::string::npos)
+        return text;
+    std::string quoted = "\"";
+    for (char c : text)
+        quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return quoted + "\"";
+}
+
+/// A file written beside its path and renamed into place when complete: a failed prediction never
+/// leaves a truncated CSV where a good one was. Opened before any work, so that a path that cannot
+/// be written fails at once.
+class AtomicFile {
+public:
+    explicit AtomicFile(std::string path) : m_path(std::move(path)), m_tmp(m_path + ".tmp") {
+        m_out.open(m_tmp, std::ios::trunc);
+        if (!m_out)
+            throw StorageError(m_path + ": cannot write (" + std::strerror(errno) + ")");
+    }
+    ~AtomicFile() {
+        if (!m_committed) {
+            m_out.close();
+            std::remove(m_tmp.c_str());
+        }
+    }
+    std::ostream& stream() { return m_out; }
+    void commit() {
+        m_out.flush();
+        const bool written = bool(m_out);
+        m_out.close();
+        if (!written || std::rename(m_tmp.c_str(), m_path.c_str()) != 0) {
+            const std::string reason = std::strerror(errno);
+            std::remove(m_tmp.c_str());
+            m_committed = true;
+            throw StorageError(m_path + ": cannot write (" + reason + ")");
+        }
+        m_committed = true;
+    }
+
+private:
+    std::string m_path, m_tmp;
+    std::ofstream m_out;
+    bool m_committed = false;
+};
+
+/// Writes predictions as CSV: with topK 0, "id,class,prob_<class>..." (every class's probability);
+/// else "id,class_1,prob_1,...,class_K,prob_K" (the K most probable classes, best first, as
+/// MADlib's top_k). The id is the source's id column, else the row's 1-based position ("row").
+void writePredictionsCsv(std::ostream& out, const data::Predictions& p, const std::vector<std::string>& classNames,
+                         const std::vector<std::string>& ids, int64_t topK) {
+    char number[32];
+    auto probability = [&number](float v) {
+        std::snprintf(number, sizeof number, "%.7g", double(v));
+        return number;
+    };
+    out << (ids.empty() ? "row" : "id");
+    if (topK == 0) {
+        out << ",class";
+        for (const auto& name : classNames)
+            out << "," << csvField("prob_" + name);
+    } else {
+        for (int64_t k = 1; k <= topK; ++k)
+            out << ",class_" << k << ",prob_" << k;
+    }
+    out << "\n";
+    std::vector<int64_t> order(size_t(p.classes));
+    for (int64_t r = 0; r < p.rows; ++r) {
+        const float* row = p.probabilities.data() + r * p.classes;
+        out << (ids.empty() ? std::to_string(r + 1) : csvField(ids[size_t(r)]));
+        if (topK == 0) {
+            out << "," << csvField(classNames[size_t(p.predicted[size_t(r)])]);
+            for (int64_t c = 0; c < p.classes; ++c)
+                out << "," << probability(row[c]);
+        } else {
+            std::iota(order.begin(), order.end(), 0);
+            // Ties keep the lower class index first, as argmax does.
+            std::partial_sort(order.begin(), order.begin() + topK, order.end(),
+                              [row](int64_t a, int64_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+            for (int64_t k = 0; k < topK; ++k)
+                out << "," << csvField(classNames[size_t(order[size_t(k)])]) << "," << probability(row[order[size_t(k)]]);
+        }
+        out << "\n";
+    }
+}
+
+/// mppdl predict: a model's class probabilities for every row of a source, to a CSV file and/or
+/// back to a PostgreSQL table.
+struct PredictFlags {
+    SourceFlags source;
+    ModelFlags model;
+    std::string split = "test";
+    std::string out;
+    int64_t topK = 0;
+    std::string outTable;
+    std::string ifExists = "fail";
+    std::string outConnection;
+    int threads = 0;
+    int64_t batchSize = 0;
+    bool json = false;
+
+    void add(CLI::App& c) {
+        model.add(c);
+        c.add_option("--threads", threads, "CPU threads (0 = OMP_NUM_THREADS, else all CPUs)")->capture_default_str();
+        c.add_option("--batch-size", batchSize,
+                     "rows a forward pass (0 = as many as keep the largest layer output in the CPU cache; 1024 on "
+                     "a GPU)")
+            ->capture_default_str()
+            ->check(CLI::Range(0, 1 << 20));
+        source.add(c);
+        c.add_option("--split", split, kSplitHelp)->capture_default_str();
+        c.add_option("--out", out, "write a CSV file: id (or row), class, the probability of each class");
+        c.add_option("--top-k", topK, "in the CSV: the K most probable classes and their probabilities instead")
+            ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+#ifdef MPPDL_WITH_POSTGRES
+        c.add_option("--out-table", outTable,
+                     "write (id, predicted_index, predicted_class, probabilities) to this PostgreSQL table");
+        c.add_option("--if-exists", ifExists, "when the output table exists: fail|replace|append")->capture_default_str();
+        c.add_option("--out-conn", outConnection, "connection of the output table (default: --conn)");
+#endif
+        c.add_flag("--json", json, "print the result as one JSON object");
+    }
+
+    int run() {
+        if (out.empty() && outTable.empty())
+            throw ConfigError("predict needs somewhere to write: --out FILE.csv"
+#ifdef MPPDL_WITH_POSTGRES
+                              " and/or --out-table TABLE"
+#endif
+            );
+        if (topK > 0 && out.empty())
+            throw ConfigError("--top-k shapes the CSV of --out; a table gets every class's probability");
+#ifdef MPPDL_WITH_POSTGRES
+        const auto ifExistsMode = data::parseIfExists(ifExists);
+#endif
+        // Opened first: a path that cannot be written fails before minutes of reading and predicting.
+        std::unique_ptr<AtomicFile> csv = out.empty() ? nullptr : std::make_unique<AtomicFile>(out);
+        train::applyThreadCount(threads);
+        const auto trained = model.load("predict");
+        if (topK > int64_t(trained.classNames().size()))
+            throw ConfigError("--top-k " + std::to_string(topK) + " is more than the model's " +
+                              std::to_string(trained.classNames().size()) + " classes");
+        const auto start = std::chrono::steady_clock::now();
+        const auto loaded = data::loadSource(source.location, source.options());
+        std::string splitName;
+        const auto& rows = chooseRows(loaded, split, splitName);
+        // Ids exist for a table's rows (its id column), which are always the "train" rows.
+        const auto& ids = &rows == &loaded.train ? loaded.ids : std::vector<std::string>{};
+        const auto read = std::chrono::steady_clock::now();
+        const auto predictions = trained.predict(rows, batchSize);
+        const auto predicted = std::chrono::steady_clock::now();
+        if (csv) {
+            writePredictionsCsv(csv->stream(), predictions, trained.classNames(), ids, topK);
+            csv->commit();
+        }
+#ifdef MPPDL_WITH_POSTGRES
+        if (!outTable.empty())
+            data::writePredictions(outConnection.empty() ? source.connection : outConnection, outTable, ifExistsMode,
+                                   predictions, trained.classNames(), ids, loaded.idType);
+#endif
+        const auto end = std::chrono::steady_clock::now();
+        const double total = std::max(1e-9, secondsBetween(start, end));
+        const double forward = std::max(1e-9, secondsBetween(read, predicted));
+        if (json) {
+            nlohmann::json j{{"rows", predictions.rows},
+                             {"split", splitName},
+                             {"model", model.label()},
+                             {"read_seconds", secondsBetween(start, read)},
+                             {"predict_seconds", secondsBetween(read, predicted)},
+                             {"write_seconds", secondsBetween(predicted, end)},
+                             {"rows_per_sec", double(predictions.rows) / total},
+                             {"predict_rows_per_sec", double(predictions.rows) / forward}};
+            if (!out.empty())
+                j["csv"] = out;
+            if (!outTable.empty())
+                j["table"] = outTable;
+            std::cout << j.dump() << std::endl;
+        } else {
+            std::string where = out;
+            if (!outTable.empty())
+                where += (where.empty() ? "" : " and ") + std::string("table ") + outTable;
+            std::cout << "wrote " << groupThousands(predictions.rows) << " predictions (" << splitName << " rows of "
+                      << source.location << ") to " << where << " in " << humanDuration(total) << " (read "
+                      << humanDuration(secondsBetween(start, read)) << ", predict " << humanDuration(forward)
+                      << " = " << groupThousands(std::llround(double(predictions.rows) / forward)) << " rows/s, write "
+                      << humanDuration(secondsBetween(predicted, end)) << ")" << std::endl;
+        }
+        return 0;
+    }
+};
+
+/// mppdl export: a model in a format other runtimes read.
+struct ExportFlags {
+    ModelFlags model;
+    std::string format = "onnx";
+    std::string out;
+    int64_t opset = 13;
+    bool json = false;
+
+    void add(CLI::App& c) {
+        model.add(c);
+        c.add_option("--format", format, "onnx")->capture_default_str();
+        c.add_option("--out,-o", out, "the file to write")->required();
+        c.add_option("--opset", opset, "ONNX opset, 13 to 17")->capture_default_str();
+        c.add_flag("--json", json, "print what was written as one JSON object");
+    }
+
+    int run() {
+        if (format != "onnx")
+            throw ConfigError("unknown --format '" + format + "'; mppdl exports onnx" +
+                              (format == "torchscript" ? " (TorchScript needs a scripted module, which libtorch's C++ "
+                                                         "API cannot make of a C++ network)"
+                                                       : ""));
+#ifdef MPPDL_WITH_ONNX
+        const auto trained = model.load("export");
+        interop::OnnxOptions options;
+        options.opset = opset;
+        if (!model.runRef.empty()) {
+            const auto weights = runWeights(openProject(model.project, store::Access::Read), model.reference());
+            options.metadata = {{"mppdl.run", weights.label},
+                                {"mppdl.run_id", std::to_string(weights.run.id)},
+                                {"mppdl.epoch", std::to_string(weights.checkpoint.epoch)}};
+        } else {
+            options.metadata = {{"mppdl.model_file", model.modelPath}};
+        }
+        const auto summary = interop::exportOnnx(trained, out, options);
+        std::string shape = "batch";
+        for (int64_t d : summary.inputShape)
+            shape += "x" + std::to_string(d);
+        if (json) {
+            std::cout << nlohmann::json{{"file", out},
+                                        {"format", "onnx"},
+                                        {"opset", summary.opset},
+                                        {"nodes", summary.nodes},
+                                        {"initializers", summary.initializers},
+                                        {"weight_bytes", summary.weightBytes},
+                                        {"file_bytes", summary.fileBytes},
+                                        {"members", summary.members},
+                                        {"classes", summary.classes},
+                                        {"input", interop::kOnnxInput},
+                                        {"input_shape", summary.inputShape},
+                                        {"output", interop::kOnnxOutput}}
+                             .dump()
+                      << std::endl;
+        } else {
+            std::cout << "wrote " << out << " (ONNX opset " << summary.opset << ", " << summary.nodes << " nodes, "
+                      << groupThousands(summary.weightBytes / 4) << " weights in " << summary.initializers
+                      << " initializers, " << groupThousands(summary.fileBytes) << " bytes): "
+                      << trained.architecture().name
+                      << (summary.members > 1 ? " ensemble of " + std::to_string(summary.members) : std::string())
+                      << " from " << model.label() << "\n  input  \"" << interop::kOnnxInput << "\" float32 " << shape
+                      << ", raw values (the graph applies " << data::toString(trained.normalizer().mode)
+                      << " normalization)\n  output \"" << interop::kOnnxOutput << "\" float32 batchx"
+                      << summary.classes << ", class probabilities; class names in the metadata (mppdl.classes)"
+                      << std::endl;
+        }
+        return 0;
+#else
+        throw ConfigError("this mppdl was built without ONNX (the libonnx-dev package was missing at build time)");
+#endif
+    }
+};
+
+template <class Flags>
+void addCommand(CLI::App& app, Command& selected, const char* name, const char* description) {
+    auto flags = std::make_shared<Flags>();
+    auto* command = app.add_subcommand(name, description);
+    flags->add(*command);
+    command->callback([&selected, flags] { selected = [flags] { return flags->run(); }; });
+}
+
+} // namespace
+
+void registerModelCommands(CLI::App& app, Command& selected) {
+    addCommand<EvalFlags>(app, selected, "eval", "evaluate a saved model or a recorded run on a data source");
+    addCommand<PredictFlags>(app, selected, "predict",
+                             "a model's class probabilities for a source's rows, to a CSV file or a PostgreSQL table");
+    addCommand<ExportFlags>(app, selected, "export", "write a model as ONNX for other runtimes");
+}
+
+} // namespace mppdl::cli

@@ -338,11 +338,13 @@ struct ExportFlags {
         const auto trained = model.load("export");
         interop::OnnxOptions options;
         options.opset = opset;
+        std::string from = model.modelPath;
         if (!model.runRef.empty()) {
             const auto weights = runWeights(openProject(model.project, store::Access::Read), model.reference());
             options.metadata = {{"mppdl.run", weights.label},
                                 {"mppdl.run_id", std::to_string(weights.run.id)},
                                 {"mppdl.epoch", std::to_string(weights.checkpoint.epoch)}};
+            from = weights.label;
         } else {
             options.metadata = {{"mppdl.model_file", model.modelPath}};
         }
@@ -371,7 +373,7 @@ struct ExportFlags {
                       << " initializers, " << groupThousands(summary.fileBytes) << " bytes): "
                       << trained.architecture().name
                       << (summary.members > 1 ? " ensemble of " + std::to_string(summary.members) : std::string())
-                      << " from " << model.label() << "\n  input  \"" << interop::kOnnxInput << "\" float32 " << shape
+                      << " from " << from << "\n  input  \"" << interop::kOnnxInput << "\" float32 " << shape
                       << ", raw values (the graph applies " << data::toString(trained.normalizer().mode)
                       << " normalization)\n  output \"" << interop::kOnnxOutput << "\" float32 batchx"
                       << summary.classes << ", class probabilities; class names in the metadata (mppdl.classes)"

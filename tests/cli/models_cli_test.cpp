@@ -1,0 +1,201 @@
+// mppdl predict, eval and export through the real binary on real Fashion-MNIST: the CSV a user
+// reads (every class, top-k), its agreement with eval, the export's report, and the refusals that
+// must name the problem and leave nothing behind.
+
+#include "mppdl/store/project.h"
+
+#include "support/run_cli.h"
+#include "support/scratch_dir.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <zlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+namespace fs = std::filesystem;
+using namespace mppdl;
+
+namespace {
+
+const std::string kFmnist = MPPDL_FASHION_MNIST_DIR;
+
+std::vector<std::string> splitCsv(const std::string& line) {
+    std::vector<std::string> cells;
+    std::string cell;
+    bool quoted = false;
+    for (char c : line) {
+        if (c == '"')
+            quoted = !quoted;
+        else if (c == ',' && !quoted) {
+            cells.push_back(cell);
+            cell.clear();
+        } else
+            cell += c;
+    }
+    cells.push_back(cell);
+    return cells;
+}
+
+std::vector<std::vector<std::string>> readCsv(const std::string& path) {
+    std::ifstream in(path);
+    std::vector<std::vector<std::string>> rows;
+    std::string line;
+    while (std::getline(in, line))
+        rows.push_back(splitCsv(line));
+    return rows;
+}
+
+std::vector<int> testLabels() {
+    gzFile f = gzopen((kFmnist + "/t10k-labels-idx1-ubyte.gz").c_str(), "rb");
+    std::vector<unsigned char> bytes(10008);
+    const int n = gzread(f, bytes.data(), unsigned(bytes.size()));
+    gzclose(f);
+    EXPECT_EQ(n, 10008);
+    return std::vector<int>(bytes.begin() + 8, bytes.end());
+}
+
+/// One trained run shared by the tests (an MLP, two epochs on 2,000 rows: a second), in a project
+/// each test copies into its scratch directory.
+class ModelsCli : public ScratchDirTest {
+protected:
+    static void SetUpTestSuite() {
+        s_project = (fs::temp_directory_path() / ("mppdl_models_cli_" + std::to_string(getpid()) + ".mppdl")).string();
+        fs::remove(s_project);
+        const auto r = runMppdl("train --data " + kFmnist + " --arch mlp --epochs 2 --limit 2000 --seed 2 --lr 0.05 --momentum 0.9 "
+                                "--batch-size 32 --quiet "
+                                "--name mlp1 --project " + s_project);
+        ASSERT_EQ(r.code, 0) << r.out;
+    }
+    static void TearDownTestSuite() { fs::remove(s_project); }
+    void SetUp() override {
+        ScratchDirTest::SetUp();
+        fs::copy_file(s_project, path("p.mppdl"));
+    }
+    CliResult run(const std::string& args) { return runMppdl(args + " --project " + path("p.mppdl")); }
+
+    static std::string s_project;
+};
+std::string ModelsCli::s_project;
+
+} // namespace
+
+TEST_F(ModelsCli, PredictCsvHoldsEveryClassAndAgreesWithEval) {
+    auto r = run("predict --run mlp1 --data " + kFmnist + " --out " + path("p.csv"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("wrote 10,000 predictions (test rows"), std::string::npos) << r.out;
+    const auto rows = readCsv(path("p.csv"));
+    ASSERT_EQ(rows.size(), 10001u);
+    ASSERT_EQ(rows[0].size(), 12u);
+    EXPECT_EQ(rows[0][0], "row");
+    EXPECT_EQ(rows[0][1], "class");
+    EXPECT_EQ(rows[0][2], "prob_T-shirt/top");
+    EXPECT_EQ(rows[0][11], "prob_Ankle boot");
+
+    const auto labels = testLabels();
+    int correct = 0;
+    for (size_t i = 1; i < rows.size(); ++i) {
+        ASSERT_EQ(rows[i].size(), 12u) << "row " << i;
+        EXPECT_EQ(rows[i][0], std::to_string(i));
+        std::vector<double> p;
+        for (size_t c = 2; c < 12; ++c)
+            p.push_back(std::stod(rows[i][c]));
+        double sum = 0;
+        for (double v : p)
+            sum += v;
+        EXPECT_NEAR(sum, 1.0, 1e-5) << "row " << i;
+        const auto best = size_t(std::max_element(p.begin(), p.end()) - p.begin());
+        EXPECT_EQ(rows[i][1], rows[0][2 + best].substr(5)) << "row " << i << ": class is not the most probable";
+        correct += int(best) == labels[i - 1];
+    }
+    r = run("eval --run mlp1 --data " + kFmnist + " --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto evaluation = nlohmann::json::parse(r.out);
+    EXPECT_NEAR(evaluation.at("accuracy").get<double>(), correct / 10000.0, 1e-9);
+    EXPECT_GT(correct, 6000) << "an MLP after two epochs on 2,000 rows (70% here)";
+}
+
+TEST_F(ModelsCli, TopKListsTheBestClassesInOrder) {
+    ASSERT_EQ(run("predict --run mlp1 --data " + kFmnist + " --out " + path("all.csv")).code, 0);
+    auto r = run("predict --run mlp1 --data " + kFmnist + " --split train --out " + path("train.csv") + " --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(nlohmann::json::parse(r.out).at("rows"), 60000);
+    r = run("predict --run mlp1 --data " + kFmnist + " --out " + path("top.csv") + " --top-k 3");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto all = readCsv(path("all.csv"));
+    const auto top = readCsv(path("top.csv"));
+    ASSERT_EQ(top.size(), all.size());
+    EXPECT_EQ(top[0], (std::vector<std::string>{"row", "class_1", "prob_1", "class_2", "prob_2", "class_3", "prob_3"}));
+    for (size_t i = 1; i < top.size(); i += 97) {
+        EXPECT_EQ(top[i][1], all[i][1]);
+        const double p1 = std::stod(top[i][2]), p2 = std::stod(top[i][4]), p3 = std::stod(top[i][6]);
+        EXPECT_GE(p1, p2);
+        EXPECT_GE(p2, p3);
+        // The best probability is the largest of the full row.
+        double best = 0;
+        for (size_t c = 2; c < 12; ++c)
+            best = std::max(best, std::stod(all[i][c]));
+        EXPECT_DOUBLE_EQ(p1, best);
+    }
+}
+
+TEST_F(ModelsCli, ExportReportsWhatItWrote) {
+    auto r = run("export --run mlp1 --epoch 1 --format onnx --out " + path("m.onnx"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    for (const char* part : {"ONNX opset 13", "mlp from run 1 (mlp1), epoch 1", "\"input\" float32 batchx1x28x28",
+                             "scale normalization", "\"probabilities\" float32 batchx10"})
+        EXPECT_NE(r.out.find(part), std::string::npos) << part << "\n" << r.out;
+    r = run("export --run mlp1 --out " + path("m17.onnx") + " --opset 17 --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j.at("opset"), 17);
+    EXPECT_EQ(j.at("input_shape"), nlohmann::json({1, 28, 28}));
+    EXPECT_EQ(j.at("file_bytes").get<int64_t>(), int64_t(fs::file_size(path("m17.onnx"))));
+}
+
+TEST_F(ModelsCli, RefusalsNameTheProblemAndWriteNothing) {
+    // A run with no weights: recorded, never trained.
+    {
+        auto project = store::Project::open(path("p.mppdl"), store::Access::Write);
+        store::NewRun run;
+        run.name = "empty";
+        run.architectureVersionId = project.runs().front().architectureVersionId;
+        project.createRun(run);
+    }
+    struct Case {
+        std::string args;
+        int code;
+        std::vector<std::string> parts;
+    };
+    const std::vector<Case> cases{
+        {"export --run empty --out " + path("e.onnx"), 2, {"run 2 (empty) has no saved weights"}},
+        {"predict --run empty --data " + kFmnist + " --out " + path("e.csv"), 2, {"has no saved weights"}},
+        {"export --run mlp1 --out " + path("missing/dir/m.onnx"), 5, {path("missing/dir/m.onnx"), "cannot write"}},
+        {"predict --run mlp1 --data " + kFmnist + " --out " + path("missing/p.csv"), 5,
+         {path("missing/p.csv"), "cannot write"}},
+        {"predict --run mlp1 --data " + path("rows.csv") + " --out " + path("r.csv"), 2,
+         {"shape 3", "1x28x28"}},
+        {"export --run mlp1 --out " + path("o.onnx") + " --opset 12", 2, {"opset 12", "13 to 17"}},
+        {"export --run mlp1:1 --epoch 1 --out " + path("o.onnx"), 2, {"already names an epoch"}},
+        {"export --run mlp1 --epoch 9 --out " + path("o.onnx"), 2, {"no weights for epoch 9", "kept: epochs 1, 2"}},
+        {"export --run mlp1 --format torchscript --out " + path("o.pt"), 2, {"unknown --format 'torchscript'"}},
+        {"predict --run mlp1 --data " + kFmnist, 2, {"--out FILE.csv"}},
+        {"predict --run mlp1 --data " + kFmnist + " --out " + path("k.csv") + " --top-k 11", 2,
+         {"--top-k 11", "10 classes"}},
+    };
+    std::ofstream(path("rows.csv")) << "a,b,c,label\n1,2,3,0\n4,5,6,1\n";
+    for (const auto& c : cases) {
+        const auto r = run(c.args);
+        EXPECT_EQ(r.code, c.code) << c.args << "\n" << r.out;
+        for (const auto& part : c.parts)
+            EXPECT_NE(r.out.find(part), std::string::npos) << c.args << "\nlacks: " << part << "\n" << r.out;
+    }
+    for (const auto& entry : fs::directory_iterator(m_dir)) {
+        const auto name = entry.path().filename().string();
+        EXPECT_TRUE(name == "p.mppdl" || name == "rows.csv") << "a refused command left " << name;
+    }
+}

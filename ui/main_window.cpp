@@ -14,6 +14,9 @@
 #include "mppdl/data/preview.h"
 #include "mppdl/session/recorded_run.h"
 #include "mppdl/session/run_model.h"
+#ifdef MPPDL_WITH_ONNX
+#include "mppdl/interop/onnx.h"
+#endif
 #include "mppdl/store/project.h"
 
 #include <QAction>
@@ -145,6 +148,14 @@ void MainWindow::buildMenus() {
             return fail(tr("Repeat a run"), tr("Select one run in the tree, then repeat it."));
         repeatRun(selected.front());
     });
+#ifdef MPPDL_WITH_ONNX
+    runs->addAction(tr("&Export Selected Run as ONNX..."), QKeySequence(Qt::CTRL | Qt::Key_E), this, [this] {
+        const auto selected = m_tree->selectedRunIds();
+        if (selected.size() != 1)
+            return fail(tr("Export a model"), tr("Select one run in the tree, then export its model."));
+        exportRunOnnx(selected.front());
+    });
+#endif
     runs->addAction(tr("&Stop All Runs"), this, [this] { m_jobs->stopAll(); });
     runs->addSeparator();
     auto* toolbar = addToolBar(tr("Runs"));
@@ -563,6 +574,56 @@ LaunchDialog* MainWindow::trainDesign(ArchitectureDesigner* designer) {
     return launcher;
 }
 
+bool MainWindow::exportRunOnnx(int64_t runId, const QString& chosenPath) {
+    const auto run = m_project ? m_project->run(runId) : std::nullopt;
+    if (!run) {
+        fail(tr("Export a model"), tr("Run %1 is not in this project.").arg(runId));
+        return false;
+    }
+#ifdef MPPDL_WITH_ONNX
+    QString path = chosenPath;
+    if (path.isEmpty())
+        path = QFileDialog::getSaveFileName(this, tr("Export run %1 as ONNX").arg(runId),
+                                            QString::fromStdString(run->name) + ".onnx", tr("ONNX models (*.onnx)"));
+    if (path.isEmpty())
+        return false;
+    struct Written {
+        interop::OnnxSummary summary;
+        std::string label;
+    };
+    const std::string project = m_project->path();
+    log(tr("run %1: exporting its model to %2...").arg(runId).arg(path));
+    inBackground<Written>(
+        this,
+        [=] {
+            // A connection of this thread's own, as mppdl export reads the run.
+            const auto store = store::Project::open(project, store::Access::Read);
+            const auto weights = session::runWeights(store, std::to_string(runId));
+            const auto model = session::runModel(store, std::to_string(runId), "cpu");
+            interop::OnnxOptions options;
+            options.metadata = {{"mppdl.run", weights.label},
+                                {"mppdl.run_id", std::to_string(runId)},
+                                {"mppdl.epoch", std::to_string(weights.checkpoint.epoch)}};
+            return Written{interop::exportOnnx(model, path.toStdString(), options), weights.label};
+        },
+        [=](const Written& w) {
+            log(tr("wrote %1: %2, ONNX opset %3, %4 nodes, %5 bytes; input \"%6\" (raw values), output \"%7\"")
+                    .arg(path, QString::fromStdString(w.label))
+                    .arg(w.summary.opset)
+                    .arg(w.summary.nodes)
+                    .arg(w.summary.fileBytes)
+                    .arg(interop::kOnnxInput, interop::kOnnxOutput));
+            statusBar()->showMessage(tr("Exported %1").arg(path), 10000);
+        },
+        [=](const QString& error) { fail(tr("Export a model"), error); });
+    return true;
+#else
+    (void)chosenPath;
+    fail(tr("Export a model"), tr("This mppdl was built without ONNX (libonnx-dev was missing at build time)."));
+    return false;
+#endif
+}
+
 bool MainWindow::repeatRun(int64_t runId, bool startNow) {
     const auto run = m_project ? m_project->run(runId) : std::nullopt;
     if (!run) {
@@ -609,6 +670,8 @@ void MainWindow::wire(RunView* view) {
     view->setStoppable(m_jobs->trains(view->runId()));
     connect(view, &RunView::stopRequested, this, &MainWindow::stopRun, Qt::UniqueConnection);
     connect(view, &RunView::samplesRequested, this, &MainWindow::showMisclassified, Qt::UniqueConnection);
+    connect(
+        view, &RunView::modelExportRequested, this, [this](qint64 runId) { exportRunOnnx(runId); }, Qt::UniqueConnection);
 }
 
 void MainWindow::stopRun(qint64 runId) {

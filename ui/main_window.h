@@ -80,6 +80,11 @@ public:
     /// `predictedClass` (a confusion matrix cell), computed in the background: the run's dataset is
     /// read again and its test split predicted.
     void showMisclassified(int64_t runId, int epoch, int trueClass, int predictedClass);
+    /// Writes the run's model (its last epoch's weights) as an ONNX file, in the background, as
+    /// `mppdl export --run RUN --format onnx` does; asks where when `path` is empty. The log says
+    /// what was written; a dialog names what went wrong (no weights, a path that cannot be
+    /// written). False when nothing was started (no such run, the question cancelled).
+    bool exportRunOnnx(int64_t runId, const QString& path = {});
     /// Opens File > Add Dataset, and adds what it describes; returns the dialog.
     DatasetDialog* showDatasetDialog();
     /// Reads the source in the background, records it in the project (reference, schema and

@@ -126,6 +126,10 @@ RunView::RunView(const store::Project& project, int64_t runId, QWidget* parent, 
     exportMenu->addAction(tr("Plots as PNG..."), this, [=] { exportAs(tr("PNG images"), "png", &RunView::exportPng); });
     exportMenu->addAction(tr("Plots as PDF..."), this, [=] { exportAs(tr("PDF documents"), "pdf", &RunView::exportPdf); });
     exportMenu->addAction(tr("Series as CSV..."), this, [=] { exportAs(tr("CSV files"), "csv", &RunView::exportCsv); });
+#ifdef MPPDL_WITH_ONNX
+    exportMenu->addSeparator();
+    exportMenu->addAction(tr("Model as ONNX..."), this, [this] { Q_EMIT modelExportRequested(m_runId); });
+#endif
     exportButton->setMenu(exportMenu);
 
     m_axisBox = new QComboBox(this);

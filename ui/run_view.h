@@ -81,6 +81,8 @@ Q_SIGNALS:
     /// The user double-clicked a cell of the confusion matrix: the rows of class `trueClass` the
     /// model of epoch `epoch` took for `predictedClass`.
     void samplesRequested(qint64 runId, int epoch, int trueClass, int predictedClass);
+    /// Export > Model as ONNX...: the window writes the run's model.
+    void modelExportRequested(qint64 runId);
 
 private:
     void scheduleRedraw();

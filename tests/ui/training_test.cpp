@@ -17,6 +17,7 @@
 #include <QElapsedTimer>
 #include <QLabel>
 #include <QMessageBox>
+#include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSignalSpy>
 #include <QStandardPaths>
@@ -220,6 +221,18 @@ private Q_SLOTS:
         QVERIFY(f.readLine().startsWith("segment,epoch,step,kind,metric,value,wall_seconds"));
         QVERIFY(view->exportPdf(m_dir.filePath("plots.pdf")));
         QVERIFY(QFileInfo(m_dir.filePath("plots.pdf")).size() > 1000);
+
+        // Runs > Export Selected Run as ONNX, in the background: the file is written and the log
+        // says so; a path that cannot be written ends in a dialog naming it.
+        const QString onnx = m_dir.filePath("run.onnx");
+        QVERIFY(window.exportRunOnnx(runId, onnx));
+        QTRY_VERIFY_WITH_TIMEOUT(window.logPane()->toPlainText().contains("wrote " + onnx), 30000);
+        QVERIFY(QFileInfo(onnx).size() > 100000); // fmnist_cnn's 422k weights are float32 initializers
+        QVERIFY(window.logPane()->toPlainText().contains("epoch 3, ONNX opset 13"));
+        const QString unwritable = m_dir.filePath("no/such/dir/run.onnx");
+        QVERIFY(window.exportRunOnnx(runId, unwritable));
+        QTRY_VERIFY_WITH_TIMEOUT(window.lastError().contains(unwritable), 30000);
+        QVERIFY(window.lastError().contains("cannot write"));
     }
 
     void stopEndsTheRunAsCancelled() {

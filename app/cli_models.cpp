@@ -24,6 +24,7 @@
 #include <iostream>
 #include <memory>
 #include <numeric>
+#include <optional>
 
 namespace mppdl::cli {
 
@@ -335,19 +336,24 @@ struct ExportFlags {
                                                          "API cannot make of a C++ network)"
                                                        : ""));
 #ifdef MPPDL_WITH_ONNX
-        const auto trained = model.load("export");
         interop::OnnxOptions options;
         options.opset = opset;
         std::string from = model.modelPath;
-        if (!model.runRef.empty()) {
-            const auto weights = runWeights(openProject(model.project, store::Access::Read), model.reference());
+        std::optional<train::TrainedModel> loaded;
+        if (!model.runRef.empty() && model.modelPath.empty()) {
+            // The weights read once: for the model and for its label in the metadata.
+            const auto project = openProject(model.project, store::Access::Read);
+            const auto weights = runWeights(project, model.reference());
+            loaded.emplace(runModel(project, weights, model.device));
             options.metadata = {{"mppdl.run", weights.label},
                                 {"mppdl.run_id", std::to_string(weights.run.id)},
                                 {"mppdl.epoch", std::to_string(weights.checkpoint.epoch)}};
             from = weights.label;
         } else {
+            loaded.emplace(model.load("export"));
             options.metadata = {{"mppdl.model_file", model.modelPath}};
         }
+        const auto& trained = *loaded;
         const auto summary = interop::exportOnnx(trained, out, options);
         std::string shape = "batch";
         for (int64_t d : summary.inputShape)

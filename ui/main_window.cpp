@@ -599,7 +599,7 @@ bool MainWindow::exportRunOnnx(int64_t runId, const QString& chosenPath) {
             // A connection of this thread's own, as mppdl export reads the run.
             const auto store = store::Project::open(project, store::Access::Read);
             const auto weights = session::runWeights(store, std::to_string(runId));
-            const auto model = session::runModel(store, std::to_string(runId), "cpu");
+            const auto model = session::runModel(store, weights, "cpu");
             interop::OnnxOptions options;
             options.metadata = {{"mppdl.run", weights.label},
                                 {"mppdl.run_id", std::to_string(runId)},

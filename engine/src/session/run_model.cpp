@@ -64,7 +64,10 @@ RunWeights runWeights(const store::Project& project, const std::string& ref) {
 }
 
 train::TrainedModel runModel(const store::Project& project, const std::string& ref, const std::string& device) {
-    auto weights = runWeights(project, ref);
+    return runModel(project, runWeights(project, ref), device);
+}
+
+train::TrainedModel runModel(const store::Project& project, const RunWeights& weights, const std::string& device) {
     const auto version = project.architectureById(weights.run.architectureVersionId);
     if (!version)
         throw StorageError(project.path() + ": run " + std::to_string(weights.run.id) + " refers to a missing architecture version");

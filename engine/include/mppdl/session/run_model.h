@@ -25,5 +25,7 @@ RunWeights runWeights(const store::Project& project, const std::string& ref);
 
 /// The run's model at that epoch, ready to evaluate and predict, on `device`.
 train::TrainedModel runModel(const store::Project& project, const std::string& ref, const std::string& device);
+/// The model of weights already read (what an export labels with their run and epoch).
+train::TrainedModel runModel(const store::Project& project, const RunWeights& weights, const std::string& device);
 
 } // namespace mppdl::session

@@ -459,15 +459,15 @@ std::string convOnnx(const LayerParams& p, const std::vector<Shape>&, const Shap
                         {"group", int64_t{1}}});
 }
 
-Attrs poolAttributes(const LayerParams& p) {
+Attrs poolAttributes(const LayerParams& p, const std::array<int64_t, 2>& padding) {
     return {{"kernel_shape", pairList(p.getPair("pool_size"))},
             {"strides", pairList(poolStride(p))},
-            {"pads", symmetricPads(p.getPair("padding"))},
+            {"pads", symmetricPads(padding)},
             {"ceil_mode", int64_t{0}}};
 }
 
 std::string maxPoolOnnx(const LayerParams& p, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
-    return g.node("MaxPool", {g.inputs()[0]}, poolAttributes(p));
+    return g.node("MaxPool", {g.inputs()[0]}, poolAttributes(p, p.getPair("padding")));
 }
 
 std::string avgPoolOnnx(const LayerParams& p, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
@@ -479,8 +479,7 @@ std::string avgPoolOnnx(const LayerParams& p, const std::vector<Shape>&, const S
     if (pad[0] != 0 || pad[1] != 0)
         x = g.node("Pad", {x, g.constant("pads", {0, 0, pad[0], pad[1], 0, 0, pad[0], pad[1]})},
                    Attrs{{"mode", std::string("constant")}});
-    Attrs attributes = poolAttributes(p);
-    attributes[2].second = std::vector<int64_t>{0, 0, 0, 0}; // pads
+    Attrs attributes = poolAttributes(p, {0, 0});
     attributes.emplace_back("count_include_pad", int64_t{1});
     return g.node("AveragePool", {x}, attributes);
 }

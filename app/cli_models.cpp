@@ -64,11 +64,13 @@ struct ModelFlags {
     /// What the model is, for messages and metadata: "run 3 (mlp-3), epoch 5" or the file.
     std::string label() const { return modelPath.empty() ? reference() : modelPath; }
 
-    train::TrainedModel load(const std::string& command) const {
+    /// The model on `on` (default: --device).
+    train::TrainedModel load(const std::string& command, const std::string& on = {}) const {
         if (modelPath.empty() == runRef.empty())
             throw ConfigError(command + " needs a model: --model FILE or --run RUN[:EPOCH]");
-        return !modelPath.empty() ? train::TrainedModel::load(modelPath, device)
-                                  : runModel(openProject(project, store::Access::Read), reference(), device);
+        const auto& where = on.empty() ? device : on;
+        return !modelPath.empty() ? train::TrainedModel::load(modelPath, where)
+                                  : runModel(openProject(project, store::Access::Read), reference(), where);
     }
 };
 
@@ -220,12 +222,18 @@ struct PredictFlags {
     std::string ifExists = "fail";
     std::string outConnection;
     int threads = 0;
+    int segments = 0;
     int64_t batchSize = 0;
     bool json = false;
 
     void add(CLI::App& c) {
         model.add(c);
         c.add_option("--threads", threads, "CPU threads (0 = OMP_NUM_THREADS, else all CPUs)")->capture_default_str();
+        c.add_option("--segments", segments,
+                     "predict this many shards of the rows side by side, sharing out the threads (0 = one per CPU "
+                     "thread, or per device of a --device list such as cuda:0,1)")
+            ->capture_default_str()
+            ->check(CLI::Range(0, 4096));
         c.add_option("--batch-size", batchSize,
                      "rows a forward pass (0 = as many as keep the largest layer output in the CPU cache; 1024 on "
                      "a GPU)")
@@ -260,7 +268,10 @@ struct PredictFlags {
         // Opened first: a path that cannot be written fails before minutes of reading and predicting.
         std::unique_ptr<AtomicFile> csv = out.empty() ? nullptr : std::make_unique<AtomicFile>(out);
         train::applyThreadCount(threads);
-        const auto trained = model.load("predict");
+        // A device list ("cuda:0,1") spreads the segments; the model loads on its first device.
+        const bool deviceList = model.device.find(',') != std::string::npos;
+        const auto trained =
+            model.load("predict", deviceList ? train::segmentDevices(model.device, -1, 1).front() : std::string());
         if (topK > int64_t(trained.classNames().size()))
             throw ConfigError("--top-k " + std::to_string(topK) + " is more than the model's " +
                               std::to_string(trained.classNames().size()) + " classes");
@@ -271,7 +282,12 @@ struct PredictFlags {
         // Ids exist for a table's rows (its id column), which are always the "train" rows.
         const auto& ids = &rows == &loaded.train ? loaded.ids : std::vector<std::string>{};
         const auto read = std::chrono::steady_clock::now();
-        const auto predictions = trained.predict(rows, batchSize);
+        train::TrainedModel::PredictOptions options;
+        options.batchSize = batchSize;
+        options.segments = segments;
+        if (deviceList)
+            options.devices = model.device;
+        const auto predictions = trained.predict(rows, options);
         const auto predicted = std::chrono::steady_clock::now();
         if (csv) {
             writePredictionsCsv(csv->stream(), predictions, trained.classNames(), ids, topK);
@@ -288,6 +304,7 @@ struct PredictFlags {
         if (json) {
             nlohmann::json j{{"rows", predictions.rows},
                              {"split", splitName},
+                             {"segments", predictions.segments},
                              {"model", model.label()},
                              {"read_seconds", secondsBetween(start, read)},
                              {"predict_seconds", secondsBetween(read, predicted)},
@@ -305,8 +322,9 @@ struct PredictFlags {
                 where += (where.empty() ? "" : " and ") + std::string("table ") + outTable;
             std::cout << "wrote " << groupThousands(predictions.rows) << " predictions (" << splitName << " rows of "
                       << source.location << ") to " << where << " in " << humanDuration(total) << " (read "
-                      << humanDuration(secondsBetween(start, read)) << ", predict " << humanDuration(forward)
-                      << " = " << groupThousands(std::llround(double(predictions.rows) / forward)) << " rows/s, write "
+                      << humanDuration(secondsBetween(start, read)) << ", predict " << humanDuration(forward) << " = "
+                      << groupThousands(std::llround(double(predictions.rows) / forward)) << " rows/s on "
+                      << predictions.segments << (predictions.segments == 1 ? " segment" : " segments") << ", write "
                       << humanDuration(secondsBetween(predicted, end)) << ")" << std::endl;
         }
         return 0;

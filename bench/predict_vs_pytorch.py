@@ -6,7 +6,9 @@ For each network (--archs), in one invocation:
    weights do not change the rate) and exports it with `mppdl export --format onnx`;
 2. **mppdl**: `mppdl predict --run R --data FMNIST --out CSV --batch-size B --threads T --json` over
    the 60,000 training images (`--split train`; a small network predicts the 10,000 test images too
-   quickly to time); `predict_rows_per_sec` is its forward figure (normalization, batched
+   quickly to time), over mppdl's default of one segment per thread (the rows cut into T shards,
+   each predicted in batches of B by a one-thread worker; `--segments 1` for one worker of T
+   threads); `predict_rows_per_sec` is its forward figure (normalization, batched
    forward passes, softmax, argmax; not reading the IDX files or writing the CSV, reported apart
    as the end-to-end `rows_per_sec`);
 3. **pytorch**: the same network built from the same JSON by peer_model.py, its weights read from
@@ -23,7 +25,7 @@ network: the Keras CIFAR-10 CNN); mppdl's end-to-end rate is set against it for 
 table path, with reading and writing through PostgreSQL, is bench/pg_predict.py).
 
     /usr/bin/python3 bench/predict_vs_pytorch.py [--archs fmnist_cnn,lenet5,mlp] [--batch-sizes 64,256]
-                                                 [--threads 2] [--markdown] [--json-out FILE]
+                                                 [--threads 2] [--segments 0] [--markdown] [--json-out FILE]
 """
 
 import argparse
@@ -46,6 +48,7 @@ def parse_args():
     p.add_argument("--archs", default="fmnist_cnn,lenet5,mlp")
     p.add_argument("--batch-sizes", default="64,256")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--segments", type=int, default=0, help="mppdl predict --segments (0: its default, one per thread)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--json-out")
@@ -146,7 +149,7 @@ def main():
                 for i in range(ARGS.repeats + 1):  # the first of each is a warm-up
                     event = json.loads(mppdl("predict", "--run", arch, "--project", project, "--data", ARGS.data,
                                              "--split", "train", "--out", csv_path, "--batch-size", batch, "--threads", ARGS.threads,
-                                             "--json").strip().splitlines()[-1])
+                                             "--segments", ARGS.segments, "--json").strip().splitlines()[-1])
                     seconds, probabilities = pytorch_predict(model, raw, batch)
                     if i > 0:
                         m_runs.append(event)
@@ -157,14 +160,15 @@ def main():
                 p_rate = raw.shape[0] / statistics.median(p_runs)
                 log("  batch %d: mppdl %.0f rows/s (end to end %.0f), pytorch %.0f rows/s, ratio %.2f, max |diff| %.1e"
                     % (batch, m_rate, e2e, p_rate, m_rate / p_rate, agreement))
-                results.append({"network": arch, "batch": batch, "mppdl_rows_per_sec": m_rate,
+                results.append({"network": arch, "batch": batch, "segments": m_runs[0]["segments"],
+                                "mppdl_rows_per_sec": m_rate,
                                 "mppdl_end_to_end_rows_per_sec": e2e, "pytorch_rows_per_sec": p_rate,
                                 "ratio": m_rate / p_rate, "max_abs_probability_difference": agreement,
                                 "mppdl_runs": m_runs, "pytorch_seconds": p_runs})
 
-    header = ["network", "batch", "mppdl rows/s", "pytorch rows/s", "ratio", "mppdl end to end", "vs MADlib 1.6-1.9k",
+    header = ["network", "batch", "mppdl segments", "mppdl rows/s", "pytorch rows/s", "ratio", "mppdl end to end", "vs MADlib 1.6-1.9k",
               "max |p diff|"]
-    rows = [[r["network"], str(r["batch"]), "{:,.0f}".format(r["mppdl_rows_per_sec"]),
+    rows = [[r["network"], str(r["batch"]), str(r["segments"]), "{:,.0f}".format(r["mppdl_rows_per_sec"]),
              "{:,.0f}".format(r["pytorch_rows_per_sec"]), "%.2fx" % r["ratio"],
              "{:,.0f}".format(r["mppdl_end_to_end_rows_per_sec"]),
              "%.1f-%.1fx" % (r["mppdl_end_to_end_rows_per_sec"] / MADLIB[1], r["mppdl_end_to_end_rows_per_sec"] / MADLIB[0]),

@@ -119,6 +119,33 @@ TEST_F(ModelsCli, PredictCsvHoldsEveryClassAndAgreesWithEval) {
     EXPECT_GT(correct, 6000) << "an MLP after two epochs on 2,000 rows (70% here)";
 }
 
+// --segments cuts the rows into shards predicted side by side: the CSV is the one-segment CSV.
+TEST_F(ModelsCli, SegmentsWriteTheSameCsvInRowOrder) {
+    auto r = run("predict --run mlp1 --data " + kFmnist + " --segments 1 --out " + path("one.csv"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("rows/s on 1 segment,"), std::string::npos) << r.out;
+    r = run("predict --run mlp1 --data " + kFmnist + " --segments 3 --threads 2 --out " + path("three.csv"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("rows/s on 3 segments,"), std::string::npos) << r.out;
+    r = run("predict --run mlp1 --data " + kFmnist + " --threads 2 --out " + path("auto.csv") + " --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(nlohmann::json::parse(r.out).at("segments"), 2) << "one segment per thread by default";
+    const auto one = readCsv(path("one.csv")), three = readCsv(path("three.csv")), automatic = readCsv(path("auto.csv"));
+    ASSERT_EQ(one.size(), 10001u);
+    ASSERT_EQ(three.size(), one.size());
+    ASSERT_EQ(automatic.size(), one.size());
+    for (size_t i = 0; i < one.size(); ++i) {
+        ASSERT_EQ(three[i][0], one[i][0]) << "row " << i;
+        EXPECT_EQ(three[i][1], one[i][1]) << "row " << i;
+        EXPECT_EQ(automatic[i][1], one[i][1]) << "row " << i;
+        for (size_t c = 2; i > 0 && c < one[i].size(); ++c)
+            EXPECT_NEAR(std::stod(three[i][c]), std::stod(one[i][c]), 1e-6) << "row " << i;
+    }
+    r = run("predict --run mlp1 --data " + kFmnist + " --segments -2 --out " + path("bad.csv"));
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_FALSE(fs::exists(path("bad.csv")));
+}
+
 TEST_F(ModelsCli, TopKListsTheBestClassesInOrder) {
     ASSERT_EQ(run("predict --run mlp1 --data " + kFmnist + " --out " + path("all.csv")).code, 0);
     auto r = run("predict --run mlp1 --data " + kFmnist + " --split train --out " + path("train.csv") + " --json");

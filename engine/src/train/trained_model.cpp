@@ -1,6 +1,7 @@
 #include "mppdl/train/trained_model.h"
 
 #include "evaluate.h"
+#include "segments.h"
 #include "trained_model_impl.h"
 #include "weights.h"
 
@@ -9,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace mppdl::train {
@@ -146,13 +148,66 @@ std::string modelInfoJson(const data::Normalizer& normalizer, const std::vector<
 }
 
 data::Predictions TrainedModel::predict(const data::Dataset& raw, int64_t batchSize) const {
+    PredictOptions options;
+    options.batchSize = batchSize;
+    return predict(raw, options);
+}
+
+data::Predictions TrainedModel::predict(const data::Dataset& raw, const PredictOptions& options) const {
     checkInputShape(m_impl->members.front()->analysis(), raw.sampleShape(), "the data");
-    const auto x = m_impl->normalizer.apply(raw).features().to(m_impl->device);
-    const auto probabilities =
-        (sumProbabilities(m_impl->members, x, batchSize) / double(m_impl->members.size())).to(torch::kCPU).contiguous();
+    if (options.segments < 0)
+        throw ConfigError("segments must be 0 (automatic) or more, got " + std::to_string(options.segments));
+    const auto x = m_impl->normalizer.apply(raw).features();
+    const int64_t rows = x.size(0);
+    const int64_t k = m_impl->members.front()->analysis().numClasses();
+    // The devices of a list, each once ("cuda:0,1" lists two).
+    std::vector<std::string> pool{m_impl->device.str()};
+    if (!options.devices.empty())
+        pool = segmentDevices(options.devices, -1,
+                              1 + int(std::count(options.devices.begin(), options.devices.end(), ',')));
+    int segments = options.segments;
+    if (segments == 0)
+        segments = pool.size() == 1 && pool.front() == "cpu" ? at::get_num_threads() : int(pool.size());
+    segments = int(std::max<int64_t>(1, std::min<int64_t>(segments, rows)));
+
+    auto probabilities = torch::empty({rows, k}, torch::kFloat);
+    if (segments == 1 && pool.front() == m_impl->device.str()) {
+        // One segment on the model's own device: no replicas, no worker thread.
+        const auto sum = sumProbabilities(m_impl->members, x.to(m_impl->device), options.batchSize);
+        probabilities.copy_(sum / double(m_impl->members.size()));
+    } else {
+        // Every segment gets replicas of its own: modules keep state (training mode) that
+        // threads must not share, and a clone of these small networks costs microseconds.
+        std::vector<std::vector<model::GraphModule>> replicas(static_cast<size_t>(segments));
+        for (int s = 0; s < segments; ++s) {
+            const torch::Device device(pool[size_t(s) % pool.size()]);
+            for (const auto& m : m_impl->members)
+                replicas[size_t(s)].push_back(
+                    std::dynamic_pointer_cast<model::GraphModuleImpl>(m->clone(device)));
+        }
+        // libtorch's threads are shared out among the segments on the CPU.
+        int cpuSegments = 0;
+        for (int s = 0; s < segments; ++s)
+            cpuSegments += pool[size_t(s) % pool.size()] == "cpu";
+        const int team = std::max(1, at::get_num_threads() / std::max(1, cpuSegments));
+        SegmentPool workers(segments, team);
+        workers.run(
+            size_t(segments),
+            [&](size_t s) {
+                auto& members = replicas[s];
+                const auto device = members.front()->parameters().empty()
+                                        ? torch::Device(pool[s % pool.size()])
+                                        : members.front()->parameters().front().device();
+                const int64_t begin = rows * int64_t(s) / segments, end = rows * int64_t(s + 1) / segments;
+                const auto sum = sumProbabilities(members, x.slice(0, begin, end).to(device), options.batchSize);
+                probabilities.slice(0, begin, end).copy_(sum / double(members.size()));
+            },
+            [] {});
+    }
     data::Predictions out;
-    out.rows = probabilities.size(0);
-    out.classes = probabilities.size(1);
+    out.rows = rows;
+    out.classes = k;
+    out.segments = segments;
     out.probabilities.assign(probabilities.data_ptr<float>(), probabilities.data_ptr<float>() + probabilities.numel());
     const auto predicted = probabilities.argmax(1).contiguous();
     out.predicted.assign(predicted.data_ptr<int64_t>(), predicted.data_ptr<int64_t>() + predicted.numel());

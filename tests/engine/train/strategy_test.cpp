@@ -10,6 +10,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
+
 using namespace mppdl;
 using namespace mppdl::train;
 
@@ -270,6 +273,43 @@ TEST(TrainEnsemble, MembersTrainApartAndTheirMeanIsScored) {
     EXPECT_EQ(loaded.members(), 3);
     const auto& test = fashionSubset(2400, 0.2, 9, 500).test;
     EXPECT_EQ(loaded.evaluate(test, "test").confusion, result.model.evaluate(test, "test").confusion);
+}
+
+// Prediction over segments (MADlib predicts on every segment at once): the rows are cut into
+// shards predicted side by side, and the result is the one-segment prediction, in input order.
+TEST(TrainedModelPredict, SegmentsPredictWhatOneSegmentPredictsInOrder) {
+    auto c = config("ensemble", 3);
+    c.epochs = 1;
+    RecordingObserver events;
+    const auto result = train::train(c, bundledArchitecture("lenet5"), subset(), events);
+    ASSERT_EQ(result.model.members(), 3);
+    const auto& test = fashionSubset(2400, 0.2, 9, 500).test;
+    const auto reference = result.model.predict(test);
+    ASSERT_EQ(reference.rows, test.size());
+    EXPECT_EQ(reference.segments, 1);
+    for (const int segments : {2, 3, 0, 100000}) {
+        TrainedModel::PredictOptions options;
+        options.segments = segments;
+        options.batchSize = 7; // batches that straddle the shard boundaries
+        options.devices = segments == 3 ? "cpu" : "";
+        const auto p = result.model.predict(test, options);
+        const int expected = segments == 0 ? at::get_num_threads() : std::min<int>(segments, int(test.size()));
+        EXPECT_EQ(p.segments, expected) << segments;
+        ASSERT_EQ(p.rows, reference.rows);
+        ASSERT_EQ(p.probabilities.size(), reference.probabilities.size());
+        double worst = 0;
+        for (size_t i = 0; i < p.probabilities.size(); ++i)
+            worst = std::max(worst, double(std::abs(p.probabilities[i] - reference.probabilities[i])));
+        EXPECT_LT(worst, 1e-6) << segments << " segments";
+        EXPECT_EQ(p.predicted, reference.predicted) << segments << " segments";
+    }
+    TrainedModel::PredictOptions negative;
+    negative.segments = -1;
+    EXPECT_THROW(result.model.predict(test, negative), ConfigError);
+    TrainedModel::PredictOptions missing;
+    missing.segments = 2;
+    missing.devices = "cuda:7";
+    EXPECT_THROW(result.model.predict(test, missing), DeviceError);
 }
 
 TEST(TrainEnsemble, OneMemberEqualsSingleBitForBit) {

@@ -13,6 +13,7 @@ struct Predictions {
     int64_t classes = 0;
     std::vector<float> probabilities; ///< rows x classes, row-major
     std::vector<int64_t> predicted;   ///< the most probable class of each row
+    int segments = 1;                 ///< shards predicted side by side to make them
 };
 
 /// What --if-exists does with an output table that is already there.

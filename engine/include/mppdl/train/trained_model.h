@@ -44,9 +44,26 @@ public:
     /// Throws ConfigError when the data's sample shape differs from the model's input (both named).
     Evaluation evaluate(const data::Dataset& raw, const std::string& split) const;
 
-    /// Class probabilities of every row of raw (unnormalized) data, in batches of `batchSize` rows
-    /// (0: sized to the CPU's cache, 1024 on a GPU), an ensemble's the mean of its members', and the
-    /// most probable class. ConfigError as evaluate() on a shape that does not fit.
+    /// How predict() spreads its work.
+    struct PredictOptions {
+        /// Rows a forward pass (0: sized to the CPU's cache, 1024 on a GPU).
+        int64_t batchSize = 0;
+        /// The rows are cut into this many contiguous shards, predicted side by side by one worker
+        /// each, as MADlib predicts on every segment at once. On the CPU each worker gets an
+        /// equal share of libtorch's threads (one segment of one thread per core keeps every
+        /// core busy also in sgemm, which runs on its calling thread). 0: one segment per CPU
+        /// thread, or per device of a device list. Never more segments than rows.
+        int segments = 1;
+        /// Where the segments run: empty for the model's device, else one device or a list
+        /// ("cuda:0,1") dealt round-robin (DeviceError for one that does not exist).
+        std::string devices;
+    };
+
+    /// Class probabilities of every row of raw (unnormalized) data, in input order, an ensemble's
+    /// the mean of its members', and the most probable class. ConfigError as evaluate() on a shape
+    /// that does not fit.
+    data::Predictions predict(const data::Dataset& raw, const PredictOptions& options) const;
+    /// predict() on the model's device in one segment.
     data::Predictions predict(const data::Dataset& raw, int64_t batchSize = 0) const;
 
     struct Impl;

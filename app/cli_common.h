@@ -58,6 +58,8 @@ void registerTrainCommands(CLI::App& app, Command& selected);
 void registerInspectCommands(CLI::App& app, Command& selected);
 /// mppdl eval, predict, export (cli_models.cpp).
 void registerModelCommands(CLI::App& app, Command& selected);
+/// mppdl tune (cli_tune.cpp).
+void registerTuneCommands(CLI::App& app, Command& selected);
 /// mppdl db ls (cli_db.cpp); only in builds with PostgreSQL (MPPDL_WITH_POSTGRES).
 void registerDbCommands(CLI::App& app, Command& selected);
 

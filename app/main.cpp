@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
     cli::Command selected;
     cli::registerTrainCommands(app, selected);
     cli::registerModelCommands(app, selected);
+    cli::registerTuneCommands(app, selected);
     cli::registerWorkerCommand(app, selected);
     cli::registerInspectCommands(app, selected);
     cli::registerProjectCommands(app, selected); // after inspect: it adds to `arch`

@@ -72,6 +72,12 @@ int64_t createRun(store::Project& project, const train::TrainConfig& config,
         run.warmStartEpoch = start.warmStartEpoch;
         recorded["warm_start"] = {{"run", *start.warmStartRun}, {"epoch", start.warmStartEpoch.value_or(0)}};
     }
+    if (!start.search.empty())
+        recorded["search"] = nlohmann::json::parse(start.search);
+    if (!start.strategy.empty())
+        run.strategy = start.strategy;
+    if (start.segments > 0)
+        run.segments = start.segments;
     run.config = recorded.dump();
     run.versions = "mppdl " + std::string(versionString()) + ", " + train::libraryVersions();
     const int64_t runId = project.createRun(run);

@@ -27,6 +27,11 @@ struct RunStart {
     std::string name; ///< empty: "<architecture>-<id>"
     std::optional<int64_t> warmStartRun;
     std::optional<int> warmStartEpoch;
+    /// A search's run: the JSON object recorded as the configuration's "search" (tune/), and the
+    /// strategy and segments the run list shows (its scheduler), instead of the configuration's.
+    std::string search;
+    std::string strategy;
+    int segments = 0;
 };
 
 /// Creates the run (queued) for data already loaded: its dataset, the architecture version, the

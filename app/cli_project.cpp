@@ -228,6 +228,10 @@ void printConfig(const store::RunRecord& r, const store::Project& project) {
         split += ", first " + get(P("/data/source/limit")) + " rows";
     t.addRow({"split", split});
     t.addRow({"strategy", r.strategy + ", " + std::to_string(r.segments) + (r.segments == 1 ? " segment" : " segments")});
+    if (get(P("/search/name")) != "-")
+        t.addRow({"search", get(P("/search/name")) + " (" + get(P("/search/search")) + ", configuration " +
+                                std::to_string(std::stoll(get(P("/search/index"))) + 1) + " of " + get(P("/search/of")) +
+                                "; mppdl tune --show " + get(P("/search/name")) + ")"});
     std::string optimizer = get(P("/optimizer/name")) + " lr " + get(P("/optimizer/lr"));
     if (get(P("/optimizer/momentum")) != "0.0" && get(P("/optimizer/momentum")) != "-")
         optimizer += " momentum " + get(P("/optimizer/momentum"));

@@ -117,7 +117,7 @@ public:
             std::fflush(stderr);
             m_drawnLines = count;
         } else if (!m_quiet && (p.epochsDone != m_lastEpochs || p.phase != m_lastPhase)) {
-            if (p.phase != m_lastPhase)
+            if (p.phase != m_lastPhase && p.phase != "done") // the end prints its own summary
                 std::cout << summaryLine(p) << std::endl;
             for (const auto& r : p.rows) {
                 auto& seen = m_epochsSeen[r.runId];

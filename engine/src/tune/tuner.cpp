@@ -370,7 +370,8 @@ void TrialSet::train(const std::vector<size_t>& which, const std::vector<int>& u
         e.metrics = {{"train_loss", t.lossSum / double(std::max<int64_t>(1, t.rows))},
                      {"train_accuracy", double(t.correct) / double(std::max<int64_t>(1, t.rows))},
                      {"lr", lr},
-                     {"images_per_sec", double(t.rows) / std::max(1e-9, t.epochTrainSeconds)}};
+                     {"images_per_sec", double(t.rows) / std::max(1e-9, t.epochTrainSeconds)},
+                     {"epoch_seconds", t.epochTrainSeconds}};
         if (sh.xVal.defined()) {
             std::vector<model::GraphModule> one{t.module};
             const auto v = train::evaluateMembers(one, sh.xVal, sh.yVal, sh.classNames, "validation");

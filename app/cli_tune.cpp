@@ -187,6 +187,14 @@ struct TuneFlags {
                      "fraction of the training rows held out for validation (the leaderboard's ranking)")
             ->capture_default_str();
         c.add_option("--normalize", normalization, "feature normalization: none|scale|standardize")->capture_default_str();
+        c.add_option("--schedule", request.base.schedule.name,
+                     "every configuration's learning-rate schedule: " + joinNames(train::scheduleChoices()))
+            ->capture_default_str();
+        c.add_option("--step-size", request.base.schedule.stepSize, "step schedule: epochs between decays")
+            ->capture_default_str();
+        c.add_option("--gamma", request.base.schedule.gamma, "step schedule: decay factor")->capture_default_str();
+        c.add_option("--min-lr", request.base.schedule.minLr, "cosine schedule: final learning rate")
+            ->capture_default_str();
         c.add_option("--seed", request.base.seed,
                      "seed of the split, the shards and every configuration's initial weights and data order")
             ->capture_default_str();

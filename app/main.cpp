@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
     gui->add_option("project", guiStart.project, "a project file to open (default: the last one)");
     gui->add_option("--run", guiStart.run, "open this run's view (an id or a name)");
     gui->add_option("--dataset", guiStart.dataset, "open this dataset's view (an id or a name)");
+    gui->add_option("--search", guiStart.search, "open this search's leaderboard (mppdl tune --name)");
     gui->add_option("--design", guiStart.design,
                     "open an architecture in the designer: NAME[@VERSION] of the project, a bundled one or a file");
     gui->add_flag("--new-run", guiStart.newRun, "open the run launcher");

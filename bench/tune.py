@@ -46,6 +46,8 @@ def parse_args():
     p.add_argument("--limit", type=int, default=20000, help="training rows (0: all 60,000)")
     p.add_argument("--epochs", type=int, default=3, help="study 1: epochs of every configuration")
     p.add_argument("--segments", type=int, default=4)
+    p.add_argument("--schedule", default="cosine", help="study 1: the learning-rate schedule (cosine: the weights "
+                   "settle at the end, so the comparison is not SGD's epoch-to-epoch noise)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--studies", default="schedulers,hyperband")
     p.add_argument("--markdown", action="store_true")
@@ -83,7 +85,7 @@ def schedulers(args, workdir):
     runs = {}
     for scheduler in ("mop", "task", "sequential"):
         runs[scheduler] = tune(args, workdir, "sched-" + scheduler, space, "--search", "grid", "--scheduler", scheduler,
-                               "--segments", str(args.segments))
+                               "--segments", str(args.segments), "--schedule", args.schedule)
     alone = by_config(runs["sequential"])
     rows = []
     for key, r in sorted(by_config(runs["mop"]).items()):
@@ -137,9 +139,9 @@ def main():
                   % ("{:,}".format(args.limit) if args.limit else "60,000"), ""]
     if "schedulers" in report:
         s = report["schedulers"]
-        lines.append("%d configurations, %d epochs each, %d segments: test accuracy under model hopper against the "
-                     "configuration trained alone (sequential), and task parallelism" % (
-                         len(s["rows"]), args.epochs, args.segments))
+        lines.append("%d configurations, %d epochs each (%s schedule), %d segments: test accuracy under model hopper "
+                     "against the configuration trained alone (sequential), and task parallelism" % (
+                         len(s["rows"]), args.epochs, args.schedule, args.segments))
         lines.append("")
         head = ["configuration", "mop test", "alone test", "difference (points)", "task test"]
         body = [[describe(r["configuration"]), "%.2f%%" % (100 * r["mop_test"]), "%.2f%%" % (100 * r["alone_test"]),

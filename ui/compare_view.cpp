@@ -110,6 +110,10 @@ void CompareView::reload(const store::Project& project) {
             std::map<QString, QString> config;
             flatten(QJsonDocument::fromJson(QByteArray::fromStdString(run->config)).object(), {}, config);
             for (const auto& [key, value] : config) {
+                // A search's space is the same for all its runs, its configuration repeats the
+                // optimizer rows: only the search's name and place stay.
+                if (key.startsWith("search.space") || key.startsWith("search.configuration"))
+                    continue;
                 column["config: " + key] = value;
                 configKeys["config: " + key] = true;
             }

@@ -48,6 +48,8 @@ int runGui(int& argc, char** argv, const GuiStart& start) {
                 ids.push_back(idOf(run));
             window.compareRuns(ids);
         }
+        if (!start.search.empty())
+            window.showSearch(QString::fromStdString(start.search));
         if (!start.design.empty())
             window.openDesign(QString::fromStdString(start.design));
         if (!start.repeat.empty())

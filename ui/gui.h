@@ -16,6 +16,7 @@ struct GuiStart {
     std::string addDataset;           ///< a source to open File > Add Dataset on
     std::string connection;           ///< its PostgreSQL connection
     std::string repeat;               ///< a run (id or name) to train again at once
+    std::string search;               ///< a search (mppdl tune --name) whose leaderboard to open
 };
 
 /// Runs the workbench until its window closes. Returns the process's exit code.

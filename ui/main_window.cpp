@@ -8,6 +8,7 @@
 #include "ui/launch_dialog.h"
 #include "ui/project_tree.h"
 #include "ui/run_view.h"
+#include "ui/search_view.h"
 #include "ui/training_jobs.h"
 
 #include "mppdl/core/error.h"
@@ -18,6 +19,7 @@
 #include "mppdl/interop/onnx.h"
 #endif
 #include "mppdl/store/project.h"
+#include "mppdl/tune/search_session.h"
 
 #include <QAction>
 #include <QCloseEvent>
@@ -98,6 +100,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     connect(m_tree, &ProjectTree::runActivated, this, [this](qint64 id) { showRun(id); });
     connect(m_tree, &ProjectTree::datasetActivated, this, [this](qint64 id) { showDataset(id); });
     connect(m_tree, &ProjectTree::architectureVersionActivated, this, [this](qint64 id) { showDesigner(id); });
+    connect(m_tree, &ProjectTree::searchActivated, this, [this](const QString& name) { showSearch(name); });
     buildMenus();
     updateTitle();
     resize(1280, 800);
@@ -268,6 +271,13 @@ void MainWindow::refresh() {
             if (auto* compare = qobject_cast<CompareView*>(m_tabs->widget(i)))
                 if (std::any_of(compare->runIds().begin(), compare->runIds().end(), running))
                     compare->reload(*m_project);
+            if (auto* search = qobject_cast<SearchView*>(m_tabs->widget(i))) {
+                // Re-read while its runs train, and once more after the last has ended.
+                const bool live = std::any_of(search->runIds().begin(), search->runIds().end(), running);
+                if (live || search->property("live").toBool())
+                    search->reload(*m_project);
+                search->setProperty("live", live);
+            }
         }
         updateStatus(runs);
     } catch (const Error& e) {
@@ -321,6 +331,28 @@ DatasetView* MainWindow::showDataset(int64_t datasetId) {
     const auto dataset = m_project ? m_project->dataset(datasetId) : std::nullopt;
     return showRecord<DatasetView>(datasetId, dataset, &DatasetView::datasetId, tr("dataset"),
                                    dataset ? tr("Dataset: %1").arg(QString::fromStdString(dataset->name)) : QString());
+}
+
+SearchView* MainWindow::showSearch(const QString& name) {
+    if (!m_project)
+        return nullptr;
+    for (int i = 0; i < m_tabs->count(); ++i)
+        if (auto* view = qobject_cast<SearchView*>(m_tabs->widget(i)); view && view->searchName() == name) {
+            m_tabs->setCurrentIndex(i);
+            return view;
+        }
+    const auto names = tune::searchNames(*m_project);
+    if (std::find(names.begin(), names.end(), name.toStdString()) == names.end()) {
+        fail(tr("No such search"), tr("%1 has no search named '%2'.").arg(QString::fromStdString(m_project->path()), name));
+        return nullptr;
+    }
+    auto* view = new SearchView(*m_project, name, m_tabs);
+    connect(view, &SearchView::runActivated, this, [this](qint64 id) { showRun(id); });
+    connect(view, &SearchView::compareRequested, this, [this](const QList<qint64>& ids) {
+        compareRuns(std::vector<int64_t>(ids.begin(), ids.end()));
+    });
+    m_tabs->setCurrentIndex(m_tabs->addTab(view, tr("Search: %1").arg(name)));
+    return view;
 }
 
 CompareView* MainWindow::compareRuns(const std::vector<int64_t>& runIds) {

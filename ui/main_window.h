@@ -33,6 +33,7 @@ class CompareView;
 class DatasetView;
 class ProjectTree;
 class RunView;
+class SearchView;
 class TrainingJobs;
 struct LaunchRequest;
 
@@ -61,6 +62,9 @@ public:
     RunView* showRun(int64_t runId);
     /// Opens the dataset's tab, or brings it forward.
     DatasetView* showDataset(int64_t datasetId);
+    /// The leaderboard of a search (mppdl tune --name NAME), or brings it forward; nullptr, with a
+    /// message, when the project has no such search.
+    SearchView* showSearch(const QString& name);
     /// A tab comparing the runs (at least two; else a message and nullptr).
     CompareView* compareRuns(const std::vector<int64_t>& runIds);
     /// A designer tab on a project architecture version (by row id), or on a new design (0).

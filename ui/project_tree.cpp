@@ -5,9 +5,14 @@
 #include "mppdl/store/project.h"
 
 #include <QApplication>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QHeaderView>
 #include <QSet>
 #include <QStyle>
+
+#include <algorithm>
+#include <optional>
 
 namespace mppdl::ui {
 
@@ -53,6 +58,8 @@ ProjectTree::ProjectTree(QWidget* parent) : QTreeWidget(parent) {
             Q_EMIT datasetActivated(item->data(0, kIdRole).toLongLong());
         if (item->data(0, kKindRole).toInt() == ArchitectureVersion)
             Q_EMIT architectureVersionActivated(item->data(0, kIdRole).toLongLong());
+        if (item->data(0, kKindRole).toInt() == Search)
+            Q_EMIT searchActivated(item->data(0, kIdRole).toString());
     });
 }
 
@@ -99,6 +106,40 @@ void ProjectTree::load(const store::Project& project, const std::vector<store::R
             version->setData(0, kIdRole, qint64(v.id));
         }
     }
+    // Searches (mppdl tune): their runs carry the search in their configuration.
+    struct SearchSummary {
+        QString name;
+        int runs = 0, running = 0, ended = 0;
+        std::optional<double> best;
+    };
+    std::vector<SearchSummary> searches;
+    for (const auto& r : runs) {
+        const auto search = QJsonDocument::fromJson(QByteArray::fromStdString(r.config)).object().value("search");
+        if (!search.isObject())
+            continue;
+        const auto name = search.toObject().value("name").toString();
+        auto it = std::find_if(searches.begin(), searches.end(), [&](const SearchSummary& s) { return s.name == name; });
+        if (it == searches.end())
+            it = searches.insert(searches.end(), SearchSummary{name});
+        ++it->runs;
+        it->running += r.state == store::RunState::Running;
+        it->ended += r.state == store::RunState::Finished;
+        if (r.bestValAccuracy && (!it->best || *r.bestValAccuracy > *it->best))
+            it->best = r.bestValAccuracy;
+    }
+    if (!searches.empty()) {
+        auto* searchGroup = makeGroup(tr("Searches"), int(searches.size()));
+        for (const auto& s : searches) {
+            auto* item = new QTreeWidgetItem(
+                searchGroup, {s.name, s.running ? tr("running") : tr("%1/%2 ended").arg(s.ended).arg(s.runs),
+                              percentText(s.best)});
+            item->setToolTip(0, tr("%n configuration(s); the leaderboard opens on a double-click", "", s.runs));
+            item->setIcon(0, QApplication::style()->standardIcon(s.running ? QStyle::SP_MediaPlay
+                                                                            : QStyle::SP_FileDialogDetailedView));
+            item->setData(0, kKindRole, Search);
+            item->setData(0, kIdRole, s.name);
+        }
+    }
     auto* runGroup = makeGroup(tr("Runs"), int(runs.size()));
     for (const auto& r : runs) {
         const auto accuracy = r.testAccuracy ? r.testAccuracy : r.bestValAccuracy;
@@ -133,6 +174,13 @@ QTreeWidgetItem* ProjectTree::findItem(int kind, int64_t id) const {
 }
 
 QTreeWidgetItem* ProjectTree::runItem(int64_t runId) const { return findItem(Run, runId); }
+
+QTreeWidgetItem* ProjectTree::searchItem(const QString& name) const {
+    for (QTreeWidgetItemIterator it(const_cast<ProjectTree*>(this)); *it; ++it)
+        if ((*it)->data(0, kKindRole).toInt() == Search && (*it)->data(0, kIdRole).toString() == name)
+            return *it;
+    return nullptr;
+}
 
 QTreeWidgetItem* ProjectTree::datasetItem(int64_t datasetId) const { return findItem(Dataset, datasetId); }
 

@@ -18,7 +18,7 @@ class ProjectTree : public QTreeWidget {
     Q_OBJECT
 public:
     /// What an item is (Qt::UserRole) and its id (Qt::UserRole + 1).
-    enum ItemKind { Group = 1, Dataset, Architecture, ArchitectureVersion, Run };
+    enum ItemKind { Group = 1, Dataset, Architecture, ArchitectureVersion, Run, Search };
 
     explicit ProjectTree(QWidget* parent = nullptr);
 
@@ -30,6 +30,8 @@ public:
     QTreeWidgetItem* datasetItem(int64_t datasetId) const;
     QTreeWidgetItem* architectureVersionItem(int64_t versionId) const;
     QTreeWidgetItem* group(const QString& name) const;
+    /// The item of a search (mppdl tune), by its name, or nullptr.
+    QTreeWidgetItem* searchItem(const QString& name) const;
     /// The selected runs, in tree order.
     std::vector<int64_t> selectedRunIds() const;
 
@@ -43,6 +45,8 @@ Q_SIGNALS:
     void datasetActivated(qint64 datasetId);
     /// The same for an architecture version (by its row id).
     void architectureVersionActivated(qint64 versionId);
+    /// The same for a search, by its name.
+    void searchActivated(const QString& name);
 };
 
 } // namespace mppdl::ui

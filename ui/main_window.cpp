@@ -352,6 +352,11 @@ SearchView* MainWindow::showSearch(const QString& name) {
         compareRuns(std::vector<int64_t>(ids.begin(), ids.end()));
     });
     m_tabs->setCurrentIndex(m_tabs->addTab(view, tr("Search: %1").arg(name)));
+    if (auto* item = m_tree->searchItem(name)) { // where it is in the project
+        if (item->parent())
+            item->parent()->setExpanded(true);
+        m_tree->setCurrentItem(item);
+    }
     return view;
 }
 

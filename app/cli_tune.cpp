@@ -133,8 +133,15 @@ public:
         m_lastPhase = p.phase;
     }
 
-    /// Leaves the last frame on the screen, above what follows.
-    void finish() { m_drawnLines = 0; }
+    /// Takes the last frame off the terminal: the final leaderboard follows on stdout.
+    void finish() {
+        std::string out;
+        for (int i = 0; i < m_drawnLines; ++i)
+            out += "\x1b[1A\x1b[2K";
+        std::fputs(out.c_str(), stderr);
+        std::fflush(stderr);
+        m_drawnLines = 0;
+    }
 
 private:
     bool m_json, m_quiet, m_tty;

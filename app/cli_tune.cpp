@@ -274,7 +274,9 @@ struct TuneFlags {
             return 0;
         }
         if (!p.brackets.empty()) {
-            std::cout << "Hyperband brackets (" << space << "): keep 1/" << readEta() << " at each rung\n";
+            const auto parsed = tune::parseSearchSpace(request.spaceJson, request.spacePath);
+            std::cout << "Hyperband brackets (" << space << "): up to R = " << parsed.maxEpochs
+                      << " epochs a configuration, keeping 1/" << parsed.eta << " at each rung\n";
             TextTable brackets({"bracket", "rung", "configurations", "epochs each"},
                                {TextTable::Align::Right, TextTable::Align::Right, TextTable::Align::Right,
                                 TextTable::Align::Right});
@@ -294,8 +296,6 @@ struct TuneFlags {
                   << groupThousands(p.epochs) << " epochs in all (" << request.search << " search)" << std::endl;
         return 0;
     }
-
-    int readEta() const { return tune::parseSearchSpace(request.spaceJson, request.spacePath).eta; }
 
     int resumeSearch() {
         auto store = openProject(project, store::Access::Write);

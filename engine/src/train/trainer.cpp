@@ -196,17 +196,6 @@ std::string tensorBytes(const torch::Tensor& t) {
     return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), size_t(c.numel()));
 }
 
-void writeRng(torch::serialize::OutputArchive& archive, const std::string& name, at::Generator gen) {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    archive.write(name, gen.get_state());
-}
-void readRng(torch::serialize::InputArchive& archive, const std::string& name, at::Generator gen) {
-    torch::Tensor state;
-    archive.read(name, state);
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(state.to(torch::kCPU));
-}
-
 /// One segment's resume state: its optimizer state, the generators of its epoch order and
 /// Dropout, and (when its weights are its own, as in EASGD and ensembles) its weights.
 std::string serializeSegment(Replica& r, bool withWeights) {
@@ -214,9 +203,9 @@ std::string serializeSegment(Replica& r, bool withWeights) {
     torch::serialize::OutputArchive optimizerArchive;
     r.optimizer->save(optimizerArchive);
     archive.write("optimizer", optimizerArchive);
-    writeRng(archive, "permutation_rng", r.permutation);
+    writeGenerator(archive, "permutation_rng", r.permutation);
     if (r.dropout.defined())
-        writeRng(archive, "dropout_rng", r.dropout);
+        writeGenerator(archive, "dropout_rng", r.dropout);
     if (withWeights) {
         torch::serialize::OutputArchive weights;
         r.module->save(weights);
@@ -232,9 +221,9 @@ void restoreSegment(Replica& r, const std::string& blob, bool withWeights, const
     torch::serialize::InputArchive optimizerArchive;
     archive.read("optimizer", optimizerArchive);
     r.optimizer->load(optimizerArchive);
-    readRng(archive, "permutation_rng", r.permutation);
+    readGenerator(archive, "permutation_rng", r.permutation);
     if (r.dropout.defined())
-        readRng(archive, "dropout_rng", r.dropout);
+        readGenerator(archive, "dropout_rng", r.dropout);
     if (withWeights) {
         torch::serialize::InputArchive weights;
         archive.read("weights", weights);
@@ -277,7 +266,7 @@ std::string serializeState(const std::map<int, std::string>& segments, const std
         archive.write(segmentKey(segment), bytesTensor(blob));
     for (const auto& device : devices)
         if (!device.is_cpu())
-            writeRng(archive, "device_rng_" + device.str(), at::globalContext().defaultGenerator(device));
+            writeGenerator(archive, "device_rng_" + device.str(), at::globalContext().defaultGenerator(device));
     archive.write("loop", c10::IValue(loop.toJson().dump()));
     return serializeArchive(archive);
 }
@@ -300,7 +289,7 @@ LoopState restoreState(const std::string& blob, const std::string& what, std::ve
         }
         for (const auto& device : devices)
             if (!device.is_cpu())
-                readRng(archive, "device_rng_" + device.str(), at::globalContext().defaultGenerator(device));
+                readGenerator(archive, "device_rng_" + device.str(), at::globalContext().defaultGenerator(device));
         c10::IValue loop;
         archive.read("loop", loop);
         return LoopState::fromJson(nlohmann::json::parse(loop.toStringRef()));

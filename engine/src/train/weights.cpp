@@ -31,6 +31,18 @@ void loadArchive(torch::serialize::InputArchive& archive, const std::string& blo
     }
 }
 
+void writeGenerator(torch::serialize::OutputArchive& archive, const std::string& name, at::Generator gen) {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    archive.write(name, gen.get_state());
+}
+
+void readGenerator(torch::serialize::InputArchive& archive, const std::string& name, at::Generator gen) {
+    torch::Tensor state;
+    archive.read(name, state);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(state.to(torch::kCPU));
+}
+
 std::string serializeWeights(const torch::nn::Module& module) {
     torch::serialize::OutputArchive archive;
     torch::NoGradGuard noGrad;

@@ -21,5 +21,8 @@ void loadWeights(torch::nn::Module& module, const std::string& blob, const std::
 std::string serializeArchive(torch::serialize::OutputArchive& archive);
 void loadArchive(torch::serialize::InputArchive& archive, const std::string& blob, const std::string& what,
                  const torch::Device& device = torch::kCPU);
+/// A random generator's state as the archive entry `name`, and back (under the generator's lock).
+void writeGenerator(torch::serialize::OutputArchive& archive, const std::string& name, at::Generator gen);
+void readGenerator(torch::serialize::InputArchive& archive, const std::string& name, at::Generator gen);
 
 } // namespace mppdl::train

@@ -352,6 +352,9 @@ void validateRequest(const SearchRequest& request, const SearchSpace& space) {
     if (request.search == "hyperband" && request.base.data.validationFraction <= 0)
         throw ConfigError("Hyperband ranks configurations by validation accuracy: the validation fraction must be "
                           "above 0");
+    if (request.samples > 0 && request.search != "random")
+        throw ConfigError("--samples is the size of a random search; a " + request.search + " search " +
+                          (request.search == "grid" ? "trains every combination" : "draws its brackets' counts"));
     (void)space;
 }
 

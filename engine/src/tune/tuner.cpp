@@ -32,17 +32,6 @@ double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(
 
 constexpr int64_t kStateFormat = 1;
 
-void writeRng(torch::serialize::OutputArchive& archive, const std::string& name, at::Generator gen) {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    archive.write(name, gen.get_state());
-}
-void readRng(torch::serialize::InputArchive& archive, const std::string& name, at::Generator gen) {
-    torch::Tensor state;
-    archive.read(name, state);
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(state.to(torch::kCPU));
-}
-
 } // namespace
 
 const std::vector<train::Choice>& schedulerChoices() {
@@ -144,9 +133,9 @@ std::string serializeState(TrialState& t) {
     torch::serialize::OutputArchive optimizerArchive;
     t.optimizer->save(optimizerArchive);
     archive.write("optimizer", optimizerArchive);
-    writeRng(archive, "permutation_rng", t.permutation);
+    train::writeGenerator(archive, "permutation_rng", t.permutation);
     if (t.dropout.defined())
-        writeRng(archive, "dropout_rng", t.dropout);
+        train::writeGenerator(archive, "dropout_rng", t.dropout);
     archive.write("epochs_done", torch::tensor(int64_t(t.status.epochsDone)));
     archive.write("step", torch::tensor(t.step));
     archive.write("seconds", torch::tensor(t.status.seconds, torch::kDouble));
@@ -165,9 +154,9 @@ void restoreState(TrialState& t, const train::Checkpoint& c, const torch::Device
     torch::serialize::InputArchive optimizerArchive;
     archive.read("optimizer", optimizerArchive);
     t.optimizer->load(optimizerArchive);
-    readRng(archive, "permutation_rng", t.permutation);
+    train::readGenerator(archive, "permutation_rng", t.permutation);
     if (t.dropout.defined())
-        readRng(archive, "dropout_rng", t.dropout);
+        train::readGenerator(archive, "dropout_rng", t.dropout);
     torch::Tensor epochs, step, seconds;
     archive.read("epochs_done", epochs);
     archive.read("step", step);

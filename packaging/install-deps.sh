@@ -13,6 +13,8 @@ packages=(
   libprotobuf-dev protobuf-compiler libonnx-dev
   # GUI
   qt6-base-dev libqcustomplot-dev libgl-dev
+  # packaging: the man page, the icon's PNG sizes, the .deb's Depends, desktop file checks
+  help2man librsvg2-bin dpkg-dev desktop-file-utils
   # tests and benchmarks
   libgtest-dev libgmock-dev dataset-fashion-mnist
   postgresql postgresql-client

@@ -707,9 +707,12 @@ void MainWindow::wire(RunView* view) {
     view->setStoppable(m_jobs->trains(view->runId()));
     connect(view, &RunView::stopRequested, this, &MainWindow::stopRun, Qt::UniqueConnection);
     connect(view, &RunView::samplesRequested, this, &MainWindow::showMisclassified, Qt::UniqueConnection);
-    connect(
-        view, &RunView::modelExportRequested, this, [this](qint64 runId) { exportRunOnnx(runId); }, Qt::UniqueConnection);
+    // A member function: Qt makes unique connections only to those (a lambda was refused, with a
+    // warning, and the view's Export menu did nothing).
+    connect(view, &RunView::modelExportRequested, this, &MainWindow::askToExportRun, Qt::UniqueConnection);
 }
+
+void MainWindow::askToExportRun(qint64 runId) { exportRunOnnx(runId); }
 
 void MainWindow::stopRun(qint64 runId) {
     if (m_jobs->stopRun(runId))

@@ -137,6 +137,8 @@ private:
     /// Wires a run view's Stop button to the job training it.
     void wire(RunView* view);
     void stopRun(qint64 runId);
+    /// A run view's Export > Model as ONNX: asks where, then exports.
+    void askToExportRun(qint64 runId);
     /// Brings forward the tab of the record `id` (a view V with `idOf`), or opens one titled
     /// `title`; a record that is not there (`record` empty) is a message naming `what`.
     template <class V, class Record>

@@ -11,6 +11,7 @@
 #include "mppdl/store/project.h"
 #include "mppdl/tune/search_session.h"
 
+#include <QFileDialog>
 #include <QLabel>
 #include <QMessageBox>
 #include <QStandardPaths>
@@ -87,6 +88,17 @@ private slots:
         auto* run = qobject_cast<ui::RunView*>(window.tabs()->currentWidget());
         QVERIFY(run);
         QCOMPARE(run->runId(), board[2].runId);
+        // The run view's Export > Model as ONNX reaches the window: it asks where to write.
+        bool asked = false;
+        QTimer::singleShot(300, [&] {
+            for (auto* w : QApplication::topLevelWidgets())
+                if (auto* dialog = qobject_cast<QFileDialog*>(w); dialog && dialog->isVisible()) {
+                    asked = true;
+                    dialog->reject();
+                }
+        });
+        Q_EMIT run->modelExportRequested(run->runId());
+        QVERIFY(asked);
         table->selectRow(3);
         table->selectionModel()->select(table->model()->index(1, 0),
                                         QItemSelectionModel::Select | QItemSelectionModel::Rows);

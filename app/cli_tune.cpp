@@ -6,7 +6,6 @@
 
 #include "mppdl/core/error.h"
 #include "mppdl/core/text_table.h"
-#include "mppdl/data/distribution.h"
 #include "mppdl/tune/search_session.h"
 
 #include <nlohmann/json.hpp>

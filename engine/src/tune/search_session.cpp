@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
-#include <set>
 #include <sstream>
 
 namespace mppdl::tune {
@@ -342,7 +341,7 @@ std::map<int, double> restoreValidation(const store::Project& project, Leaderboa
     return accuracy;
 }
 
-void validateRequest(const SearchRequest& request, const SearchSpace& space) {
+void validateRequest(const SearchRequest& request) {
     const auto& choices = schedulerChoices();
     if (std::none_of(choices.begin(), choices.end(),
                      [&](const auto& c) { return request.schedule.scheduler == c.name; }))
@@ -355,7 +354,6 @@ void validateRequest(const SearchRequest& request, const SearchSpace& space) {
     if (request.samples > 0 && request.search != "random")
         throw ConfigError("--samples is the size of a random search; a " + request.search + " search " +
                           (request.search == "grid" ? "trains every combination" : "draws its brackets' counts"));
-    (void)space;
 }
 
 } // namespace
@@ -383,7 +381,7 @@ std::vector<LeaderboardRow> SearchProgress::leaderboard() const {
 
 SearchPlan planSearch(const SearchRequest& request) {
     const auto space = parseSearchSpace(request.spaceJson, request.spacePath);
-    validateRequest(request, space);
+    validateRequest(request);
     return plan(request, space);
 }
 
@@ -425,7 +423,7 @@ SearchProgress runSearch(store::Project& project, const SearchRequest& requested
     LiveSearch live;
     live.request = requested;
     live.space = parseSearchSpace(requested.spaceJson, requested.spacePath);
-    validateRequest(requested, live.space);
+    validateRequest(requested);
     live.plan = plan(requested, live.space);
     const size_t n = live.plan.configurations.size();
     if (live.request.name.empty()) {

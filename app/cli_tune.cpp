@@ -243,8 +243,6 @@ struct TuneFlags {
         request.schedule.cancel = &cancelFlag();
         auto store = openProject(project, store::Access::Write);
         store.reconcileInterrupted();
-        // Check the space, the request and the architectures before any data is read.
-        tune::planSearch(request);
         LiveLeaderboard live(json, quiet);
         const auto result = tune::runSearch(store, request, &live);
         live.finish();

@@ -11,7 +11,7 @@
 #      data resident or streamed, CUDA graphs, 4 segments on one GPU;
 #   5. bench/gpu_onnx.py: the kit's ONNX exports with onnxruntime against mppdl on the GPU;
 #   6. with the time left: the rest of the build and the unit tests (ctest -L unit) on this libtorch.
-# Logs and JSON go to $OUT (the device tool brings them back), else out/gpu-check/.
+# Logs and JSON go to $OUT (the device tool brings them back, 8 files at most), else out/gpu-check/.
 #
 # Here, before the device call: ./packaging/gpu-kit.sh, then the call (from the repository root):
 #   run  command: bash bench/gpu/check.sh   carry: [".gpukit"]   timeout_s: 600
@@ -21,6 +21,7 @@ cd "$(dirname "$0")/../.."
 out=${OUT:-out/gpu-check}
 mkdir -p "$out"
 exec > >(tee "$out/check.log") 2>&1
+trap 'sleep 1' EXIT   # let tee write the log's end before the device tool collects $OUT
 start=$SECONDS
 budget=${MPPDL_CHECK_BUDGET:-560}   # seconds; the device tool's limit is 600
 device=${MPPDL_CHECK_DEVICE:-cuda:0}
@@ -64,7 +65,7 @@ rc=$?
 grep -E "mppdl:|Torch|CUDA|Error|error|Warning" "$out/configure.log" | head -40
 if [ $rc -ne 0 ]; then
     tail -40 "$out/configure.log"
-    cp $build/CMakeFiles/CMakeError.log "$out/" 2>/dev/null
+    cp "$build"/CMakeFiles/CMakeError.log "$build"/CMakeFiles/CMakeConfigureLog.yaml "$out/" 2>/dev/null
     echo "configure failed ($rc)"; exit 1
 fi
 grep -E "^(MPPDL_STB_LIBRARY|SQLite3_LIBRARY|ZLIB_LIBRARY_RELEASE|MPPDL_GLOO_INCLUDE_DIR|GTest_DIR|CLI11_DIR|nlohmann_json_DIR|Torch_DIR)[:=]" \
@@ -81,14 +82,13 @@ $build/app/mppdl --version
 $build/app/mppdl devices
 
 stage "gpu tests"
-within 150 ctest --test-dir $build -L gpu --output-on-failure --output-junit "$(realpath "$out")/gpu-tests.xml" \
-    >"$out/gpu-tests.log" 2>&1
+within 150 ctest --test-dir $build -L gpu --output-on-failure >"$out/gpu-tests.log" 2>&1
 echo "ctest -L gpu: exit $?"
 grep -E "Test +#|tests passed|Skipped|Failed|\*\*\*" "$out/gpu-tests.log" | head -30
 
 stage "benchmark: training on the GPU (bench/gpu_train.py)"
 within 200 python3 -u bench/gpu_train.py --mppdl $build/app/mppdl --device "$device" ${MPPDL_CHECK_BENCH_FLAGS:-} \
-    --markdown --json-out "$out/gpu_train.json" 2>"$out/gpu_train.log"
+    --markdown --json-out "$out/gpu_train.json"
 echo "gpu_train: exit $?"
 
 stage "benchmark: ONNX with onnxruntime (bench/gpu_onnx.py)"
@@ -97,11 +97,11 @@ within 60 python3 -u bench/gpu_onnx.py --mppdl $build/app/mppdl --models "$kit/m
 echo "gpu_onnx: exit $?"
 
 stage "with the time left: the whole build and the unit tests"
-if within 150 cmake --build $build -j "$jobs" >"$out/build-all.log" 2>&1; then
+if within 150 cmake --build $build -j "$jobs" >>"$out/build.log" 2>&1; then
     within 120 ctest --test-dir $build -L unit -j "$jobs" --timeout 100 >"$out/unit-tests.log" 2>&1
     echo "ctest -L unit: exit $?"
     grep -E "tests passed|\(Failed\)|\(Timeout\)|Not Run" "$out/unit-tests.log" | head -30
 else
-    echo "the whole build did not finish: $(grep -c "FAILED" "$out/build-all.log") failed, $(tail -1 "$out/build-all.log")"
+    echo "the whole build did not finish: $(grep -c "FAILED" "$out/build.log") failed, $(tail -1 "$out/build.log")"
 fi
 stage "done"

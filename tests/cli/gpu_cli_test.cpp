@@ -2,6 +2,7 @@
 // processes whose c10d Gloo collectives reduce CUDA tensors. Skipped without a GPU (*_CUDA); run
 // on the GPU machine through bench/gpu/check.sh.
 
+#include "support/json_events.h"
 #include "support/run_cli.h"
 #include "support/scratch_dir.h"
 
@@ -25,20 +26,7 @@ std::string quick(int epochs, int limit) {
                                    "--no-project --json --device cuda:0";
 }
 
-nlohmann::json finished(const std::string& out) {
-    const auto at = out.find("\"event\":\"finished\"");
-    EXPECT_NE(at, std::string::npos) << out;
-    if (at == std::string::npos)
-        return nlohmann::json::object();
-    const auto begin = out.rfind('\n', at) + 1;
-    return nlohmann::json::parse(out.substr(begin, out.find('\n', at) - begin));
-}
-
 } // namespace
-
-#define SKIP_WITHOUT_CUDA()                                                                                            \
-    if (!torch::cuda::is_available())                                                                                  \
-    GTEST_SKIP() << "no CUDA device"
 
 TEST_F(GpuCli, DevicesNameTheGpu_CUDA) {
     SKIP_WITHOUT_CUDA();
@@ -52,7 +40,7 @@ TEST_F(GpuCli, TrainsAndPredictsOnTheGpu_CUDA) {
     SKIP_WITHOUT_CUDA();
     const auto r = runMppdl(quick(2, 6000) + " --save gpu.model");
     ASSERT_EQ(r.code, 0) << r.out;
-    EXPECT_GT(finished(r.out).value("test_accuracy", 0.0), 0.75) << r.out;
+    EXPECT_GT(finishedEvent(r.out).value("test_accuracy", 0.0), 0.75) << r.out;
     const auto predicted = runMppdl("predict --model gpu.model --data " + kFmnist + " --device cuda:0 --out p.csv --json");
     ASSERT_EQ(predicted.code, 0) << predicted.out;
     EXPECT_EQ(nlohmann::json::parse(predicted.out).at("rows"), 10000) << predicted.out;
@@ -81,8 +69,8 @@ TEST_F(GpuCli, ProcessesReduceCudaTensorsOverGloo_CUDA) {
                                      train::TrainedModel::load("processes.model")),
                   1e-3)
             << strategy;
-        EXPECT_NEAR(finished(threads.out).value("test_accuracy", 0.0),
-                    finished(processes.out).value("test_accuracy", 1.0), 0.01)
+        EXPECT_NEAR(finishedEvent(threads.out).value("test_accuracy", 0.0),
+                    finishedEvent(processes.out).value("test_accuracy", 1.0), 0.01)
             << strategy;
     }
 }

@@ -4,6 +4,7 @@
 #include "mppdl/train/trained_model.h"
 
 #include "support/background.h"
+#include "support/json_events.h"
 #include "support/run_cli.h"
 #include "support/scratch_dir.h"
 
@@ -39,12 +40,7 @@ double relativeDifference(const std::string& a, const std::string& b) {
     return ::relativeDifference(train::TrainedModel::load(a), train::TrainedModel::load(b));
 }
 
-double testAccuracy(const std::string& out) {
-    const auto at = out.find("\"event\":\"finished\"");
-    EXPECT_NE(at, std::string::npos) << out;
-    const auto line = out.substr(out.rfind('\n', at) + 1, out.find('\n', at) - out.rfind('\n', at) - 1);
-    return nlohmann::json::parse(line).at("test_accuracy").get<double>();
-}
+double testAccuracy(const std::string& out) { return finishedEvent(out).at("test_accuracy").get<double>(); }
 
 } // namespace
 

@@ -70,3 +70,8 @@ inline double relativeDifference(const mppdl::train::TrainedModel& a, const mppd
     }
     return worst;
 }
+
+/// GPU tests are named *_CUDA and skipped (not passed) without a GPU, as in PyTorch's own suite.
+#define SKIP_WITHOUT_CUDA()                                                                                            \
+    if (!torch::cuda::is_available())                                                                                  \
+    GTEST_SKIP() << "no CUDA device"

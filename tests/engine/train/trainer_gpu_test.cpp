@@ -45,10 +45,6 @@ double largestDifference(const std::vector<float>& a, const std::vector<float>& 
 
 } // namespace
 
-#define SKIP_WITHOUT_CUDA()                                                                                            \
-    if (!torch::cuda::is_available())                                                                                  \
-    GTEST_SKIP() << "no CUDA device"
-
 TEST(TrainGpu, TrainsOnTheGpu_CUDA) {
     SKIP_WITHOUT_CUDA();
     RecordingObserver events;

@@ -124,14 +124,7 @@ data::SourceOptions SourceFlags::options() const {
     return o;
 }
 
-std::string joinNames(const std::vector<train::Choice>& choices) {
-    std::string out;
-    for (const auto& c : choices)
-        out += (out.empty() ? "" : "|") + std::string(c.name);
-    return out;
-}
-
-void printEvaluation(const train::Evaluation& e) {
+void printEvaluation(const Evaluation& e) {
     char line[160];
     std::snprintf(line, sizeof line, "%s: accuracy %.2f%%  loss %.4f  (%s samples)\n", e.split.c_str(),
                   100.0 * e.accuracy, e.loss, groupThousands(e.samples).c_str());
@@ -158,7 +151,7 @@ void printEvaluation(const train::Evaluation& e) {
               << table.render();
 }
 
-std::string evaluationJson(const train::Evaluation& e) {
+std::string evaluationJson(const Evaluation& e) {
     nlohmann::json j;
     j["split"] = e.split;
     j["samples"] = e.samples;

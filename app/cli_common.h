@@ -51,9 +51,6 @@ using session::bundledArchitectures;
 using session::resolveArchitecture;
 using data::kFashionMnistDir;
 
-/// "a, b, c" of the names in a choice list.
-std::string joinNames(const std::vector<train::Choice>& choices);
-
 void registerTrainCommands(CLI::App& app, Command& selected);
 void registerInspectCommands(CLI::App& app, Command& selected);
 /// mppdl eval, predict, export (cli_models.cpp).
@@ -64,8 +61,8 @@ void registerTuneCommands(CLI::App& app, Command& selected);
 void registerDbCommands(CLI::App& app, Command& selected);
 
 /// Prints an evaluation: accuracy, per-class table, confusion matrix.
-void printEvaluation(const train::Evaluation& evaluation);
+void printEvaluation(const Evaluation& evaluation);
 /// The evaluation as a JSON object (for --json).
-std::string evaluationJson(const train::Evaluation& evaluation);
+std::string evaluationJson(const Evaluation& evaluation);
 
 } // namespace mppdl::cli

@@ -6,15 +6,15 @@
 #include "mppdl/core/text_table.h"
 #include "mppdl/data/dataset.h"
 #include "mppdl/data/distribution.h"
+#include "mppdl/data/preview.h"
 #include "mppdl/model/analysis.h"
 #include "mppdl/model/layers.h"
 #include "mppdl/train/devices.h"
 
-#include <torch/torch.h>
-
 #include <algorithm>
 #include <iostream>
 #include <memory>
+#include <numeric>
 
 namespace mppdl::cli {
 
@@ -104,17 +104,23 @@ int archLayers() {
 }
 
 /// A grayscale ramp, darkest first: one character per pixel, two wide to keep the aspect.
-std::string asciiImage(const torch::Tensor& image) {
+/// `pixels` is a RowPreview's, H x W x C.
+std::string asciiImage(const std::vector<uint8_t>& pixels, const std::vector<int64_t>& shape) {
     static const char ramp[] = " .:-=+*#%@";
-    auto gray = image.to(torch::kFloat).mean(0); // channels to one
-    const float lo = gray.min().item<float>(), hi = gray.max().item<float>();
-    gray = (gray - lo) / std::max(hi - lo, 1e-6f);
-    auto acc = gray.accessor<float, 2>();
+    const int64_t channels = shape[0], height = shape[1], width = shape[2];
+    std::vector<float> gray(size_t(height * width), 0.0f); // channels to one
+    for (size_t p = 0; p < gray.size(); ++p) {
+        for (int64_t c = 0; c < channels; ++c)
+            gray[p] += float(pixels[p * size_t(channels) + size_t(c)]);
+        gray[p] /= float(channels);
+    }
+    const auto [lo, hi] = std::minmax_element(gray.begin(), gray.end());
+    const float low = *lo, range = std::max(*hi - *lo, 1e-6f);
     std::string out;
-    for (int64_t r = 0; r < gray.size(0); ++r) {
+    for (int64_t r = 0; r < height; ++r) {
         out += "  |";
-        for (int64_t c = 0; c < gray.size(1); ++c) {
-            const char ch = ramp[std::min(9, int(acc[r][c] * 9.999f))];
+        for (int64_t c = 0; c < width; ++c) {
+            const char ch = ramp[std::min(9, int((gray[size_t(r * width + c)] - low) / range * 9.999f))];
             out += ch;
             out += ch;
         }
@@ -235,17 +241,18 @@ struct DataShowFlags {
         }
         std::cout << "\n\n";
 
-        const auto& x = loaded.train.features();
-        const auto& y = loaded.train.labels();
         const int64_t show = std::min<int64_t>(rows, loaded.train.size());
-        if (x.dim() == 4) {
-            for (int64_t i = 0; i < show; ++i) {
-                const int64_t label = y[i].item<int64_t>();
-                std::cout << "row " << i << ": class " << label << " (" << schema.classNames[size_t(label)] << ")\n"
-                          << asciiImage(x[i]);
-            }
+        if (data::isImageShape(schema.sampleShape)) {
+            std::vector<int64_t> first(size_t(show));
+            std::iota(first.begin(), first.end(), 0);
+            for (const auto& row : data::previewRowsAt(loaded.train, first, 0))
+                std::cout << "row " << row.row << ": class " << row.label << " ("
+                          << schema.classNames[size_t(row.label)] << ")\n"
+                          << asciiImage(row.pixels, schema.sampleShape);
         } else {
-            const int64_t features = x.numel() / std::max<int64_t>(1, x.size(0));
+            int64_t features = 1;
+            for (const auto d : schema.sampleShape)
+                features *= d;
             const int64_t cols = std::min<int64_t>(features, 8);
             std::vector<std::string> header = {"row"};
             for (int64_t c = 0; c < cols; ++c)
@@ -254,17 +261,18 @@ struct DataShowFlags {
                 header.push_back("...");
             header.push_back("label");
             TextTable preview(header, std::vector<Align>(header.size(), Align::Right));
-            const auto flat = x.reshape({x.size(0), -1}).to(torch::kFloat);
-            for (int64_t i = 0; i < std::max<int64_t>(show, std::min<int64_t>(5, loaded.train.size())); ++i) {
-                std::vector<std::string> row = {std::to_string(i)};
-                for (int64_t c = 0; c < cols; ++c) {
+            std::vector<int64_t> first(size_t(std::max<int64_t>(show, std::min<int64_t>(5, loaded.train.size()))));
+            std::iota(first.begin(), first.end(), 0);
+            for (const auto& r : data::previewRowsAt(loaded.train, first, int(cols))) {
+                std::vector<std::string> row = {std::to_string(r.row)};
+                for (const double value : r.values) {
                     char v[32];
-                    std::snprintf(v, sizeof v, "%.4g", flat[i][c].item<float>());
+                    std::snprintf(v, sizeof v, "%.4g", float(value));
                     row.push_back(v);
                 }
                 if (cols < features)
                     row.push_back("...");
-                row.push_back(schema.classNames[size_t(y[i].item<int64_t>())]);
+                row.push_back(schema.classNames[size_t(r.label)]);
                 preview.addRow(row);
             }
             std::cout << preview.render();

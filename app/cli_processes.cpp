@@ -96,9 +96,9 @@ private:
 };
 
 /// A worker's run reports nothing itself: rank 0 speaks for the run.
-class SilentObserver : public train::RunObserver {
+class SilentObserver : public RunObserver {
 public:
-    void onEvents(const std::vector<train::RunEvent>&) override {}
+    void onEvents(const std::vector<RunEvent>&) override {}
 };
 
 } // namespace
@@ -117,7 +117,7 @@ void ProcessFlags::add(CLI::App& c) {
 }
 
 train::TrainResult trainInProcesses(const train::TrainConfig& given, const model::Architecture& architecture,
-                                    const data::PreparedData& data, train::RunObserver& observer,
+                                    const data::PreparedData& data, RunObserver& observer,
                                     train::TrainControl control, const ProcessFlags& flags) {
     if (given.processes <= 1)
         return train::train(given, architecture, data, observer, control);

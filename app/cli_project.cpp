@@ -12,7 +12,6 @@
 #include <nlohmann/json.hpp>
 
 #ifdef MPPDL_WITH_POSTGRES
-#include "data/pg_connection.h" // arch import --from-table
 #endif
 
 #include <unistd.h>
@@ -488,62 +487,17 @@ int archVersions(const std::string& projectFlag, const std::string& name) {
 }
 
 struct ImportOptions {
-    std::string file;
+    session::ArchitectureImport from;
     std::string format = "keras-json";
-    std::string name;
     std::string note;
-    std::string table;
-    int64_t id = -1;
-    std::string conn;
 };
-
-/// The Keras JSON a MADlib model architecture table holds for one model_id.
-std::string kerasFromTable(const ImportOptions& o) {
-#ifdef MPPDL_WITH_POSTGRES
-    const std::string where = "table " + o.table;
-    const auto table = data::quoteQualifiedName(o.table, "--from-table");
-    data::PgConnection connection(o.conn, where);
-    const auto result =
-        connection.query("SELECT model_arch::text FROM " + table + " WHERE model_id = $1", {std::to_string(o.id)});
-    if (result.rows() == 0)
-        throw ConfigError("no model_id " + std::to_string(o.id) + " in " + o.table + " (" + connection.describe() + ")");
-    if (result.isNull(0, 0))
-        throw ConfigError("model_id " + std::to_string(o.id) + " in " + o.table + " has no model_arch (NULL)");
-    return result.text(0, 0);
-#else
-    (void)o;
-    throw ConfigError("--from-table needs PostgreSQL support, and this mppdl was built without it (MPPDL_POSTGRES=OFF)");
-#endif
-}
 
 int archImport(const std::string& projectFlag, const ImportOptions& o) {
     if (o.format != "keras-json")
         throw ConfigError("unknown --format '" + o.format + "'; mppdl imports keras-json");
-    std::string text, origin, source;
-    if (!o.table.empty()) {
-        if (!o.file.empty())
-            throw ConfigError("give either FILE or --from-table, not both");
-        if (o.id < 0)
-            throw ConfigError("--from-table needs --id N (the model_id of the row)");
-        text = kerasFromTable(o);
-        origin = o.table + " model_id " + std::to_string(o.id);
-        source = "from MADlib table " + o.table + ", model_id " + std::to_string(o.id);
-    } else {
-        if (o.file.empty())
-            throw ConfigError("arch import needs FILE (Keras JSON) or --from-table TABLE --id N");
-        std::ifstream in(o.file, std::ios::binary);
-        if (!in)
-            throw ConfigError(o.file + ": no such Keras JSON file");
-        std::ostringstream buffer;
-        buffer << in.rdbuf();
-        text = buffer.str();
-        origin = o.file;
-        source = "from Keras JSON " + fs::absolute(o.file).lexically_normal().string();
-    }
-    auto architecture = validated(model::fromKerasJson(text, origin));
-    if (!o.name.empty())
-        architecture.name = o.name;
-    architecture.description = "Imported " + source;
+    const auto imported = session::importArchitecture(o.from);
+    const auto& architecture = imported.architecture;
+    const auto& source = imported.source;
     auto project = openProject(projectFlag, store::Access::Write);
     bool created = false;
     const auto v = project.addArchitecture(architecture.name, model::toJson(architecture),
@@ -656,16 +610,16 @@ void registerProjectCommands(CLI::App& app, Command& selected) {
     auto* import = arch->add_subcommand("import", "add a Keras model JSON (a file, or a MADlib model architecture table row) as an architecture");
     addProject(import);
     auto importOptions = std::make_shared<ImportOptions>();
-    import->add_option("FILE", importOptions->file, "Keras JSON file (model.to_json())");
+    import->add_option("FILE", importOptions->from.file, "Keras JSON file (model.to_json())");
     import->add_option("--format", importOptions->format, "keras-json")
         ->check(CLI::IsMember({"keras-json"}))
         ->capture_default_str();
-    import->add_option("--name", importOptions->name, "store under this name (default: the Keras model's name)");
+    import->add_option("--name", importOptions->from.name, "store under this name (default: the Keras model's name)");
     import->add_option("--note", importOptions->note, "what changed in this version");
-    import->add_option("--from-table", importOptions->table,
+    import->add_option("--from-table", importOptions->from.table,
                        "read model_arch from a MADlib model architecture table ([SCHEMA.]TABLE)");
-    import->add_option("--id", importOptions->id, "model_id of the row to read (with --from-table)");
-    import->add_option("--conn", importOptions->conn, std::string("--from-table: ") + kConnectionHelp);
+    import->add_option("--id", importOptions->from.modelId, "model_id of the row to read (with --from-table)");
+    import->add_option("--conn", importOptions->from.connection, std::string("--from-table: ") + kConnectionHelp);
     import->callback([&selected, projectFlag, importOptions] {
         selected = [projectFlag, importOptions] { return archImport(*projectFlag, *importOptions); };
     });

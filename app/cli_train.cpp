@@ -14,6 +14,7 @@
 #include "mppdl/data/preprocess.h"
 #include "mppdl/model/architecture.h"
 #include "mppdl/session/recorded_run.h"
+#include "mppdl/session/resume.h"
 #include "mppdl/train/devices.h"
 #include "mppdl/train/trainer.h"
 
@@ -32,7 +33,7 @@ namespace mppdl::cli {
 
 namespace {
 
-std::unique_ptr<train::RunObserver> makeObserver(bool json, bool quiet) {
+std::unique_ptr<RunObserver> makeObserver(bool json, bool quiet) {
     if (json)
         return std::make_unique<JsonObserver>();
     return std::make_unique<TerminalObserver>(!quiet);
@@ -42,7 +43,7 @@ std::unique_ptr<train::RunObserver> makeObserver(bool json, bool quiet) {
 /// and says where the run is recorded.
 train::TrainResult trainRecorded(store::Project& project, int64_t runId, const train::TrainConfig& config,
                                  const model::Architecture& architecture, const data::PreparedData& data,
-                                 train::RunObserver& display, train::TrainControl control, int keepCheckpoints,
+                                 RunObserver& display, train::TrainControl control, int keepCheckpoints,
                                  bool json, const ProcessFlags& processes, bool projectCreated = false) {
     const auto run = project.run(runId);
     if (json)
@@ -59,7 +60,7 @@ train::TrainResult trainRecorded(store::Project& project, int64_t runId, const t
     auto result = session::trainRecorded(
         project, runId, config, architecture, data, display, std::move(control), keepCheckpoints,
         [&](const train::TrainConfig& c, const model::Architecture& a, const data::PreparedData& d,
-            train::RunObserver& observers, const train::TrainControl& k) {
+            RunObserver& observers, const train::TrainControl& k) {
             return trainInProcesses(c, a, d, observers, k, processes);
         });
     if (!json)
@@ -72,7 +73,7 @@ struct TrainFlags {
     SourceFlags source;
     std::string architecture;
     train::TrainConfig config;
-    std::string normalization = "scale";
+    std::string normalization = data::toString(train::DataConfig{}.normalization);
     std::string save;
     std::string project;
     bool noProject = false;
@@ -94,12 +95,12 @@ struct TrainFlags {
             ->required();
         c.add_option("--epochs", config.epochs, "epochs")->capture_default_str();
         c.add_option("--batch-size", config.batchSize, "minibatch size")->capture_default_str();
-        c.add_option("--optimizer", config.optimizer.name, joinNames(train::optimizerChoices()))->capture_default_str();
+        c.add_option("--optimizer", config.optimizer.name, joinChoiceNames(train::optimizerChoices(), "|"))->capture_default_str();
         c.add_option("--lr", config.optimizer.lr, "learning rate")->capture_default_str();
         c.add_option("--momentum", config.optimizer.momentum, "momentum (sgd, rmsprop)")->capture_default_str();
         c.add_flag("--nesterov", config.optimizer.nesterov, "Nesterov momentum (sgd)");
         c.add_option("--weight-decay", config.optimizer.weightDecay, "weight decay")->capture_default_str();
-        c.add_option("--schedule", config.schedule.name, "learning-rate schedule: " + joinNames(train::scheduleChoices()))
+        c.add_option("--schedule", config.schedule.name, "learning-rate schedule: " + joinChoiceNames(train::scheduleChoices(), "|"))
             ->capture_default_str();
         c.add_option("--step-size", config.schedule.stepSize, "step schedule: epochs between decays")->capture_default_str();
         c.add_option("--gamma", config.schedule.gamma, "step schedule: decay factor")->capture_default_str();
@@ -107,7 +108,7 @@ struct TrainFlags {
         c.add_option("--val-fraction", config.data.validationFraction,
                      "fraction of the training rows held out for validation (seeded)")
             ->capture_default_str();
-        c.add_option("--normalize", normalization, "feature normalization: none|scale|standardize")->capture_default_str();
+        c.add_option("--normalize", normalization, "feature normalization: " + joinChoiceNames(data::normalizationChoices(), "|"))->capture_default_str();
         c.add_option("--early-stopping", config.earlyStoppingPatience,
                      "stop after N epochs without a lower validation loss (0 = off)")
             ->capture_default_str();
@@ -118,7 +119,7 @@ struct TrainFlags {
             ->capture_default_str();
         c.add_option("--seed", config.seed, "random seed; the same seed repeats a CPU run bit for bit")
             ->capture_default_str();
-        c.add_option("--strategy", config.strategy, "how segments train: " + joinNames(train::strategyChoices()))
+        c.add_option("--strategy", config.strategy, "how segments train: " + joinChoiceNames(train::strategyChoices(), "|"))
             ->capture_default_str();
         segmentsOption = c.add_option("--segments", config.segments,
                                       "segments the rows are distributed over (default: 1, or --processes)");
@@ -215,14 +216,14 @@ struct TrainFlags {
         return 0;
     }
 
-    train::TrainResult trainUnrecorded(train::RunObserver& observer, const train::TrainControl& control) {
+    train::TrainResult trainUnrecorded(RunObserver& observer, const train::TrainControl& control) {
         const auto arch = model::loadArchitecture(resolveArchitecture(architecture));
         failureReported = true; // from here on the trainer reports failures as events
         const auto loaded = train::loadData(config, arch, observer);
         return trainInProcesses(config, arch, loaded.prepared, observer, control, processes);
     }
 
-    train::TrainResult trainInProject(train::RunObserver& observer, train::TrainControl control) {
+    train::TrainResult trainInProject(RunObserver& observer, train::TrainControl control) {
         bool created = false;
         auto store = openProject(project, store::Access::Write, &created);
         store.reconcileInterrupted();
@@ -307,9 +308,9 @@ struct ScaleStudyFlags {
             flags.config.data.location = flags.source.location;
             flags.config.data.source = flags.source.options();
             flags.config.data.normalization = data::parseNormalization(flags.normalization);
-            train::RecordingObserver recording;
+            RecordingObserver recording;
             const auto display = makeObserver(false, true);
-            train::ObserverList observers;
+            ObserverList observers;
             observers.add(display.get());
             observers.add(&recording);
             train::TrainControl control;
@@ -320,7 +321,7 @@ struct ScaleStudyFlags {
             o.segments = n;
             o.test = result.test ? std::optional<double>(result.test->accuracy) : std::nullopt;
             for (const auto& e : recording.events())
-                if (e.kind == train::EventKind::Epoch && e.segment < 0) {
+                if (e.kind == EventKind::Epoch && e.segment < 0) {
                     if (e.hasMetric("val_accuracy"))
                         o.valAccuracy[e.epoch] = e.metric("val_accuracy");
                     o.epochSeconds[e.epoch] = e.metric("epoch_seconds");
@@ -388,46 +389,16 @@ struct ResumeFlags {
     int execute() {
         auto store = openProject(project, store::Access::Write);
         store.reconcileInterrupted();
-        const auto record = findRun(store, run);
-        const std::string label = "run " + std::to_string(record.id) + " (" + record.name + ")";
-        switch (record.state) {
-        case store::RunState::Finished:
-            throw ConfigError(label + " has finished; to train it further start a new run with --warm-start " +
-                              std::to_string(record.id));
-        case store::RunState::Running:
-            throw ConfigError(label + " is still running (pid " + std::to_string(record.pid) + " on " + record.host + ")");
-        default:
-            break;
-        }
-        const auto checkpoint = store.lastResumable(record.id);
-        if (!checkpoint)
-            throw ConfigError(label + " stopped before its first epoch ended: there is nothing to resume; start it "
-                                      "again with mppdl train");
-        auto config = train::trainConfigFromJson(record.config);
-        if (threads >= 0)
-            config.threads = threads;
-        const auto version = store.architectureById(record.architectureVersionId);
-        if (!version)
-            throw StorageError(store.path() + ": " + label + " refers to a missing architecture version");
-        const auto architecture = model::parseArchitecture(version->spec, version->name + "@" + std::to_string(version->version));
-
         const auto observer = makeObserver(json, quiet);
-        const auto loaded = train::loadData(config, architecture, *observer);
-        // The same seed gives the same split and normalizer; a changed source would not.
-        const auto info = train::modelInfoJson(loaded.prepared.normalizer, loaded.prepared.train.classNames(),
-                                               train::modelMembers(config));
-        if (!record.modelInfo.empty() && nlohmann::json::parse(info) != nlohmann::json::parse(record.modelInfo))
-            throw DataError(config.data.location + " has changed since " + label +
-                            " started (other class names or feature statistics): it cannot be resumed");
-        store.truncateMetrics(record.id, checkpoint->epoch);
+        const auto point = session::prepareResume(store, findRun(store, run), *observer, threads);
         if (!json)
-            std::cout << "resuming " << label << " after epoch " << checkpoint->epoch << " of " << config.epochs
-                      << std::endl;
+            std::cout << "resuming " << point.label << " after epoch " << point.checkpoint.epoch << " of "
+                      << point.config.epochs << std::endl;
         train::TrainControl control;
         control.cancel = &cancelFlag();
-        control.resumeFrom = &*checkpoint;
-        trainRecorded(store, record.id, config, architecture, loaded.prepared, *observer, control, keepCheckpoints, json,
-                      processes);
+        control.resumeFrom = &point.checkpoint;
+        trainRecorded(store, point.run.id, point.config, point.architecture, point.loaded.prepared, *observer, control,
+                      keepCheckpoints, json, processes);
         return 0;
     }
 };

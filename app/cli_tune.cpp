@@ -163,7 +163,7 @@ struct TuneFlags {
     SourceFlags source;
     std::string space;
     tune::SearchRequest request;
-    std::string normalization = "scale";
+    std::string normalization = data::toString(train::DataConfig{}.normalization);
     std::string project;
     std::string resume;
     std::string show;
@@ -175,13 +175,13 @@ struct TuneFlags {
     void add(CLI::App& c) {
         source.add(c, false);
         c.add_option("--space", space, "the search space, a JSON file (its keys: mppdl tune --help)");
-        c.add_option("--search", request.search, "how configurations are chosen: " + joinNames(tune::searchChoices()))
+        c.add_option("--search", request.search, "how configurations are chosen: " + joinChoiceNames(tune::searchChoices(), "|"))
             ->capture_default_str();
         c.add_option("--samples", request.samples, "random search: how many configurations (default: the space's "
                                                    "\"samples\", else 8)")
             ->check(CLI::Range(1, 100000));
         c.add_option("--scheduler", request.schedule.scheduler,
-                     "how configurations share the segments: " + joinNames(tune::schedulerChoices()))
+                     "how configurations share the segments: " + joinChoiceNames(tune::schedulerChoices(), "|"))
             ->capture_default_str();
         c.add_option("--segments", request.schedule.segments, "segments (workers) the search runs on")
             ->capture_default_str()
@@ -192,9 +192,9 @@ struct TuneFlags {
         c.add_option("--val-fraction", request.base.data.validationFraction,
                      "fraction of the training rows held out for validation (the leaderboard's ranking)")
             ->capture_default_str();
-        c.add_option("--normalize", normalization, "feature normalization: none|scale|standardize")->capture_default_str();
+        c.add_option("--normalize", normalization, "feature normalization: " + joinChoiceNames(data::normalizationChoices(), "|"))->capture_default_str();
         c.add_option("--schedule", request.base.schedule.name,
-                     "every configuration's learning-rate schedule: " + joinNames(train::scheduleChoices()))
+                     "every configuration's learning-rate schedule: " + joinChoiceNames(train::scheduleChoices(), "|"))
             ->capture_default_str();
         c.add_option("--step-size", request.base.schedule.stepSize, "step schedule: epochs between decays")
             ->capture_default_str();

@@ -6,10 +6,10 @@
 
 namespace mppdl::cli {
 
-void JsonObserver::onEvents(const std::vector<train::RunEvent>& batch) {
+void JsonObserver::onEvents(const std::vector<RunEvent>& batch) {
     for (const auto& e : batch) {
         nlohmann::json j;
-        j["event"] = train::toString(e.kind);
+        j["event"] = toString(e.kind);
         if (e.epochs > 0) {
             j["epoch"] = e.epoch;
             j["epochs"] = e.epochs;
@@ -38,7 +38,7 @@ void JsonObserver::onEvents(const std::vector<train::RunEvent>& batch) {
                                                   e.evaluation->confusion.begin() + long((t + 1) * k)));
             j["confusion_matrix"] = cm;
         }
-        if (e.kind == train::EventKind::Finished) {
+        if (e.kind == EventKind::Finished) {
             // The contract of the last line: these keys are always present.
             for (const char* key : {"test_accuracy", "test_loss"})
                 if (!j.contains(key))

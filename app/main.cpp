@@ -9,15 +9,38 @@
 #include "mppdl/core/error.h"
 #include "mppdl/train/devices.h"
 
-#include <c10/util/Exception.h>
-
 #ifdef MPPDL_WITH_GUI
 #include "ui/gui.h"
 #endif
 
+#include <cstdlib>
 #include <iostream>
 
 namespace {
+
+/// Whether a window can open: Qt on Linux needs an X11 or Wayland display, or a platform plugin
+/// named in QT_QPA_PLATFORM (offscreen, vnc). Asked before Qt starts, which would abort
+/// ("could not connect to display") on a GPU server reached over SSH.
+bool displayAvailable() {
+    for (const char* name : {"DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"}) {
+        const char* value = std::getenv(name);
+        if (value && *value)
+            return true;
+    }
+    return false;
+}
+
+/// A plain `mppdl` (or `mppdl gui`) where no window can open: why, then what works here.
+int noWorkbench(const CLI::App& app) {
+#ifdef MPPDL_WITH_GUI
+    std::cerr << "mppdl: no display (DISPLAY and WAYLAND_DISPLAY are unset), so the workbench cannot open; "
+                 "the commands below work without one\n\n";
+#else
+    std::cerr << "mppdl: this build has no workbench (MPPDL_GUI=OFF); the commands below work without one\n\n";
+#endif
+    std::cout << app.help() << std::flush;
+    return mppdl::exitCode(mppdl::ErrorKind::Config);
+}
 
 const char* kExitCodes = R"(exit codes:
   0    success
@@ -44,7 +67,7 @@ int main(int argc, char** argv) {
 #ifdef MPPDL_WITH_GUI
     // Qt reads its own options from the environment (QT_QPA_PLATFORM, ...): it gets only the name.
     int qtArgc = 1;
-    if (argc == 1)
+    if (argc == 1 && displayAvailable())
         return ui::runGui(qtArgc, argv, {});
 #endif
 
@@ -75,8 +98,12 @@ int main(int argc, char** argv) {
                     "train a run again with its recorded settings (an id or a name), watching it live");
     gui->add_option("--compare", guiStart.compare, "compare these runs (ids or names, comma-separated)")
         ->delimiter(',');
-    gui->callback([&] { selected = [&] { return ui::runGui(qtArgc, argv, guiStart); }; });
+    gui->callback([&] {
+        selected = [&] { return displayAvailable() ? ui::runGui(qtArgc, argv, guiStart) : noWorkbench(app); };
+    });
 #endif
+    if (argc == 1)
+        return noWorkbench(app);
 
     try {
         app.parse(argc, argv);
@@ -104,11 +131,10 @@ int main(int argc, char** argv) {
     } catch (const Error& e) {
         std::cerr << "mppdl: " << toString(e.kind()) << " error: " << e.what() << std::endl;
         return exitCode(e.kind());
-    } catch (const c10::Error& e) {
-        std::cerr << "mppdl: internal error: libtorch: " << e.what_without_backtrace() << std::endl;
-        return exitCode(ErrorKind::Internal);
     } catch (const std::exception& e) {
-        std::cerr << "mppdl: internal error: " << e.what() << std::endl;
+        // libtorch's messages carry a backtrace after their first line.
+        const std::string what = e.what();
+        std::cerr << "mppdl: internal error: " << what.substr(0, what.find('\n')) << std::endl;
         return exitCode(ErrorKind::Internal);
     }
 }

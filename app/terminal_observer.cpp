@@ -11,8 +11,6 @@
 
 namespace mppdl::cli {
 
-using train::EventKind;
-using train::RunEvent;
 
 TerminalObserver::TerminalObserver(bool verbose) : m_verbose(verbose), m_tty(isatty(STDERR_FILENO) != 0) {}
 

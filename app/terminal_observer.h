@@ -1,6 +1,6 @@
 #pragma once
 
-#include "mppdl/train/events.h"
+#include "mppdl/core/events.h"
 
 #include <cstdio>
 #include <string>
@@ -10,14 +10,14 @@ namespace mppdl::cli {
 
 /// Shows a run for a person at a terminal: a live progress bar on stderr (only when stderr is a
 /// terminal), a line per epoch and the final results on stdout.
-class TerminalObserver : public train::RunObserver {
+class TerminalObserver : public RunObserver {
 public:
     explicit TerminalObserver(bool verbose = true);
-    void onEvents(const std::vector<train::RunEvent>& batch) override;
+    void onEvents(const std::vector<RunEvent>& batch) override;
 
 private:
     void clearProgress();
-    void progress(const train::RunEvent& e);
+    void progress(const RunEvent& e);
 
     bool m_verbose;
     bool m_tty;

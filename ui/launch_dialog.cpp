@@ -107,7 +107,7 @@ LaunchDialog::LaunchDialog(const store::Project& project, QWidget* parent) : QDi
     m_valFraction = decimalBox(0.0, 0.9, 2, defaults.data.validationFraction, this);
     m_valFraction->setSingleStep(0.05);
     m_normalize = new QComboBox(this);
-    m_normalize->addItems({"scale", "standardize", "none"});
+    fillChoices(m_normalize, data::normalizationChoices());
     auto* dataBox = new QGroupBox(tr("Data"), this);
     auto* dataForm = new QFormLayout(dataBox);
     dataForm->addRow(tr("Dataset:"), m_dataset);

@@ -94,7 +94,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     m_jobs = new TrainingJobs(2, this);
     connect(m_jobs, &TrainingJobs::runCreated, this, [this](int, qint64 runId) { openLiveRun(runId); });
     connect(m_jobs, &TrainingJobs::events, this,
-            [this](int, qint64 runId, const std::vector<train::RunEvent>& batch) { onJobEvents(runId, batch); });
+            [this](int, qint64 runId, const std::vector<RunEvent>& batch) { onJobEvents(runId, batch); });
     connect(m_jobs, &TrainingJobs::ended, this, &MainWindow::onJobEnded);
 
     connect(m_tree, &ProjectTree::runActivated, this, [this](qint64 id) { showRun(id); });
@@ -734,9 +734,9 @@ void MainWindow::openLiveRun(int64_t runId) {
     log(tr("run %1 started").arg(runId));
 }
 
-void MainWindow::onJobEvents(int64_t runId, const std::vector<train::RunEvent>& batch) {
+void MainWindow::onJobEvents(int64_t runId, const std::vector<RunEvent>& batch) {
     for (const auto& event : batch)
-        if (event.kind == train::EventKind::Message || event.kind == train::EventKind::Started)
+        if (event.kind == EventKind::Message || event.kind == EventKind::Started)
             log((runId > 0 ? tr("run %1: ").arg(runId) : QString()) + QString::fromStdString(event.message));
     if (runId <= 0)
         return;

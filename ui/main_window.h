@@ -132,7 +132,7 @@ private:
     void updateStatus(const std::vector<store::RunRecord>& runs);
     /// Opens a run that trains in this window in a tab fed by its events.
     void openLiveRun(int64_t runId);
-    void onJobEvents(int64_t runId, const std::vector<train::RunEvent>& batch);
+    void onJobEvents(int64_t runId, const std::vector<RunEvent>& batch);
     void onJobEnded(int job, int64_t runId, const QString& state, const QString& message);
     /// Wires a run view's Stop button to the job training it.
     void wire(RunView* view);

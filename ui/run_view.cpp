@@ -281,7 +281,7 @@ void RunView::reload(const store::Project& project) {
         m_points = project.metrics(m_runId);
         const auto evaluations = project.evaluations(m_runId);
         m_evaluation = evaluations.empty() ? nullptr
-                                           : std::make_shared<const train::Evaluation>(evaluations.back().evaluation);
+                                           : std::make_shared<const Evaluation>(evaluations.back().evaluation);
         m_evaluationEpoch = evaluations.empty() ? 0 : evaluations.back().epoch;
         // Steps per epoch from the first epoch's end: where a minibatch point falls in epochs.
         for (const auto& p : m_points)
@@ -293,17 +293,17 @@ void RunView::reload(const store::Project& project) {
     redraw();
 }
 
-void RunView::appendEvents(const std::vector<train::RunEvent>& batch) {
+void RunView::appendEvents(const std::vector<RunEvent>& batch) {
     for (const auto& event : batch) {
         const auto points = store::metricPoints(event);
         m_points.insert(m_points.end(), points.begin(), points.end());
         switch (event.kind) {
-        case train::EventKind::Progress:
+        case EventKind::Progress:
             m_lastProgress = event;
             if (event.stepsPerEpoch > 0)
                 m_stepsPerEpoch = event.stepsPerEpoch;
             break;
-        case train::EventKind::Epoch:
+        case EventKind::Epoch:
             if (event.segment < 0 && m_lastProgress) { // the epoch's end is the latest progress
                 m_lastProgress->epoch = event.epoch;
                 m_lastProgress->step = event.step;
@@ -314,19 +314,19 @@ void RunView::appendEvents(const std::vector<train::RunEvent>& batch) {
                         m.value = event.metric("eta_seconds", m.value);
             }
             break;
-        case train::EventKind::Evaluation:
+        case EventKind::Evaluation:
             m_evaluation = event.evaluation;
             m_evaluationEpoch = event.epoch;
             break;
-        case train::EventKind::Finished:
+        case EventKind::Finished:
             m_ending = tr("finished in %1").arg(clockText(event.wallSeconds));
             setStoppable(false);
             break;
-        case train::EventKind::Cancelled:
+        case EventKind::Cancelled:
             m_ending = tr("stopped after %1").arg(clockText(event.wallSeconds));
             setStoppable(false);
             break;
-        case train::EventKind::Failed:
+        case EventKind::Failed:
             m_ending = tr("failed: %1").arg(QString::fromStdString(event.message));
             setStoppable(false);
             break;

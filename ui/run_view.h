@@ -1,7 +1,7 @@
 #pragma once
 
 #include "mppdl/store/project.h"
-#include "mppdl/train/events.h"
+#include "mppdl/core/events.h"
 
 #include <QTimer>
 #include <QWidget>
@@ -44,7 +44,7 @@ public:
     /// Re-reads the run's record and, unless live, its metrics and evaluation (a running run grows).
     void reload(const store::Project& project);
     /// A batch of the run's events (GUI thread); the plots are redrawn a few times a second at most.
-    void appendEvents(const std::vector<train::RunEvent>& batch);
+    void appendEvents(const std::vector<RunEvent>& batch);
     /// Shows the Stop button (the run trains in this window) or hides it.
     void setStoppable(bool stoppable);
 
@@ -101,9 +101,9 @@ private:
     QString m_seen; ///< state, epochs and heartbeat of the run as last read
     std::optional<store::RunRecord> m_run;
     std::vector<store::MetricPoint> m_points;
-    std::shared_ptr<const train::Evaluation> m_evaluation;
+    std::shared_ptr<const Evaluation> m_evaluation;
     int m_evaluationEpoch = 0; ///< whose weights m_evaluation judged
-    std::optional<train::RunEvent> m_lastProgress; ///< live runs: the latest Progress event
+    std::optional<RunEvent> m_lastProgress; ///< live runs: the latest Progress event
     QString m_ending; ///< live runs: how the run ended, once it has
     int64_t m_stepsPerEpoch = 0;
     QStringList m_classNames; ///< the run's dataset's

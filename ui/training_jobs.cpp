@@ -21,10 +21,10 @@ namespace {
 
 /// The engine's observer for one job: every batch leaves the training thread as a signal, which Qt
 /// queues to the GUI thread; the trainer never waits for the window.
-class RunBridge : public train::RunObserver {
+class RunBridge : public RunObserver {
 public:
     RunBridge(TrainingJobs& jobs, int job, const std::atomic<qint64>& runId) : m_jobs(jobs), m_job(job), m_runId(runId) {}
-    void onEvents(const std::vector<train::RunEvent>& batch) override { Q_EMIT m_jobs.events(m_job, m_runId, batch); }
+    void onEvents(const std::vector<RunEvent>& batch) override { Q_EMIT m_jobs.events(m_job, m_runId, batch); }
 
 private:
     TrainingJobs& m_jobs;
@@ -35,7 +35,7 @@ private:
 } // namespace
 
 TrainingJobs::TrainingJobs(int concurrent, QObject* parent) : QObject(parent) {
-    qRegisterMetaType<std::vector<train::RunEvent>>();
+    qRegisterMetaType<std::vector<RunEvent>>();
     m_pool.setMaxThreadCount(std::max(1, concurrent));
     // Connected first, so that other receivers of `ended` already see the job gone.
     connect(this, &TrainingJobs::ended, this, [this](int job) { forget(job); });

@@ -3,7 +3,7 @@
 // Training launched from the workbench: each run is a job on the window's pool of engine threads,
 // with a project connection of its own; what it reports arrives on the GUI thread as queued signals.
 
-#include "mppdl/train/events.h"
+#include "mppdl/core/events.h"
 #include "mppdl/train/trainer.h"
 
 #include <QHash>
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-Q_DECLARE_METATYPE(std::vector<mppdl::train::RunEvent>)
+Q_DECLARE_METATYPE(std::vector<mppdl::RunEvent>)
 
 namespace mppdl::ui {
 
@@ -56,7 +56,7 @@ Q_SIGNALS:
     /// The job's data is loaded and its run recorded (queued): from here on its events name the run.
     void runCreated(int job, qint64 runId);
     /// A batch of the job's events; runId is 0 while the data is still loading.
-    void events(int job, qint64 runId, const std::vector<mppdl::train::RunEvent>& batch);
+    void events(int job, qint64 runId, const std::vector<mppdl::RunEvent>& batch);
     /// The job ended: state is "finished", "cancelled" or "failed" (then `message` says why, naming
     /// the file, table or layer). runId is 0 when it failed before its run was recorded.
     void ended(int job, qint64 runId, const QString& state, const QString& message);

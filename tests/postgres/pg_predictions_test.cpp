@@ -39,7 +39,7 @@ protected:
         train::TrainConfig c;
         c.epochs = 1;
         c.threads = 1;
-        train::RecordingObserver events;
+        RecordingObserver events;
         const auto arch = model::loadArchitecture(std::string(MPPDL_SOURCE_DIR) + "/resources/architectures/mlp.json");
         model = train::train(c, arch, data::prepare(source, 0.2, 1, data::Normalizer::Mode::Scale01), events).model;
     }

@@ -141,7 +141,7 @@ TEST_F(PgShards, DatabaseDistributionTrainsEachSegmentOnItsRows) {
     config.optimizer.momentum = 0.9;
     config.threads = 1;
     const auto arch = model::loadArchitecture(std::string(MPPDL_SOURCE_DIR) + "/resources/architectures/mlp.json");
-    train::RecordingObserver events;
+    RecordingObserver events;
     const auto loaded = train::loadData(config, arch, events);
     const auto& home = loaded.prepared.train.homeSegments();
     ASSERT_TRUE(home.defined()) << "the validation split and the normalizer keep the home segments";

@@ -45,11 +45,11 @@ TEST_F(PgSource, EveryLayoutReadsTheIdxRowsAndTrainsTheSame) {
     config.threads = 1;
     const auto arch = model::loadArchitecture(std::string(MPPDL_SOURCE_DIR) + "/resources/architectures/lenet5.json");
     auto firstEpoch = [&](const data::LoadedSource& source) {
-        train::RecordingObserver events;
+        RecordingObserver events;
         const auto prepared = data::prepare(source, 0.2, config.seed, data::Normalizer::Mode::Scale01);
         train::train(config, arch, prepared, events);
         for (const auto& e : events.events())
-            if (e.kind == train::EventKind::Epoch)
+            if (e.kind == EventKind::Epoch)
                 return std::make_pair(e.metric("train_loss"), e.metric("val_accuracy"));
         return std::make_pair(-1.0, -1.0);
     };

@@ -88,19 +88,37 @@ Dataset Normalizer::apply(const Dataset& dataset) const {
     return dataset.withFeatures(x.contiguous());
 }
 
+const std::vector<NormalizationKind>& normalizations() {
+    static const std::vector<NormalizationKind> table = {
+        {Normalizer::Mode::Scale01, {"scale", "divide by 255 (8-bit data) or by the largest |x| of the training rows"}},
+        {Normalizer::Mode::Standardize,
+         {"standardize", "subtract each channel's mean and divide by its standard deviation (training rows)"}},
+        {Normalizer::Mode::None, {"none", "the features as they are"}},
+    };
+    return table;
+}
+
+const std::vector<Choice>& normalizationChoices() {
+    static const std::vector<Choice> choices = [] {
+        std::vector<Choice> out;
+        for (const auto& k : normalizations())
+            out.push_back(k.choice);
+        return out;
+    }();
+    return choices;
+}
+
 Normalizer::Mode parseNormalization(const std::string& name) {
-    for (const auto mode : {Normalizer::Mode::None, Normalizer::Mode::Scale01, Normalizer::Mode::Standardize})
-        if (name == toString(mode))
-            return mode;
-    throw ConfigError("unknown normalization '" + name + "'; use none, scale or standardize");
+    for (const auto& k : normalizations())
+        if (name == k.choice.name)
+            return k.mode;
+    throw ConfigError("unknown normalization '" + name + "' (known: " + joinChoiceNames(normalizationChoices()) + ")");
 }
 
 const char* toString(Normalizer::Mode mode) {
-    switch (mode) {
-    case Normalizer::Mode::None: return "none";
-    case Normalizer::Mode::Scale01: return "scale";
-    case Normalizer::Mode::Standardize: return "standardize";
-    }
+    for (const auto& k : normalizations())
+        if (mode == k.mode)
+            return k.choice.name;
     return "none";
 }
 

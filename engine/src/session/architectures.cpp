@@ -3,11 +3,18 @@
 #include "mppdl/core/build_info.h"
 #include "mppdl/core/error.h"
 #include "mppdl/model/analysis.h"
+#include "mppdl/model/keras.h"
+
+#ifdef MPPDL_WITH_POSTGRES
+#include "data/pg_connection.h"
+#endif
 
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace fs = std::filesystem;
 
@@ -32,6 +39,27 @@ std::vector<fs::path> resourceDirectories() {
 
 bool allDigits(const std::string& s) {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+}
+
+/// The Keras JSON a MADlib model architecture table holds for one model_id.
+std::string kerasFromTable(const ArchitectureImport& from) {
+#ifdef MPPDL_WITH_POSTGRES
+    const std::string where = "table " + from.table;
+    const auto table = data::quoteQualifiedName(from.table, "--from-table");
+    data::PgConnection connection(from.connection, where);
+    const auto result = connection.query("SELECT model_arch::text FROM " + table + " WHERE model_id = $1",
+                                         {std::to_string(from.modelId)});
+    if (result.rows() == 0)
+        throw ConfigError("no model_id " + std::to_string(from.modelId) + " in " + from.table + " (" +
+                          connection.describe() + ")");
+    if (result.isNull(0, 0))
+        throw ConfigError("model_id " + std::to_string(from.modelId) + " in " + from.table +
+                          " has no model_arch (NULL)");
+    return result.text(0, 0);
+#else
+    (void)from;
+    throw ConfigError("--from-table needs PostgreSQL support, and this mppdl was built without it (MPPDL_POSTGRES=OFF)");
+#endif
 }
 
 } // namespace
@@ -107,6 +135,35 @@ ProjectArchitecture projectArchitecture(store::Project& project, const std::stri
     }
     const auto version = project.addArchitecture(architecture.name, model::toJson(architecture), note);
     return {version, architecture};
+}
+
+ImportedArchitecture importArchitecture(const ArchitectureImport& from) {
+    std::string text, origin, source;
+    if (!from.table.empty()) {
+        if (!from.file.empty())
+            throw ConfigError("give either FILE or --from-table, not both");
+        if (from.modelId < 0)
+            throw ConfigError("--from-table needs --id N (the model_id of the row)");
+        text = kerasFromTable(from);
+        origin = from.table + " model_id " + std::to_string(from.modelId);
+        source = "from MADlib table " + from.table + ", model_id " + std::to_string(from.modelId);
+    } else {
+        if (from.file.empty())
+            throw ConfigError("arch import needs FILE (Keras JSON) or --from-table TABLE --id N");
+        std::ifstream in(from.file, std::ios::binary);
+        if (!in)
+            throw ConfigError(from.file + ": no such Keras JSON file");
+        std::ostringstream buffer;
+        buffer << in.rdbuf();
+        text = buffer.str();
+        origin = from.file;
+        source = "from Keras JSON " + fs::absolute(from.file).lexically_normal().string();
+    }
+    ImportedArchitecture imported{validated(model::fromKerasJson(text, origin)), source};
+    if (!from.name.empty())
+        imported.architecture.name = from.name;
+    imported.architecture.description = "Imported " + source;
+    return imported;
 }
 
 } // namespace mppdl::session

@@ -88,10 +88,10 @@ int64_t createRun(store::Project& project, const train::TrainConfig& config,
 
 train::TrainResult trainRecorded(store::Project& project, int64_t runId, const train::TrainConfig& config,
                                  const model::Architecture& architecture, const data::PreparedData& data,
-                                 train::RunObserver& display, train::TrainControl control, int keepCheckpoints,
+                                 RunObserver& display, train::TrainControl control, int keepCheckpoints,
                                  const Trainer& trainer) {
     store::RunRecorder recorder(project, runId, keepCheckpoints);
-    train::ObserverList observers;
+    ObserverList observers;
     observers.add(&display);
     observers.add(&recorder);
     control.checkpoints = &recorder;
@@ -102,6 +102,17 @@ train::TrainResult trainRecorded(store::Project& project, int64_t runId, const t
         return train::train(config, architecture, data, observers, control);
     } catch (const Error& e) {
         recorder.fail(toString(e.kind()), e.what());
+        // The run's own error is what the caller rethrows; that the project could not record it
+        // (a full disk, a lock held by another process) must reach the user too, or the project
+        // would show a run still running with no word why.
+        if (!recorder.endedWithError().empty()) {
+            RunEvent warning;
+            warning.kind = EventKind::Message;
+            warning.errorKind = toString(ErrorKind::Storage);
+            warning.message = "the project could not record how run " + std::to_string(runId) +
+                              " ended (" + recorder.endedWithError() + "); it may still show as running";
+            display.onEvents({warning});
+        }
         throw;
     }
 }

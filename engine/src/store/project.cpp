@@ -560,8 +560,8 @@ std::vector<RunRecord> readRuns(sqlite::Statement& query, const std::string& pat
     return runs;
 }
 
-train::Checkpoint readCheckpoint(const sqlite::Statement& row) {
-    train::Checkpoint c;
+Checkpoint readCheckpoint(const sqlite::Statement& row) {
+    Checkpoint c;
     c.epoch = static_cast<int>(row.integer(0));
     c.valAccuracy = row.optionalReal(1);
     c.wallSeconds = row.real(2);
@@ -1091,7 +1091,7 @@ void Project::truncateMetrics(int64_t runId, int epoch) {
 
 // --- checkpoints
 
-void Project::saveCheckpoint(int64_t runId, const train::Checkpoint& checkpoint, int keepLast) {
+void Project::saveCheckpoint(int64_t runId, const Checkpoint& checkpoint, int keepLast) {
     auto& self = implOf(m_impl);
     self.requireWritable("save a checkpoint");
     sqlite::Transaction transaction(self.db);
@@ -1139,7 +1139,7 @@ std::vector<CheckpointInfo> Project::checkpoints(int64_t runId) const {
     return out;
 }
 
-std::optional<train::Checkpoint> Project::checkpoint(int64_t runId, int epoch) const {
+std::optional<Checkpoint> Project::checkpoint(int64_t runId, int epoch) const {
     auto& self = implOf(m_impl);
     sqlite::Statement query(self.db, "SELECT epoch, val_accuracy, wall_seconds, weights, state FROM checkpoints"
                                      " WHERE run_id = ? AND epoch = ?");
@@ -1148,7 +1148,7 @@ std::optional<train::Checkpoint> Project::checkpoint(int64_t runId, int epoch) c
     return readCheckpoint(query);
 }
 
-std::optional<train::Checkpoint> Project::lastResumable(int64_t runId) const {
+std::optional<Checkpoint> Project::lastResumable(int64_t runId) const {
     auto& self = implOf(m_impl);
     sqlite::Statement query(self.db, "SELECT epoch, val_accuracy, wall_seconds, weights, state FROM checkpoints"
                                      " WHERE run_id = ? AND state IS NOT NULL ORDER BY epoch DESC LIMIT 1");
@@ -1168,7 +1168,7 @@ int Project::lastCheckpointEpoch(int64_t runId) const {
 
 // --- evaluations
 
-int64_t Project::saveEvaluation(int64_t runId, int epoch, const train::Evaluation& evaluation) {
+int64_t Project::saveEvaluation(int64_t runId, int epoch, const Evaluation& evaluation) {
     auto& self = implOf(m_impl);
     self.requireWritable("save an evaluation");
     sqlite::Transaction transaction(self.db);

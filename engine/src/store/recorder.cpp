@@ -4,9 +4,8 @@
 
 namespace mppdl::store {
 
-using train::EventKind;
 
-std::vector<MetricPoint> metricPoints(const train::RunEvent& event) {
+std::vector<MetricPoint> metricPoints(const RunEvent& event) {
     const char* kind = nullptr;
     switch (event.kind) {
     case EventKind::Progress: kind = "progress"; break;
@@ -34,7 +33,7 @@ RunRecorder::RunRecorder(Project& project, int64_t runId, int keepCheckpoints, d
     }
 }
 
-void RunRecorder::onEvents(const std::vector<train::RunEvent>& batch) {
+void RunRecorder::onEvents(const std::vector<RunEvent>& batch) {
     const auto start = std::chrono::steady_clock::now();
     for (const auto& event : batch)
         record(event);
@@ -43,7 +42,7 @@ void RunRecorder::onEvents(const std::vector<train::RunEvent>& batch) {
     m_busy += std::chrono::steady_clock::now() - start;
 }
 
-void RunRecorder::record(const train::RunEvent& event) {
+void RunRecorder::record(const RunEvent& event) {
     switch (event.kind) {
     case EventKind::Finished:
         m_progress.seconds = event.wallSeconds;
@@ -80,7 +79,7 @@ void RunRecorder::flush() {
     m_pending.clear();
 }
 
-void RunRecorder::onCheckpoint(const train::Checkpoint& checkpoint) {
+void RunRecorder::onCheckpoint(const Checkpoint& checkpoint) {
     const auto start = std::chrono::steady_clock::now();
     // The epoch's points first: a checkpoint never refers to metrics that were not written.
     flush();

@@ -2,7 +2,7 @@
 
 // Internal: batched evaluation of a module on resident tensors.
 
-#include "mppdl/train/events.h"
+#include "mppdl/core/events.h"
 
 #include "model/graph_module.h"
 

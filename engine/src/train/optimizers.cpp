@@ -66,11 +66,46 @@ const OptimizerKind* findOptimizer(const std::string& name) {
     return nullptr;
 }
 
-std::string names(const std::vector<Choice>& choices) {
-    std::string out;
-    for (const auto& c : choices)
-        out += (out.empty() ? "" : ", ") + std::string(c.name);
-    return out;
+/// A learning-rate schedule: its rate for a 0-based epoch of `epochs`, and the problems of its own
+/// settings.
+struct ScheduleKind {
+    Choice choice;
+    double (*rate)(const ScheduleConfig& s, double baseLr, int epoch, int epochs);
+    void (*check)(const ScheduleConfig& s, std::vector<std::string>& problems);
+};
+
+// The one list of schedules: the CLI's help, the GUI and validation read it.
+const std::vector<ScheduleKind>& scheduleTable() {
+    static const std::vector<ScheduleKind> table = {
+        {{"none", "constant learning rate"},
+         [](const ScheduleConfig&, double baseLr, int, int) { return baseLr; },
+         [](const ScheduleConfig&, std::vector<std::string>&) {}},
+        {{"step", "multiply by --gamma every --step-size epochs"},
+         [](const ScheduleConfig& s, double baseLr, int epoch, int) {
+             return baseLr * std::pow(s.gamma, epoch / s.stepSize);
+         },
+         [](const ScheduleConfig& s, std::vector<std::string>& problems) {
+             if (s.stepSize < 1)
+                 problems.push_back("step size must be >= 1 epoch");
+             if (!(s.gamma > 0))
+                 problems.push_back("gamma must be > 0");
+         }},
+        {{"cosine", "cosine annealing from --lr towards --min-lr over the run (PyTorch's CosineAnnealingLR)"},
+         [](const ScheduleConfig& s, double baseLr, int epoch, int epochs) {
+             // As PyTorch's CosineAnnealingLR with T_max = epochs: the last epoch still learns.
+             const double progress = double(epoch) / double(std::max(1, epochs));
+             return s.minLr + 0.5 * (baseLr - s.minLr) * (1.0 + std::cos(M_PI * progress));
+         },
+         [](const ScheduleConfig&, std::vector<std::string>&) {}},
+    };
+    return table;
+}
+
+const ScheduleKind* findSchedule(const std::string& name) {
+    for (const auto& k : scheduleTable())
+        if (name == k.choice.name)
+            return &k;
+    return nullptr;
 }
 
 } // namespace
@@ -86,18 +121,19 @@ const std::vector<Choice>& optimizerChoices() {
 }
 
 const std::vector<Choice>& scheduleChoices() {
-    static const std::vector<Choice> choices = {
-        {"none", "constant learning rate"},
-        {"step", "multiply by --gamma every --step-size epochs"},
-        {"cosine", "cosine annealing from --lr towards --min-lr over the run (PyTorch's CosineAnnealingLR)"},
-    };
+    static const std::vector<Choice> choices = [] {
+        std::vector<Choice> out;
+        for (const auto& k : scheduleTable())
+            out.push_back(k.choice);
+        return out;
+    }();
     return choices;
 }
 
 std::vector<std::string> validate(const OptimizerConfig& c) {
     std::vector<std::string> problems;
     if (!findOptimizer(c.name))
-        problems.push_back("unknown optimizer '" + c.name + "' (known: " + names(optimizerChoices()) + ")");
+        problems.push_back("unknown optimizer '" + c.name + "' (known: " + joinChoiceNames(optimizerChoices()) + ")");
     if (!(c.lr > 0) || !std::isfinite(c.lr))
         problems.push_back("learning rate must be > 0, got " + std::to_string(c.lr));
     if (c.momentum < 0 || c.momentum >= 1)
@@ -113,29 +149,18 @@ std::vector<std::string> validate(const OptimizerConfig& c) {
 
 std::vector<std::string> validate(const ScheduleConfig& s) {
     std::vector<std::string> problems;
-    bool known = false;
-    for (const auto& c : scheduleChoices())
-        known = known || s.name == c.name;
-    if (!known)
-        problems.push_back("unknown schedule '" + s.name + "' (known: " + names(scheduleChoices()) + ")");
-    if (s.name == "step" && s.stepSize < 1)
-        problems.push_back("step size must be >= 1 epoch");
-    if (s.name == "step" && !(s.gamma > 0))
-        problems.push_back("gamma must be > 0");
+    if (const auto* kind = findSchedule(s.name))
+        kind->check(s, problems);
+    else
+        problems.push_back("unknown schedule '" + s.name + "' (known: " + joinChoiceNames(scheduleChoices()) + ")");
     if (s.minLr < 0)
         problems.push_back("minimum learning rate must be >= 0");
     return problems;
 }
 
 double scheduledLearningRate(const ScheduleConfig& s, double baseLr, int epoch, int epochs) {
-    if (s.name == "step")
-        return baseLr * std::pow(s.gamma, epoch / s.stepSize);
-    if (s.name == "cosine") {
-        // As PyTorch's CosineAnnealingLR with T_max = epochs: the last epoch still learns.
-        const double progress = double(epoch) / double(std::max(1, epochs));
-        return s.minLr + 0.5 * (baseLr - s.minLr) * (1.0 + std::cos(M_PI * progress));
-    }
-    return baseLr;
+    const auto* kind = findSchedule(s.name);
+    return kind ? kind->rate(s, baseLr, epoch, epochs) : baseLr;
 }
 
 std::unique_ptr<torch::optim::Optimizer> makeOptimizer(const OptimizerConfig& config,

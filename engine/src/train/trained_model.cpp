@@ -11,7 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 namespace mppdl::train {
 
@@ -76,11 +78,14 @@ void TrainedModel::save(const std::string& path) const {
         archive.save_to(tmp);
     } catch (const std::exception& e) {
         std::remove(tmp.c_str());
-        throw StorageError(path + ": cannot write the model file");
+        // libtorch's message carries a backtrace after its first line: the cause is that line.
+        const std::string what = e.what();
+        throw StorageError(path + ": cannot write the model file (" + what.substr(0, what.find('\n')) + ")");
     }
     if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        const std::string cause = std::strerror(errno);
         std::remove(tmp.c_str());
-        throw StorageError(path + ": cannot write the model file");
+        throw StorageError(path + ": cannot write the model file (" + cause + ")");
     }
 }
 

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <random>
 #include <sstream>
 
@@ -17,49 +16,58 @@ namespace {
 
 using nlohmann::json;
 
-/// The searchable parameters, in the order of SearchSpace::parameters, with their defaults
-/// (PyTorch's, and mppdl train's) for a key the file leaves out.
+/// A searchable parameter, in the order of SearchSpace::parameters: how it is written, checked and
+/// set on a configuration. A key the file leaves out takes Configuration's default.
 struct ParameterKind {
     const char* name;
     const char* help;
     bool text;    ///< names, not numbers
     bool integer;
-    double defaultValue;
-    const char* defaultText;
+    /// Numbers: what is wrong with a value it cannot take (nullptr when it is fine).
+    const char* (*bad)(double v);
+    /// Names: the ones it may take (nullptr: any, as architectures, which the caller resolves).
+    const std::vector<Choice>& (*names)();
+    /// Sets it on a configuration (`label` for names, `value` for numbers), and reads it back.
+    void (*assign)(Configuration& c, double value, const std::string& label);
+    double (*value)(const Configuration& c);
+    std::string (*label)(const Configuration& c);
 };
+
+const char* anyNumber(double) { return nullptr; }
+const char* atLeastOne(double v) { return v < 1 ? "is not a count of at least 1" : v > 1e9 ? "is too large" : nullptr; }
+double noValue(const Configuration&) { return 0; }
+std::string noLabel(const Configuration&) { return {}; }
 
 const std::vector<ParameterKind>& parameterKinds() {
     static const std::vector<ParameterKind> kinds = {
         {"architecture", "architecture names (the project's, or bundled): \"lenet5\" or [\"mlp\", \"lenet5\"]", true,
-         false, 0, ""},
-        {"optimizer", "sgd, adam, adamw, rmsprop: one or a list", true, false, 0, "sgd"},
+         false, anyNumber, nullptr, [](Configuration& c, double, const std::string& l) { c.architecture = l; },
+         noValue, [](const Configuration& c) { return c.architecture; }},
+        {"optimizer", "sgd, adam, adamw, rmsprop: one or a list", true, false, anyNumber, train::optimizerChoices,
+         [](Configuration& c, double, const std::string& l) { c.optimizer = l; }, noValue,
+         [](const Configuration& c) { return c.optimizer; }},
         {"lr", "learning rate > 0: a number, a list, or {\"range\": [1e-4, 1e-1], \"scale\": \"log\", \"steps\": 4}",
-         false, false, 0.01, ""},
-        {"momentum", "SGD/RMSprop momentum in [0, 1): a number, a list or a range", false, false, 0, ""},
-        {"weight_decay", "L2 penalty >= 0: a number, a list or a range", false, false, 0, ""},
-        {"batch_size", "minibatch rows >= 1: a number, a list or a range (rounded)", false, true, 64, ""},
-        {"epochs", "epochs of a grid or random search's configurations >= 1 (default 5)", false, true, 5, ""},
+         false, false, [](double v) -> const char* { return v <= 0 ? "is not a positive learning rate" : nullptr; },
+         nullptr, [](Configuration& c, double v, const std::string&) { c.lr = v; },
+         [](const Configuration& c) { return c.lr; }, noLabel},
+        {"momentum", "SGD/RMSprop momentum in [0, 1): a number, a list or a range", false, false,
+         [](double v) -> const char* { return v < 0 || v >= 1 ? "is not a momentum in [0, 1)" : nullptr; }, nullptr,
+         [](Configuration& c, double v, const std::string&) { c.momentum = v; },
+         [](const Configuration& c) { return c.momentum; }, noLabel},
+        {"weight_decay", "L2 penalty >= 0: a number, a list or a range", false, false,
+         [](double v) -> const char* { return v < 0 ? "is a negative weight decay" : nullptr; }, nullptr,
+         [](Configuration& c, double v, const std::string&) { c.weightDecay = v; },
+         [](const Configuration& c) { return c.weightDecay; }, noLabel},
+        {"batch_size", "minibatch rows >= 1: a number, a list or a range (rounded)", false, true,
+         [](double v) -> const char* { return v < 1 ? "is not a batch size of at least 1" : atLeastOne(v); }, nullptr,
+         [](Configuration& c, double v, const std::string&) { c.batchSize = int64_t(std::llround(v)); },
+         [](const Configuration& c) { return double(c.batchSize); }, noLabel},
+        {"epochs", "epochs of a grid or random search's configurations >= 1 (default 5)", false, true,
+         [](double v) -> const char* { return v < 1 ? "is not a count of at least 1 epoch" : atLeastOne(v); }, nullptr,
+         [](Configuration& c, double v, const std::string&) { c.epochs = int(std::lround(v)); },
+         [](const Configuration& c) { return double(c.epochs); }, noLabel},
     };
     return kinds;
-}
-
-/// A value the parameter cannot take, described; empty when it is fine.
-std::string badValue(const std::string& name, double v) {
-    if (!std::isfinite(v))
-        return "is not a finite number";
-    if (name == "lr" && v <= 0)
-        return "is not a positive learning rate";
-    if (name == "momentum" && (v < 0 || v >= 1))
-        return "is not a momentum in [0, 1)";
-    if (name == "weight_decay" && v < 0)
-        return "is a negative weight decay";
-    if (name == "batch_size" && v < 1)
-        return "is not a batch size of at least 1";
-    if (name == "epochs" && v < 1)
-        return "is not a count of at least 1 epoch";
-    if ((name == "batch_size" || name == "epochs") && v > 1e9)
-        return "is too large";
-    return {};
 }
 
 std::string show(const json& j) {
@@ -76,8 +84,9 @@ ParameterSpace parseParameter(const ParameterKind& kind, const json& j, const st
         if (!v.is_number())
             throw ConfigError(at + show(v) + " is not a number");
         const double d = v.get<double>();
-        const auto problem = badValue(p.name, d);
-        if (!problem.empty())
+        if (!std::isfinite(d))
+            throw ConfigError(at + show(v) + " is not a finite number");
+        if (const char* problem = kind.bad(d))
             throw ConfigError(at + show(v) + " " + problem);
         if (kind.integer && d != std::floor(d))
             throw ConfigError(at + show(v) + " is not a whole number");
@@ -87,15 +96,9 @@ ParameterSpace parseParameter(const ParameterKind& kind, const json& j, const st
         if (!v.is_string() || v.get<std::string>().empty())
             throw ConfigError(at + show(v) + " is not a name");
         const auto text = v.get<std::string>();
-        if (p.name == "optimizer") {
-            const auto& known = train::optimizerChoices();
-            if (std::none_of(known.begin(), known.end(), [&](const train::Choice& c) { return text == c.name; })) {
-                std::string list;
-                for (const auto& c : known)
-                    list += std::string(list.empty() ? "" : ", ") + c.name;
-                throw ConfigError(at + "\"" + text + "\" is not an optimizer (" + list + ")");
-            }
-        }
+        if (kind.names && !findChoice(kind.names(), text))
+            throw ConfigError(at + "\"" + text + "\" is not a known " + p.name + " (" + joinChoiceNames(kind.names()) +
+                              ")");
         return text;
     };
     if (j.is_array()) {
@@ -169,22 +172,12 @@ std::vector<double> gridPoints(const ParameterSpace& p) {
     return out;
 }
 
-/// Sets parameter `name` of `c` to value index/number.
+/// Sets parameter p of `c` to `value` (numbers) or `label` (names).
 void assign(Configuration& c, const ParameterSpace& p, double value, const std::string& label) {
-    if (p.name == "architecture")
-        c.architecture = label;
-    else if (p.name == "optimizer")
-        c.optimizer = label;
-    else if (p.name == "lr")
-        c.lr = value;
-    else if (p.name == "momentum")
-        c.momentum = value;
-    else if (p.name == "weight_decay")
-        c.weightDecay = value;
-    else if (p.name == "batch_size")
-        c.batchSize = int64_t(std::llround(value));
-    else if (p.name == "epochs")
-        c.epochs = int(std::lround(value));
+    for (const auto& kind : parameterKinds())
+        if (p.name == kind.name)
+            return kind.assign(c, value, label);
+    throw InternalError("search space with an unknown parameter " + p.name);
 }
 
 /// Numbers as short as they can be written and read back exactly ("0.01", not "0.01000000").
@@ -252,13 +245,14 @@ SearchSpace parseSearchSpace(const std::string& text, const std::string& where) 
         if (std::string(kind.name) == "architecture")
             throw ConfigError(where + ": no \"architecture\": name the architectures to search, e.g. "
                                       "\"architecture\": [\"mlp\", \"lenet5\"]");
+        const Configuration defaults;
         ParameterSpace p;
         p.name = kind.name;
         p.integer = kind.integer;
         if (kind.text)
-            p.labels.push_back(kind.defaultText);
+            p.labels.push_back(kind.label(defaults));
         else
-            p.values.push_back(kind.defaultValue);
+            p.values.push_back(kind.value(defaults));
         space.parameters.push_back(p);
     }
     if (j.contains("samples"))
@@ -273,15 +267,6 @@ SearchSpace parseSearchSpace(const std::string& text, const std::string& where) 
     if (j.contains("eta"))
         space.eta = positiveInt(j["eta"], "eta", 2, where);
     return space;
-}
-
-SearchSpace loadSearchSpace(const std::string& path) {
-    std::ifstream in(path);
-    if (!in)
-        throw ConfigError(path + ": cannot read the search space file");
-    std::stringstream text;
-    text << in.rdbuf();
-    return parseSearchSpace(text.str(), path);
 }
 
 std::string Configuration::describe() const {

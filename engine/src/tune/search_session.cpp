@@ -78,22 +78,22 @@ train::TrainConfig configOf(const train::TrainConfig& base, const Configuration&
 
 /// A run's part in a live search: forwards its events to the project's recorder (and a display),
 /// and keeps its leaderboard row and validation accuracy per epoch (Hyperband ranks on them).
-class TrialWatch : public train::RunObserver {
+class TrialWatch : public RunObserver {
 public:
-    TrialWatch(LeaderboardRow& row, store::RunRecorder* recorder, train::RunObserver* display)
+    TrialWatch(LeaderboardRow& row, store::RunRecorder* recorder, RunObserver* display)
         : m_row(row), m_recorder(recorder), m_display(display) {}
 
-    void onEvents(const std::vector<train::RunEvent>& batch) override {
+    void onEvents(const std::vector<RunEvent>& batch) override {
         if (m_recorder)
             m_recorder->onEvents(batch);
         if (m_display)
             m_display->onEvents(batch);
         for (const auto& e : batch) {
             switch (e.kind) {
-            case train::EventKind::Started:
+            case EventKind::Started:
                 m_row.state = "training";
                 break;
-            case train::EventKind::Epoch:
+            case EventKind::Epoch:
                 m_row.status.epochsDone = e.epoch;
                 m_row.status.seconds = e.wallSeconds;
                 if (e.hasMetric("val_accuracy")) {
@@ -102,18 +102,18 @@ public:
                     valAt[e.epoch] = e.metric("val_accuracy");
                 }
                 break;
-            case train::EventKind::Evaluation:
+            case EventKind::Evaluation:
                 if (e.segment < 0 && e.hasMetric("test_accuracy"))
                     m_row.testAccuracy = e.metric("test_accuracy");
                 break;
-            case train::EventKind::Finished:
+            case EventKind::Finished:
                 m_row.state = stopping ? "stopped" : "finished";
                 m_row.status.finished = !stopping;
                 break;
-            case train::EventKind::Failed:
+            case EventKind::Failed:
                 m_row.state = "failed";
                 break;
-            case train::EventKind::Cancelled:
+            case EventKind::Cancelled:
                 m_row.state = "cancelled";
                 break;
             default:
@@ -128,7 +128,7 @@ public:
 private:
     LeaderboardRow& m_row;
     store::RunRecorder* m_recorder;
-    train::RunObserver* m_display;
+    RunObserver* m_display;
 };
 
 /// A search in progress: its runs, their trials and the rounds that train them.
@@ -141,7 +141,7 @@ struct LiveSearch {
     std::vector<std::unique_ptr<TrialWatch>> watches;
     std::vector<model::Architecture> architectures;
     std::vector<store::ArchitectureVersion> versions;
-    std::vector<std::optional<train::Checkpoint>> resumeFrom;
+    std::vector<std::optional<Checkpoint>> resumeFrom;
     std::vector<bool> ended; ///< runs that ended before this process (a resume)
     Clock::time_point start = Clock::now();
     double secondsBefore = 0;
@@ -358,8 +358,8 @@ void validateRequest(const SearchRequest& request) {
 
 } // namespace
 
-const std::vector<train::Choice>& searchChoices() {
-    static const std::vector<train::Choice> choices = {
+const std::vector<Choice>& searchChoices() {
+    static const std::vector<Choice> choices = {
         {"grid", "every combination of the space's values (a range needs \"steps\")"},
         {"random", "\"samples\" configurations drawn from the space with its seed"},
         {"hyperband", "random configurations in Hyperband's brackets: successive halving on validation accuracy, "
@@ -419,7 +419,7 @@ SearchProgress recordedSearch(const store::Project& project, const std::string& 
 }
 
 SearchProgress runSearch(store::Project& project, const SearchRequest& requested, SearchObserver* observer,
-                         train::RunObserver* runObserver) {
+                         RunObserver* runObserver) {
     LiveSearch live;
     live.request = requested;
     live.space = parseSearchSpace(requested.spaceJson, requested.spacePath);
@@ -454,7 +454,7 @@ SearchProgress runSearch(store::Project& project, const SearchRequest& requested
     // The data once, for every configuration.
     auto base = live.request.base;
     base.epochs = 1;
-    train::RecordingObserver loading;
+    RecordingObserver loading;
     const auto loaded = train::loadData(configOf(base, live.plan.configurations.front()), live.architectures.front(),
                                         runObserver ? *runObserver : loading);
 
@@ -512,7 +512,7 @@ SearchProgress runSearch(store::Project& project, const SearchRequest& requested
 }
 
 SearchProgress resumeSearch(store::Project& project, const std::string& name, SearchObserver* observer,
-                            const std::atomic<bool>* cancel, int threads, train::RunObserver* runObserver) {
+                            const std::atomic<bool>* cancel, int threads, RunObserver* runObserver) {
     project.reconcileInterrupted();
     const auto runs = searchRuns(project, name);
     const auto& first = runs.front().second;
@@ -561,7 +561,7 @@ SearchProgress resumeSearch(store::Project& project, const std::string& name, Se
             model::parseArchitecture(version->spec, version->name + "@" + std::to_string(version->version)));
         const bool ended = run.state == store::RunState::Finished;
         live.ended.push_back(ended);
-        std::optional<train::Checkpoint> from;
+        std::optional<Checkpoint> from;
         if (!ended) {
             left = true;
             from = project.lastResumable(run.id);
@@ -576,7 +576,7 @@ SearchProgress resumeSearch(store::Project& project, const std::string& name, Se
     if (!left)
         throw ConfigError("search " + name + " has finished: every run of it has ended");
 
-    train::RecordingObserver loading;
+    RecordingObserver loading;
     const auto loaded = train::loadData(configOf(request.base, live.plan.configurations.front()),
                                         live.architectures.front(), runObserver ? *runObserver : loading);
     for (const auto& [run, search] : runs) {

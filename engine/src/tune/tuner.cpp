@@ -9,6 +9,7 @@
 #include "train/evaluate.h"
 #include "train/optimizer_factory.h"
 #include "train/segments.h"
+#include "train/train_step.h"
 #include "train/trained_model_impl.h"
 #include "train/weights.h"
 
@@ -22,8 +23,6 @@
 
 namespace mppdl::tune {
 
-using train::EventKind;
-using train::RunEvent;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -34,8 +33,8 @@ constexpr int64_t kStateFormat = 1;
 
 } // namespace
 
-const std::vector<train::Choice>& schedulerChoices() {
-    static const std::vector<train::Choice> choices = {
+const std::vector<Choice>& schedulerChoices() {
+    static const std::vector<Choice> choices = {
         {"mop", "model hopper: each configuration trains a sub-epoch on one segment's shard, then hops to the "
                 "next; one configuration per segment at a time (Cerebro, MADlib fit_multiple_model)"},
         {"task", "task parallelism: each configuration trains whole, on all rows, on one of the segments' workers"},
@@ -142,7 +141,7 @@ std::string serializeState(TrialState& t) {
     return train::serializeArchive(archive);
 }
 
-void restoreState(TrialState& t, const train::Checkpoint& c, const torch::Device& device, const std::string& what) {
+void restoreState(TrialState& t, const Checkpoint& c, const torch::Device& device, const std::string& what) {
     if (c.state.empty())
         throw ConfigError(what + " keeps only weights: it cannot be resumed from");
     train::loadWeights(*t.module, c.weights, what);
@@ -177,40 +176,30 @@ void trainShard(TrialState& t, const torch::Tensor& x, const torch::Tensor& y, c
     const int64_t batch = std::min<int64_t>(t.trial.config.batchSize, std::max<int64_t>(1, n));
     const auto order = torch::randperm(n, t.permutation, torch::kLong).to(x.device());
     t.module->train();
-    auto lossSum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(x.device()));
-    auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
-    const bool checkEveryStep = x.device().is_cpu();
+    train::EpochSums sums(x.device());
+    const bool checkEveryStep = train::checksEveryStep(x.device());
+    const int epoch = t.status.epochsDone + 1;
     for (int64_t begin = 0; begin < n; begin += batch) {
         if (stop())
             return;
         const int64_t end = std::min(n, begin + batch);
-        const auto index = order.slice(0, begin, end);
-        const auto xb = x.index_select(0, index);
-        const auto yb = y.index_select(0, index);
-        const auto logits = t.module->forwardLogits(xb);
-        const auto loss = torch::nn::functional::cross_entropy(logits, yb);
-        t.optimizer->zero_grad();
-        loss.backward();
-        t.optimizer->step();
+        const auto figures = train::trainMinibatch(t.module, *t.optimizer, x, y, order, begin, end, true, sums);
         ++t.step;
-        torch::NoGradGuard noGrad;
-        lossSum += loss.detach().to(torch::kDouble) * double(end - begin);
-        correct += logits.argmax(1).eq(yb).sum();
-        if (checkEveryStep && !std::isfinite(loss.item<float>()))
-            throw DataError("the loss became NaN or infinite in epoch " + std::to_string(t.status.epochsDone + 1) +
-                            ", step " + std::to_string(t.step) + " (lower the learning rate)");
+        if (checkEveryStep)
+            train::checkedLoss(figures, epoch, t.step);
     }
-    t.lossSum += lossSum.item<double>();
-    t.correct += correct.item<int64_t>();
+    t.lossSum += sums.lossSum.item<double>();
+    t.correct += sums.correct.item<int64_t>();
     t.rows += n;
     if (!std::isfinite(t.lossSum))
-        throw DataError("the loss became NaN or infinite in epoch " + std::to_string(t.status.epochsDone + 1) +
-                        " (lower the learning rate)");
+        throw train::nonFiniteLoss(epoch, t.step, false);
 }
 
 } // namespace
 
-TrialSet::TrialSet(std::vector<Trial> trials, const data::PreparedData& data, ScheduleOptions options)
+// Building the networks may exhaust the device as training does: the same translation
+// (asEngineError), so that a search's out-of-memory is a DeviceError as a run's is.
+TrialSet::TrialSet(std::vector<Trial> trials, const data::PreparedData& data, ScheduleOptions options) try
     : m_data(data), m_options(std::move(options)), m_shared(std::make_unique<Shared>()) {
     auto& sh = *m_shared;
     const auto& choices = schedulerChoices();
@@ -287,6 +276,8 @@ TrialSet::TrialSet(std::vector<Trial> trials, const data::PreparedData& data, Sc
         t->status.finished = t->status.epochsDone >= c.epochs;
         m_trials.push_back(std::move(t));
     }
+} catch (...) {
+    std::rethrow_exception(train::asEngineError(std::current_exception()));
 }
 
 TrialSet::~TrialSet() = default;
@@ -372,7 +363,7 @@ void TrialSet::train(const std::vector<size_t>& which, const std::vector<int>& u
         e.wallSeconds = t.wall();
         send(sh, t, e);
         if (t.trial.checkpoints) {
-            auto c = std::make_shared<train::Checkpoint>();
+            auto c = std::make_shared<Checkpoint>();
             c->epoch = t.status.epochsDone;
             c->valAccuracy = t.status.valAccuracy;
             c->wallSeconds = t.wall();
@@ -403,7 +394,7 @@ void TrialSet::train(const std::vector<size_t>& which, const std::vector<int>& u
             RunEvent ev = positioned(t, EventKind::Evaluation, steps);
             ev.metrics = {{"test_loss", test.loss}, {"test_accuracy", test.accuracy}};
             ev.message = "test accuracy " + percentText(test.accuracy);
-            ev.evaluation = std::make_shared<train::Evaluation>(test);
+            ev.evaluation = std::make_shared<Evaluation>(test);
             send(sh, t, ev);
             finished.metrics.push_back({"test_loss", test.loss});
             finished.metrics.push_back({"test_accuracy", test.accuracy});
@@ -565,18 +556,13 @@ void TrialSet::train(const std::vector<size_t>& which, const std::vector<int>& u
         // Every unfinished run of the round ends with the error (or the cancellation).
         std::string message = "the search stopped", kind = "internal";
         bool cancelled = false;
+        failure = train::asEngineError(failure);
         try {
             std::rethrow_exception(failure);
         } catch (const Error& e) {
             message = e.what();
             kind = toString(e.kind());
             cancelled = e.kind() == ErrorKind::Cancelled;
-        } catch (const c10::Error& e) {
-            message = std::string("libtorch: ") + e.what_without_backtrace();
-            failure = std::make_exception_ptr(InternalError(message));
-        } catch (const std::exception& e) {
-            message = e.what();
-            failure = std::make_exception_ptr(InternalError(message));
         }
         for (auto* t : active) {
             if (t->ended)

@@ -35,8 +35,8 @@ DatasetRecord mnist() {
     return d;
 }
 
-train::Checkpoint checkpointOf(int epoch, std::optional<double> valAccuracy, bool withState = true) {
-    train::Checkpoint c;
+Checkpoint checkpointOf(int epoch, std::optional<double> valAccuracy, bool withState = true) {
+    Checkpoint c;
     c.epoch = epoch;
     c.valAccuracy = valAccuracy;
     c.wallSeconds = epoch * 1.5;
@@ -201,7 +201,7 @@ TEST(StoreProject, EveryRecordSurvivesReopening) {
     const auto path = dir.file("roundtrip.mppdl");
     int64_t datasetId = 0, runId = 0, warmId = 0, evaluationId = 0;
     ArchitectureVersion architecture;
-    train::Evaluation evaluation;
+    Evaluation evaluation;
     evaluation.split = "test";
     evaluation.samples = 30;
     evaluation.loss = 0.25;
@@ -836,7 +836,7 @@ TEST(StoreProject, DeletingARunDeletesItsChildren) {
     const auto id = addRun(project);
     project.appendMetrics(id, {{-1, 1, 1, "epoch", "val_accuracy", 0.5, 1}});
     project.saveCheckpoint(id, checkpointOf(1, 0.5), 2);
-    train::Evaluation evaluation;
+    Evaluation evaluation;
     evaluation.split = "test";
     project.saveEvaluation(id, 1, evaluation);
 

@@ -5,7 +5,7 @@
 #include "mppdl/data/preprocess.h"
 #include "mppdl/data/source.h"
 #include "mppdl/model/architecture.h"
-#include "mppdl/train/checkpoint.h"
+#include "mppdl/train/control.h"
 #include "mppdl/train/trained_model.h"
 
 #include "train/trained_model_impl.h"
@@ -52,10 +52,10 @@ inline bool sameTensors(const mppdl::train::TrainedModel& a, const mppdl::train:
 }
 
 /// Keeps every checkpoint a run hands over.
-class KeepCheckpoints : public mppdl::train::CheckpointSink {
+class KeepCheckpoints : public mppdl::CheckpointSink {
 public:
-    void onCheckpoint(const mppdl::train::Checkpoint& c) override { all.push_back(c); }
-    std::vector<mppdl::train::Checkpoint> all;
+    void onCheckpoint(const mppdl::Checkpoint& c) override { all.push_back(c); }
+    std::vector<mppdl::Checkpoint> all;
 };
 
 /// The largest relative L2 difference |a - b| / |b|, tensor by tensor, between two models.
@@ -72,6 +72,9 @@ inline double relativeDifference(const mppdl::train::TrainedModel& a, const mppd
 }
 
 /// GPU tests are named *_CUDA and skipped (not passed) without a GPU, as in PyTorch's own suite.
+/// One statement (do/while), so that an `else` after it binds to the caller's `if`.
 #define SKIP_WITHOUT_CUDA()                                                                                            \
-    if (!torch::cuda::is_available())                                                                                  \
-    GTEST_SKIP() << "no CUDA device"
+    do {                                                                                                               \
+        if (!torch::cuda::is_available())                                                                              \
+            GTEST_SKIP() << "no CUDA device";                                                                          \
+    } while (false)

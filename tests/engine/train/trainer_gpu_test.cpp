@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 
 using namespace mppdl;
@@ -44,6 +45,17 @@ double largestDifference(const std::vector<float>& a, const std::vector<float>& 
 }
 
 } // namespace
+
+// Runs everywhere: the skip macro is one statement, so the `else` below is this `if`'s (a bare `if`
+// in the macro took it, and the branch never ran).
+TEST(TrainGpu, SkipMacroIsOneStatement) {
+    bool elseRan = false;
+    if (std::getenv("MPPDL_NEVER_SET_THIS_VARIABLE"))
+        SKIP_WITHOUT_CUDA();
+    else
+        elseRan = true;
+    EXPECT_TRUE(elseRan);
+}
 
 TEST(TrainGpu, TrainsOnTheGpu_CUDA) {
     SKIP_WITHOUT_CUDA();

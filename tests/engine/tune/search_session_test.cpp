@@ -172,11 +172,11 @@ TEST_F(SearchSession, CancelledSearchResumesToTheSameResult) {
         std::atomic<bool> cancel{false};
         r.schedule.cancel = &cancel;
         // Cancelled as soon as a run has recorded its second epoch.
-        struct CancelAfterEpochTwo : train::RunObserver {
+        struct CancelAfterEpochTwo : RunObserver {
             std::atomic<bool>* cancel;
-            void onEvents(const std::vector<train::RunEvent>& batch) override {
+            void onEvents(const std::vector<RunEvent>& batch) override {
                 for (const auto& e : batch)
-                    if (e.kind == train::EventKind::Epoch && e.epoch >= 2)
+                    if (e.kind == EventKind::Epoch && e.epoch >= 2)
                         *cancel = true;
             }
         } trigger;

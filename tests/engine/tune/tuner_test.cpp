@@ -32,7 +32,7 @@ train::TrainConfig configWith(double lr, int64_t batch, int epochs) {
 
 /// Three configurations of mlp and lenet5, each with a recording observer and checkpoint sink.
 struct Trials {
-    std::vector<train::RecordingObserver> events{3};
+    std::vector<RecordingObserver> events{3};
     std::vector<KeepCheckpoints> checkpoints{3};
     std::vector<Trial> make(int epochs) {
         const std::vector<std::pair<const char*, train::TrainConfig>> chosen = {
@@ -60,8 +60,8 @@ ScheduleOptions schedule(const std::string& scheduler, int segments) {
     return o;
 }
 
-std::vector<train::RunEvent> ofKind(const train::RecordingObserver& o, train::EventKind kind) {
-    std::vector<train::RunEvent> out;
+std::vector<RunEvent> ofKind(const RecordingObserver& o, EventKind kind) {
+    std::vector<RunEvent> out;
     for (const auto& e : o.events())
         if (e.kind == kind)
             out.push_back(e);
@@ -81,10 +81,10 @@ TEST(ModelHopper, EveryConfigurationSeesEveryShardEachEpoch) {
     const std::vector<int64_t> batches = {32, 16, 24};
     for (size_t i = 0; i < 3; ++i) {
         SCOPED_TRACE("configuration " + std::to_string(i + 1));
-        ASSERT_EQ(ofKind(t.events[i], train::EventKind::Started).size(), 1u);
-        EXPECT_NE(ofKind(t.events[i], train::EventKind::Started)[0].message.find("hopping over 3 segments"),
+        ASSERT_EQ(ofKind(t.events[i], EventKind::Started).size(), 1u);
+        EXPECT_NE(ofKind(t.events[i], EventKind::Started)[0].message.find("hopping over 3 segments"),
                   std::string::npos);
-        const auto epochs = ofKind(t.events[i], train::EventKind::Epoch);
+        const auto epochs = ofKind(t.events[i], EventKind::Epoch);
         ASSERT_EQ(epochs.size(), 2u);
         // Three shards of 320 rows (960 training rows): each a whole number of its batches.
         int64_t steps = 0;
@@ -95,11 +95,11 @@ TEST(ModelHopper, EveryConfigurationSeesEveryShardEachEpoch) {
         EXPECT_GT(epochs[1].metric("val_accuracy"), 0.45) << "chance is 0.1";
         EXPECT_EQ(t.checkpoints[i].all.size(), 2u);
         EXPECT_FALSE(t.checkpoints[i].all[1].state.empty());
-        ASSERT_EQ(ofKind(t.events[i], train::EventKind::Finished).size(), 1u);
-        EXPECT_GT(ofKind(t.events[i], train::EventKind::Finished)[0].metric("test_accuracy"), 0.45);
+        ASSERT_EQ(ofKind(t.events[i], EventKind::Finished).size(), 1u);
+        EXPECT_GT(ofKind(t.events[i], EventKind::Finished)[0].metric("test_accuracy"), 0.45);
         EXPECT_TRUE(set.status(i).finished);
         EXPECT_EQ(set.status(i).epochsDone, 2);
-        EXPECT_EQ(ofKind(t.events[i], train::EventKind::Progress).size(), 2u * 2) << "one after each shard but the last";
+        EXPECT_EQ(ofKind(t.events[i], EventKind::Progress).size(), 2u * 2) << "one after each shard but the last";
     }
     // The trial's model is what was tested: on the raw test rows, its accuracy is the run's.
     data::SourceOptions options;
@@ -107,7 +107,7 @@ TEST(ModelHopper, EveryConfigurationSeesEveryShardEachEpoch) {
     const auto rawTest = data::loadSource(MPPDL_FASHION_MNIST_DIR, options).test.slice(0, 300);
     for (size_t i = 0; i < 3; ++i)
         EXPECT_NEAR(set.model(i).evaluate(rawTest, "test").accuracy,
-                    ofKind(t.events[i], train::EventKind::Finished)[0].metric("test_accuracy"), 1e-12);
+                    ofKind(t.events[i], EventKind::Finished)[0].metric("test_accuracy"), 1e-12);
 }
 
 // Each configuration's data order is fixed by its place in the search, not by which worker ran
@@ -145,7 +145,7 @@ TEST(ModelHopper, RoundsAndResumesContinueBitForBit) {
     stepwise.train({0, 1, 2}, allUntil(3, 1));
     EXPECT_EQ(stepwise.status(0).epochsDone, 1);
     EXPECT_FALSE(stepwise.status(0).finished);
-    EXPECT_TRUE(ofKind(rounds.events[0], train::EventKind::Finished).empty());
+    EXPECT_TRUE(ofKind(rounds.events[0], EventKind::Finished).empty());
     stepwise.train({0, 2}, {2, 2});
     EXPECT_EQ(stepwise.status(1).epochsDone, 1) << "left out of the round";
 
@@ -159,13 +159,13 @@ TEST(ModelHopper, RoundsAndResumesContinueBitForBit) {
     continued.train({0, 1, 2}, allUntil(3, 3));
     for (size_t i = 0; i < 3; ++i) {
         EXPECT_TRUE(sameTensors(continued.model(i), whole.model(i))) << "configuration " << i + 1;
-        EXPECT_EQ(ofKind(resumed.events[i], train::EventKind::Finished).size(), 1u);
-        EXPECT_NE(ofKind(resumed.events[i], train::EventKind::Started)[0].message.find("resuming after epoch"),
+        EXPECT_EQ(ofKind(resumed.events[i], EventKind::Finished).size(), 1u);
+        EXPECT_NE(ofKind(resumed.events[i], EventKind::Started)[0].message.find("resuming after epoch"),
                   std::string::npos);
     }
     // A stopped trial ends its run with what it reached and trains no more.
     stepwise.stop(1, "stopped by the test");
-    EXPECT_EQ(ofKind(rounds.events[1], train::EventKind::Finished).size(), 1u);
+    EXPECT_EQ(ofKind(rounds.events[1], EventKind::Finished).size(), 1u);
     stepwise.train({1}, {3});
     EXPECT_EQ(stepwise.status(1).epochsDone, 1);
 }
@@ -183,7 +183,7 @@ TEST(ModelHopper, CancelEndsEveryRunAsCancelled) {
     TrialSet set(t.make(50), subset(), options);
     expectError<CancelledError>([&] { set.train({0, 1, 2}, allUntil(3, 50)); }, {"cancelled"});
     for (size_t i = 0; i < 3; ++i) {
-        EXPECT_EQ(ofKind(t.events[i], train::EventKind::Cancelled).size(), 1u) << "configuration " << i + 1;
+        EXPECT_EQ(ofKind(t.events[i], EventKind::Cancelled).size(), 1u) << "configuration " << i + 1;
         EXPECT_LT(set.status(i).epochsDone, 50);
     }
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mppdl/core/choice.h"
 #include "mppdl/data/dataset.h"
 #include "mppdl/data/source.h"
 
@@ -28,7 +29,17 @@ struct Normalizer {
     Dataset apply(const Dataset& dataset) const;
 };
 
-/// "none", "scale", "standardize"; throws ConfigError for anything else.
+/// A normalization as the CLI, the GUI and a run's configuration name it.
+struct NormalizationKind {
+    Normalizer::Mode mode;
+    Choice choice;
+};
+
+/// The one table of normalizations, the default (scale) first.
+const std::vector<NormalizationKind>& normalizations();
+const std::vector<Choice>& normalizationChoices();
+
+/// A normalizations() name ("scale", "standardize", "none"); throws ConfigError for anything else.
 Normalizer::Mode parseNormalization(const std::string& name);
 const char* toString(Normalizer::Mode mode);
 

@@ -31,4 +31,26 @@ struct ProjectArchitecture {
 /// `addToProject` false nothing is added (the version's id is then 0).
 ProjectArchitecture projectArchitecture(store::Project& project, const std::string& ref, bool addToProject);
 
+/// Where an imported Keras model comes from: a Keras JSON file, or the model_arch of one row of a
+/// MADlib model architecture table (what load_keras_model wrote).
+struct ArchitectureImport {
+    std::string file;       ///< a Keras JSON file; empty for a table
+    std::string table;      ///< [SCHEMA.]TABLE of a MADlib model architecture table
+    int64_t modelId = -1;   ///< the table's model_id to read
+    std::string connection; ///< the table's PostgreSQL connection (libpq's conninfo or URI)
+    std::string name;       ///< the imported architecture's name; empty: the model's own
+};
+
+/// An imported architecture and where it came from ("from MADlib table models, model_id 2"), which
+/// its description repeats ("Imported from ...").
+struct ImportedArchitecture {
+    model::Architecture architecture;
+    std::string source;
+};
+
+/// The architecture an import names, read and validated. ConfigError for a missing file, a missing
+/// row or a NULL model_arch, naming the table and the connection; DataError when the database
+/// cannot be reached. A table needs PostgreSQL support (ConfigError in a build without).
+ImportedArchitecture importArchitecture(const ArchitectureImport& from);
+
 } // namespace mppdl::session

@@ -44,15 +44,16 @@ int64_t createRun(store::Project& project, const train::TrainConfig& config,
 /// How the training itself runs: train::train() on this process's threads by default; the command
 /// line passes one that also spreads segments over processes.
 using Trainer = std::function<train::TrainResult(const train::TrainConfig&, const model::Architecture&,
-                                                 const data::PreparedData&, train::RunObserver&,
+                                                 const data::PreparedData&, RunObserver&,
                                                  const train::TrainControl&)>;
 
 /// Trains run `runId` with the project's recorder beside `display` (as observer and checkpoint
 /// sink): marks the run running, records its metrics, checkpoints and end; on any mppdl::Error the
-/// run is recorded as failed before the error is rethrown.
+/// run is recorded as failed before the error is rethrown. When recording that end fails too, a
+/// Message event (errorKind "storage") tells `display` so before the run's own error is rethrown.
 train::TrainResult trainRecorded(store::Project& project, int64_t runId, const train::TrainConfig& config,
                                  const model::Architecture& architecture, const data::PreparedData& data,
-                                 train::RunObserver& display, train::TrainControl control, int keepCheckpoints = 3,
+                                 RunObserver& display, train::TrainControl control, int keepCheckpoints = 3,
                                  const Trainer& trainer = {});
 
 } // namespace mppdl::session

@@ -4,7 +4,7 @@
 // command line's eval, predict, export and warm starts and the workbench's views read.
 
 #include "mppdl/store/project.h"
-#include "mppdl/train/checkpoint.h"
+#include "mppdl/train/control.h"
 #include "mppdl/train/trained_model.h"
 
 #include <string>
@@ -17,7 +17,7 @@ store::RunRecord findRun(const store::Project& project, const std::string& idOrN
 /// A run's weights at one epoch: `ref` is RUN, RUN:EPOCH, RUN:best or RUN:last (the default).
 struct RunWeights {
     store::RunRecord run;
-    train::Checkpoint checkpoint;
+    Checkpoint checkpoint;
     std::string label; ///< "run 3 (mlp-3), epoch 5"
 };
 /// ConfigError naming the epochs kept when the run has none of those weights.

@@ -13,8 +13,8 @@
 //
 // A Project is one connection: use it from one thread at a time (the GUI opens its own).
 
-#include "mppdl/train/checkpoint.h"
-#include "mppdl/train/events.h"
+#include "mppdl/core/checkpoint.h"
+#include "mppdl/core/events.h"
 
 #include <cstdint>
 #include <memory>
@@ -39,7 +39,7 @@ RunState parseRunState(const std::string& name);
 struct DatasetRecord {
     int64_t id = 0;
     std::string name;       ///< unique in the project
-    std::string kind;       ///< a data::sourceKinds() name ("idx", "csv", ...) or "postgres"
+    std::string kind;       ///< a data::sourceKinds() name: "idx", "csv", ..., "pg" for a table
     std::string location;   ///< a path, or a connection string without its password
     std::string options;    ///< JSON: reader options and column mapping
     std::string schema;     ///< JSON: sample shape, dtype, rows
@@ -136,7 +136,7 @@ struct CheckpointInfo {
 struct EvaluationRecord {
     int64_t id = 0;
     int epoch = 0; ///< the epoch whose weights were evaluated
-    train::Evaluation evaluation;
+    Evaluation evaluation;
     std::string createdAt;
 };
 
@@ -227,18 +227,18 @@ public:
     /// Stores the checkpoint (replacing one of the same epoch), then keeps the last `keepLast`
     /// epochs and the best one by validation accuracy (the earliest of equals); the best keeps only
     /// its weights once it is not among the last. One transaction.
-    void saveCheckpoint(int64_t runId, const train::Checkpoint& checkpoint, int keepLast);
+    void saveCheckpoint(int64_t runId, const Checkpoint& checkpoint, int keepLast);
     std::vector<CheckpointInfo> checkpoints(int64_t runId) const;
     /// A stored epoch; nullopt when not kept.
-    std::optional<train::Checkpoint> checkpoint(int64_t runId, int epoch) const;
+    std::optional<Checkpoint> checkpoint(int64_t runId, int epoch) const;
     /// The latest checkpoint that has resume state.
-    std::optional<train::Checkpoint> lastResumable(int64_t runId) const;
+    std::optional<Checkpoint> lastResumable(int64_t runId) const;
     /// Epoch numbers of the kept best and last checkpoints (0 when none).
     int bestCheckpointEpoch(int64_t runId) const;
     int lastCheckpointEpoch(int64_t runId) const;
 
     // --- evaluations
-    int64_t saveEvaluation(int64_t runId, int epoch, const train::Evaluation& evaluation);
+    int64_t saveEvaluation(int64_t runId, int epoch, const Evaluation& evaluation);
     std::vector<EvaluationRecord> evaluations(int64_t runId) const;
 
     struct Impl;

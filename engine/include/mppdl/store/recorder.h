@@ -1,8 +1,8 @@
 #pragma once
 
 #include "mppdl/store/project.h"
-#include "mppdl/train/checkpoint.h"
-#include "mppdl/train/events.h"
+#include "mppdl/core/checkpoint.h"
+#include "mppdl/core/events.h"
 
 #include <chrono>
 #include <cstdint>
@@ -14,7 +14,7 @@ namespace mppdl::store {
 /// The metric points an event carries, as a project records them: a Progress event's as kind
 /// "progress", an Epoch's as "epoch", an Evaluation's as "test"; none for other events. ETA is left
 /// out: it is derived from the others. The recorder and the workbench's live views read events so.
-std::vector<MetricPoint> metricPoints(const train::RunEvent& event);
+std::vector<MetricPoint> metricPoints(const RunEvent& event);
 
 /// Records a run into a project as it trains: its metric series (buffered, one transaction per
 /// flush, never per point), its checkpoints, its progress and how it ended. Hand it to train() as
@@ -27,14 +27,14 @@ std::vector<MetricPoint> metricPoints(const train::RunEvent& event);
 /// A storage failure while training is rethrown (the run stops with a StorageError rather than
 /// train on without a record); once the run has ended, failures to record that are reported by
 /// endedWithError() instead, so that the original error is the one the user sees.
-class RunRecorder : public train::RunObserver, public train::CheckpointSink {
+class RunRecorder : public RunObserver, public CheckpointSink {
 public:
     /// `keepCheckpoints`: the last K epochs kept with resume state (the best is kept besides).
     /// `flushSeconds`: the longest a metric point waits in memory.
     RunRecorder(Project& project, int64_t runId, int keepCheckpoints = 3, double flushSeconds = 2.0);
 
-    void onEvents(const std::vector<train::RunEvent>& batch) override;
-    void onCheckpoint(const train::Checkpoint& checkpoint) override;
+    void onEvents(const std::vector<RunEvent>& batch) override;
+    void onCheckpoint(const Checkpoint& checkpoint) override;
 
     /// Writes the buffered points now.
     void flush();
@@ -47,7 +47,7 @@ public:
     const std::string& endedWithError() const { return m_endError; }
 
 private:
-    void record(const train::RunEvent& event);
+    void record(const RunEvent& event);
     void end(RunState state, const std::string& errorKind, const std::string& message);
 
     Project& m_project;

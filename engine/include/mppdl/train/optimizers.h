@@ -1,5 +1,7 @@
 #pragma once
 
+#include "mppdl/core/choice.h"
+
 #include <string>
 #include <vector>
 
@@ -25,12 +27,6 @@ struct ScheduleConfig {
     int stepSize = 10;         ///< step: decay every stepSize epochs
     double gamma = 0.1;        ///< step: multiply by gamma
     double minLr = 0.0;        ///< cosine: the floor reached at the last epoch
-};
-
-/// A name and a one-line description; the CLI's help and the GUI's combo boxes read these lists.
-struct Choice {
-    const char* name;
-    const char* description;
 };
 
 const std::vector<Choice>& optimizerChoices();

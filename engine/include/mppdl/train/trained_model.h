@@ -4,7 +4,7 @@
 #include "mppdl/data/preprocess.h"
 #include "mppdl/data/predictions.h"
 #include "mppdl/model/architecture.h"
-#include "mppdl/train/events.h"
+#include "mppdl/core/events.h"
 
 #include <memory>
 #include <string>

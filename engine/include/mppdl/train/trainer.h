@@ -3,9 +3,10 @@
 #include "mppdl/data/preprocess.h"
 #include "mppdl/data/source.h"
 #include "mppdl/model/architecture.h"
-#include "mppdl/train/checkpoint.h"
-#include "mppdl/train/events.h"
+#include "mppdl/train/control.h"
+#include "mppdl/core/events.h"
 #include "mppdl/train/optimizers.h"
+#include "mppdl/train/strategies.h"
 #include "mppdl/train/trained_model.h"
 
 #include <atomic>
@@ -23,13 +24,10 @@ struct DataConfig {
     data::Normalizer::Mode normalization = data::Normalizer::Mode::Scale01;
 };
 
-/// How a run spreads over segments. One table, read by the CLI's help and the GUI.
-const std::vector<Choice>& strategyChoices();
-
 /// Everything needed to repeat a training run.
 struct TrainConfig {
     DataConfig data;
-    /// A strategyChoices() name (the table says what each does; DESIGN.md gives the math).
+    /// A strategies() name (the table says what each does; DESIGN.md gives the math).
     std::string strategy = "single";
     int segments = 1;
     /// How rows are dealt to segments: a data::distributionPolicies() name.
@@ -75,12 +73,13 @@ struct TrainResult {
     TrainedModel model;
 };
 
-/// Trains one model on one device (the `single` strategy): loads and prepares the data, builds the
-/// network, runs the epochs, evaluates on the test split. Reports through `observer` from the
-/// calling thread. Checks `control.cancel` between minibatches; when set, reports Cancelled and
-/// throws CancelledError. With `control.checkpoints` it hands over a checkpoint after each epoch;
-/// with `control.resumeFrom` it continues an earlier run (see TrainControl). Other failures are reported as Failed and rethrown as mppdl::Error subclasses;
-/// a NaN or infinite loss is a DataError naming the epoch and step.
+/// Trains a model as the configuration's strategy says: loads and prepares the data, builds the
+/// network and its segments' replicas, runs the epochs, evaluates on the test split. Reports through
+/// `observer` from the calling thread. Checks `control.cancel` between minibatches; when set, reports
+/// Cancelled and throws CancelledError. With `control.checkpoints` it hands over a checkpoint after
+/// each epoch; with `control.resumeFrom` it continues an earlier run (see TrainControl). Other
+/// failures are reported as Failed and rethrown as mppdl::Error subclasses: a NaN or infinite loss
+/// is a DataError naming the epoch and step, a device out of memory a DeviceError.
 TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
                   RunObserver& observer, const TrainControl& control = {});
 

@@ -46,7 +46,6 @@ const std::vector<std::pair<const char*, const char*>>& searchSpaceKeys();
 /// a log range that is not positive. Architecture names are kept as written: the caller resolves
 /// them (a project's or a bundled one).
 SearchSpace parseSearchSpace(const std::string& json, const std::string& where);
-SearchSpace loadSearchSpace(const std::string& path);
 
 /// One point of the space: what a run of the search trains.
 struct Configuration {
@@ -56,7 +55,8 @@ struct Configuration {
     double momentum = 0;
     double weightDecay = 0;
     int64_t batchSize = 64;
-    int epochs = 1;
+    /// A grid or random search's epochs when the space names none (Hyperband's are its own).
+    int epochs = 5;
     /// "lenet5 sgd lr 0.01 momentum 0.9 batch 64": what a leaderboard shows.
     std::string describe() const;
     /// As JSON (the keys of the search space file), and back.

@@ -16,7 +16,7 @@
 namespace mppdl::tune {
 
 /// "grid", "random", "hyperband": the CLI's help and the GUI read this list.
-const std::vector<train::Choice>& searchChoices();
+const std::vector<Choice>& searchChoices();
 
 struct SearchRequest {
     std::string name;      ///< the search's name; its runs are NAME-01, NAME-02, ...; empty: "search-N"
@@ -83,7 +83,7 @@ SearchPlan planSearch(const SearchRequest& request);
 /// when given, also gets every run's events (a terminal's or a JSON printer's). CancelledError
 /// when `schedule.cancel` is set (the runs are recorded as cancelled and can be resumed).
 SearchProgress runSearch(store::Project& project, const SearchRequest& request, SearchObserver* observer,
-                         train::RunObserver* runObserver = nullptr);
+                         RunObserver* runObserver = nullptr);
 
 /// Continues a search whose process stopped (cancelled, killed): finished and stopped runs stay
 /// as they are, the others continue from their last checkpoint (or start again when they had
@@ -91,7 +91,7 @@ SearchProgress runSearch(store::Project& project, const SearchRequest& request, 
 /// the project has no such search or it has nothing left to do.
 SearchProgress resumeSearch(store::Project& project, const std::string& name, SearchObserver* observer,
                             const std::atomic<bool>* cancel, int threads = -1,
-                            train::RunObserver* runObserver = nullptr);
+                            RunObserver* runObserver = nullptr);
 
 /// The searches a project holds (their names, in order of their first run).
 std::vector<std::string> searchNames(const store::Project& project);

@@ -10,8 +10,8 @@
 
 #include "mppdl/data/preprocess.h"
 #include "mppdl/model/architecture.h"
-#include "mppdl/train/checkpoint.h"
-#include "mppdl/train/events.h"
+#include "mppdl/train/control.h"
+#include "mppdl/core/events.h"
 #include "mppdl/train/trainer.h"
 
 #include <atomic>
@@ -25,7 +25,7 @@
 namespace mppdl::tune {
 
 /// "mop", "task", "sequential": the CLI's help and the GUI read this list.
-const std::vector<train::Choice>& schedulerChoices();
+const std::vector<Choice>& schedulerChoices();
 
 /// One configuration of a search, trained as a run of its own.
 struct Trial {
@@ -35,10 +35,10 @@ struct Trial {
     model::Architecture architecture;
     /// Its run's events and checkpoints (a project's RunRecorder): always called on the thread
     /// that called trainTrials, never from a worker.
-    train::RunObserver* observer = nullptr;
-    train::CheckpointSink* checkpoints = nullptr;
+    RunObserver* observer = nullptr;
+    CheckpointSink* checkpoints = nullptr;
     /// Continue after this checkpoint (its run's last resumable one) instead of starting afresh.
-    std::optional<train::Checkpoint> resumeFrom;
+    std::optional<Checkpoint> resumeFrom;
     /// Its run ended before (a resumed search's finished or stopped run): it does not train.
     bool ended = false;
 };

@@ -1,6 +1,6 @@
-#include "mppdl/train/events.h"
+#include "mppdl/core/events.h"
 
-namespace mppdl::train {
+namespace mppdl {
 
 const char* toString(EventKind kind) {
     switch (kind) {
@@ -30,4 +30,4 @@ bool RunEvent::hasMetric(const std::string& name) const {
     return false;
 }
 
-} // namespace mppdl::train
+} // namespace mppdl

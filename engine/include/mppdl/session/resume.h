@@ -1,0 +1,37 @@
+#pragma once
+
+// Taking up an interrupted or cancelled run where its last checkpoint left it: what `mppdl resume`
+// does, and what any front end that offers Resume calls. No libtorch in this header.
+
+#include "mppdl/core/checkpoint.h"
+#include "mppdl/core/events.h"
+#include "mppdl/model/architecture.h"
+#include "mppdl/store/project.h"
+#include "mppdl/train/trainer.h"
+
+#include <optional>
+#include <string>
+
+namespace mppdl::session {
+
+/// Everything a resumed run trains from: its record, configuration, architecture version, last
+/// resumable checkpoint and its data, loaded again.
+struct ResumePoint {
+    store::RunRecord run;
+    std::string label; ///< "run 3 (mlp-3)"
+    train::TrainConfig config;
+    model::Architecture architecture;
+    Checkpoint checkpoint;
+    train::LoadedData loaded;
+};
+
+/// Prepares run `run` of `project` to continue: it must be neither finished (ConfigError: start a
+/// new run with a warm start) nor running, and have a checkpoint with resume state (ConfigError
+/// otherwise). Loads its data as recorded, reporting through `observer`; DataError when the data
+/// has changed since the run started (other classes or feature statistics). Then drops the
+/// metrics recorded after the checkpoint's epoch, which the resumed run records again.
+/// `threads` >= 0 replaces the run's thread count.
+ResumePoint prepareResume(store::Project& project, const store::RunRecord& run, RunObserver& observer,
+                          int threads = -1);
+
+} // namespace mppdl::session

@@ -1,0 +1,50 @@
+#include "mppdl/session/resume.h"
+
+#include "mppdl/core/error.h"
+#include "mppdl/train/trained_model.h"
+
+#include <nlohmann/json.hpp>
+
+namespace mppdl::session {
+
+ResumePoint prepareResume(store::Project& project, const store::RunRecord& run, RunObserver& observer,
+                          int threads) {
+    ResumePoint point;
+    point.run = run;
+    point.label = "run " + std::to_string(run.id) + " (" + run.name + ")";
+    const std::string& label = point.label;
+    switch (run.state) {
+    case store::RunState::Finished:
+        throw ConfigError(label + " has finished; to train it further start a new run with --warm-start " +
+                          std::to_string(run.id));
+    case store::RunState::Running:
+        throw ConfigError(label + " is still running (pid " + std::to_string(run.pid) + " on " + run.host + ")");
+    default:
+        break;
+    }
+    auto checkpoint = project.lastResumable(run.id);
+    if (!checkpoint)
+        throw ConfigError(label + " stopped before its first epoch ended: there is nothing to resume; start it "
+                                  "again with mppdl train");
+    point.checkpoint = std::move(*checkpoint);
+    point.config = train::trainConfigFromJson(run.config);
+    if (threads >= 0)
+        point.config.threads = threads;
+    const auto version = project.architectureById(run.architectureVersionId);
+    if (!version)
+        throw StorageError(project.path() + ": " + label + " refers to a missing architecture version");
+    point.architecture = model::parseArchitecture(version->spec, version->name + "@" + std::to_string(version->version));
+
+    point.loaded = train::loadData(point.config, point.architecture, observer);
+    // The same seed gives the same split and normalizer; a changed source would not.
+    const auto& prepared = point.loaded.prepared;
+    const auto info =
+        train::modelInfoJson(prepared.normalizer, prepared.train.classNames(), train::modelMembers(point.config));
+    if (!run.modelInfo.empty() && nlohmann::json::parse(info) != nlohmann::json::parse(run.modelInfo))
+        throw DataError(point.config.data.location + " has changed since " + label +
+                        " started (other class names or feature statistics): it cannot be resumed");
+    project.truncateMetrics(run.id, point.checkpoint.epoch);
+    return point;
+}
+
+} // namespace mppdl::session

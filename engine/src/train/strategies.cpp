@@ -1,0 +1,53 @@
+#include "mppdl/train/strategies.h"
+
+namespace mppdl::train {
+
+namespace {
+
+/// EASGD's communication period when none is given: the paper's tau.
+constexpr int64_t kDefaultTau = 10;
+
+} // namespace
+
+const std::vector<StrategyKind>& strategies() {
+    // name and help; join; segmented, keepsMembers, usesMovingRate; defaultSyncEvery
+    static const std::vector<StrategyKind> table = {
+        {{"single", "one model trained on all rows (the reference the others are compared with)"},
+         Join::None, false, false, false, 0},
+        {{"model-averaging",
+          "MADlib's fit: a replica per segment trains on its shard; the replicas are averaged, weighted "
+          "by rows, after each pass (or every --sync-every minibatches) and the average is broadcast"},
+         Join::Average, true, false, false, 0},
+        {{"easgd",
+          "elastic averaging SGD: every --sync-every minibatches (tau, default 10) each replica moves toward a "
+          "center model by the moving rate and the center toward the replicas (alpha = 0.9 / segments)"},
+         Join::Elastic, true, false, true, kDefaultTau},
+        {{"ensemble",
+          "one independent model per segment; the prediction is the mean of their class probabilities"},
+         Join::None, true, true, false, 0},
+        {{"allreduce",
+          "synchronous data parallel, as DDP: each step the segments' gradients are averaged, weighted by rows, "
+          "so the replicas stay equal (one step over the union of the segments' minibatches)"},
+         Join::Gradients, true, false, false, 1},
+    };
+    return table;
+}
+
+const StrategyKind* findStrategy(const std::string& name) {
+    for (const auto& s : strategies())
+        if (name == s.choice.name)
+            return &s;
+    return nullptr;
+}
+
+const std::vector<Choice>& strategyChoices() {
+    static const std::vector<Choice> choices = [] {
+        std::vector<Choice> out;
+        for (const auto& s : strategies())
+            out.push_back(s.choice);
+        return out;
+    }();
+    return choices;
+}
+
+} // namespace mppdl::train

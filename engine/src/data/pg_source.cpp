@@ -280,19 +280,12 @@ at::Tensor packedRows(std::vector<ShardRows>& shards, std::vector<T> ShardRows::
     return x;
 }
 
-} // namespace
-
-bool detectPostgres(const std::string& location) { return location.rfind(kPrefix, 0) == 0; }
-
-LoadedSource loadPostgres(const std::string& location, const SourceOptions& options) {
-    if (!detectPostgres(location))
-        throw ConfigError(location + ": a PostgreSQL source is named pg:TABLE or pg:(SELECT ...)");
-    const SourceText source = parseLocation(location);
-    const std::string where = location;
-    PgConnection db(options.connection, where);
-
+/// The columns of a table (from the catalog) or of a query (as the server describes it, without
+/// running it), and the FROM item that reads it.
+std::vector<Column> sourceColumns(PgConnection& db, const SourceText& source, const std::string& location,
+                                  std::string& from) {
+    const std::string& where = location;
     std::vector<Column> columns;
-    std::string from;
     if (source.query) {
         // A query's columns as the server describes them, without running it.
         from = "(" + source.text + ") AS mppdl_source";
@@ -312,6 +305,112 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
         if (columns.empty())
             throw ConfigError(where + ": no table " + source.text + " (or it has no columns) in " + db.describe());
     }
+    return columns;
+}
+
+/// Every shard's rows, read by COPY over at most kMaxStreams connections in parallel (the first is
+/// `db`, the catalog's); stream k reads shards k, k + streams, ... in turn. The first failure is
+/// rethrown after every stream stopped.
+std::vector<ShardRows> readShards(PgConnection& db, const ReadPlan& read, const TupleFormat& format,
+                                  const SourceOptions& options, const std::string& where) {
+    const int shardCount = std::max(1, read.shards.segments);
+    const int streams = std::min(shardCount, kMaxStreams);
+    std::vector<ShardRows> shards(static_cast<size_t>(shardCount));
+    std::vector<std::exception_ptr> failures(static_cast<size_t>(shardCount));
+    std::atomic<bool> stop{false};
+    // Progress comes from the calling thread's stream (the first), counting every stream's rows.
+    std::atomic<int64_t> rowsRead{0};
+    const int64_t expectedRows = format.expected * shardCount;
+    auto lastReport = std::chrono::steady_clock::now();
+    auto stream = [&](int k) {
+        std::unique_ptr<PgConnection> own;
+        for (int s = k; s < shardCount && !stop; s += streams) {
+            const std::string shardWhere =
+                read.shards.segments > 0 ? where + ", segment " + std::to_string(s) + " (" + read.shards.condition(s) + ")"
+                                         : where;
+            try {
+                if (k > 0 && !own)
+                    own = std::make_unique<PgConnection>(options.connection, shardWhere);
+                PgConnection& connection = k > 0 ? *own : db;
+                connection.setWhere(shardWhere);
+                connection.copyOut(read.copyStatement(s), [&](const char* p, size_t n) {
+                    if (stop.load(std::memory_order_relaxed))
+                        throw Stopped{};
+                    decodeTuple(p, n, format, shardWhere, shards[size_t(s)]);
+                    // Counted in blocks, so that the streams do not contend on the counter.
+                    if (options.progress && shards[size_t(s)].rows % kProgressRows == 0) {
+                        const int64_t read = rowsRead += kProgressRows;
+                        const auto now = std::chrono::steady_clock::now();
+                        if (k == 0 && std::chrono::duration<double>(now - lastReport).count() >= options.progressSeconds) {
+                            lastReport = now;
+                            options.progress(read, expectedRows);
+                        }
+                    }
+                });
+            } catch (const Stopped&) {
+                return; // the connection is mid-COPY: done with it
+            } catch (...) {
+                failures[size_t(s)] = std::current_exception();
+                stop = true;
+                return;
+            }
+        }
+    };
+    std::vector<std::thread> threads;
+    for (int k = 1; k < streams; ++k)
+        threads.emplace_back(stream, k);
+    stream(0);
+    for (auto& t : threads)
+        t.join();
+    for (const auto& failure : failures)
+        if (failure)
+            std::rethrow_exception(failure);
+
+    return shards;
+}
+
+/// The shards' labels in row order: integers as they are (encodeIntegerLabels), text classes as
+/// indexes in sorted order, their names travelling with the dataset (and the project).
+EncodedLabels collectLabels(const std::vector<ShardRows>& shards, int64_t rows, bool textLabels) {
+    EncodedLabels labels;
+    if (textLabels) {
+        std::map<std::string, int64_t> index;
+        for (const auto& shard : shards)
+            for (const auto& v : shard.textLabels)
+                index.emplace(v, 0);
+        int64_t next = 0;
+        for (auto& [name, i] : index) {
+            i = next++;
+            labels.classNames.push_back(name);
+        }
+        labels.indices = torch::empty({rows}, torch::kInt64);
+        auto* out = labels.indices.data_ptr<int64_t>();
+        for (const auto& shard : shards)
+            for (const auto& v : shard.textLabels)
+                *out++ = index[v];
+    } else {
+        std::vector<int64_t> all;
+        all.reserve(size_t(rows));
+        for (const auto& shard : shards)
+            all.insert(all.end(), shard.intLabels.begin(), shard.intLabels.end());
+        labels = encodeIntegerLabels(torch::from_blob(all.data(), {rows}, torch::kInt64).clone());
+    }
+    return labels;
+}
+
+} // namespace
+
+bool detectPostgres(const std::string& location) { return location.rfind(kPrefix, 0) == 0; }
+
+LoadedSource loadPostgres(const std::string& location, const SourceOptions& options) {
+    if (!detectPostgres(location))
+        throw ConfigError(location + ": a PostgreSQL source is named pg:TABLE or pg:(SELECT ...)");
+    const SourceText source = parseLocation(location);
+    const std::string where = location;
+    PgConnection db(options.connection, where);
+
+    std::string from;
+    const std::vector<Column> columns = sourceColumns(db, source, location, from);
     auto findColumn = [&](const std::string& name) {
         return std::find_if(columns.begin(), columns.end(), [&](const Column& c) { return c.name == name; });
     };
@@ -368,59 +467,7 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     }
     format.expected = (format.expected + shardCount - 1) / shardCount;
 
-    // The shards over at most kMaxStreams connections in parallel (the first is the catalog's);
-    // stream k reads shards k, k + streams, ... in turn.
-    const int streams = std::min(shardCount, kMaxStreams);
-    std::vector<ShardRows> shards(static_cast<size_t>(shardCount));
-    std::vector<std::exception_ptr> failures(static_cast<size_t>(shardCount));
-    std::atomic<bool> stop{false};
-    // Progress comes from the calling thread's stream (the first), counting every stream's rows.
-    std::atomic<int64_t> rowsRead{0};
-    const int64_t expectedRows = format.expected * shardCount;
-    auto lastReport = std::chrono::steady_clock::now();
-    auto stream = [&](int k) {
-        std::unique_ptr<PgConnection> own;
-        for (int s = k; s < shardCount && !stop; s += streams) {
-            const std::string shardWhere =
-                read.shards.segments > 0 ? where + ", segment " + std::to_string(s) + " (" + read.shards.condition(s) + ")"
-                                         : where;
-            try {
-                if (k > 0 && !own)
-                    own = std::make_unique<PgConnection>(options.connection, shardWhere);
-                PgConnection& connection = k > 0 ? *own : db;
-                connection.setWhere(shardWhere);
-                connection.copyOut(read.copyStatement(s), [&](const char* p, size_t n) {
-                    if (stop.load(std::memory_order_relaxed))
-                        throw Stopped{};
-                    decodeTuple(p, n, format, shardWhere, shards[size_t(s)]);
-                    // Counted in blocks, so that the streams do not contend on the counter.
-                    if (options.progress && shards[size_t(s)].rows % kProgressRows == 0) {
-                        const int64_t read = rowsRead += kProgressRows;
-                        const auto now = std::chrono::steady_clock::now();
-                        if (k == 0 && std::chrono::duration<double>(now - lastReport).count() >= options.progressSeconds) {
-                            lastReport = now;
-                            options.progress(read, expectedRows);
-                        }
-                    }
-                });
-            } catch (const Stopped&) {
-                return; // the connection is mid-COPY: done with it
-            } catch (...) {
-                failures[size_t(s)] = std::current_exception();
-                stop = true;
-                return;
-            }
-        }
-    };
-    std::vector<std::thread> threads;
-    for (int k = 1; k < streams; ++k)
-        threads.emplace_back(stream, k);
-    stream(0);
-    for (auto& t : threads)
-        t.join();
-    for (const auto& failure : failures)
-        if (failure)
-            std::rethrow_exception(failure);
+    auto shards = readShards(db, read, format, options, where);
 
     int64_t rows = 0, width = -1;
     for (int s = 0; s < shardCount; ++s) {
@@ -442,30 +489,7 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     if (rows == 0)
         throw DataError(where + (source.query ? ": the query returns no rows" : ": the table has no rows"));
 
-    EncodedLabels labels;
-    if (format.textLabels) {
-        // Text classes become indexes in sorted order; the names travel with the dataset (and the project).
-        std::map<std::string, int64_t> index;
-        for (const auto& shard : shards)
-            for (const auto& v : shard.textLabels)
-                index.emplace(v, 0);
-        int64_t next = 0;
-        for (auto& [name, i] : index) {
-            i = next++;
-            labels.classNames.push_back(name);
-        }
-        labels.indices = torch::empty({rows}, torch::kInt64);
-        auto* out = labels.indices.data_ptr<int64_t>();
-        for (const auto& shard : shards)
-            for (const auto& v : shard.textLabels)
-                *out++ = index[v];
-    } else {
-        std::vector<int64_t> all;
-        all.reserve(size_t(rows));
-        for (const auto& shard : shards)
-            all.insert(all.end(), shard.intLabels.begin(), shard.intLabels.end());
-        labels = encodeIntegerLabels(torch::from_blob(all.data(), {rows}, torch::kInt64).clone());
-    }
+    const EncodedLabels labels = collectLabels(shards, rows, format.textLabels);
     std::vector<std::string> ids;
     for (auto& shard : shards)
         for (auto& id : shard.ids)

@@ -142,29 +142,37 @@ std::vector<std::vector<size_t>> findCycles(const std::vector<std::vector<size_t
     return cycles;
 }
 
-} // namespace
+/// makePlan()'s passes over an architecture, in order; each adds the problems it finds.
+class Planner {
+public:
+    explicit Planner(const Architecture& architecture)
+        : m_architecture(architecture), layers(architecture.layers), n(layers.size()), analysis(plan.analysis),
+          failed(n, false), kinds(n, nullptr), predecessors(n), successors(n), params(n), position(n, -1), shapes(n) {}
 
-Plan makePlan(const Architecture& architecture) {
-    Plan plan;
-    Analysis& analysis = plan.analysis;
-    const auto& layers = architecture.layers;
-    const size_t n = layers.size();
-    auto problem = [&](const std::string& where, const std::string& message) {
-        analysis.problems.push_back({where, message});
-    };
-    auto where = [&](size_t i) {
-        return layers[i].name.empty() ? "layer " + std::to_string(i + 1) : layers[i].name;
-    };
-    if (n == 0) {
-        problem("architecture", "has no layers; start with an Input layer");
-        return plan;
+    Plan run() {
+        if (n == 0) {
+            problem("architecture", "has no layers; start with an Input layer");
+            return std::move(plan);
+        }
+        checkNames();
+        checkTypes();
+        connect();
+        resolveParameters();
+        orderLayers();
+        inferShapes();
+        findOutput();
+        sortProblems();
+        return std::move(plan);
     }
 
-    // A layer whose own definition is wrong gets no shape, and neither does anything after it.
-    std::vector<bool> failed(n, false);
+private:
+    void problem(const std::string& where, const std::string& message) { analysis.problems.push_back({where, message}); }
+    std::string where(size_t i) const {
+        return layers[i].name.empty() ? "layer " + std::to_string(i + 1) : layers[i].name;
+    }
 
-    // Names.
-    std::map<std::string, size_t> byName;
+    /// Every layer has a name of its own, without '.'.
+    void checkNames() {
     std::map<std::string, std::vector<size_t>> uses;
     for (size_t i = 0; i < n; ++i) {
         const std::string& name = layers[i].name;
@@ -193,9 +201,10 @@ Plan makePlan(const Architecture& architecture) {
                 "the name is used by more than one layer (layers " + joinNames(positions) + ")");
     }
 
-    // Types and Input layers.
-    std::vector<const LayerKind*> kinds(n, nullptr);
-    std::vector<size_t> inputLayers;
+    }
+
+    /// Every type is known; exactly one Input layer.
+    void checkTypes() {
     for (size_t i = 0; i < n; ++i) {
         kinds[i] = findLayerKind(layers[i].type);
         if (!kinds[i]) {
@@ -216,8 +225,10 @@ Plan makePlan(const Architecture& architecture) {
                                     "); a network takes one input");
     }
 
-    // Edges: predecessors[i] lists the layers feeding i, in the order written.
-    std::vector<std::vector<size_t>> predecessors(n), successors(n);
+    }
+
+    /// predecessors[i] lists the layers feeding i, in the order written; the counts fit the types.
+    void connect() {
     for (size_t i = 0; i < n; ++i) {
         const Layer& layer = layers[i];
         const LayerKind* kind = kinds[i];
@@ -272,8 +283,10 @@ Plan makePlan(const Architecture& architecture) {
         for (size_t p : predecessors[i])
             successors[p].push_back(i);
 
-    // Parameters.
-    std::vector<LayerParams> params(n);
+    }
+
+    /// Each layer's parameters, resolved against its type and checked.
+    void resolveParameters() {
     for (size_t i = 0; i < n; ++i) {
         if (!kinds[i])
             continue;
@@ -287,8 +300,11 @@ Plan makePlan(const Architecture& architecture) {
             failed[i] = true;
     }
 
-    // Execution order: Kahn's algorithm, taking the earliest layer in file order first so that a
-    // sequential design runs in the order written.
+    }
+
+    /// Execution order: Kahn's algorithm, taking the earliest layer in file order first so that a
+    /// sequential design runs in the order written; what is left over is on a cycle.
+    void orderLayers() {
     std::vector<size_t> pending(n);
     std::priority_queue<size_t, std::vector<size_t>, std::greater<size_t>> ready;
     for (size_t i = 0; i < n; ++i) {
@@ -296,7 +312,6 @@ Plan makePlan(const Architecture& architecture) {
         if (pending[i] == 0)
             ready.push(i);
     }
-    std::vector<size_t> order;
     while (!ready.empty()) {
         const size_t v = ready.top();
         ready.pop();
@@ -318,9 +333,10 @@ Plan makePlan(const Architecture& architecture) {
         }
     }
 
-    // Shapes, parameters and FLOPs in execution order.
-    std::vector<int> position(n, -1);
-    std::vector<std::optional<Shape>> shapes(n);
+    }
+
+    /// Shapes, parameters and FLOPs in execution order.
+    void inferShapes() {
     for (size_t v : order) {
         position[v] = static_cast<int>(plan.layers.size());
         LayerAnalysis info;
@@ -366,12 +382,15 @@ Plan makePlan(const Architecture& architecture) {
         plan.layers.push_back(std::move(planned));
     }
 
-    // The output.
+    }
+
+    /// The network's output: the one named, or the one layer that feeds no other.
+    void findOutput() {
     std::optional<size_t> output;
-    if (!architecture.output.empty()) {
-        auto it = byName.find(architecture.output);
+    if (!m_architecture.output.empty()) {
+        auto it = byName.find(m_architecture.output);
         if (it == byName.end())
-            problem("architecture", "output \"" + architecture.output + "\" is not a layer");
+            problem("architecture", "output \"" + m_architecture.output + "\" is not a layer");
         else
             output = it->second;
     } else {
@@ -400,8 +419,11 @@ Plan makePlan(const Architecture& architecture) {
     if (inputLayers.size() == 1 && shapes[inputLayers.front()])
         analysis.inputShape = *shapes[inputLayers.front()];
 
-    // Problems were found pass by pass; list them as a reader meets them: the design as a
-    // whole first, then layer by layer in file order.
+    }
+
+    /// Problems were found pass by pass; list them as a reader meets them: the design as a whole
+    /// first, then layer by layer in file order.
+    void sortProblems() {
     std::map<std::string, size_t> rank;
     for (size_t i = n; i-- > 0;)
         rank[where(i)] = i + 1;
@@ -413,8 +435,30 @@ Plan makePlan(const Architecture& architecture) {
     std::stable_sort(
         analysis.problems.begin(), analysis.problems.end(),
         [&](const Problem& a, const Problem& b) { return rankOf(a.where) < rankOf(b.where); });
-    return plan;
-}
+    }
+
+    // What the passes share keeps the plain names it had as one function's locals (layers, n,
+    // kinds...): the passes read as the analysis they are, not as member plumbing.
+    const Architecture& m_architecture;
+    const std::vector<Layer>& layers;
+    const size_t n;
+    Plan plan;
+    Analysis& analysis;
+    /// A layer whose own definition is wrong gets no shape, and neither does anything after it.
+    std::vector<bool> failed;
+    std::map<std::string, size_t> byName;
+    std::vector<const LayerKind*> kinds;
+    std::vector<size_t> inputLayers;
+    std::vector<std::vector<size_t>> predecessors, successors;
+    std::vector<LayerParams> params;
+    std::vector<size_t> order;
+    std::vector<int> position;
+    std::vector<std::optional<Shape>> shapes;
+};
+
+} // namespace
+
+Plan makePlan(const Architecture& architecture) { return Planner(architecture).run(); }
 
 } // namespace detail
 

@@ -538,7 +538,9 @@ std::string concatOnnx(const LayerParams& p, const std::vector<Shape>& in, const
 
 // The table ---------------------------------------------------------------------------------------
 
-std::vector<LayerKind> makeTable() {
+/// Layers that hold weights or change a sample's shape: Input, convolution, pooling, normalization,
+/// Dropout, Flatten, Dense.
+std::vector<LayerKind> shapingKinds() {
     using T = ParamType;
     return {
         {{"Input",
@@ -646,6 +648,13 @@ std::vector<LayerKind> makeTable() {
          denseFlops,
          denseBuild,
          denseOnnx},
+    };
+}
+
+/// Element-wise activations, and the merges of a DAG (Add, Concat).
+std::vector<LayerKind> elementwiseKinds() {
+    using T = ParamType;
+    return {
         {{"ReLU", "activation", "max(x, 0).", {}, 1, 1},
          noChecks,
          sameShape,
@@ -712,6 +721,14 @@ std::vector<LayerKind> makeTable() {
          concatBuild,
          concatOnnx},
     };
+}
+
+/// The one table of layer types, in the order the palette and `mppdl arch layers` list them.
+std::vector<LayerKind> makeTable() {
+    auto table = shapingKinds();
+    for (auto& kind : elementwiseKinds())
+        table.push_back(std::move(kind));
+    return table;
 }
 
 std::string lower(const std::string& s) {

@@ -313,8 +313,300 @@ void TrialSet::stop(size_t trial, const std::string& why) {
     m_shared->deliver();
 }
 
+namespace {
+
+/// One call of TrialSet::train(): the active trials trained to their target epochs on a pool of
+/// workers, their events handed to the calling thread, and how the round ends when it fails.
+class TrialRound {
+public:
+    TrialRound(TrialSet::Shared& shared, const ScheduleOptions& options, std::vector<TrialState*> active)
+        : m_sh(shared), m_options(options), m_active(std::move(active)), m_segments(int(shared.x.size())),
+          m_pool(shared.workers, shared.team) {}
+
+    void run();
+
+private:
+    /// The shard trial t needs next: in epoch e, visit v goes to shard (t + e + v) mod N, so each
+    /// trial's data order is fixed by its index and the result does not depend on timing.
+    int nextShard(const TrialState& t) const {
+        return int((t.index + size_t(t.status.epochsDone) + size_t(t.visits)) % size_t(m_segments));
+    }
+    static bool done(const TrialState& t) { return t.ended || t.status.epochsDone >= t.until; }
+    /// Workers stop at the next minibatch when one of them failed, the caller cancels, or handing
+    /// events to the observers failed (a full disk: training on without a record helps nobody).
+    bool stopping() const {
+        return m_pool.failed.load(std::memory_order_relaxed) || m_abort.load(std::memory_order_relaxed) ||
+               cancelled();
+    }
+    bool cancelled() const { return m_options.cancel && m_options.cancel->load(std::memory_order_relaxed); }
+
+    void start(TrialState& t);
+    void work(size_t w);
+    TrialState* take(size_t w);
+    void trainOnce(TrialState& t, int shard);
+    void endEpoch(TrialState& t);
+    void finish(TrialState& t, int64_t steps);
+    void whileWaiting();
+    [[noreturn]] void fail(std::exception_ptr failure);
+
+    TrialSet::Shared& m_sh;
+    const ScheduleOptions& m_options;
+    std::vector<TrialState*> m_active;
+    int m_segments;
+    train::SegmentPool m_pool;
+    std::atomic<bool> m_abort{false};
+    std::exception_ptr m_deliveryError;
+};
+
+void TrialRound::run() {
+    for (auto* t : m_active)
+        start(*t);
+    m_sh.deliver();
+    std::exception_ptr failure;
+    try {
+        m_pool.run(size_t(m_sh.workers), [this](size_t w) { work(w); }, [this] { whileWaiting(); });
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    if (m_deliveryError)
+        failure = m_deliveryError;
+    m_sh.deliver();
+    if (!failure && m_options.cancel && m_options.cancel->load())
+        failure = std::make_exception_ptr(CancelledError("the search was cancelled"));
+    if (failure)
+        fail(failure);
+}
+
+void TrialRound::start(TrialState& t) {
+    if (t.started)
+        return;
+    t.started = true;
+    t.runStart = Clock::now();
+    const auto& c = t.trial.config;
+    RunEvent e = positioned(t, EventKind::Started, t.stepsPerEpoch(m_sh.shardRows));
+    std::ostringstream m;
+    m << "training '" << t.trial.architecture.name << "' (" << groupThousands(t.module->analysis().totalParams)
+      << " parameters) with " << c.optimizer.name << " lr " << c.optimizer.lr;
+    if (c.optimizer.momentum > 0)
+        m << " momentum " << c.optimizer.momentum;
+    if (c.optimizer.weightDecay > 0)
+        m << " weight decay " << c.optimizer.weightDecay;
+    m << ", batch " << c.batchSize << ", up to " << c.epochs << (c.epochs == 1 ? " epoch" : " epochs") << ", seed "
+      << c.seed << "; configuration " << t.index + 1 << " of a search, ";
+    if (m_sh.hop)
+        m << "hopping over " << m_segments << " segments (" << m_options.distribution << " distribution)";
+    else
+        m << (m_options.scheduler == "task" ? "on one of " + std::to_string(m_sh.workers) + " workers"
+                                            : std::string("one after another"));
+    m << " on " << m_sh.device.str();
+    if (m_sh.device.is_cpu())
+        m << ", " << m_sh.team << (m_sh.team == 1 ? " thread" : " threads");
+    if (t.status.epochsDone > 0)
+        m << "; resuming after epoch " << t.status.epochsDone;
+    e.message = m.str();
+    send(m_sh, t, e);
+}
+
+// Worker w is segment w's under mop: it trains whichever free trial needs shard w next, one
+// sub-epoch at a time. A task worker takes a free trial and keeps it to its target epoch.
+void TrialRound::work(size_t w) {
+    while (TrialState* t = take(w)) {
+        struct Release { // the trial goes back to the pool, also when training throws
+            TrialSet::Shared& m_sh;
+            TrialState* t;
+            ~Release() {
+                {
+                    std::lock_guard<std::mutex> lock(m_sh.mutex);
+                    t->busy = false;
+                }
+                m_sh.changed.notify_all();
+            }
+        } release{m_sh, t};
+        if (m_sh.hop)
+            trainOnce(*t, int(w));
+        else
+            while (!done(*t) && !stopping())
+                trainOnce(*t, 0);
+    }
+}
+
+// The next trial worker w may train, marked busy; nullptr when none is left or the round stops.
+TrialState* TrialRound::take(size_t w) {
+    TrialState* t = nullptr;
+    std::unique_lock<std::mutex> lock(m_sh.mutex);
+    m_sh.changed.wait(lock, [&] {
+        if (stopping())
+            return true;
+        bool remaining = false;
+        for (auto* c : m_active) {
+            if (c->busy) { // another worker's: its fields are not ours to read
+                remaining = true;
+                continue;
+            }
+            if (done(*c))
+                continue;
+            remaining = true;
+            if (!m_sh.hop || nextShard(*c) == int(w)) {
+                t = c;
+                return true;
+            }
+        }
+        return !remaining;
+    });
+    if (stopping() || !t)
+        return nullptr;
+    t->busy = true;
+    return t;
+}
+
+// One sub-epoch of trial t on `shard` (all rows for task and sequential), and the end of its
+// epoch when that was its last shard. Runs on a worker that holds the trial (busy).
+void TrialRound::trainOnce(TrialState& t, int shard) {
+    if (t.visits == 0)
+        train::setLearningRate(*t.optimizer,
+                               train::scheduledLearningRate(t.trial.config.schedule, t.trial.config.optimizer.lr,
+                                                            t.status.epochsDone, t.trial.config.epochs));
+    const auto begin = Clock::now();
+    trainShard(t, m_sh.x[size_t(shard)], m_sh.y[size_t(shard)], [this] { return stopping(); });
+    const double seconds = secondsSince(begin);
+    t.epochTrainSeconds += seconds;
+    t.status.seconds += seconds;
+    if (stopping())
+        return;
+    t.visits += 1;
+    const int64_t steps = t.stepsPerEpoch(m_sh.shardRows);
+    if (t.visits == m_segments) {
+        const auto evalStart = Clock::now();
+        endEpoch(t);
+        t.status.seconds += secondsSince(evalStart);
+        return;
+    }
+    RunEvent p = positioned(t, EventKind::Progress, steps);
+    p.epoch = t.status.epochsDone + 1;
+    p.stepInEpoch = t.step - int64_t(t.status.epochsDone) * steps;
+    p.metrics = {{"train_loss", t.lossSum / double(std::max<int64_t>(1, t.rows))},
+                 {"train_accuracy", double(t.correct) / double(std::max<int64_t>(1, t.rows))},
+                 {"images_per_sec", double(t.rows) / std::max(1e-9, t.epochTrainSeconds)}};
+    send(m_sh, t, p);
+}
+
+// A trial's epoch ends: validation, the Epoch event, a checkpoint, and at its last planned epoch
+// the finish. Runs on the worker that trained the last shard.
+void TrialRound::endEpoch(TrialState& t) {
+    const int64_t steps = t.stepsPerEpoch(m_sh.shardRows);
+    t.status.epochsDone += 1;
+    RunEvent e = positioned(t, EventKind::Epoch, steps);
+    e.stepInEpoch = steps;
+    const double lr = train::scheduledLearningRate(t.trial.config.schedule, t.trial.config.optimizer.lr,
+                                                   t.status.epochsDone - 1, t.trial.config.epochs);
+    e.metrics = {{"train_loss", t.lossSum / double(std::max<int64_t>(1, t.rows))},
+                 {"train_accuracy", double(t.correct) / double(std::max<int64_t>(1, t.rows))},
+                 {"lr", lr},
+                 {"images_per_sec", double(t.rows) / std::max(1e-9, t.epochTrainSeconds)},
+                 {"epoch_seconds", t.epochTrainSeconds}};
+    if (m_sh.xVal.defined()) {
+        std::vector<model::GraphModule> one{t.module};
+        const auto v = train::evaluateMembers(one, m_sh.xVal, m_sh.yVal, m_sh.classNames, "validation");
+        t.status.valAccuracy = v.accuracy;
+        t.status.valLoss = v.loss;
+        e.metrics.push_back({"val_loss", v.loss});
+        e.metrics.push_back({"val_accuracy", v.accuracy});
+    }
+    e.wallSeconds = t.wall();
+    send(m_sh, t, e);
+    if (t.trial.checkpoints) {
+        auto c = std::make_shared<Checkpoint>();
+        c->epoch = t.status.epochsDone;
+        c->valAccuracy = t.status.valAccuracy;
+        c->wallSeconds = t.wall();
+        const auto start = Clock::now();
+        c->weights = train::serializeWeights(*t.module);
+        c->state = serializeState(t);
+        c->serializeSeconds = secondsSince(start);
+        auto* sink = t.trial.checkpoints;
+        m_sh.post([sink, c] { sink->onCheckpoint(*c); });
+    }
+    t.visits = 0;
+    t.lossSum = 0;
+    t.correct = 0;
+    t.rows = 0;
+    t.epochTrainSeconds = 0;
+    if (t.status.epochsDone >= t.trial.config.epochs)
+        finish(t, steps);
+}
+
+// The trial's last planned epoch is done: the test evaluation and Finished.
+void TrialRound::finish(TrialState& t, int64_t steps) {
+    t.status.finished = true;
+    RunEvent finished = positioned(t, EventKind::Finished, steps);
+    finished.metrics = {{"epochs", double(t.status.epochsDone)}, {"seconds", t.status.seconds}};
+    if (t.status.valAccuracy) {
+        finished.metrics.push_back({"val_loss", *t.status.valLoss});
+        finished.metrics.push_back({"val_accuracy", *t.status.valAccuracy});
+    }
+    if (m_sh.xTest.defined()) {
+        std::vector<model::GraphModule> one{t.module};
+        const auto test = train::evaluateMembers(one, m_sh.xTest, m_sh.yTest, m_sh.classNames, "test");
+        RunEvent ev = positioned(t, EventKind::Evaluation, steps);
+        ev.metrics = {{"test_loss", test.loss}, {"test_accuracy", test.accuracy}};
+        ev.message = "test accuracy " + percentText(test.accuracy);
+        ev.evaluation = std::make_shared<Evaluation>(test);
+        send(m_sh, t, ev);
+        finished.metrics.push_back({"test_loss", test.loss});
+        finished.metrics.push_back({"test_accuracy", test.accuracy});
+        finished.evaluation = ev.evaluation;
+    }
+    finished.wallSeconds = t.wall();
+    send(m_sh, t, finished);
+    t.ended = true;
+}
+
+// On the calling thread while the workers train: their events to the observers, and the caller's
+// own work (a live leaderboard). A failure to deliver stops the round.
+void TrialRound::whileWaiting() {
+    if (m_abort)
+        return;
+    try {
+        m_sh.deliver();
+        if (m_options.whileWaiting)
+            m_options.whileWaiting();
+    } catch (...) {
+        m_deliveryError = std::current_exception();
+        m_abort = true;
+    }
+    if (m_abort || cancelled())
+        m_sh.changed.notify_all();
+}
+
+// Every unfinished run of the round ends with the error (or the cancellation), which is rethrown.
+void TrialRound::fail(std::exception_ptr failure) {
+    failure = train::asEngineError(failure);
+    std::string message = "the search stopped", kind = "internal";
+    bool wasCancelled = false;
+    try {
+        std::rethrow_exception(failure);
+    } catch (const Error& e) {
+        message = e.what();
+        kind = toString(e.kind());
+        wasCancelled = e.kind() == ErrorKind::Cancelled;
+    }
+    for (auto* t : m_active) {
+        if (t->ended)
+            continue;
+        RunEvent e = positioned(*t, wasCancelled ? EventKind::Cancelled : EventKind::Failed,
+                                t->stepsPerEpoch(m_sh.shardRows));
+        e.message = message;
+        e.errorKind = kind;
+        send(m_sh, *t, e);
+        t->ended = true;
+    }
+    m_sh.deliver();
+    std::rethrow_exception(failure);
+}
+
+} // namespace
+
 void TrialSet::train(const std::vector<size_t>& which, const std::vector<int>& untilEpoch) {
-    auto& sh = *m_shared;
     if (which.size() != untilEpoch.size())
         throw InternalError("TrialSet::train: one target epoch per trial");
     std::vector<TrialState*> active;
@@ -325,258 +617,8 @@ void TrialSet::train(const std::vector<size_t>& which, const std::vector<int>& u
             continue;
         active.push_back(&t);
     }
-    if (active.empty())
-        return;
-    const int segments = int(sh.x.size());
-    const std::atomic<bool>* cancel = m_options.cancel;
-    train::SegmentPool pool(sh.workers, sh.team);
-
-    // The shard trial t needs next: in epoch e, visit v goes to shard (t + e + v) mod N, so each
-    // trial's data order is fixed by its index and the result does not depend on timing.
-    auto nextShard = [&](const TrialState& t) {
-        return int((t.index + size_t(t.status.epochsDone) + size_t(t.visits)) % size_t(segments));
-    };
-    auto done = [](const TrialState& t) { return t.ended || t.status.epochsDone >= t.until; };
-
-    // A trial's epoch ends: validation, the Epoch event, a checkpoint, and at its last planned
-    // epoch the test evaluation and Finished. Runs on the worker that trained the last shard.
-    auto endEpoch = [&](TrialState& t) {
-        const int64_t steps = t.stepsPerEpoch(sh.shardRows);
-        t.status.epochsDone += 1;
-        RunEvent e = positioned(t, EventKind::Epoch, steps);
-        e.stepInEpoch = steps;
-        const double lr = train::scheduledLearningRate(t.trial.config.schedule, t.trial.config.optimizer.lr,
-                                                       t.status.epochsDone - 1, t.trial.config.epochs);
-        e.metrics = {{"train_loss", t.lossSum / double(std::max<int64_t>(1, t.rows))},
-                     {"train_accuracy", double(t.correct) / double(std::max<int64_t>(1, t.rows))},
-                     {"lr", lr},
-                     {"images_per_sec", double(t.rows) / std::max(1e-9, t.epochTrainSeconds)},
-                     {"epoch_seconds", t.epochTrainSeconds}};
-        if (sh.xVal.defined()) {
-            std::vector<model::GraphModule> one{t.module};
-            const auto v = train::evaluateMembers(one, sh.xVal, sh.yVal, sh.classNames, "validation");
-            t.status.valAccuracy = v.accuracy;
-            t.status.valLoss = v.loss;
-            e.metrics.push_back({"val_loss", v.loss});
-            e.metrics.push_back({"val_accuracy", v.accuracy});
-        }
-        e.wallSeconds = t.wall();
-        send(sh, t, e);
-        if (t.trial.checkpoints) {
-            auto c = std::make_shared<Checkpoint>();
-            c->epoch = t.status.epochsDone;
-            c->valAccuracy = t.status.valAccuracy;
-            c->wallSeconds = t.wall();
-            const auto start = Clock::now();
-            c->weights = train::serializeWeights(*t.module);
-            c->state = serializeState(t);
-            c->serializeSeconds = secondsSince(start);
-            auto* sink = t.trial.checkpoints;
-            sh.post([sink, c] { sink->onCheckpoint(*c); });
-        }
-        t.visits = 0;
-        t.lossSum = 0;
-        t.correct = 0;
-        t.rows = 0;
-        t.epochTrainSeconds = 0;
-        if (t.status.epochsDone < t.trial.config.epochs)
-            return;
-        t.status.finished = true;
-        RunEvent finished = positioned(t, EventKind::Finished, steps);
-        finished.metrics = {{"epochs", double(t.status.epochsDone)}, {"seconds", t.status.seconds}};
-        if (t.status.valAccuracy) {
-            finished.metrics.push_back({"val_loss", *t.status.valLoss});
-            finished.metrics.push_back({"val_accuracy", *t.status.valAccuracy});
-        }
-        if (sh.xTest.defined()) {
-            std::vector<model::GraphModule> one{t.module};
-            const auto test = train::evaluateMembers(one, sh.xTest, sh.yTest, sh.classNames, "test");
-            RunEvent ev = positioned(t, EventKind::Evaluation, steps);
-            ev.metrics = {{"test_loss", test.loss}, {"test_accuracy", test.accuracy}};
-            ev.message = "test accuracy " + percentText(test.accuracy);
-            ev.evaluation = std::make_shared<Evaluation>(test);
-            send(sh, t, ev);
-            finished.metrics.push_back({"test_loss", test.loss});
-            finished.metrics.push_back({"test_accuracy", test.accuracy});
-            finished.evaluation = ev.evaluation;
-        }
-        finished.wallSeconds = t.wall();
-        send(sh, t, finished);
-        t.ended = true;
-    };
-
-    auto start = [&](TrialState& t) {
-        if (t.started)
-            return;
-        t.started = true;
-        t.runStart = Clock::now();
-        const auto& c = t.trial.config;
-        RunEvent e = positioned(t, EventKind::Started, t.stepsPerEpoch(sh.shardRows));
-        std::ostringstream m;
-        m << "training '" << t.trial.architecture.name << "' (" << groupThousands(t.module->analysis().totalParams)
-          << " parameters) with " << c.optimizer.name << " lr " << c.optimizer.lr;
-        if (c.optimizer.momentum > 0)
-            m << " momentum " << c.optimizer.momentum;
-        if (c.optimizer.weightDecay > 0)
-            m << " weight decay " << c.optimizer.weightDecay;
-        m << ", batch " << c.batchSize << ", up to " << c.epochs << (c.epochs == 1 ? " epoch" : " epochs") << ", seed "
-          << c.seed << "; configuration " << t.index + 1 << " of a search, ";
-        if (sh.hop)
-            m << "hopping over " << segments << " segments (" << m_options.distribution << " distribution)";
-        else
-            m << (m_options.scheduler == "task" ? "on one of " + std::to_string(sh.workers) + " workers"
-                                                : std::string("one after another"));
-        m << " on " << sh.device.str();
-        if (sh.device.is_cpu())
-            m << ", " << sh.team << (sh.team == 1 ? " thread" : " threads");
-        if (t.status.epochsDone > 0)
-            m << "; resuming after epoch " << t.status.epochsDone;
-        e.message = m.str();
-        send(sh, t, e);
-    };
-    for (auto* t : active)
-        start(*t);
-    sh.deliver();
-
-    // Workers stop at the next minibatch when one of them failed, the caller cancels, or handing
-    // events to the observers failed (a full disk: training on without a record helps nobody).
-    std::atomic<bool> abort{false};
-    std::exception_ptr deliveryError;
-    const std::function<bool()> stopping = [&] {
-        return pool.failed.load(std::memory_order_relaxed) || abort.load(std::memory_order_relaxed) ||
-               (cancel && cancel->load(std::memory_order_relaxed));
-    };
-
-    // One sub-epoch of trial t on `shard` (all rows for task and sequential), and the end of its
-    // epoch when that was its last shard. Runs on a worker that holds the trial (busy).
-    auto trainOnce = [&](TrialState& t, int shard) {
-        if (t.visits == 0)
-            train::setLearningRate(*t.optimizer,
-                                   train::scheduledLearningRate(t.trial.config.schedule, t.trial.config.optimizer.lr,
-                                                                t.status.epochsDone, t.trial.config.epochs));
-        const auto begin = Clock::now();
-        trainShard(t, sh.x[size_t(shard)], sh.y[size_t(shard)], stopping);
-        const double seconds = secondsSince(begin);
-        t.epochTrainSeconds += seconds;
-        t.status.seconds += seconds;
-        if (stopping())
-            return;
-        t.visits += 1;
-        const int64_t steps = t.stepsPerEpoch(sh.shardRows);
-        if (t.visits == segments) {
-            const auto evalStart = Clock::now();
-            endEpoch(t);
-            t.status.seconds += secondsSince(evalStart);
-            return;
-        }
-        RunEvent p = positioned(t, EventKind::Progress, steps);
-        p.epoch = t.status.epochsDone + 1;
-        p.stepInEpoch = t.step - int64_t(t.status.epochsDone) * steps;
-        p.metrics = {{"train_loss", t.lossSum / double(std::max<int64_t>(1, t.rows))},
-                     {"train_accuracy", double(t.correct) / double(std::max<int64_t>(1, t.rows))},
-                     {"images_per_sec", double(t.rows) / std::max(1e-9, t.epochTrainSeconds)}};
-        send(sh, t, p);
-    };
-
-    // Worker w is segment w's under mop: it trains whichever free trial needs shard w next, one
-    // sub-epoch at a time. A task worker takes a free trial and keeps it to its target epoch.
-    auto work = [&](size_t w) {
-        for (;;) {
-            TrialState* t = nullptr;
-            {
-                std::unique_lock<std::mutex> lock(sh.mutex);
-                bool remaining = false;
-                sh.changed.wait(lock, [&] {
-                    if (stopping())
-                        return true;
-                    remaining = false;
-                    for (auto* c : active) {
-                        if (c->busy) { // another worker's: its fields are not ours to read
-                            remaining = true;
-                            continue;
-                        }
-                        if (done(*c))
-                            continue;
-                        remaining = true;
-                        if (!sh.hop || nextShard(*c) == int(w)) {
-                            t = c;
-                            return true;
-                        }
-                    }
-                    return !remaining;
-                });
-                if (stopping() || !t)
-                    return;
-                t->busy = true;
-            }
-            struct Release { // the trial goes back to the pool, also when training throws
-                Shared& sh;
-                TrialState* t;
-                ~Release() {
-                    {
-                        std::lock_guard<std::mutex> lock(sh.mutex);
-                        t->busy = false;
-                    }
-                    sh.changed.notify_all();
-                }
-            } release{sh, t};
-            if (sh.hop)
-                trainOnce(*t, int(w));
-            else
-                while (!done(*t) && !stopping())
-                    trainOnce(*t, 0);
-        }
-    };
-
-    std::exception_ptr failure;
-    try {
-        pool.run(size_t(sh.workers), work, [&] {
-            if (abort)
-                return;
-            try {
-                sh.deliver();
-                if (m_options.whileWaiting)
-                    m_options.whileWaiting();
-            } catch (...) {
-                deliveryError = std::current_exception();
-                abort = true;
-            }
-            if (abort || (cancel && cancel->load()))
-                sh.changed.notify_all();
-        });
-    } catch (...) {
-        failure = std::current_exception();
-    }
-    if (deliveryError)
-        failure = deliveryError;
-    sh.deliver();
-    if (!failure && cancel && cancel->load())
-        failure = std::make_exception_ptr(CancelledError("the search was cancelled"));
-    if (failure) {
-        // Every unfinished run of the round ends with the error (or the cancellation).
-        std::string message = "the search stopped", kind = "internal";
-        bool cancelled = false;
-        failure = train::asEngineError(failure);
-        try {
-            std::rethrow_exception(failure);
-        } catch (const Error& e) {
-            message = e.what();
-            kind = toString(e.kind());
-            cancelled = e.kind() == ErrorKind::Cancelled;
-        }
-        for (auto* t : active) {
-            if (t->ended)
-                continue;
-            RunEvent e = positioned(*t, cancelled ? EventKind::Cancelled : EventKind::Failed,
-                                    t->stepsPerEpoch(sh.shardRows));
-            e.message = message;
-            e.errorKind = kind;
-            send(sh, *t, e);
-            t->ended = true;
-        }
-        sh.deliver();
-        std::rethrow_exception(failure);
-    }
+    if (!active.empty())
+        TrialRound(*m_shared, m_options, std::move(active)).run();
 }
 
 } // namespace mppdl::tune

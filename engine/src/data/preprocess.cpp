@@ -99,19 +99,13 @@ const std::vector<NormalizationKind>& normalizations() {
 }
 
 const std::vector<Choice>& normalizationChoices() {
-    static const std::vector<Choice> choices = [] {
-        std::vector<Choice> out;
-        for (const auto& k : normalizations())
-            out.push_back(k.choice);
-        return out;
-    }();
+    static const std::vector<Choice> choices = choicesOf(normalizations());
     return choices;
 }
 
 Normalizer::Mode parseNormalization(const std::string& name) {
-    for (const auto& k : normalizations())
-        if (name == k.choice.name)
-            return k.mode;
+    if (const auto* kind = findKind(normalizations(), name))
+        return kind->mode;
     throw ConfigError("unknown normalization '" + name + "' (known: " + joinChoiceNames(normalizationChoices()) + ")");
 }
 

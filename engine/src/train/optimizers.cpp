@@ -59,12 +59,7 @@ const std::vector<OptimizerKind>& optimizerTable() {
     return table;
 }
 
-const OptimizerKind* findOptimizer(const std::string& name) {
-    for (const auto& k : optimizerTable())
-        if (name == k.choice.name)
-            return &k;
-    return nullptr;
-}
+const OptimizerKind* findOptimizer(const std::string& name) { return findKind(optimizerTable(), name); }
 
 /// A learning-rate schedule: its rate for a 0-based epoch of `epochs`, and the problems of its own
 /// settings.
@@ -101,32 +96,17 @@ const std::vector<ScheduleKind>& scheduleTable() {
     return table;
 }
 
-const ScheduleKind* findSchedule(const std::string& name) {
-    for (const auto& k : scheduleTable())
-        if (name == k.choice.name)
-            return &k;
-    return nullptr;
-}
+const ScheduleKind* findSchedule(const std::string& name) { return findKind(scheduleTable(), name); }
 
 } // namespace
 
 const std::vector<Choice>& optimizerChoices() {
-    static const std::vector<Choice> choices = [] {
-        std::vector<Choice> out;
-        for (const auto& k : optimizerTable())
-            out.push_back(k.choice);
-        return out;
-    }();
+    static const std::vector<Choice> choices = choicesOf(optimizerTable());
     return choices;
 }
 
 const std::vector<Choice>& scheduleChoices() {
-    static const std::vector<Choice> choices = [] {
-        std::vector<Choice> out;
-        for (const auto& k : scheduleTable())
-            out.push_back(k.choice);
-        return out;
-    }();
+    static const std::vector<Choice> choices = choicesOf(scheduleTable());
     return choices;
 }
 

@@ -33,20 +33,10 @@ const std::vector<StrategyKind>& strategies() {
     return table;
 }
 
-const StrategyKind* findStrategy(const std::string& name) {
-    for (const auto& s : strategies())
-        if (name == s.choice.name)
-            return &s;
-    return nullptr;
-}
+const StrategyKind* findStrategy(const std::string& name) { return findKind(strategies(), name); }
 
 const std::vector<Choice>& strategyChoices() {
-    static const std::vector<Choice> choices = [] {
-        std::vector<Choice> out;
-        for (const auto& s : strategies())
-            out.push_back(s.choice);
-        return out;
-    }();
+    static const std::vector<Choice> choices = choicesOf(strategies());
     return choices;
 }
 

@@ -18,4 +18,23 @@ std::string joinChoiceNames(const std::vector<Choice>& choices, const char* sepa
 /// The entry named `name`, or nullptr.
 const Choice* findChoice(const std::vector<Choice>& choices, const std::string& name);
 
+/// The entry of a table of kinds (each with a `Choice choice`) whose name is `name`, or nullptr:
+/// the one lookup of every table (strategies, optimizers, schedules, normalizations).
+template <typename Kind>
+const Kind* findKind(const std::vector<Kind>& table, const std::string& name) {
+    for (const auto& kind : table)
+        if (name == kind.choice.name)
+            return &kind;
+    return nullptr;
+}
+
+/// The choices of a table of kinds, in its order: what the CLI's help and the GUI list.
+template <typename Kind>
+std::vector<Choice> choicesOf(const std::vector<Kind>& table) {
+    std::vector<Choice> out;
+    for (const auto& kind : table)
+        out.push_back(kind.choice);
+    return out;
+}
+
 } // namespace mppdl

@@ -475,53 +475,23 @@ bool MainWindow::mayClose(QWidget* page) {
 void MainWindow::showMisclassified(int64_t runId, int epoch, int trueClass, int predictedClass) {
     if (!m_project)
         return;
-    constexpr size_t kMostShown = 64;
-    struct Found {
-        std::vector<data::RowPreview> rows;
-        std::vector<std::string> classes;
-        std::vector<int64_t> shape;
-        QStringList captions;
-        int64_t matching = 0, total = 0;
-    };
     const std::string path = m_project->path();
     log(tr("run %1: predicting its test split again for the confusion matrix's cell...").arg(runId));
-    inBackground<Found>(
+    inBackground<session::ConfusionCellRows>(
         this,
         [=] {
             // A connection of this thread's own; the model and the rows stay on this thread.
             const auto project = store::Project::open(path, store::Access::Read);
-            const auto run = project.run(runId);
-            const auto dataset = run ? project.dataset(run->datasetId) : std::nullopt;
-            if (!dataset)
-                throw ConfigError("run " + std::to_string(runId) + " has no dataset recorded");
-            const auto data = session::datasetSource(*dataset);
-            const auto source = data::loadSource(data.location, data.source);
-            if (source.test.empty())
-                throw ConfigError(dataset->location + " has no test split to look into");
-            const auto model = session::runModel(project, std::to_string(runId) + ":" + std::to_string(epoch), "cpu");
-            const auto predictions = model.predict(source.test);
-            const auto labels = data::labelsOf(source.test);
-            Found found;
-            found.classes = source.test.classNames();
-            found.shape = source.test.sampleShape();
-            found.total = int64_t(labels.size());
-            std::vector<int64_t> rows;
-            for (size_t i = 0; i < labels.size(); ++i)
-                if (labels[i] == trueClass && predictions.predicted[i] == predictedClass) {
-                    ++found.matching;
-                    if (rows.size() < kMostShown)
-                        rows.push_back(int64_t(i));
-                }
-            found.rows = data::previewRowsAt(source.test, rows);
-            for (const auto row : rows)
-                found.captions << QString("#%1  %2%").arg(row).arg(
-                    100.0 * predictions.probabilities[size_t(row * predictions.classes + predictedClass)], 0, 'f', 0);
-            return found;
+            return session::confusionCellRows(project, runId, epoch, trueClass, predictedClass);
         },
-        [=](const Found& found) {
+        [=](const session::ConfusionCellRows& found) {
             auto name = [&](int c) {
-                return c < int(found.classes.size()) ? QString::fromStdString(found.classes[size_t(c)]) : QString::number(c);
+                return c < int(found.classNames.size()) ? QString::fromStdString(found.classNames[size_t(c)])
+                                                        : QString::number(c);
             };
+            QStringList captions;
+            for (size_t i = 0; i < found.rows.size(); ++i)
+                captions << QString("#%1  %2%").arg(found.rows[i].row).arg(100.0 * found.probability[i], 0, 'f', 0);
             auto* dialog = new QDialog(this);
             dialog->setObjectName("misclassified");
             dialog->setAttribute(Qt::WA_DeleteOnClose);
@@ -539,7 +509,7 @@ void MainWindow::showMisclassified(int64_t runId, int epoch, int trueClass, int 
             text->setObjectName("misclassifiedSummary");
             text->setWordWrap(true);
             auto* samples = new SamplesView(dialog);
-            samples->setRows(found.rows, found.classes, found.shape, found.captions);
+            samples->setRows(found.rows, found.classNames, found.sampleShape, captions);
             auto* buttons = new QDialogButtonBox(QDialogButtonBox::Close, dialog);
             connect(buttons, &QDialogButtonBox::rejected, dialog, &QDialog::reject);
             auto* layout = new QVBoxLayout(dialog);

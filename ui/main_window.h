@@ -17,7 +17,7 @@ namespace mppdl::store {
 class Project;
 struct RunRecord;
 }
-namespace mppdl::train {
+namespace mppdl {
 struct RunEvent;
 }
 namespace mppdl::data {

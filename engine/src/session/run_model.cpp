@@ -1,7 +1,9 @@
 #include "mppdl/session/run_model.h"
 
 #include "mppdl/core/error.h"
+#include "mppdl/data/source.h"
 #include "mppdl/model/architecture.h"
+#include "mppdl/session/recorded_run.h"
 
 #include <algorithm>
 #include <cctype>
@@ -76,6 +78,36 @@ train::TrainedModel runModel(const store::Project& project, const RunWeights& we
     const auto architecture = model::parseArchitecture(version->spec, version->name + "@" + std::to_string(version->version));
     return train::TrainedModel::fromWeights(architecture, weights.run.modelInfo, weights.checkpoint.weights, device,
                                             weights.label);
+}
+
+ConfusionCellRows confusionCellRows(const store::Project& project, int64_t runId, int epoch, int trueClass,
+                                    int predictedClass, size_t most) {
+    const auto run = project.run(runId);
+    const auto dataset = run ? project.dataset(run->datasetId) : std::nullopt;
+    if (!dataset)
+        throw ConfigError("run " + std::to_string(runId) + " has no dataset recorded");
+    const auto data = datasetSource(*dataset);
+    const auto source = data::loadSource(data.location, data.source);
+    if (source.test.empty())
+        throw ConfigError(dataset->location + " has no test split to look into");
+    const auto model = runModel(project, std::to_string(runId) + ":" + std::to_string(epoch), "cpu");
+    const auto predictions = model.predict(source.test);
+    const auto labels = data::labelsOf(source.test);
+    ConfusionCellRows cell;
+    cell.classNames = source.test.classNames();
+    cell.sampleShape = source.test.sampleShape();
+    cell.total = int64_t(labels.size());
+    std::vector<int64_t> rows;
+    for (size_t i = 0; i < labels.size(); ++i)
+        if (labels[i] == trueClass && predictions.predicted[i] == predictedClass) {
+            ++cell.matching;
+            if (rows.size() < most)
+                rows.push_back(int64_t(i));
+        }
+    cell.rows = data::previewRowsAt(source.test, rows);
+    for (const auto row : rows)
+        cell.probability.push_back(predictions.probabilities[size_t(row * predictions.classes + predictedClass)]);
+    return cell;
 }
 
 } // namespace mppdl::session

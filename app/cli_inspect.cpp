@@ -207,7 +207,7 @@ struct DataShowFlags {
         // Distributed first, so that a distribution that cannot be made fails before any output.
         data::DistributionSummary distribution;
         if (segmentsGiven)
-            distribution = data::summarize(loaded.train, data::distribute(loaded.train, segments, distributeBy, seed));
+            distribution = data::previewDistribution(loaded.train, segments, distributeBy, seed);
         std::cout << "source   " << loaded.kind << "  " << loaded.location << '\n'
                   << "samples  " << shapeText(schema.sampleShape) << " " << schema.dtype << '\n'
                   << "rows     " << groupThousands(schema.trainRows) << " train"
@@ -243,7 +243,7 @@ struct DataShowFlags {
 
         const int64_t show = std::min<int64_t>(rows, loaded.train.size());
         if (data::isImageShape(schema.sampleShape)) {
-            std::vector<int64_t> first(size_t(show));
+            std::vector<int64_t> first(static_cast<size_t>(show));
             std::iota(first.begin(), first.end(), 0);
             for (const auto& row : data::previewRowsAt(loaded.train, first, 0))
                 std::cout << "row " << row.row << ": class " << row.label << " ("
@@ -261,7 +261,7 @@ struct DataShowFlags {
                 header.push_back("...");
             header.push_back("label");
             TextTable preview(header, std::vector<Align>(header.size(), Align::Right));
-            std::vector<int64_t> first(size_t(std::max<int64_t>(show, std::min<int64_t>(5, loaded.train.size()))));
+            std::vector<int64_t> first(static_cast<size_t>(std::max<int64_t>(show, std::min<int64_t>(5, loaded.train.size()))));
             std::iota(first.begin(), first.end(), 0);
             for (const auto& r : data::previewRowsAt(loaded.train, first, int(cols))) {
                 std::vector<std::string> row = {std::to_string(r.row)};

@@ -607,20 +607,20 @@ void registerProjectCommands(CLI::App& app, Command& selected) {
         selected = [projectFlag, file, name, note] { return archAdd(*projectFlag, *file, *name, *note); };
     });
 
-    auto* import = arch->add_subcommand("import", "add a Keras model JSON (a file, or a MADlib model architecture table row) as an architecture");
-    addProject(import);
+    auto* importCommand = arch->add_subcommand("import", "add a Keras model JSON (a file, or a MADlib model architecture table row) as an architecture");
+    addProject(importCommand);
     auto importOptions = std::make_shared<ImportOptions>();
-    import->add_option("FILE", importOptions->from.file, "Keras JSON file (model.to_json())");
-    import->add_option("--format", importOptions->format, "keras-json")
+    importCommand->add_option("FILE", importOptions->from.file, "Keras JSON file (model.to_json())");
+    importCommand->add_option("--format", importOptions->format, "keras-json")
         ->check(CLI::IsMember({"keras-json"}))
         ->capture_default_str();
-    import->add_option("--name", importOptions->from.name, "store under this name (default: the Keras model's name)");
-    import->add_option("--note", importOptions->note, "what changed in this version");
-    import->add_option("--from-table", importOptions->from.table,
+    importCommand->add_option("--name", importOptions->from.name, "store under this name (default: the Keras model's name)");
+    importCommand->add_option("--note", importOptions->note, "what changed in this version");
+    importCommand->add_option("--from-table", importOptions->from.table,
                        "read model_arch from a MADlib model architecture table ([SCHEMA.]TABLE)");
-    import->add_option("--id", importOptions->from.modelId, "model_id of the row to read (with --from-table)");
-    import->add_option("--conn", importOptions->from.connection, std::string("--from-table: ") + kConnectionHelp);
-    import->callback([&selected, projectFlag, importOptions] {
+    importCommand->add_option("--id", importOptions->from.modelId, "model_id of the row to read (with --from-table)");
+    importCommand->add_option("--conn", importOptions->from.connection, std::string("--from-table: ") + kConnectionHelp);
+    importCommand->callback([&selected, projectFlag, importOptions] {
         selected = [projectFlag, importOptions] { return archImport(*projectFlag, *importOptions); };
     });
 

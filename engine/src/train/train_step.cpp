@@ -67,10 +67,10 @@ std::exception_ptr asEngineError(std::exception_ptr failure) {
         const std::string line = what.substr(0, what.find('\n'));
         if (outOfMemory(e, what))
             return std::make_exception_ptr(
-                DeviceError("the device ran out of memory: " + line + " (try a smaller --batch-size)"));
+                DeviceError("the device ran out of memory: " + line + " (try a smaller --batch-size or network)"));
         return std::make_exception_ptr(InternalError("libtorch: " + line));
     } catch (const std::bad_alloc&) {
-        return std::make_exception_ptr(DeviceError("out of memory (try a smaller --batch-size)"));
+        return std::make_exception_ptr(DeviceError("out of memory (try a smaller --batch-size or network)"));
     } catch (const std::exception& e) {
         return std::make_exception_ptr(InternalError(e.what()));
     } catch (...) {

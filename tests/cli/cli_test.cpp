@@ -102,6 +102,40 @@ TEST_F(Cli, VersionAndHelp) {
     EXPECT_NE(r.out.find("adamw"), std::string::npos) << "the optimizer list comes from the engine's table";
 }
 
+// A GPU server over SSH has no display: a plain `mppdl` says so and shows what works there, instead
+// of aborting inside Qt ("could not connect to display", exit 134).
+TEST_F(Cli, PlainMppdlWithoutADisplayPrintsTheHelp) {
+    const std::string noDisplay = "env -u DISPLAY -u WAYLAND_DISPLAY -u QT_QPA_PLATFORM ";
+    for (const char* args : {"", "gui"}) {
+        const auto r = runMppdl(args, noDisplay);
+        EXPECT_EQ(r.code, 2) << args << ": " << r.out;
+        EXPECT_TRUE(r.out.find("no display") != std::string::npos || r.out.find("no workbench") != std::string::npos)
+            << r.out;
+        EXPECT_NE(r.out.find("train"), std::string::npos) << "the help lists the commands: " << r.out;
+        EXPECT_EQ(r.out.find("could not connect"), std::string::npos) << r.out;
+    }
+}
+
+// A network whose weights do not fit is a device error (exit 4) naming the allocation, in a run and
+// in a search alike; the address-space limit makes the allocation fail at once.
+TEST_F(Cli, OutOfMemoryIsADeviceErrorInTrainAndTune) {
+    const auto arch = path("huge.json");
+    std::ofstream(arch) << R"({"format": "mppdl-architecture", "version": 1, "name": "huge", "layers": [
+        {"name": "input", "type": "Input", "shape": [1, 28, 28]}, {"name": "flatten", "type": "Flatten"},
+        {"name": "wide", "type": "Dense", "units": 1000000}, {"name": "out", "type": "Dense", "units": 10}]})";
+    const std::string limit = "ulimit -v 3000000; "; // 3 GB of address space; the weights need 3.1 GB
+    auto r = runMppdl("train --data " + kFmnist + " --limit 200 --arch " + arch + " --epochs 1 --no-project", limit);
+    EXPECT_EQ(r.code, 4) << r.out;
+    EXPECT_NE(r.out.find("ran out of memory"), std::string::npos) << r.out;
+    ASSERT_EQ(run("arch add " + arch + " --project " + path("p.mppdl")).code, 0);
+    std::ofstream(path("space.json")) << R"({"architecture": "huge", "lr": [0.05, 0.01], "epochs": 1})";
+    r = runMppdl("tune --space " + path("space.json") + " --data " + kFmnist + " --limit 200 --project " +
+                     path("p.mppdl"),
+                 limit);
+    EXPECT_EQ(r.code, 4) << r.out;
+    EXPECT_NE(r.out.find("ran out of memory"), std::string::npos) << r.out;
+}
+
 TEST_F(Cli, TrainJsonEndsWithFinished) {
     const auto r = run("train --data " + kFmnist + " --arch mlp --epochs 1 --limit 2000 --batch-size 64 "
                        "--optimizer adam --lr 0.002 --seed 1 --json");

@@ -12,9 +12,10 @@ struct CliResult {
     std::string out; ///< stdout and stderr together
 };
 
-/// `mppdl ARGS` through the shell; the exit code, or 128 + the signal that ended it.
-inline CliResult runMppdl(const std::string& args) {
-    const std::string command = std::string(MPPDL_BINARY) + " " + args + " 2>&1";
+/// `mppdl ARGS` through the shell; the exit code, or 128 + the signal that ended it. `shell` runs
+/// before it in the same shell: environment changes, limits ("ulimit -v N; ", "env -u DISPLAY ").
+inline CliResult runMppdl(const std::string& args, const std::string& shell = "") {
+    const std::string command = shell + std::string(MPPDL_BINARY) + " " + args + " 2>&1";
     CliResult r;
     FILE* pipe = popen(command.c_str(), "r");
     if (!pipe)

@@ -328,7 +328,7 @@ void RunLoop::runRound(Epoch& ep) {
     for (auto& sg : ep.seg)
         sg->roundRows = sg->roundSteps = 0;
     const bool inlineReport = !m_pool;
-    forEachReplica(&ep, [&](size_t i) { runSegment(ep, i, inlineReport); });
+    forEachReplica(ep, [&](size_t i) { runSegment(ep, i, inlineReport); });
 }
 
 // Up to m_roundSteps minibatches of local replica i, in order. All-reduce leaves the optimizer's
@@ -433,7 +433,7 @@ bool RunLoop::join(Epoch& ep) {
             averageGradients(m_replicas, weights, m_group);
             ep.joinSeconds += secondsSince(joinStart); // the steps are training, not joining
             // Every replica steps, with or without a minibatch of its own: they stay equal.
-            forEachReplica(&ep, [&](size_t i) { m_replicas[i].optimizer->step(); });
+            forEachReplica(ep, [&](size_t i) { m_replicas[i].optimizer->step(); });
         }
         ++ep.joins;
         return true;
@@ -660,12 +660,9 @@ void RunLoop::evaluateTest(std::vector<model::GraphModule>& members) {
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-void RunLoop::forEachReplica(Epoch* ep, const std::function<void(size_t)>& job) {
+void RunLoop::forEachReplica(Epoch& ep, const std::function<void(size_t)>& job) {
     if (m_pool)
-        m_pool->run(m_replicas.size(), job, [&] {
-            if (ep)
-                progress(*ep, false);
-        });
+        m_pool->run(m_replicas.size(), job, [&] { progress(ep, false); });
     else
         for (size_t i = 0; i < m_replicas.size(); ++i)
             job(i);

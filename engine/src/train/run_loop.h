@@ -94,8 +94,9 @@ private:
     TrainResult finish();
     void evaluateTest(std::vector<model::GraphModule>& members);
 
-    /// Runs job(i) for every local replica: on the pool, or here when there is none.
-    void forEachReplica(Epoch* ep, const std::function<void(size_t)>& job);
+    /// Runs job(i) for every local replica: on the pool (this thread reporting the epoch's
+    /// progress meanwhile), or here when there is none.
+    void forEachReplica(Epoch& ep, const std::function<void(size_t)>& job);
     std::vector<model::GraphModule> localMembers();
     Evaluation evaluateRun(const torch::Tensor& x, const torch::Tensor& y, const std::string& split,
                            std::vector<double>* memberAccuracy = nullptr);

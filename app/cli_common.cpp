@@ -132,8 +132,8 @@ void printEvaluation(const Evaluation& e) {
 
     const auto k = size_t(e.numClasses());
     std::vector<std::string> header = {"#", "class", "accuracy", "samples"};
-    std::vector<TextTable::Align> align = {TextTable::Align::Right, TextTable::Align::Left,
-                                           TextTable::Align::Right, TextTable::Align::Right};
+    std::vector<TextTable::Align> align = {TextTable::Align::Right, TextTable::Align::Left, TextTable::Align::Right,
+                                           TextTable::Align::Right};
     for (size_t p = 0; p < k; ++p) {
         header.push_back(std::to_string(p));
         align.push_back(TextTable::Align::Right);
@@ -147,8 +147,7 @@ void printEvaluation(const Evaluation& e) {
             row.push_back(std::to_string(e.confusion[t * k + p]));
         table.addRow(row);
     }
-    std::cout << "per-class accuracy and confusion matrix (rows: true class, columns: predicted)\n"
-              << table.render();
+    std::cout << "per-class accuracy and confusion matrix (rows: true class, columns: predicted)\n" << table.render();
 }
 
 std::string evaluationJson(const Evaluation& e) {

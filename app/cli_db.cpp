@@ -78,11 +78,12 @@ struct DbLsFlags {
                 auto columns = nlohmann::json::array();
                 for (const auto& [name, type] : t.columns)
                     columns.push_back({{"name", name}, {"type", type}});
-                list.push_back({{"schema", t.schema},
-                                {"name", t.name},
-                                {"kind", t.kind},
-                                {"estimated_rows", t.estimatedRows < 0 ? nlohmann::json() : nlohmann::json(t.estimatedRows)},
-                                {"columns", columns}});
+                list.push_back(
+                    {{"schema", t.schema},
+                     {"name", t.name},
+                     {"kind", t.kind},
+                     {"estimated_rows", t.estimatedRows < 0 ? nlohmann::json() : nlohmann::json(t.estimatedRows)},
+                     {"columns", columns}});
             }
             const nlohmann::json out = {{"server",
                                          {{"version", server.version},
@@ -103,7 +104,8 @@ struct DbLsFlags {
                           << "\n";
                 return 0;
             }
-            TextTable list({"schema", "table", "kind", "~rows", "columns"}, {A::Left, A::Left, A::Left, A::Right, A::Right});
+            TextTable list({"schema", "table", "kind", "~rows", "columns"},
+                           {A::Left, A::Left, A::Left, A::Right, A::Right});
             for (const auto& t : tables)
                 list.addRow({t.schema, t.name, t.kind, rowsText(t.estimatedRows), std::to_string(t.columns.size())});
             std::cout << "\n" << list.render();
@@ -114,10 +116,10 @@ struct DbLsFlags {
         for (const auto& t : tables) {
             std::cout << "\n"
                       << sqlName(t.schema) << "." << sqlName(t.name) << ": " << t.kind << ", "
-                      << (t.estimatedRows < 0 ? std::string("rows not estimated") : "~" + rowsText(t.estimatedRows) + " rows")
-                      << ", "
-                      << t.columns.size() << (t.columns.size() == 1 ? " column" : " columns") << " (--data pg:"
-                      << sqlName(t.schema) << "." << sqlName(t.name) << ")\n";
+                      << (t.estimatedRows < 0 ? std::string("rows not estimated")
+                                              : "~" + rowsText(t.estimatedRows) + " rows")
+                      << ", " << t.columns.size() << (t.columns.size() == 1 ? " column" : " columns")
+                      << " (--data pg:" << sqlName(t.schema) << "." << sqlName(t.name) << ")\n";
             TextTable columns({"#", "column", "type"}, {A::Right, A::Left, A::Left});
             int index = 0;
             for (const auto& [name, type] : t.columns)

@@ -78,7 +78,8 @@ int archShow(const std::string& what) {
     total.push_back(groupThousands(analysis.totalFlops));
     table.addRow(total);
     std::cout << table.render();
-    std::cout << "\n" << humanCount(double(analysis.totalParams)) << " parameters ("
+    std::cout << "\n"
+              << humanCount(double(analysis.totalParams)) << " parameters ("
               << humanCount(double(analysis.totalParams) * 4) << "B as float32), "
               << humanCount(double(analysis.totalFlops)) << "FLOPs per sample forward\n";
     return 0;
@@ -90,9 +91,9 @@ int archLayers() {
         std::string params;
         for (const auto& p : t.params)
             params += (params.empty() ? "" : ", ") + std::string(p.name) +
-                      (!p.defaultValue                       ? std::string(" (required)")
+                      (!p.defaultValue                         ? std::string(" (required)")
                        : std::string(p.defaultValue) == "null" ? std::string(" (derived)")
-                                                              : "=" + std::string(p.defaultValue));
+                                                               : "=" + std::string(p.defaultValue));
         const std::string inputs = t.maxInputs < 0 ? std::to_string(t.minInputs) + "+"
                                    : t.minInputs == t.maxInputs
                                        ? std::to_string(t.minInputs)
@@ -138,8 +139,8 @@ std::string distributionPolicyNames() {
 }
 
 /// Per segment: rows, share of all rows, and the rows of each class; then the skew.
-void printDistribution(const data::Dataset& train, const data::DistributionSummary& summary,
-                       const std::string& policy, uint64_t seed) {
+void printDistribution(const data::Dataset& train, const data::DistributionSummary& summary, const std::string& policy,
+                       uint64_t seed) {
     const size_t segments = summary.segments.size();
     // One column per class while that stays readable; beyond that only how many classes a segment has.
     constexpr int64_t kMaxClassColumns = 20;
@@ -153,13 +154,15 @@ void printDistribution(const data::Dataset& train, const data::DistributionSumma
     TextTable table(header, align);
     auto percent = [&](int64_t count) {
         char share[16];
-        std::snprintf(share, sizeof share, "%.1f%%", 100.0 * double(count) / double(std::max<int64_t>(1, train.size())));
+        std::snprintf(share, sizeof share, "%.1f%%",
+                      100.0 * double(count) / double(std::max<int64_t>(1, train.size())));
         return std::string(share);
     };
     std::vector<int64_t> totals(static_cast<size_t>(classes), 0);
     for (size_t s = 0; s < summary.segments.size(); ++s) {
         const auto& seg = summary.segments[s];
-        const auto present = std::count_if(seg.classCounts.begin(), seg.classCounts.end(), [](int64_t v) { return v > 0; });
+        const auto present = std::count_if(seg.classCounts.begin(), seg.classCounts.end(),
+                                           [](int64_t v) { return v > 0; });
         std::vector<std::string> row = {std::to_string(s), groupThousands(seg.rows), percent(seg.rows),
                                         std::to_string(present)};
         for (size_t c = 0; c < seg.classCounts.size(); ++c) {
@@ -211,7 +214,8 @@ struct DataShowFlags {
         std::cout << "source   " << loaded.kind << "  " << loaded.location << '\n'
                   << "samples  " << shapeText(schema.sampleShape) << " " << schema.dtype << '\n'
                   << "rows     " << groupThousands(schema.trainRows) << " train"
-                  << (schema.testRows > 0 ? ", " + groupThousands(schema.testRows) + " test" : std::string(" (no test split)"))
+                  << (schema.testRows > 0 ? ", " + groupThousands(schema.testRows) + " test"
+                                          : std::string(" (no test split)"))
                   << '\n'
                   << "classes  " << schema.classNames.size() << "\n\n";
 
@@ -224,7 +228,8 @@ struct DataShowFlags {
         for (size_t c = 0; c < schema.classNames.size(); ++c) {
             const int64_t count = c < trainStats.classCounts.size() ? trainStats.classCounts[c] : 0;
             char share[16];
-            std::snprintf(share, sizeof share, "%.1f%%", 100.0 * double(count) / double(std::max<int64_t>(1, schema.trainRows)));
+            std::snprintf(share, sizeof share, "%.1f%%",
+                          100.0 * double(count) / double(std::max<int64_t>(1, schema.trainRows)));
             classes.addRow({std::to_string(c), schema.classNames[c], groupThousands(count), share,
                             c < testStats.classCounts.size() ? groupThousands(testStats.classCounts[c]) : "-"});
         }
@@ -235,8 +240,8 @@ struct DataShowFlags {
         std::cout << stats;
         for (size_t c = 0; c < trainStats.channelMean.size() && c < 4; ++c) {
             std::snprintf(stats, sizeof stats, "%s %s %zu mean %.4g std %.4g", c == 0 ? ";" : ",",
-                          schema.sampleShape.size() == 1 ? "feature" : "channel", c,
-                          trainStats.channelMean[c], trainStats.channelStd[c]);
+                          schema.sampleShape.size() == 1 ? "feature" : "channel", c, trainStats.channelMean[c],
+                          trainStats.channelStd[c]);
             std::cout << stats;
         }
         std::cout << "\n\n";
@@ -261,7 +266,8 @@ struct DataShowFlags {
                 header.push_back("...");
             header.push_back("label");
             TextTable preview(header, std::vector<Align>(header.size(), Align::Right));
-            std::vector<int64_t> first(static_cast<size_t>(std::max<int64_t>(show, std::min<int64_t>(5, loaded.train.size()))));
+            std::vector<int64_t> first(
+                static_cast<size_t>(std::max<int64_t>(show, std::min<int64_t>(5, loaded.train.size()))));
             std::iota(first.begin(), first.end(), 0);
             for (const auto& r : data::previewRowsAt(loaded.train, first, int(cols))) {
                 std::vector<std::string> row = {std::to_string(r.row)};
@@ -346,8 +352,8 @@ void registerInspectCommands(CLI::App& app, Command& selected) {
             "POLICY");
     std::string policies = "distribution policies (--distribute-by):";
     for (const auto& p : data::distributionPolicies())
-        policies += "\n  " + std::string(p.name) + std::string(std::max<size_t>(1, 13 - std::string(p.name).size()), ' ') +
-                    p.description;
+        policies += "\n  " + std::string(p.name) +
+                    std::string(std::max<size_t>(1, 13 - std::string(p.name).size()), ' ') + p.description;
     dataShow->footer(policies);
     dataShow->add_option("--seed", dataFlags->seed, "seed of the random distribution")->capture_default_str();
     dataShow->callback([&selected, dataFlags, segments] {

@@ -204,7 +204,8 @@ void writePredictionsCsv(std::ostream& out, const data::Predictions& p, const st
             std::partial_sort(order.begin(), order.begin() + topK, order.end(),
                               [row](int64_t a, int64_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
             for (int64_t k = 0; k < topK; ++k)
-                out << "," << csvField(classNames[size_t(order[size_t(k)])]) << "," << probability(row[order[size_t(k)]]);
+                out << "," << csvField(classNames[size_t(order[size_t(k)])]) << ","
+                    << probability(row[order[size_t(k)]]);
         }
         out << "\n";
     }
@@ -247,7 +248,8 @@ struct PredictFlags {
 #ifdef MPPDL_WITH_POSTGRES
         c.add_option("--out-table", outTable,
                      "write (id, predicted_index, predicted_class, probabilities) to this PostgreSQL table");
-        c.add_option("--if-exists", ifExists, "when the output table exists: fail|replace|append")->capture_default_str();
+        c.add_option("--if-exists", ifExists, "when the output table exists: fail|replace|append")
+            ->capture_default_str();
         c.add_option("--out-conn", outConnection, "connection of the output table (default: --conn)");
 #endif
         c.add_flag("--json", json, "print the result as one JSON object");
@@ -270,8 +272,8 @@ struct PredictFlags {
         train::applyThreadCount(threads);
         // A device list ("cuda:0,1") spreads the segments; the model loads on its first device.
         const bool deviceList = model.device.find(',') != std::string::npos;
-        const auto trained =
-            model.load("predict", deviceList ? train::segmentDevices(model.device, -1, 1).front() : std::string());
+        const auto trained = model.load("predict", deviceList ? train::segmentDevices(model.device, -1, 1).front()
+                                                              : std::string());
         if (topK > int64_t(trained.classNames().size()))
             throw ConfigError("--top-k " + std::to_string(topK) + " is more than the model's " +
                               std::to_string(trained.classNames().size()) + " classes");
@@ -394,8 +396,8 @@ struct ExportFlags {
         } else {
             std::cout << "wrote " << out << " (ONNX opset " << summary.opset << ", " << summary.nodes << " nodes, "
                       << groupThousands(summary.weightBytes / 4) << " weights in " << summary.initializers
-                      << " initializers, " << groupThousands(summary.fileBytes) << " bytes): "
-                      << trained.architecture().name
+                      << " initializers, " << groupThousands(summary.fileBytes)
+                      << " bytes): " << trained.architecture().name
                       << (summary.members > 1 ? " ensemble of " + std::to_string(summary.members) : std::string())
                       << " from " << from << "\n  input  \"" << interop::kOnnxInput << "\" float32 " << shape
                       << ", raw values (the graph applies " << data::toString(trained.normalizer().mode)

@@ -37,9 +37,11 @@ public:
     }
 
     void start(int rank, const std::string& master, double timeoutSeconds) {
-        const std::vector<std::string> args = {"mppdl", "worker", "--rank", std::to_string(rank), "--world",
-                                               std::to_string(m_world), "--master", master, "--timeout",
-                                               std::to_string(int(timeoutSeconds))};
+        const std::vector<std::string> args = {"mppdl",     "worker",
+                                               "--rank",    std::to_string(rank),
+                                               "--world",   std::to_string(m_world),
+                                               "--master",  master,
+                                               "--timeout", std::to_string(int(timeoutSeconds))};
         std::vector<char*> argv;
         for (const auto& a : args)
             argv.push_back(const_cast<char*>(a.c_str()));
@@ -117,8 +119,8 @@ void ProcessFlags::add(CLI::App& c) {
 }
 
 train::TrainResult trainInProcesses(const train::TrainConfig& given, const model::Architecture& architecture,
-                                    const data::PreparedData& data, RunObserver& observer,
-                                    train::TrainControl control, const ProcessFlags& flags) {
+                                    const data::PreparedData& data, RunObserver& observer, train::TrainControl control,
+                                    const ProcessFlags& flags) {
     if (given.processes <= 1)
         return train::train(given, architecture, data, observer, control);
     train::TrainConfig config = given;
@@ -126,8 +128,9 @@ train::TrainResult trainInProcesses(const train::TrainConfig& given, const model
     // --threads counts the host's threads, as on the thread pool: its processes share them. Then
     // each segment computes with as many threads as it would on the pool, so the two agree.
     config.threads = std::max(1, (config.threads > 0 ? config.threads : train::defaultThreadCount()) / local);
-    const std::string master =
-        !flags.master.empty() ? flags.master : local == config.processes ? "127.0.0.1:0" : "0.0.0.0:29500";
+    const std::string master = !flags.master.empty()       ? flags.master
+                               : local == config.processes ? "127.0.0.1:0"
+                                                           : "0.0.0.0:29500";
     LocalWorkers workers(config.processes, config.segments);
     auto group = train::ProcessGroup::join(0, config.processes, master, flags.timeoutSeconds, [&](int port) {
         for (int rank = 1; rank < local; ++rank)
@@ -166,7 +169,8 @@ struct WorkerFlags {
 
     int execute() {
         if (rank < 1)
-            throw ConfigError("--rank " + std::to_string(rank) + ": workers have ranks 1 to world - 1 (rank 0 is the "
+            throw ConfigError("--rank " + std::to_string(rank) +
+                              ": workers have ranks 1 to world - 1 (rank 0 is the "
                               "mppdl train process)");
         auto group = train::ProcessGroup::join(rank, world, master, timeoutSeconds);
         nlohmann::json run;

@@ -27,8 +27,8 @@ struct ProcessFlags {
 
 /// train::train(), spread over `config.processes` processes when that is more than 1.
 train::TrainResult trainInProcesses(const train::TrainConfig& config, const model::Architecture& architecture,
-                                    const data::PreparedData& data, RunObserver& observer,
-                                    train::TrainControl control, const ProcessFlags& flags);
+                                    const data::PreparedData& data, RunObserver& observer, train::TrainControl control,
+                                    const ProcessFlags& flags);
 
 void registerWorkerCommand(CLI::App& app, Command& selected);
 

@@ -34,9 +34,7 @@ namespace {
 
 constexpr const char* kDefaultProject = "project.mppdl";
 
-std::string percentOrDash(const std::optional<double>& fraction) {
-    return fraction ? percentText(*fraction) : "-";
-}
+std::string percentOrDash(const std::optional<double>& fraction) { return fraction ? percentText(*fraction) : "-"; }
 
 /// "2026-11-23T10:15:02Z" -> "2026-11-23 10:15".
 std::string shortTime(const std::string& iso) {
@@ -84,7 +82,8 @@ std::string projectPath(const std::string& flag, bool forWriting) {
     if (forWriting)
         return kDefaultProject;
     throw ConfigError("no project (*.mppdl) in this directory: pass --project FILE or set MPPDL_PROJECT "
-                      "('mppdl train' creates ./" + std::string(kDefaultProject) + " on first use)");
+                      "('mppdl train' creates ./" +
+                      std::string(kDefaultProject) + " on first use)");
 }
 
 store::Project openProject(const std::string& flag, store::Access access, bool* created) {
@@ -213,7 +212,8 @@ void printConfig(const store::RunRecord& r, const store::Project& project) {
     const std::string state = store::toString(r.state);
     std::string why;
     if (!r.errorMessage.empty())
-        why = " (" + (r.errorKind.empty() || r.errorKind == state ? "" : r.errorKind + " error: ") + r.errorMessage + ")";
+        why = " (" + (r.errorKind.empty() || r.errorKind == state ? "" : r.errorKind + " error: ") + r.errorMessage +
+              ")";
     t.addRow({"state", state + why});
     t.addRow({"architecture", r.architectureName + " version " + std::to_string(r.architectureVersion)});
     std::string data = get(P("/data/location"));
@@ -226,11 +226,12 @@ void printConfig(const store::RunRecord& r, const store::Project& project) {
     if (get(P("/data/source/limit")) != "0" && get(P("/data/source/limit")) != "-")
         split += ", first " + get(P("/data/source/limit")) + " rows";
     t.addRow({"split", split});
-    t.addRow({"strategy", r.strategy + ", " + std::to_string(r.segments) + (r.segments == 1 ? " segment" : " segments")});
+    t.addRow(
+        {"strategy", r.strategy + ", " + std::to_string(r.segments) + (r.segments == 1 ? " segment" : " segments")});
     if (get(P("/search/name")) != "-")
         t.addRow({"search", get(P("/search/name")) + " (" + get(P("/search/search")) + ", configuration " +
-                                std::to_string(std::stoll(get(P("/search/index"))) + 1) + " of " + get(P("/search/of")) +
-                                "; mppdl tune --show " + get(P("/search/name")) + ")"});
+                                std::to_string(std::stoll(get(P("/search/index"))) + 1) + " of " +
+                                get(P("/search/of")) + "; mppdl tune --show " + get(P("/search/name")) + ")"});
     std::string optimizer = get(P("/optimizer/name")) + " lr " + get(P("/optimizer/lr"));
     if (get(P("/optimizer/momentum")) != "0.0" && get(P("/optimizer/momentum")) != "-")
         optimizer += " momentum " + get(P("/optimizer/momentum"));
@@ -238,8 +239,8 @@ void printConfig(const store::RunRecord& r, const store::Project& project) {
         optimizer += " weight decay " + get(P("/optimizer/weight_decay"));
     t.addRow({"optimizer", optimizer});
     t.addRow({"schedule", get(P("/schedule/name"))});
-    t.addRow({"training", get(P("/epochs")) + " epochs, batch " + get(P("/batch_size")) + ", seed " +
-                              get(P("/seed")) + ", device " + get(P("/device"))});
+    t.addRow({"training", get(P("/epochs")) + " epochs, batch " + get(P("/batch_size")) + ", seed " + get(P("/seed")) +
+                              ", device " + get(P("/device"))});
     if (r.warmStartRun)
         t.addRow({"warm start", "run " + std::to_string(*r.warmStartRun) +
                                     (r.warmStartEpoch ? ", epoch " + std::to_string(*r.warmStartEpoch) : "")});
@@ -342,8 +343,7 @@ int showRun(const std::string& projectFlag, const std::string& ref, bool ascii) 
         printEvaluation(e.evaluation);
     }
     if (r.state == store::RunState::Interrupted || r.state == store::RunState::Cancelled)
-        std::cout << "\nthe run stopped after epoch " << r.epochsDone << ": mppdl resume " << r.id
-                  << " continues it\n";
+        std::cout << "\nthe run stopped after epoch " << r.epochsDone << ": mppdl resume " << r.id << " continues it\n";
     return 0;
 }
 
@@ -447,9 +447,9 @@ int archAdd(const std::string& projectFlag, const std::string& file, const std::
         architecture.name = name;
     auto project = openProject(projectFlag, store::Access::Write);
     bool created = false;
-    const auto v = project.addArchitecture(architecture.name, model::toJson(architecture),
-                                           note.empty() ? "from " + fs::absolute(file).lexically_normal().string() : note,
-                                           &created);
+    const auto v = project.addArchitecture(
+        architecture.name, model::toJson(architecture),
+        note.empty() ? "from " + fs::absolute(file).lexically_normal().string() : note, &created);
     if (created)
         std::cout << "added " << v.name << " version " << v.version << " to " << project.path() << " (use --arch "
                   << v.name << "@" << v.version << ")\n";
@@ -607,19 +607,22 @@ void registerProjectCommands(CLI::App& app, Command& selected) {
         selected = [projectFlag, file, name, note] { return archAdd(*projectFlag, *file, *name, *note); };
     });
 
-    auto* importCommand = arch->add_subcommand("import", "add a Keras model JSON (a file, or a MADlib model architecture table row) as an architecture");
+    auto* importCommand = arch->add_subcommand(
+        "import", "add a Keras model JSON (a file, or a MADlib model architecture table row) as an architecture");
     addProject(importCommand);
     auto importOptions = std::make_shared<ImportOptions>();
     importCommand->add_option("FILE", importOptions->from.file, "Keras JSON file (model.to_json())");
     importCommand->add_option("--format", importOptions->format, "keras-json")
         ->check(CLI::IsMember({"keras-json"}))
         ->capture_default_str();
-    importCommand->add_option("--name", importOptions->from.name, "store under this name (default: the Keras model's name)");
+    importCommand->add_option("--name", importOptions->from.name,
+                              "store under this name (default: the Keras model's name)");
     importCommand->add_option("--note", importOptions->note, "what changed in this version");
     importCommand->add_option("--from-table", importOptions->from.table,
-                       "read model_arch from a MADlib model architecture table ([SCHEMA.]TABLE)");
+                              "read model_arch from a MADlib model architecture table ([SCHEMA.]TABLE)");
     importCommand->add_option("--id", importOptions->from.modelId, "model_id of the row to read (with --from-table)");
-    importCommand->add_option("--conn", importOptions->from.connection, std::string("--from-table: ") + kConnectionHelp);
+    importCommand->add_option("--conn", importOptions->from.connection,
+                              std::string("--from-table: ") + kConnectionHelp);
     importCommand->callback([&selected, projectFlag, importOptions] {
         selected = [projectFlag, importOptions] { return archImport(*projectFlag, *importOptions); };
     });

@@ -43,8 +43,8 @@ std::unique_ptr<RunObserver> makeObserver(bool json, bool quiet) {
 /// and says where the run is recorded.
 train::TrainResult trainRecorded(store::Project& project, int64_t runId, const train::TrainConfig& config,
                                  const model::Architecture& architecture, const data::PreparedData& data,
-                                 RunObserver& display, train::TrainControl control, int keepCheckpoints,
-                                 bool json, const ProcessFlags& processes, bool projectCreated = false) {
+                                 RunObserver& display, train::TrainControl control, int keepCheckpoints, bool json,
+                                 const ProcessFlags& processes, bool projectCreated = false) {
     const auto run = project.run(runId);
     if (json)
         std::cout << nlohmann::json{{"event", "run"},
@@ -60,9 +60,8 @@ train::TrainResult trainRecorded(store::Project& project, int64_t runId, const t
     auto result = session::trainRecorded(
         project, runId, config, architecture, data, display, std::move(control), keepCheckpoints,
         [&](const train::TrainConfig& c, const model::Architecture& a, const data::PreparedData& d,
-            RunObserver& observers, const train::TrainControl& k) {
-            return trainInProcesses(c, a, d, observers, k, processes);
-        });
+            RunObserver& observers,
+            const train::TrainControl& k) { return trainInProcesses(c, a, d, observers, k, processes); });
     if (!json)
         std::cout << "recorded as run " << runId << " in " << project.path() << " (mppdl show " << runId << ")"
                   << std::endl;
@@ -95,31 +94,38 @@ struct TrainFlags {
             ->required();
         c.add_option("--epochs", config.epochs, "epochs")->capture_default_str();
         c.add_option("--batch-size", config.batchSize, "minibatch size")->capture_default_str();
-        c.add_option("--optimizer", config.optimizer.name, joinChoiceNames(train::optimizerChoices(), "|"))->capture_default_str();
+        c.add_option("--optimizer", config.optimizer.name, joinChoiceNames(train::optimizerChoices(), "|"))
+            ->capture_default_str();
         c.add_option("--lr", config.optimizer.lr, "learning rate")->capture_default_str();
         c.add_option("--momentum", config.optimizer.momentum, "momentum (sgd, rmsprop)")->capture_default_str();
         c.add_flag("--nesterov", config.optimizer.nesterov, "Nesterov momentum (sgd)");
         c.add_option("--weight-decay", config.optimizer.weightDecay, "weight decay")->capture_default_str();
-        c.add_option("--schedule", config.schedule.name, "learning-rate schedule: " + joinChoiceNames(train::scheduleChoices(), "|"))
+        c.add_option("--schedule", config.schedule.name,
+                     "learning-rate schedule: " + joinChoiceNames(train::scheduleChoices(), "|"))
             ->capture_default_str();
-        c.add_option("--step-size", config.schedule.stepSize, "step schedule: epochs between decays")->capture_default_str();
+        c.add_option("--step-size", config.schedule.stepSize, "step schedule: epochs between decays")
+            ->capture_default_str();
         c.add_option("--gamma", config.schedule.gamma, "step schedule: decay factor")->capture_default_str();
         c.add_option("--min-lr", config.schedule.minLr, "cosine schedule: final learning rate")->capture_default_str();
         c.add_option("--val-fraction", config.data.validationFraction,
                      "fraction of the training rows held out for validation (seeded)")
             ->capture_default_str();
-        c.add_option("--normalize", normalization, "feature normalization: " + joinChoiceNames(data::normalizationChoices(), "|"))->capture_default_str();
+        c.add_option("--normalize", normalization,
+                     "feature normalization: " + joinChoiceNames(data::normalizationChoices(), "|"))
+            ->capture_default_str();
         c.add_option("--early-stopping", config.earlyStoppingPatience,
                      "stop after N epochs without a lower validation loss (0 = off)")
             ->capture_default_str();
         c.add_option("--device", config.device, "cpu, cuda, cuda:N, or a list (cuda:0,1) the segments are dealt over")
             ->capture_default_str();
-        c.add_option("--threads", config.threads,
-                     "CPU threads of this host, shared by its segments and processes (0 = OMP_NUM_THREADS, else all CPUs)")
+        c.add_option(
+             "--threads", config.threads,
+             "CPU threads of this host, shared by its segments and processes (0 = OMP_NUM_THREADS, else all CPUs)")
             ->capture_default_str();
         c.add_option("--seed", config.seed, "random seed; the same seed repeats a CPU run bit for bit")
             ->capture_default_str();
-        c.add_option("--strategy", config.strategy, "how segments train: " + joinChoiceNames(train::strategyChoices(), "|"))
+        c.add_option("--strategy", config.strategy,
+                     "how segments train: " + joinChoiceNames(train::strategyChoices(), "|"))
             ->capture_default_str();
         segmentsOption = c.add_option("--segments", config.segments,
                                       "segments the rows are distributed over (default: 1, or --processes)");
@@ -355,7 +361,8 @@ struct ScaleStudyFlags {
         accuracy.addRule();
         accuracy.addRow(test);
         accuracy.addRow(ratio);
-        std::cout << "\n" << train.config.strategy << ", " << train.config.distribution
+        std::cout << "\n"
+                  << train.config.strategy << ", " << train.config.distribution
                   << " distribution: validation accuracy per epoch against N\n"
                   << accuracy.render() << "\ntime per epoch against N (all segments share this machine's cores)\n"
                   << seconds.render();
@@ -407,13 +414,14 @@ struct ResumeFlags {
 
 void registerTrainCommands(CLI::App& app, Command& selected) {
     auto trainFlags = std::make_shared<TrainFlags>();
-    auto* train = app.add_subcommand("train", "train a network on a data source: one model, or segments on threads, processes or hosts");
+    auto* train = app.add_subcommand(
+        "train", "train a network on a data source: one model, or segments on threads, processes or hosts");
     trainFlags->add(*train);
     train->callback([&selected, trainFlags] { selected = [trainFlags] { return trainFlags->run(); }; });
 
     auto demoFlags = std::make_shared<TrainFlags>();
-    auto* demo = app.add_subcommand(
-        "demo", "train fmnist_cnn on Fashion-MNIST for one epoch and print the test accuracy");
+    auto* demo = app.add_subcommand("demo",
+                                    "train fmnist_cnn on Fashion-MNIST for one epoch and print the test accuracy");
     demoFlags->source.location = kFashionMnistDir;
     demoFlags->architecture = "fmnist_cnn";
     demoFlags->config.epochs = 1;
@@ -423,7 +431,8 @@ void registerTrainCommands(CLI::App& app, Command& selected) {
     demoFlags->config.seed = 1;
     demo->add_option("--epochs", demoFlags->config.epochs, "epochs")->capture_default_str();
     demo->add_option("--limit", demoFlags->source.limit, "use only the first N training rows")->capture_default_str();
-    demo->add_option("--threads", demoFlags->config.threads, "CPU threads (0 = OMP_NUM_THREADS, else all CPUs)")->capture_default_str();
+    demo->add_option("--threads", demoFlags->config.threads, "CPU threads (0 = OMP_NUM_THREADS, else all CPUs)")
+        ->capture_default_str();
     demo->add_option("--device", demoFlags->config.device, "cpu, cuda or cuda:N")->capture_default_str();
     demo->add_flag("--json", demoFlags->json, "JSON lines instead of text");
     demoFlags->addProjectFlags(*demo);

@@ -27,8 +27,9 @@ std::string optionalPercent(const std::optional<double>& v) { return v ? percent
 /// The leaderboard as a table: best validation accuracy first.
 std::string leaderboardTable(const tune::SearchProgress& p, size_t limit = 0) {
     const bool hyperband = p.search == "hyperband";
-    std::vector<std::string> header = {"rank", "run", "configuration", "epochs", "val acc", "test acc", "time", "state"};
-    std::vector<TextTable::Align> align = {TextTable::Align::Right, TextTable::Align::Left, TextTable::Align::Left,
+    std::vector<std::string> header = {"rank",    "run",      "configuration", "epochs",
+                                       "val acc", "test acc", "time",          "state"};
+    std::vector<TextTable::Align> align = {TextTable::Align::Right, TextTable::Align::Left,  TextTable::Align::Left,
                                            TextTable::Align::Right, TextTable::Align::Right, TextTable::Align::Right,
                                            TextTable::Align::Right, TextTable::Align::Left};
     if (hyperband) {
@@ -80,9 +81,15 @@ nlohmann::json progressJson(const tune::SearchProgress& p, const std::string& ev
             row["bracket"] = r.bracket;
         rows.push_back(row);
     }
-    return {{"event", event},     {"search", p.name},         {"kind", p.search},
-            {"scheduler", p.scheduler}, {"segments", p.segments}, {"phase", p.phase},
-            {"epochs_done", p.epochsDone}, {"epochs_planned", p.epochsPlanned}, {"seconds", p.seconds},
+    return {{"event", event},
+            {"search", p.name},
+            {"kind", p.search},
+            {"scheduler", p.scheduler},
+            {"segments", p.segments},
+            {"phase", p.phase},
+            {"epochs_done", p.epochsDone},
+            {"epochs_planned", p.epochsPlanned},
+            {"seconds", p.seconds},
             {"leaderboard", rows}};
 }
 
@@ -175,10 +182,12 @@ struct TuneFlags {
     void add(CLI::App& c) {
         source.add(c, false);
         c.add_option("--space", space, "the search space, a JSON file (its keys: mppdl tune --help)");
-        c.add_option("--search", request.search, "how configurations are chosen: " + joinChoiceNames(tune::searchChoices(), "|"))
+        c.add_option("--search", request.search,
+                     "how configurations are chosen: " + joinChoiceNames(tune::searchChoices(), "|"))
             ->capture_default_str();
-        c.add_option("--samples", request.samples, "random search: how many configurations (default: the space's "
-                                                   "\"samples\", else 8)")
+        c.add_option("--samples", request.samples,
+                     "random search: how many configurations (default: the space's "
+                     "\"samples\", else 8)")
             ->check(CLI::Range(1, 100000));
         c.add_option("--scheduler", request.schedule.scheduler,
                      "how configurations share the segments: " + joinChoiceNames(tune::schedulerChoices(), "|"))
@@ -186,13 +195,17 @@ struct TuneFlags {
         c.add_option("--segments", request.schedule.segments, "segments (workers) the search runs on")
             ->capture_default_str()
             ->check(CLI::Range(1, 1024));
-        c.add_option("--distribute-by", request.schedule.distribution, "mop: how rows are dealt to the segments' shards")
+        c.add_option("--distribute-by", request.schedule.distribution,
+                     "mop: how rows are dealt to the segments' shards")
             ->capture_default_str();
-        c.add_option("--name", request.name, "the search's name; its runs are NAME-01, NAME-02, ... (default search-N)");
+        c.add_option("--name", request.name,
+                     "the search's name; its runs are NAME-01, NAME-02, ... (default search-N)");
         c.add_option("--val-fraction", request.base.data.validationFraction,
                      "fraction of the training rows held out for validation (the leaderboard's ranking)")
             ->capture_default_str();
-        c.add_option("--normalize", normalization, "feature normalization: " + joinChoiceNames(data::normalizationChoices(), "|"))->capture_default_str();
+        c.add_option("--normalize", normalization,
+                     "feature normalization: " + joinChoiceNames(data::normalizationChoices(), "|"))
+            ->capture_default_str();
         c.add_option("--schedule", request.base.schedule.name,
                      "every configuration's learning-rate schedule: " + joinChoiceNames(train::scheduleChoices(), "|"))
             ->capture_default_str();
@@ -206,11 +219,12 @@ struct TuneFlags {
             ->capture_default_str();
         c.add_option("--device", request.base.device, "cpu, cuda or cuda:N: where every segment trains")
             ->capture_default_str();
-        threadsOption =
-            c.add_option("--threads", request.base.threads, "CPU threads, shared out among the segments (0 = all CPUs)")
-                ->capture_default_str();
-        c.add_option("--project", project, "project file (default: $MPPDL_PROJECT, else the one *.mppdl here, else "
-                                           "./project.mppdl, created)");
+        threadsOption = c.add_option("--threads", request.base.threads,
+                                     "CPU threads, shared out among the segments (0 = all CPUs)")
+                            ->capture_default_str();
+        c.add_option("--project", project,
+                     "project file (default: $MPPDL_PROJECT, else the one *.mppdl here, else "
+                     "./project.mppdl, created)");
         c.add_option("--keep-checkpoints", request.keepCheckpoints,
                      "epochs of each run whose weights and resume state are kept")
             ->capture_default_str()
@@ -286,9 +300,9 @@ struct TuneFlags {
         TextTable table({"#", "configuration", p.brackets.empty() ? "epochs" : "bracket"},
                         {TextTable::Align::Right, TextTable::Align::Left, TextTable::Align::Right});
         for (size_t i = 0; i < p.configurations.size(); ++i)
-            table.addRow({std::to_string(i + 1), p.configurations[i].describe(),
-                          p.brackets.empty() ? std::to_string(p.configurations[i].epochs)
-                                             : std::to_string(p.bracketOf[i])});
+            table.addRow(
+                {std::to_string(i + 1), p.configurations[i].describe(),
+                 p.brackets.empty() ? std::to_string(p.configurations[i].epochs) : std::to_string(p.bracketOf[i])});
         std::cout << table.render() << groupThousands(int64_t(p.configurations.size())) << " configurations, "
                   << groupThousands(p.epochs) << " epochs in all (" << request.search << " search)" << std::endl;
         return 0;
@@ -323,8 +337,8 @@ struct TuneFlags {
         const auto best = result.leaderboard().front();
         std::cout << "best: " << best.runName << " (" << best.configuration.describe() << "), validation "
                   << optionalPercent(best.status.valAccuracy) << ", test " << optionalPercent(best.testAccuracy)
-                  << "; every configuration is a run in " << where << " (mppdl runs, mppdl show " << best.runName
-                  << ")" << std::endl;
+                  << "; every configuration is a run in " << where << " (mppdl runs, mppdl show " << best.runName << ")"
+                  << std::endl;
         return 0;
     }
 };

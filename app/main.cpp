@@ -56,8 +56,7 @@ const char* kExitCodes = R"(exit codes:
 
 int main(int argc, char** argv) {
     using namespace mppdl;
-    CLI::App app("mppdl " + std::string(versionString()) +
-                     ": deep learning on data in files and PostgreSQL/Greenplum",
+    CLI::App app("mppdl " + std::string(versionString()) + ": deep learning on data in files and PostgreSQL/Greenplum",
                  "mppdl");
     app.set_version_flag("--version", [] {
         return "mppdl " + std::string(versionString()) + " (" + train::libraryVersions() + ")";
@@ -98,9 +97,8 @@ int main(int argc, char** argv) {
                     "train a run again with its recorded settings (an id or a name), watching it live");
     gui->add_option("--compare", guiStart.compare, "compare these runs (ids or names, comma-separated)")
         ->delimiter(',');
-    gui->callback([&] {
-        selected = [&] { return displayAvailable() ? ui::runGui(qtArgc, argv, guiStart) : noWorkbench(app); };
-    });
+    gui->callback(
+        [&] { selected = [&] { return displayAvailable() ? ui::runGui(qtArgc, argv, guiStart) : noWorkbench(app); }; });
 #endif
     if (argc == 1)
         return noWorkbench(app);

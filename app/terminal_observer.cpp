@@ -44,9 +44,7 @@ void TerminalObserver::progress(const RunEvent& e) {
 void TerminalObserver::onEvents(const std::vector<RunEvent>& batch) {
     for (const auto& e : batch) {
         switch (e.kind) {
-        case EventKind::Progress:
-            progress(e);
-            break;
+        case EventKind::Progress: progress(e); break;
         case EventKind::Started:
         case EventKind::Message:
             clearProgress();
@@ -64,7 +62,8 @@ void TerminalObserver::onEvents(const std::vector<RunEvent>& batch) {
                 if (e.hasMetric("divergence")) // strategies that join replicas
                     n += std::snprintf(line + n, sizeof line - size_t(n), "  divergence %.4g", e.metric("divergence"));
                 if (e.hasMetric("val_accuracy")) // an ensemble's member alone
-                    std::snprintf(line + n, sizeof line - size_t(n), "  val acc %5.2f%%", 100.0 * e.metric("val_accuracy"));
+                    std::snprintf(line + n, sizeof line - size_t(n), "  val acc %5.2f%%",
+                                  100.0 * e.metric("val_accuracy"));
                 m_segmentLines.push_back(line);
                 break;
             }

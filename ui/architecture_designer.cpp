@@ -55,9 +55,9 @@ const char* kUnconnected = "(not connected)";
 
 QColor categoryColor(const std::string& category) {
     static const std::map<std::string, QColor> colors = {
-        {"input", QColor(227, 242, 253)},         {"convolution", QColor(232, 245, 233)},
-        {"pooling", QColor(255, 243, 224)},       {"normalization", QColor(243, 229, 245)},
-        {"core", QColor(236, 239, 241)},          {"activation", QColor(255, 253, 231)},
+        {"input", QColor(227, 242, 253)},   {"convolution", QColor(232, 245, 233)},
+        {"pooling", QColor(255, 243, 224)}, {"normalization", QColor(243, 229, 245)},
+        {"core", QColor(236, 239, 241)},    {"activation", QColor(255, 253, 231)},
         {"merge", QColor(252, 228, 236)}};
     const auto it = colors.find(category);
     return it == colors.end() ? QColor(245, 245, 245) : it->second;
@@ -65,10 +65,13 @@ QColor categoryColor(const std::string& category) {
 
 /// Starting values of required parameters, so that a layer from the palette is valid at once.
 std::optional<model::Param> startingValue(const model::ParamInfo& p) {
-    static const std::map<std::string, model::Param> values = {
-        {"units", model::Param(int64_t(64))},       {"filters", model::Param(int64_t(32))},
-        {"kernel_size", model::Param(int64_t(3))},  {"pool_size", model::Param(int64_t(2))},
-        {"rate", model::Param(0.25)},               {"shape", model::Param(std::vector<int64_t>{1, 28, 28})}};
+    static const std::map<std::string, model::Param> values = {{"units", model::Param(int64_t(64))},
+                                                               {"filters", model::Param(int64_t(32))},
+                                                               {"kernel_size", model::Param(int64_t(3))},
+                                                               {"pool_size", model::Param(int64_t(2))},
+                                                               {"rate", model::Param(0.25)},
+                                                               {"shape",
+                                                                model::Param(std::vector<int64_t>{1, 28, 28})}};
     if (p.defaultValue)
         return std::nullopt;
     const auto it = values.find(p.name);
@@ -150,7 +153,7 @@ private:
     NodeItem* nodeAt(QPoint point, const NodeItem* except = nullptr) const;
 
     ArchitectureDesigner* m_designer;
-    std::string m_from;             ///< the layer a connection is being dragged from
+    std::string m_from; ///< the layer a connection is being dragged from
     QGraphicsLineItem* m_line = nullptr;
 };
 
@@ -177,7 +180,9 @@ public:
     const QString& problem() const { return m_problem; }
     QPointF inputPort() const { return mapToScene(0, -kNodeHeight / 2); }
     QPointF outputPort() const { return mapToScene(0, kNodeHeight / 2); }
-    bool nearOutputPort(QPointF scenePoint) const { return QLineF(scenePoint, outputPort()).length() <= kPortRadius + 4; }
+    bool nearOutputPort(QPointF scenePoint) const {
+        return QLineF(scenePoint, outputPort()).length() <= kPortRadius + 4;
+    }
 
     QRectF boundingRect() const override {
         return {-kNodeWidth / 2 - kPortRadius, -kNodeHeight / 2 - kPortRadius, kNodeWidth + 2 * kPortRadius,
@@ -186,7 +191,9 @@ public:
     void paint(QPainter* painter, const QStyleOptionGraphicsItem*, QWidget*) override {
         const QRectF box(-kNodeWidth / 2, -kNodeHeight / 2, kNodeWidth, kNodeHeight);
         const bool bad = !m_problem.isEmpty();
-        QPen border(bad ? QColor(198, 40, 40) : isSelected() ? QColor(21, 101, 192) : QColor(120, 120, 120),
+        QPen border(bad            ? QColor(198, 40, 40)
+                    : isSelected() ? QColor(21, 101, 192)
+                                   : QColor(120, 120, 120),
                     bad || isSelected() ? 2.5 : 1.0);
         painter->setPen(border);
         painter->setBrush(bad ? QColor(255, 235, 238) : m_color);
@@ -496,7 +503,8 @@ ArchitectureDesigner::ArchitectureDesigner(QWidget* parent) : QWidget(parent) {
     auto* propertiesBox = new QWidget(this);
     auto* propertiesLayout = new QVBoxLayout(propertiesBox);
     propertiesLayout->setContentsMargins(0, 0, 0, 0);
-    propertiesLayout->addWidget(new QLabel(tr("<b>Selected layer</b> (click a node; edit a value and press Enter)"), this));
+    propertiesLayout->addWidget(
+        new QLabel(tr("<b>Selected layer</b> (click a node; edit a value and press Enter)"), this));
     propertiesLayout->addWidget(m_properties);
     auto* problemsBox = new QWidget(this);
     auto* problemsLayout = new QVBoxLayout(problemsBox);
@@ -687,7 +695,8 @@ void ArchitectureDesigner::autoLayout() {
         bool moved = false;
         for (const auto& layer : m_arch.layers)
             for (const auto& input : layer.inputs)
-                if (depth.count(input) && depth[input] + 1 > depth[layer.name] && depth[input] + 1 <= int(m_arch.layers.size())) {
+                if (depth.count(input) && depth[input] + 1 > depth[layer.name] &&
+                    depth[input] + 1 <= int(m_arch.layers.size())) {
                     depth[layer.name] = depth[input] + 1;
                     moved = true;
                 }
@@ -707,7 +716,8 @@ QString ArchitectureDesigner::uniqueName(const QString& type) const {
     const std::string base = type.toLower().toStdString();
     for (int n = 1;; ++n) {
         const std::string name = base + "_" + std::to_string(n);
-        if (std::none_of(m_arch.layers.begin(), m_arch.layers.end(), [&](const model::Layer& l) { return l.name == name; }))
+        if (std::none_of(m_arch.layers.begin(), m_arch.layers.end(),
+                         [&](const model::Layer& l) { return l.name == name; }))
             return QString::fromStdString(name);
     }
 }
@@ -785,7 +795,8 @@ bool ArchitectureDesigner::disconnectLayers(const QString& from, const QString& 
 bool ArchitectureDesigner::removeLayer(const QString& name) {
     auto next = m_arch;
     const std::string n = name.toStdString();
-    const auto it = std::find_if(next.layers.begin(), next.layers.end(), [&](const model::Layer& l) { return l.name == n; });
+    const auto it = std::find_if(next.layers.begin(), next.layers.end(),
+                                 [&](const model::Layer& l) { return l.name == n; });
     if (it == next.layers.end())
         return false;
     next.layers.erase(it);
@@ -882,15 +893,17 @@ void ArchitectureDesigner::fillProperties() {
             inputs << QString::fromStdString(i);
         addRow("inputs", inputs.join(", "), {}, tr("drag from an output port onto this layer to connect"), false);
         const auto shape = m_shapeOf.find(layer->name);
-        addRow("output", shape == m_shapeOf.end() ? QString("?") : QString::fromStdString(model::formatShape(shape->second)),
-               {}, tr("the shape this layer puts out, per sample"), false);
+        addRow("output",
+               shape == m_shapeOf.end() ? QString("?") : QString::fromStdString(model::formatShape(shape->second)), {},
+               tr("the shape this layer puts out, per sample"), false);
         if (info)
             for (const auto& p : info->params) {
                 const auto value = layer->params.find(p.name);
-                addRow(QString::fromUtf8(p.name),
-                       value == layer->params.end() ? QString() : QString::fromStdString(model::paramText(value->second)),
-                       p.defaultValue ? QString::fromUtf8(p.defaultValue) : tr("required"),
-                       QString::fromUtf8(p.description) + " (" + QString::fromUtf8(model::toString(p.type)) + ")", true);
+                addRow(
+                    QString::fromUtf8(p.name),
+                    value == layer->params.end() ? QString() : QString::fromStdString(model::paramText(value->second)),
+                    p.defaultValue ? QString::fromUtf8(p.defaultValue) : tr("required"),
+                    QString::fromUtf8(p.description) + " (" + QString::fromUtf8(model::toString(p.type)) + ")", true);
             }
     }
     m_filling = false;
@@ -920,7 +933,8 @@ QString ArchitectureDesigner::problemOf(const QString& layer) const {
 
 QString ArchitectureDesigner::edgeLabel(const QString& from, const QString& to) const {
     for (auto* item : m_scene->items())
-        if (auto* edge = dynamic_cast<EdgeItem*>(item); edge && edge->from() == from.toStdString() && edge->to() == to.toStdString())
+        if (auto* edge = dynamic_cast<EdgeItem*>(item);
+            edge && edge->from() == from.toStdString() && edge->to() == to.toStdString())
             return edge->label();
     return {};
 }
@@ -971,7 +985,8 @@ bool ArchitectureDesigner::exportFile(const QString& path, bool keras, QString* 
     };
     for (const auto& layer : m_arch.layers)
         if (problemOf(QString::fromStdString(layer.name)).startsWith(tr("not connected")))
-            return fail(tr("%1 is not connected: connect it or delete it first").arg(QString::fromStdString(layer.name)));
+            return fail(
+                tr("%1 is not connected: connect it or delete it first").arg(QString::fromStdString(layer.name)));
     std::string text;
     try {
         text = keras ? model::toKerasJson(m_arch) : model::toJson(m_arch);
@@ -979,7 +994,8 @@ bool ArchitectureDesigner::exportFile(const QString& path, bool keras, QString* 
         return fail(QString::fromUtf8(e.what()));
     }
     QFile file(path);
-    if (!file.open(QIODevice::WriteOnly | QIODevice::Truncate) || file.write(text.data(), qint64(text.size())) != qint64(text.size()))
+    if (!file.open(QIODevice::WriteOnly | QIODevice::Truncate) ||
+        file.write(text.data(), qint64(text.size())) != qint64(text.size()))
         return fail(tr("%1: cannot be written (%2)").arg(path, file.errorString()));
     return true;
 }

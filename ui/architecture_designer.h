@@ -127,9 +127,9 @@ private:
 
     model::Architecture m_arch;
     model::Analysis m_analysis;
-    std::map<std::string, QString> m_problemOf;     ///< layer -> the message on its node
-    std::map<std::string, model::Shape> m_shapeOf;  ///< layer -> its output shape
-    std::map<std::string, QPointF> m_positions;     ///< layer -> node centre in the scene
+    std::map<std::string, QString> m_problemOf;    ///< layer -> the message on its node
+    std::map<std::string, model::Shape> m_shapeOf; ///< layer -> its output shape
+    std::map<std::string, QPointF> m_positions;    ///< layer -> node centre in the scene
     std::string m_selected;
     bool m_filling = false; ///< the property table is being filled, not edited
 

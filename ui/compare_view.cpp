@@ -24,7 +24,7 @@ namespace {
 
 /// Distinct colours for up to ten runs (the tab10 palette), then round again.
 QColor runColor(size_t i) {
-    static const QColor palette[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},  {148, 103, 189},
+    static const QColor palette[] = {{31, 119, 180}, {255, 127, 14},  {44, 160, 44},   {214, 39, 40},  {148, 103, 189},
                                      {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
     return palette[i % (sizeof palette / sizeof palette[0])];
 }
@@ -92,8 +92,8 @@ void CompareView::reload(const store::Project& project) {
     m_series.clear();
     m_names.clear();
     // Rows: results first, then every configuration key any of the runs has.
-    const QStringList results = {tr("state"), tr("architecture"), tr("best validation accuracy"), tr("test accuracy"),
-                                 tr("epochs done"), tr("time (s)")};
+    const QStringList results = {tr("state"),         tr("architecture"), tr("best validation accuracy"),
+                                 tr("test accuracy"), tr("epochs done"),  tr("time (s)")};
     std::vector<std::map<QString, QString>> columns;
     std::map<QString, bool> configKeys;
     for (const auto id : m_runIds) {
@@ -102,7 +102,8 @@ void CompareView::reload(const store::Project& project) {
         if (const auto run = project.run(id)) {
             m_names.push_back(QString("%1 %2").arg(run->id).arg(QString::fromStdString(run->name)));
             column[results[0]] = QString::fromLatin1(store::toString(run->state));
-            column[results[1]] = QString("%1 v%2").arg(QString::fromStdString(run->architectureName)).arg(run->architectureVersion);
+            column[results[1]] =
+                QString("%1 v%2").arg(QString::fromStdString(run->architectureName)).arg(run->architectureVersion);
             column[results[2]] = percentText(run->bestValAccuracy);
             column[results[3]] = percentText(run->testAccuracy);
             column[results[4]] = QString::number(run->epochsDone);
@@ -194,7 +195,8 @@ void CompareView::draw() {
     }
     m_plot->xAxis->setLabel(againstTime ? tr("wall time (s)") : tr("epoch"));
     m_plot->yAxis->setLabel(m_metric->currentText() + (accuracy ? " (%)" : ""));
-    m_plot->axisRect()->insetLayout()->setInsetAlignment(0, (accuracy ? Qt::AlignBottom : Qt::AlignTop) | Qt::AlignRight);
+    m_plot->axisRect()->insetLayout()->setInsetAlignment(0,
+                                                         (accuracy ? Qt::AlignBottom : Qt::AlignTop) | Qt::AlignRight);
     m_plot->rescaleAxes();
     m_plot->xAxis->scaleRange(1.1, m_plot->xAxis->range().center());
     m_plot->yAxis->scaleRange(1.1, m_plot->yAxis->range().center());

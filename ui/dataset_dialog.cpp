@@ -304,7 +304,10 @@ void DatasetDialog::testConnection() {
         std::vector<data::TableInfo> tables;
     };
     inBackground<Found>(
-        this, [connection] { return Found{data::serverInfo(connection), data::listTables(connection)}; },
+        this,
+        [connection] {
+            return Found{data::serverInfo(connection), data::listTables(connection)};
+        },
         [this](const Found& found) {
             m_connectionStatus->setText(
                 tr("%1: %2%3")
@@ -412,7 +415,9 @@ data::SourceOptions DatasetDialog::options() const {
         if (m_header->currentIndex() > 0)
             o.header = m_header->currentIndex() == 1;
         const QString delimiter = m_delimiter->text();
-        o.delimiter = delimiter == "tab" || delimiter == "\\t" ? '\t' : delimiter.isEmpty() ? ',' : delimiter[0].toLatin1();
+        o.delimiter = delimiter == "tab" || delimiter == "\\t" ? '\t'
+                      : delimiter.isEmpty()                    ? ','
+                                                               : delimiter[0].toLatin1();
     } else {
         o.connection = connectionString();
         o.label = m_label->currentData().toString().toStdString();

@@ -20,8 +20,8 @@ namespace mppdl::ui {
 
 namespace {
 
-constexpr int kColumns = 8;     // images per row of the grid
-constexpr int kThumbnail = 64;  // pixels a side
+constexpr int kColumns = 8;    // images per row of the grid
+constexpr int kThumbnail = 64; // pixels a side
 
 
 } // namespace
@@ -97,9 +97,9 @@ void SamplesView::setRows(const std::vector<data::RowPreview>& rows, const std::
             v->setContentsMargins(0, 0, 0, 0);
             v->setSpacing(1);
             auto* picture = new QLabel(cell);
-            picture->setPixmap(QPixmap::fromImage(image.scaled(kThumbnail, kThumbnail, Qt::KeepAspectRatio,
-                                                               width < kThumbnail ? Qt::FastTransformation
-                                                                                  : Qt::SmoothTransformation)));
+            picture->setPixmap(QPixmap::fromImage(
+                image.scaled(kThumbnail, kThumbnail, Qt::KeepAspectRatio,
+                             width < kThumbnail ? Qt::FastTransformation : Qt::SmoothTransformation)));
             picture->setAlignment(Qt::AlignCenter);
             picture->setToolTip(tr("row %1: %2").arg(r.row).arg(className(r.label)));
             auto* label = new QLabel(caption, cell);
@@ -124,7 +124,8 @@ void SamplesView::setRows(const std::vector<data::RowPreview>& rows, const std::
     m_table->setRowCount(int(rows.size()));
     for (int i = 0; i < int(rows.size()); ++i) {
         m_table->setItem(i, 0, numberItem(QString::number(rows[size_t(i)].row)));
-        m_table->setItem(i, 1, new QTableWidgetItem(i < captions.size() ? captions[i] : className(rows[size_t(i)].label)));
+        m_table->setItem(i, 1,
+                         new QTableWidgetItem(i < captions.size() ? captions[i] : className(rows[size_t(i)].label)));
         for (int v = 0; v < values; ++v)
             m_table->setItem(i, 2 + v, numberItem(QString::number(rows[size_t(i)].values[size_t(v)], 'g', 6)));
     }

@@ -77,12 +77,14 @@ DatasetView::DatasetView(const store::Project& project, int64_t datasetId, QWidg
         const auto v = it.value();
         const bool unset = v.isNull() || (v.isString() && v.toString().isEmpty()) ||
                            (v.isArray() && v.toArray().isEmpty()) || (v.isDouble() && v.toDouble() == 0.0) ||
-                           (it.key() == "kind" && v.toString() == "auto") || (it.key() == "bytea" && v.toString() == "uint8") ||
+                           (it.key() == "kind" && v.toString() == "auto") ||
+                           (it.key() == "bytea" && v.toString() == "uint8") ||
                            (it.key() == "delimiter" && v.toString() == ",");
         if (!unset)
             optionText << it.key() + " " +
-                              (v.isArray() ? QString::fromUtf8(QJsonDocument(v.toArray()).toJson(QJsonDocument::Compact))
-                                           : v.toVariant().toString());
+                              (v.isArray()
+                                   ? QString::fromUtf8(QJsonDocument(v.toArray()).toJson(QJsonDocument::Compact))
+                                   : v.toVariant().toString());
     }
     const qint64 testRows = schema.value("test_rows").toInteger();
     m_summary->setText(
@@ -139,7 +141,8 @@ DatasetView::DatasetView(const store::Project& project, int64_t datasetId, QWidg
         m_rows = source;
         m_samples->setDataset(source->train);
         m_segments->setDataset(source->train);
-        m_rowsStatus->setText(tr("%1 training rows read from the source").arg(QLocale().toString(qlonglong(source->train.size()))));
+        m_rowsStatus->setText(
+            tr("%1 training rows read from the source").arg(QLocale().toString(qlonglong(source->train.size()))));
         m_rowsStatus->setStyleSheet({});
     });
     connect(m_loader, &SourceLoader::failed, this, [this](int, const QString& message) {

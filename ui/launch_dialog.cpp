@@ -81,7 +81,8 @@ LaunchDialog::LaunchDialog(const store::Project& project, QWidget* parent) : QDi
     const bool haveFashion = std::any_of(m_datasets.begin(), m_datasets.end(),
                                          [](const DatasetChoice& d) { return d.location == data::kFashionMnistDir; });
     if (!haveFashion && QFileInfo::exists(data::kFashionMnistDir))
-        m_datasets.push_back({tr("Fashion-MNIST  (idx, %1)").arg(data::kFashionMnistDir), data::kFashionMnistDir, std::nullopt});
+        m_datasets.push_back(
+            {tr("Fashion-MNIST  (idx, %1)").arg(data::kFashionMnistDir), data::kFashionMnistDir, std::nullopt});
     m_dataset = new QComboBox(this);
     for (const auto& d : m_datasets)
         m_dataset->addItem(d.label);
@@ -157,7 +158,8 @@ LaunchDialog::LaunchDialog(const store::Project& project, QWidget* parent) : QDi
     }
     m_gpusPerHost = integerBox(-1, 64, defaults.gpusPerHost, this);
     m_gpusPerHost->setSpecialValueText(tr("use the device"));
-    m_gpusPerHost->setToolTip(tr("MADlib's GPUs per host: segments share cuda:0..G-1 round-robin; 0 keeps them on the CPU"));
+    m_gpusPerHost->setToolTip(
+        tr("MADlib's GPUs per host: segments share cuda:0..G-1 round-robin; 0 keeps them on the CPU"));
     auto* strategyBox = new QGroupBox(tr("Strategy and devices"), this);
     auto* strategyForm = new QFormLayout(strategyBox);
     strategyForm->addRow(tr("Strategy:"), m_strategy);

@@ -144,7 +144,8 @@ void MainWindow::buildMenus() {
     QAction* newDesign = designs->addAction(tr("&New Architecture"), QKeySequence(Qt::CTRL | Qt::Key_D), this,
                                             [this] { showDesigner(0); });
     QMenu* runs = menuBar()->addMenu(tr("&Runs"));
-    QAction* newRun = runs->addAction(tr("&New Run..."), QKeySequence(Qt::CTRL | Qt::Key_R), this, &MainWindow::showLauncher);
+    QAction* newRun = runs->addAction(tr("&New Run..."), QKeySequence(Qt::CTRL | Qt::Key_R), this,
+                                      &MainWindow::showLauncher);
     runs->addAction(tr("&Repeat Selected Run..."), this, [this] {
         const auto selected = m_tree->selectedRunIds();
         if (selected.size() != 1)
@@ -321,7 +322,8 @@ V* MainWindow::showRecord(int64_t id, const std::optional<Record>& record, int64
 RunView* MainWindow::showRun(int64_t runId) {
     const auto run = m_project ? m_project->run(runId) : std::nullopt;
     auto* view = showRecord<RunView>(runId, run, &RunView::runId, tr("run"),
-                                     run ? tr("Run %1: %2").arg(runId).arg(QString::fromStdString(run->name)) : QString());
+                                     run ? tr("Run %1: %2").arg(runId).arg(QString::fromStdString(run->name))
+                                         : QString());
     if (view)
         wire(view);
     return view;
@@ -343,14 +345,14 @@ SearchView* MainWindow::showSearch(const QString& name) {
         }
     const auto names = tune::searchNames(*m_project);
     if (std::find(names.begin(), names.end(), name.toStdString()) == names.end()) {
-        fail(tr("No such search"), tr("%1 has no search named '%2'.").arg(QString::fromStdString(m_project->path()), name));
+        fail(tr("No such search"),
+             tr("%1 has no search named '%2'.").arg(QString::fromStdString(m_project->path()), name));
         return nullptr;
     }
     auto* view = new SearchView(*m_project, name, m_tabs);
     connect(view, &SearchView::runActivated, this, [this](qint64 id) { showRun(id); });
-    connect(view, &SearchView::compareRequested, this, [this](const QList<qint64>& ids) {
-        compareRuns(std::vector<int64_t>(ids.begin(), ids.end()));
-    });
+    connect(view, &SearchView::compareRequested, this,
+            [this](const QList<qint64>& ids) { compareRuns(std::vector<int64_t>(ids.begin(), ids.end())); });
     m_tabs->setCurrentIndex(m_tabs->addTab(view, tr("Search: %1").arg(name)));
     if (auto* item = m_tree->searchItem(name)) { // where it is in the project
         if (item->parent())
@@ -402,8 +404,8 @@ ArchitectureDesigner* MainWindow::showDesigner(int64_t versionId) {
     QString title = tr("Design: new");
     if (version) {
         try {
-            designer->setArchitecture(model::parseArchitecture(
-                version->spec, version->name + "@" + std::to_string(version->version)));
+            designer->setArchitecture(
+                model::parseArchitecture(version->spec, version->name + "@" + std::to_string(version->version)));
         } catch (const Error& e) {
             delete designer;
             fail(tr("Cannot open the architecture"), QString::fromUtf8(e.what()));
@@ -495,7 +497,8 @@ void MainWindow::showMisclassified(int64_t runId, int epoch, int trueClass, int 
             auto* dialog = new QDialog(this);
             dialog->setObjectName("misclassified");
             dialog->setAttribute(Qt::WA_DeleteOnClose);
-            dialog->setWindowTitle(tr("Run %1: %2 predicted as %3").arg(runId).arg(name(trueClass), name(predictedClass)));
+            dialog->setWindowTitle(
+                tr("Run %1: %2 predicted as %3").arg(runId).arg(name(trueClass), name(predictedClass)));
             auto* text = new QLabel(tr("%1 of the %2 test rows of class %3 are predicted as %4 by epoch %5's model%6. "
                                        "Under each: the row and the probability given to %4.")
                                         .arg(found.matching)
@@ -542,7 +545,8 @@ void MainWindow::addDataset(const std::string& location, const data::SourceOptio
     config.data.source = options;
     log(tr("reading %1 to add it to the project...").arg(QString::fromStdString(location)));
     inBackground<std::shared_ptr<const data::LoadedSource>>(
-        this, [location, options] { return std::make_shared<const data::LoadedSource>(data::loadSource(location, options)); },
+        this,
+        [location, options] { return std::make_shared<const data::LoadedSource>(data::loadSource(location, options)); },
         [this, config](std::shared_ptr<const data::LoadedSource> source) {
             if (!m_project)
                 return;
@@ -577,7 +581,8 @@ LaunchDialog* MainWindow::trainDesign(ArchitectureDesigner* designer) {
         return nullptr;
     auto* launcher = showLauncher();
     if (launcher)
-        launcher->setArchitecture(QString::fromStdString(designer->architecture().name) + "@" + QString::number(version));
+        launcher->setArchitecture(QString::fromStdString(designer->architecture().name) + "@" +
+                                  QString::number(version));
     return launcher;
 }
 
@@ -641,7 +646,8 @@ bool MainWindow::repeatRun(int64_t runId, bool startNow) {
     try {
         request.config = train::trainConfigFromJson(run->config);
     } catch (const Error& e) {
-        fail(tr("Repeat a run"), tr("Run %1's settings cannot be read: %2").arg(runId).arg(QString::fromUtf8(e.what())));
+        fail(tr("Repeat a run"),
+             tr("Run %1's settings cannot be read: %2").arg(runId).arg(QString::fromUtf8(e.what())));
         return false;
     }
     request.architecture = run->architectureName + "@" + std::to_string(run->architectureVersion);
@@ -658,9 +664,10 @@ bool MainWindow::repeatRun(int64_t runId, bool startNow) {
 
 int MainWindow::launch(const LaunchRequest& request) {
     if (!m_project || !m_project->writable()) {
-        fail(tr("New run"), m_project ? tr("%1 is read-only: runs cannot be recorded in it.")
-                                            .arg(QString::fromStdString(m_project->path()))
-                                      : tr("Open or create a project first."));
+        fail(tr("New run"),
+             m_project
+                 ? tr("%1 is read-only: runs cannot be recorded in it.").arg(QString::fromStdString(m_project->path()))
+                 : tr("Open or create a project first."));
         return 0;
     }
     const int job = m_jobs->start(QString::fromStdString(m_project->path()), request);
@@ -762,7 +769,8 @@ void MainWindow::closeEvent(QCloseEvent* event) {
         const auto answer = QMessageBox::question(
             this, tr("Runs are training"),
             tr("%n run(s) still train in this window. Stop them and quit? What they trained so far stays "
-               "recorded (mppdl resume continues them).", "", m_jobs->active()),
+               "recorded (mppdl resume continues them).",
+               "", m_jobs->active()),
             QMessageBox::Yes | QMessageBox::No, QMessageBox::No);
         if (answer != QMessageBox::Yes) {
             event->ignore();

@@ -87,7 +87,8 @@ void ProjectTree::load(const store::Project& project, const std::vector<store::R
     const auto datasets = project.datasets();
     auto* datasetGroup = makeGroup(tr("Datasets"), int(datasets.size()));
     for (const auto& d : datasets) {
-        auto* item = new QTreeWidgetItem(datasetGroup, {QString::fromStdString(d.name), QString::fromStdString(d.kind)});
+        auto* item = new QTreeWidgetItem(datasetGroup,
+                                         {QString::fromStdString(d.name), QString::fromStdString(d.kind)});
         item->setToolTip(0, QString::fromStdString(d.location));
         item->setData(0, kKindRole, Dataset);
         item->setData(0, kIdRole, qint64(d.id));
@@ -95,12 +96,12 @@ void ProjectTree::load(const store::Project& project, const std::vector<store::R
     const auto architectures = project.architectures();
     auto* architectureGroup = makeGroup(tr("Architectures"), int(architectures.size()));
     for (const auto& a : architectures) {
-        auto* item = new QTreeWidgetItem(architectureGroup,
-                                         {QString::fromStdString(a.name), tr("v%1").arg(a.latest)});
+        auto* item = new QTreeWidgetItem(architectureGroup, {QString::fromStdString(a.name), tr("v%1").arg(a.latest)});
         item->setData(0, kKindRole, Architecture);
         item->setData(0, kIdRole, QString::fromStdString(a.name));
         for (const auto& v : project.architectureVersions(a.name)) {
-            auto* version = new QTreeWidgetItem(item, {tr("version %1").arg(v.version), tr("%n run(s)", "", int(v.runs))});
+            auto* version = new QTreeWidgetItem(item,
+                                                {tr("version %1").arg(v.version), tr("%n run(s)", "", int(v.runs))});
             version->setToolTip(0, QString::fromStdString(v.note));
             version->setData(0, kKindRole, ArchitectureVersion);
             version->setData(0, kIdRole, qint64(v.id));
@@ -118,7 +119,8 @@ void ProjectTree::load(const store::Project& project, const std::vector<store::R
         if (!search.isObject())
             continue;
         const auto name = search.toObject().value("name").toString();
-        auto it = std::find_if(searches.begin(), searches.end(), [&](const SearchSummary& s) { return s.name == name; });
+        auto it = std::find_if(searches.begin(), searches.end(),
+                               [&](const SearchSummary& s) { return s.name == name; });
         if (it == searches.end())
             it = searches.insert(searches.end(), SearchSummary{name});
         ++it->runs;
@@ -131,11 +133,11 @@ void ProjectTree::load(const store::Project& project, const std::vector<store::R
         auto* searchGroup = makeGroup(tr("Searches"), int(searches.size()));
         for (const auto& s : searches) {
             auto* item = new QTreeWidgetItem(
-                searchGroup, {s.name, s.running ? tr("running") : tr("%1/%2 ended").arg(s.ended).arg(s.runs),
-                              percentText(s.best)});
+                searchGroup,
+                {s.name, s.running ? tr("running") : tr("%1/%2 ended").arg(s.ended).arg(s.runs), percentText(s.best)});
             item->setToolTip(0, tr("%n configuration(s); the leaderboard opens on a double-click", "", s.runs));
             item->setIcon(0, QApplication::style()->standardIcon(s.running ? QStyle::SP_MediaPlay
-                                                                            : QStyle::SP_FileDialogDetailedView));
+                                                                           : QStyle::SP_FileDialogDetailedView));
             item->setData(0, kKindRole, Search);
             item->setData(0, kIdRole, s.name);
         }
@@ -143,8 +145,9 @@ void ProjectTree::load(const store::Project& project, const std::vector<store::R
     auto* runGroup = makeGroup(tr("Runs"), int(runs.size()));
     for (const auto& r : runs) {
         const auto accuracy = r.testAccuracy ? r.testAccuracy : r.bestValAccuracy;
-        auto* item = new QTreeWidgetItem(runGroup, {QString("%1  %2").arg(r.id).arg(QString::fromStdString(r.name)),
-                                                    QString::fromLatin1(store::toString(r.state)), percentText(accuracy)});
+        auto* item = new QTreeWidgetItem(runGroup,
+                                         {QString("%1  %2").arg(r.id).arg(QString::fromStdString(r.name)),
+                                          QString::fromLatin1(store::toString(r.state)), percentText(accuracy)});
         item->setIcon(0, stateIcon(r.state));
         item->setToolTip(0, QString("%1 %2, %3 x%4, %5/%6 epochs")
                                 .arg(QString::fromStdString(r.architectureName))

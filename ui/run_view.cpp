@@ -41,7 +41,8 @@ constexpr int kRedrawMs = 250;          // live curves: at most four redraws a s
 QCustomPlot* makePlot(const QString& title, const QString& yLabel, Qt::Alignment legendAt, QWidget* parent) {
     auto* plot = new QCustomPlot(parent);
     plot->plotLayout()->insertRow(0);
-    plot->plotLayout()->addElement(0, 0, new QCPTextElement(plot, title, QFont(plot->font().family(), 11, QFont::Bold)));
+    plot->plotLayout()->addElement(0, 0,
+                                   new QCPTextElement(plot, title, QFont(plot->font().family(), 11, QFont::Bold)));
     plot->yAxis->setLabel(yLabel);
     plot->legend->setVisible(true);
     plot->axisRect()->insetLayout()->setInsetAlignment(0, legendAt);
@@ -92,8 +93,9 @@ QCPGraph* addCurve(QCustomPlot* plot, const Curve& curve, const QString& name, c
 
 QString clockText(double seconds) {
     const auto s = qint64(std::llround(std::max(0.0, seconds)));
-    return s >= 3600 ? QString("%1:%2:%3").arg(s / 3600).arg(s / 60 % 60, 2, 10, QChar('0')).arg(s % 60, 2, 10, QChar('0'))
-                     : QString("%1:%2").arg(s / 60).arg(s % 60, 2, 10, QChar('0'));
+    return s >= 3600
+               ? QString("%1:%2:%3").arg(s / 3600).arg(s / 60 % 60, 2, 10, QChar('0')).arg(s % 60, 2, 10, QChar('0'))
+               : QString("%1:%2").arg(s / 60).arg(s % 60, 2, 10, QChar('0'));
 }
 
 
@@ -124,7 +126,8 @@ RunView::RunView(const store::Project& project, int64_t runId, QWidget* parent, 
             m_progress->setText(tr("Cannot write %1").arg(path));
     };
     exportMenu->addAction(tr("Plots as PNG..."), this, [=] { exportAs(tr("PNG images"), "png", &RunView::exportPng); });
-    exportMenu->addAction(tr("Plots as PDF..."), this, [=] { exportAs(tr("PDF documents"), "pdf", &RunView::exportPdf); });
+    exportMenu->addAction(tr("Plots as PDF..."), this,
+                          [=] { exportAs(tr("PDF documents"), "pdf", &RunView::exportPdf); });
     exportMenu->addAction(tr("Series as CSV..."), this, [=] { exportAs(tr("CSV files"), "csv", &RunView::exportCsv); });
 #ifdef MPPDL_WITH_ONNX
     exportMenu->addSeparator();
@@ -146,8 +149,8 @@ RunView::RunView(const store::Project& project, int64_t runId, QWidget* parent, 
     m_accuracy = makePlot(tr("Accuracy"), tr("accuracy (%)"), Qt::AlignBottom | Qt::AlignRight, this);
 
     m_segments = new QTableWidget(0, 7, this); // and a column per class of the shards
-    m_segments->setHorizontalHeaderLabels(
-        {tr("rows"), tr("seconds"), tr("images/s"), tr("train loss"), tr("train acc."), tr("divergence"), tr("val. acc.")});
+    m_segments->setHorizontalHeaderLabels({tr("rows"), tr("seconds"), tr("images/s"), tr("train loss"),
+                                           tr("train acc."), tr("divergence"), tr("val. acc.")});
     m_segments->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_segments->setEditTriggers(QAbstractItemView::NoEditTriggers);
     m_segments->verticalHeader()->setDefaultSectionSize(m_segments->fontMetrics().height() + 6);
@@ -368,7 +371,8 @@ void RunView::drawPlot(QCustomPlot* plot, const QString& metric, double scale) {
         const double x = xOf(p);
         if (std::isnan(x))
             continue; // where in its epoch a minibatch falls is not known yet
-        (epochPoint ? epochCurves : stepCurves)[QString::fromStdString(p.name)][p.segment].emplace_back(x, p.value * scale);
+        (epochPoint ? epochCurves : stepCurves)[QString::fromStdString(p.name)][p.segment].emplace_back(x, p.value *
+                                                                                                               scale);
     }
     plot->clearGraphs();
     // The segments first, thin and light, under the merged model's curves; one legend entry stands
@@ -379,7 +383,8 @@ void RunView::drawPlot(QCustomPlot* plot, const QString& metric, double scale) {
         bool named = false;
         for (auto it = bySegment.begin(); it != bySegment.end(); ++it)
             if (it.key() >= 0) {
-                addCurve(plot, it.value(), named ? tr("segment %1").arg(it.key()) : tr("%1 (segments)").arg(split.chopped(1)),
+                addCurve(plot, it.value(),
+                         named ? tr("segment %1").arg(it.key()) : tr("%1 (segments)").arg(split.chopped(1)),
                          QPen(color.lighter(150), 1), !named, QCPScatterStyle::ssCircle);
                 named = true;
             }
@@ -391,7 +396,8 @@ void RunView::drawPlot(QCustomPlot* plot, const QString& metric, double scale) {
         faint.setAlpha(110);
         if (m_smoothing > 0) {
             addCurve(plot, steps, tr("train (minibatches, raw)"), QPen(faint, 1), false);
-            addCurve(plot, smoothed(steps, m_smoothing), tr("train (minibatches)"), QPen(kTrain.lighter(130), 1.5), true);
+            addCurve(plot, smoothed(steps, m_smoothing), tr("train (minibatches)"), QPen(kTrain.lighter(130), 1.5),
+                     true);
         } else {
             addCurve(plot, steps, tr("train (minibatches)"), QPen(kTrain.lighter(130), 1.5), true);
         }
@@ -452,8 +458,8 @@ void RunView::drawDivergence() {
         if (p.kind == "epoch" && p.segment >= 0 && p.name == "divergence")
             bySegment[p.segment].emplace_back(xOf(p), p.value);
     m_divergence->clearGraphs();
-    static const QColor palette[] = {QColor(31, 119, 180), QColor(255, 127, 14), QColor(44, 160, 44),
-                                     QColor(214, 39, 40),  QColor(148, 103, 189), QColor(140, 86, 75),
+    static const QColor palette[] = {QColor(31, 119, 180),  QColor(255, 127, 14),  QColor(44, 160, 44),
+                                     QColor(214, 39, 40),   QColor(148, 103, 189), QColor(140, 86, 75),
                                      QColor(227, 119, 194), QColor(127, 127, 127)};
     const bool named = bySegment.size() <= 8; // a legend for a few segments, not for many
     for (auto it = bySegment.begin(); it != bySegment.end(); ++it)
@@ -485,13 +491,13 @@ void RunView::fillSegments() {
             numClasses = std::max(numClasses, c + 1);
         }
     }
-    static const char* const columns[] = {"rows", "segment_seconds", "images_per_sec", "train_loss",
-                                          "train_accuracy", "divergence", "val_accuracy"};
+    static const char* const columns[] = {"rows",           "segment_seconds", "images_per_sec", "train_loss",
+                                          "train_accuracy", "divergence",      "val_accuracy"};
     constexpr int kFixed = 7;
     m_segments->setColumnCount(kFixed + numClasses);
     for (int c = 0; c < numClasses; ++c)
-        m_segments->setHorizontalHeaderItem(kFixed + c, new QTableWidgetItem(c < m_classNames.size() ? m_classNames[c]
-                                                                                                 : tr("class %1").arg(c)));
+        m_segments->setHorizontalHeaderItem(
+            kFixed + c, new QTableWidgetItem(c < m_classNames.size() ? m_classNames[c] : tr("class %1").arg(c)));
     double most = 1;
     for (const auto& perClass : classes)
         for (const auto count : perClass)
@@ -548,9 +554,9 @@ void RunView::fillConfusion() {
     const auto& e = *m_evaluation;
     const int n = int(e.numClasses());
     m_confusionTitle->setText(tr("%1 split: %2 samples, accuracy %3 (rows: true class, columns: predicted)")
-                      .arg(QString::fromStdString(e.split))
-                      .arg(e.samples)
-                      .arg(percentText(e.accuracy)));
+                                  .arg(QString::fromStdString(e.split))
+                                  .arg(e.samples)
+                                  .arg(percentText(e.accuracy)));
     QStringList names;
     for (const auto& c : e.classNames)
         names << QString::fromStdString(c);

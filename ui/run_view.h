@@ -102,9 +102,9 @@ private:
     std::optional<store::RunRecord> m_run;
     std::vector<store::MetricPoint> m_points;
     std::shared_ptr<const Evaluation> m_evaluation;
-    int m_evaluationEpoch = 0; ///< whose weights m_evaluation judged
+    int m_evaluationEpoch = 0;              ///< whose weights m_evaluation judged
     std::optional<RunEvent> m_lastProgress; ///< live runs: the latest Progress event
-    QString m_ending; ///< live runs: how the run ended, once it has
+    QString m_ending;                       ///< live runs: how the run ended, once it has
     int64_t m_stepsPerEpoch = 0;
     QStringList m_classNames; ///< the run's dataset's
     Axis m_axis = Axis::Epoch;

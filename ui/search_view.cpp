@@ -22,8 +22,23 @@ namespace mppdl::ui {
 
 namespace {
 
-enum Column { Rank, Run, Architecture, Optimizer, Lr, Momentum, WeightDecay, Batch, Bracket, Epochs, Val, Test, Time,
-              State, Columns };
+enum Column {
+    Rank,
+    Run,
+    Architecture,
+    Optimizer,
+    Lr,
+    Momentum,
+    WeightDecay,
+    Batch,
+    Bracket,
+    Epochs,
+    Val,
+    Test,
+    Time,
+    State,
+    Columns
+};
 
 QString number(double v) { return QString::number(v, 'g', 6); }
 
@@ -56,9 +71,8 @@ SearchView::SearchView(const store::Project& project, const QString& name, QWidg
     m_table->verticalHeader()->setVisible(false);
     m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_table->horizontalHeader()->setStretchLastSection(true);
-    connect(m_table, &QTableWidget::cellDoubleClicked, this, [this](int row, int) {
-        Q_EMIT runActivated(m_table->item(row, Run)->data(Qt::UserRole).toLongLong());
-    });
+    connect(m_table, &QTableWidget::cellDoubleClicked, this,
+            [this](int row, int) { Q_EMIT runActivated(m_table->item(row, Run)->data(Qt::UserRole).toLongLong()); });
     m_plot = new QCustomPlot(this);
     m_plot->setMinimumSize(400, 220);
     m_plot->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
@@ -149,8 +163,8 @@ void SearchView::reload(const store::Project& project) {
             m_table->selectRow(row);
     }
 
-    QString text = tr("<b>%1</b>: %2 search, %3").arg(m_name, QString::fromStdString(search.search),
-                                                        QString::fromStdString(search.scheduler));
+    QString text = tr("<b>%1</b>: %2 search, %3")
+                       .arg(m_name, QString::fromStdString(search.search), QString::fromStdString(search.scheduler));
     if (search.scheduler != "sequential")
         text += tr(" over %1 segments").arg(search.segments);
     text += tr("; %1 configurations: %2 finished").arg(board.size()).arg(finished);

@@ -23,7 +23,8 @@ namespace {
 /// queues to the GUI thread; the trainer never waits for the window.
 class RunBridge : public RunObserver {
 public:
-    RunBridge(TrainingJobs& jobs, int job, const std::atomic<qint64>& runId) : m_jobs(jobs), m_job(job), m_runId(runId) {}
+    RunBridge(TrainingJobs& jobs, int job, const std::atomic<qint64>& runId)
+        : m_jobs(jobs), m_job(job), m_runId(runId) {}
     void onEvents(const std::vector<RunEvent>& batch) override { Q_EMIT m_jobs.events(m_job, m_runId, batch); }
 
 private:
@@ -74,8 +75,8 @@ void TrainingJobs::run(const std::shared_ptr<Job>& job) {
         Q_EMIT runCreated(job->id, job->runId);
         train::TrainControl control;
         control.cancel = &job->cancel;
-        session::trainRecorded(project, job->runId, request.config, architecture.architecture, loaded.prepared,
-                               bridge, control);
+        session::trainRecorded(project, job->runId, request.config, architecture.architecture, loaded.prepared, bridge,
+                               control);
         state = "finished";
     } catch (const Error& e) {
         state = e.kind() == ErrorKind::Cancelled ? "cancelled" : "failed";

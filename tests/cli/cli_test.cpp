@@ -63,9 +63,7 @@ void expectClean(const Result& r) {
     EXPECT_EQ(r.out.find("Segmentation"), std::string::npos) << r.out;
 }
 
-std::string be32(uint32_t v) {
-    return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
-}
+std::string be32(uint32_t v) { return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; }
 
 std::string idxImages(uint32_t count, uint32_t magic = 0x00000803) {
     return be32(magic) + be32(count) + be32(4) + be32(4) + std::string(count * 16, '\x10');
@@ -137,7 +135,8 @@ TEST_F(Cli, OutOfMemoryIsADeviceErrorInTrainAndTune) {
 }
 
 TEST_F(Cli, TrainJsonEndsWithFinished) {
-    const auto r = run("train --data " + kFmnist + " --arch mlp --epochs 1 --limit 2000 --batch-size 64 "
+    const auto r = run("train --data " + kFmnist +
+                       " --arch mlp --epochs 1 --limit 2000 --batch-size 64 "
                        "--optimizer adam --lr 0.002 --seed 1 --json");
     ASSERT_EQ(r.code, 0) << r.out;
     std::istringstream lines(r.out);
@@ -182,8 +181,10 @@ TEST_F(Cli, JsonFailureIsTheLastLine) {
 
 TEST_F(Cli, TrainTextSaveAndEval) {
     const auto model = path("model.pt");
-    auto r = run("train --data " + kFmnist + " --arch fmnist_cnn --epochs 1 --limit 1500 --batch-size 64 "
-                 "--lr 0.05 --momentum 0.9 --seed 2 --save " + model);
+    auto r = run("train --data " + kFmnist +
+                 " --arch fmnist_cnn --epochs 1 --limit 1500 --batch-size 64 "
+                 "--lr 0.05 --momentum 0.9 --seed 2 --save " +
+                 model);
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("epoch 1/1  train loss"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("test accuracy"), std::string::npos) << r.out;
@@ -241,7 +242,9 @@ TEST_F(Cli, BadDataFilesExitWithDataCode) {
     const std::vector<Case> cases = {
         {"missing", "", {"no such file"}},
         {"truncated-idx3-ubyte.gz", truncatedGz, {"truncated-idx3-ubyte.gz", "truncated or corrupt"}},
-        {"truncated.csv.gz", gzip("a,b,label\n1,2,x\n3,4,y\n").substr(0, 25), {"truncated.csv.gz", "truncated or corrupt"}},
+        {"truncated.csv.gz",
+         gzip("a,b,label\n1,2,x\n3,4,y\n").substr(0, 25),
+         {"truncated.csv.gz", "truncated or corrupt"}},
         {"wrong-magic-idx3-ubyte", idxImages(5, 0x00000903), {"magic"}},
         {"ragged.csv", "a,b,label\n1,2,x\n3,4,5,y\n", {"ragged.csv:3"}},
         {"nonnumeric.csv", "a,b,label\n1,2,x\n3,abc,y\n", {"nonnumeric.csv:3", "'b'", "abc"}},
@@ -412,8 +415,8 @@ TEST_F(Cli, CtrlCCancelsCleanly) {
     if (child == 0) {
         freopen(out.c_str(), "w", stdout);
         dup2(fileno(stdout), STDERR_FILENO);
-        execl(MPPDL_BINARY, MPPDL_BINARY, "train", "--data", kFmnist.c_str(), "--arch", "fmnist_cnn", "--epochs",
-              "50", "--threads", "1", static_cast<char*>(nullptr));
+        execl(MPPDL_BINARY, MPPDL_BINARY, "train", "--data", kFmnist.c_str(), "--arch", "fmnist_cnn", "--epochs", "50",
+              "--threads", "1", static_cast<char*>(nullptr));
         _exit(127);
     }
     // Wait until training has started (the first line is printed), then press Ctrl-C.

@@ -22,8 +22,9 @@ class GpuCli : public ScratchDirTest {};
 
 std::string quick(int epochs, int limit) {
     return "train --data " + kFmnist + " --arch fmnist_cnn --epochs " + std::to_string(epochs) + " --limit " +
-           std::to_string(limit) + " --batch-size 128 --optimizer sgd --lr 0.05 --momentum 0.9 --seed 5 "
-                                   "--no-project --json --device cuda:0";
+           std::to_string(limit) +
+           " --batch-size 128 --optimizer sgd --lr 0.05 --momentum 0.9 --seed 5 "
+           "--no-project --json --device cuda:0";
 }
 
 } // namespace
@@ -41,7 +42,8 @@ TEST_F(GpuCli, TrainsAndPredictsOnTheGpu_CUDA) {
     const auto r = runMppdl(quick(2, 6000) + " --save gpu.model");
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_GT(finishedEvent(r.out).value("test_accuracy", 0.0), 0.75) << r.out;
-    const auto predicted = runMppdl("predict --model gpu.model --data " + kFmnist + " --device cuda:0 --out p.csv --json");
+    const auto predicted = runMppdl("predict --model gpu.model --data " + kFmnist +
+                                    " --device cuda:0 --out p.csv --json");
     ASSERT_EQ(predicted.code, 0) << predicted.out;
     EXPECT_EQ(nlohmann::json::parse(predicted.out).at("rows"), 10000) << predicted.out;
     // The same weights score the same on the GPU as on the CPU.

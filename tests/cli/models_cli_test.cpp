@@ -66,9 +66,11 @@ protected:
     static void SetUpTestSuite() {
         s_project = (fs::temp_directory_path() / ("mppdl_models_cli_" + std::to_string(getpid()) + ".mppdl")).string();
         fs::remove(s_project);
-        const auto r = runMppdl("train --data " + kFmnist + " --arch mlp --epochs 2 --limit 2000 --seed 2 --lr 0.05 --momentum 0.9 "
+        const auto r = runMppdl("train --data " + kFmnist +
+                                " --arch mlp --epochs 2 --limit 2000 --seed 2 --lr 0.05 --momentum 0.9 "
                                 "--batch-size 32 --quiet "
-                                "--name mlp1 --project " + s_project);
+                                "--name mlp1 --project " +
+                                s_project);
         ASSERT_EQ(r.code, 0) << r.out;
     }
     static void TearDownTestSuite() { fs::remove(s_project); }
@@ -130,7 +132,8 @@ TEST_F(ModelsCli, SegmentsWriteTheSameCsvInRowOrder) {
     r = run("predict --run mlp1 --data " + kFmnist + " --threads 2 --out " + path("auto.csv") + " --json");
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_EQ(nlohmann::json::parse(r.out).at("segments"), 2) << "one segment per thread by default";
-    const auto one = readCsv(path("one.csv")), three = readCsv(path("three.csv")), automatic = readCsv(path("auto.csv"));
+    const auto one = readCsv(path("one.csv")), three = readCsv(path("three.csv")),
+               automatic = readCsv(path("auto.csv"));
     ASSERT_EQ(one.size(), 10001u);
     ASSERT_EQ(three.size(), one.size());
     ASSERT_EQ(automatic.size(), one.size());
@@ -210,16 +213,17 @@ TEST_F(ModelsCli, RefusalsNameTheProblemAndWriteNothing) {
         {"export --run empty --out " + path("e.onnx"), 2, {"run 2 (empty) has no saved weights"}},
         {"predict --run empty --data " + kFmnist + " --out " + path("e.csv"), 2, {"has no saved weights"}},
         {"export --run mlp1 --out " + path("missing/dir/m.onnx"), 5, {path("missing/dir/m.onnx"), "cannot write"}},
-        {"predict --run mlp1 --data " + kFmnist + " --out " + path("missing/p.csv"), 5,
+        {"predict --run mlp1 --data " + kFmnist + " --out " + path("missing/p.csv"),
+         5,
          {path("missing/p.csv"), "cannot write"}},
-        {"predict --run mlp1 --data " + path("rows.csv") + " --out " + path("r.csv"), 2,
-         {"shape 3", "1x28x28"}},
+        {"predict --run mlp1 --data " + path("rows.csv") + " --out " + path("r.csv"), 2, {"shape 3", "1x28x28"}},
         {"export --run mlp1 --out " + path("o.onnx") + " --opset 12", 2, {"opset 12", "13 to 17"}},
         {"export --run mlp1:1 --epoch 1 --out " + path("o.onnx"), 2, {"already names an epoch"}},
         {"export --run mlp1 --epoch 9 --out " + path("o.onnx"), 2, {"no weights for epoch 9", "kept: epochs 1, 2"}},
         {"export --run mlp1 --format torchscript --out " + path("o.pt"), 2, {"unknown --format 'torchscript'"}},
         {"predict --run mlp1 --data " + kFmnist, 2, {"--out FILE.csv"}},
-        {"predict --run mlp1 --data " + kFmnist + " --out " + path("k.csv") + " --top-k 11", 2,
+        {"predict --run mlp1 --data " + kFmnist + " --out " + path("k.csv") + " --top-k 11",
+         2,
          {"--top-k 11", "10 classes"}},
     };
     std::ofstream(path("rows.csv")) << "a,b,c,label\n1,2,3,0\n4,5,6,1\n";

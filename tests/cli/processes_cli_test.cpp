@@ -66,7 +66,7 @@ TEST_F(ProcessesCli, KilledWorkerFailsTheRunWhichResumes) {
     // fmnist_cnn: epochs of a few seconds, so that the kill surely lands inside epoch 2 (lenet5's
     // take 0.3 s on an idle machine, shorter than the progress interval).
     const std::string flags = quick("fmnist_cnn", 3, 6000) + " --strategy model-averaging --processes 2 --segments 4 "
-                                                         "--sync-every 5 --project p.mppdl --json";
+                                                             "--sync-every 5 --project p.mppdl --json";
     std::string failure;
     std::chrono::steady_clock::time_point killed;
     {
@@ -112,8 +112,8 @@ TEST_F(ProcessesCli, RendezvousRefusalsAreClear) {
     socklen_t length = sizeof address;
     getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
     const std::string port = std::to_string(ntohs(address.sin_port));
-    auto r = runMppdl(quick("mlp", 1, 500) + " --no-project --strategy model-averaging --processes 2 --master 127.0.0.1:" +
-                      port);
+    auto r = runMppdl(quick("mlp", 1, 500) +
+                      " --no-project --strategy model-averaging --processes 2 --master 127.0.0.1:" + port);
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("cannot serve the run's rendezvous at 127.0.0.1:" + port), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("in use"), std::string::npos) << r.out;

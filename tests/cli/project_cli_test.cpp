@@ -57,7 +57,8 @@ nlohmann::json runsJson(const std::string& project) {
 /// Epoch metrics of a run from export-metrics: epoch -> name -> value (as text, compared exactly).
 std::map<int, std::map<std::string, std::string>> epochMetrics(const std::string& project, int runId,
                                                                const std::string& csv) {
-    const auto r = run("export-metrics " + std::to_string(runId) + " --kind epoch --csv " + csv + " --project " + project);
+    const auto r = run("export-metrics " + std::to_string(runId) + " --kind epoch --csv " + csv + " --project " +
+                       project);
     EXPECT_EQ(r.code, 0) << r.out;
     std::ifstream in(csv);
     std::string header, line;
@@ -110,8 +111,8 @@ TEST_F(ProjectCli, TrainRecordsAndEveryReaderShowsIt) {
 
     r = run("show 1");
     ASSERT_EQ(r.code, 0) << r.out;
-    for (const char* expected : {"architecture", "mlp version 1", "sgd lr 0.05 momentum 0.9", "seed 5",
-                                 "train loss", "val acc", "loss", "accuracy", "confusion matrix", "1:best"})
+    for (const char* expected : {"architecture", "mlp version 1", "sgd lr 0.05 momentum 0.9", "seed 5", "train loss",
+                                 "val acc", "loss", "accuracy", "confusion matrix", "1:best"})
         EXPECT_NE(r.out.find(expected), std::string::npos) << expected << " missing in:\n" << r.out;
     r = run("show mlp-1 --ascii");
     ASSERT_EQ(r.code, 0) << r.out;
@@ -229,7 +230,8 @@ TEST_F(ProjectCli, ReadersSucceedWhileARunWrites) {
             break;
     int reads = 0;
     while (training.running()) {
-        for (const char* command : {"runs --project p.mppdl", "show 1 --project p.mppdl", "runs --json --project p.mppdl"}) {
+        for (const char* command :
+             {"runs --project p.mppdl", "show 1 --project p.mppdl", "runs --json --project p.mppdl"}) {
             const auto r = run(command);
             ASSERT_EQ(r.code, 0) << command << ":\n" << r.out;
             EXPECT_EQ(r.out.find("locked"), std::string::npos) << r.out;
@@ -347,7 +349,8 @@ TEST_F(ProjectCli, RefusalsLeaveTheFileUntouched) {
 }
 
 TEST_F(ProjectCli, ModelAveragingRunShowsItsSegments) {
-    auto r = run(quick("mlp", 2) + " --project p.mppdl --strategy model-averaging --segments 3 --distribute-by round-robin");
+    auto r = run(quick("mlp", 2) +
+                 " --project p.mppdl --strategy model-averaging --segments 3 --distribute-by round-robin");
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("model-averaging over 3 segments (round-robin distribution"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("  segment 2: train loss"), std::string::npos) << r.out;
@@ -366,12 +369,13 @@ TEST_F(ProjectCli, ModelAveragingRunShowsItsSegments) {
 }
 
 TEST_F(ProjectCli, ScaleStudyRecordsARunPerSegmentCount) {
-    const std::string flags = "scale-study --data " + kFmnist +
-                              " --arch mlp --epochs 2 --limit 2000 --batch-size 64 --lr 0.05 --seed 3 --project p.mppdl";
+    const std::string flags =
+        "scale-study --data " + kFmnist +
+        " --arch mlp --epochs 2 --limit 2000 --batch-size 64 --lr 0.05 --seed 3 --project p.mppdl";
     auto r = run(flags + " --segments 1,2");
     ASSERT_EQ(r.code, 0) << r.out;
-    for (const char* expected : {"validation accuracy per epoch against N", "N=1", "N=2", "vs N=1", "1.0000",
-                                 "time per epoch against N"})
+    for (const char* expected :
+         {"validation accuracy per epoch against N", "N=1", "N=2", "vs N=1", "1.0000", "time per epoch against N"})
         EXPECT_NE(r.out.find(expected), std::string::npos) << expected << " missing in:\n" << r.out;
     const auto runs = runsJson("p.mppdl");
     ASSERT_EQ(runs.size(), 2u);

@@ -84,7 +84,8 @@ TEST_F(TuneCli, ASearchRecordsItsRunsAndPrintsTheLeaderboard) {
     ASSERT_EQ(r.code, 0) << r.out;
     const auto shown = nlohmann::json::parse(r.out);
     ASSERT_EQ(shown["leaderboard"].size(), 3u);
-    EXPECT_GE(shown["leaderboard"][0]["val_accuracy"].get<double>(), shown["leaderboard"][1]["val_accuracy"].get<double>());
+    EXPECT_GE(shown["leaderboard"][0]["val_accuracy"].get<double>(),
+              shown["leaderboard"][1]["val_accuracy"].get<double>());
     // A search's run is a run: show, eval and predict take it.
     r = run("show s1-02 --project " + path("p.mppdl"));
     EXPECT_NE(r.out.find("s1 (grid, configuration 2 of 3"), std::string::npos) << r.out;

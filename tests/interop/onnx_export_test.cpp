@@ -147,8 +147,11 @@ TEST_F(OnnxExport, AnEnsembleIsOneGraphAveragingItsMembers) {
 
 TEST_F(OnnxExport, RefusalsNameTheProblemAndLeaveNothing) {
     const auto model = freshModel(kEveryLayer, 1);
-    expectError<ConfigError>([&] { interop::exportOnnx(model, path("a.onnx"), {12, {}, ""}); },
-                             {"opset 12", "13 to 17"});
+    expectError<ConfigError>(
+        [&] {
+            interop::exportOnnx(model, path("a.onnx"), {12, {}, ""});
+        },
+        {"opset 12", "13 to 17"});
     expectError<ConfigError>([&] { interop::exportOnnx(model, path("a.onnx"), {18, {}, ""}); }, {"opset 18"});
     const std::string missingDir = path("no/such/dir/m.onnx");
     expectError<StorageError>([&] { interop::exportOnnx(model, missingDir); }, {missingDir, "cannot write"});

@@ -110,8 +110,7 @@ TEST_F(DbLs, RefusedLoginsAreConfigErrors) {
     const std::string noPassword = std::getenv("MPPDL_TEST_PG");
     expectError<ConfigError>([&] { data::serverInfo(noPassword + " password=wrong passfile=/nonexistent"); },
                              {"wrong password"});
-    expectError<ConfigError>([&] { data::listTables(noPassword + " passfile=/nonexistent"); },
-                             {"asks for a password"});
+    expectError<ConfigError>([&] { data::listTables(noPassword + " passfile=/nonexistent"); }, {"asks for a password"});
 }
 
 TEST_F(DbLs, Command) {
@@ -143,7 +142,8 @@ TEST_F(DbLs, Command) {
     EXPECT_NE(r.out.find("no table or view 'no_such_table'"), std::string::npos) << r.out;
 
     unsetenv("PGPASSWORD");
-    r = runMppdl("db ls --conn '" + std::string(std::getenv("MPPDL_TEST_PG")) + " password=wrong passfile=/nonexistent'");
+    r = runMppdl("db ls --conn '" + std::string(std::getenv("MPPDL_TEST_PG")) +
+                 " password=wrong passfile=/nonexistent'");
     EXPECT_EQ(r.code, 2) << r.out;
     EXPECT_NE(r.out.find("wrong password"), std::string::npos) << r.out;
 }

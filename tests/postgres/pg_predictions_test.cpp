@@ -67,8 +67,9 @@ TEST_F(PgPredictions, WritesEveryRowKeyedByTheSourceIds) {
                      "AND attname = 'id'"),
               "integer");
     // Probabilities sum to 1 and the predicted class is the most probable one, named.
-    EXPECT_EQ(scalar("SELECT count(*) FROM predicted WHERE abs((SELECT sum(x) FROM unnest(probabilities) x) - 1) > 1e-4"),
-              "0");
+    EXPECT_EQ(
+        scalar("SELECT count(*) FROM predicted WHERE abs((SELECT sum(x) FROM unnest(probabilities) x) - 1) > 1e-4"),
+        "0");
     EXPECT_EQ(scalar("SELECT count(*) FROM predicted WHERE probabilities[predicted_index + 1] < "
                      "(SELECT max(x) FROM unnest(probabilities) x)"),
               "0");

@@ -85,7 +85,8 @@ TEST_F(PgShards, EveryRowOnceOnTheSegmentItsKeyHashesTo) {
         previousSegment = segment;
         ++perSegment[size_t(segment)];
         // The row itself is the IDX row with that id.
-        ASSERT_TRUE(torch::equal(sharded.train.features()[row].to(torch::kFloat), idxRows().features()[id].to(torch::kFloat)))
+        ASSERT_TRUE(
+            torch::equal(sharded.train.features()[row].to(torch::kFloat), idxRows().features()[id].to(torch::kFloat)))
             << "id " << id;
         ASSERT_EQ(sharded.train.labels()[row].item<int64_t>(), idxRows().labels()[id].item<int64_t>()) << "id " << id;
     }
@@ -198,17 +199,21 @@ TEST_F(PgShards, QueriesAreSources) {
     o.segments = 2;
     o.id = "";
     o.distributedBy = "k";
-    const auto computed =
-        data::loadSource("pg:(SELECT id * 10 AS k, label + 0 AS label, pixels FROM " + table + ") ", o);
+    const auto computed = data::loadSource("pg:(SELECT id * 10 AS k, label + 0 AS label, pixels FROM " + table + ") ",
+                                           o);
     EXPECT_EQ(computed.train.size(), kRows);
     EXPECT_TRUE(computed.train.homeSegments().defined());
 
     expectError<DataError>([&] { data::loadSource("pg:(SELECT FROM WHERE)", fashionTableOptions()); },
                            {"pg:(SELECT FROM WHERE)", "syntax error"});
-    expectError<ConfigError>([&] { data::loadSource("pg:(SELECT id, label, pixels FROM " + table, fashionTableOptions()); },
-                             {"pg:(SELECT ...), in parentheses"});
-    expectError<DataError>([&] { data::loadSource("pg:(SELECT id, label, pixels FROM " + table + " WHERE false)", fashionTableOptions()); },
-                           {"the query returns no rows"});
+    expectError<ConfigError>(
+        [&] { data::loadSource("pg:(SELECT id, label, pixels FROM " + table, fashionTableOptions()); },
+        {"pg:(SELECT ...), in parentheses"});
+    expectError<DataError>(
+        [&] {
+            data::loadSource("pg:(SELECT id, label, pixels FROM " + table + " WHERE false)", fashionTableOptions());
+        },
+        {"the query returns no rows"});
 }
 
 TEST_F(PgShards, ShardingErrorsSayWhatToDo) {
@@ -222,7 +227,8 @@ TEST_F(PgShards, ShardingErrorsSayWhatToDo) {
     o = fashionTableOptions();
     o.segments = 8; // more segments than rows
     const std::string few = "pg:(SELECT * FROM " + table + " WHERE id < 3)";
-    expectError<DataError>([&] { data::loadSource(few, o); }, {few + ": segment", "of 8 has no rows", "fewer segments"});
+    expectError<DataError>([&] { data::loadSource(few, o); },
+                           {few + ": segment", "of 8 has no rows", "fewer segments"});
 }
 
 // One of the parallel streams is cut: a DataError naming the source and the segment, and the other
@@ -262,9 +268,11 @@ TEST_F(PgShards, ACutReadFailsTheTrainCommandAndRecordsNothing) {
     setenv("PGPASSWORD", std::getenv("MPPDL_TEST_PG_PASSWORD"), 1); // as a user supplies it
     const std::string conn = std::string(std::getenv("MPPDL_TEST_PG")) + " application_name=mppdl_cli_victim";
     BackendKiller killer("mppdl_cli_victim", "COPY%");
-    const auto train = runMppdl("train --data pg:shards_cli_slow --conn '" + conn +
-                                "' --shape 1,28,28 --distributed-by id --arch mlp --epochs 1 --strategy model-averaging "
-                                "--segments 2 --distribute-by database --project " + project.string());
+    const auto train = runMppdl(
+        "train --data pg:shards_cli_slow --conn '" + conn +
+        "' --shape 1,28,28 --distributed-by id --arch mlp --epochs 1 --strategy model-averaging "
+        "--segments 2 --distribute-by database --project " +
+        project.string());
     EXPECT_EQ(train.code, 3) << train.out;
     EXPECT_NE(train.out.find("data error: pg:shards_cli_slow, segment"), std::string::npos) << train.out;
     EXPECT_NE(train.out.find("terminat"), std::string::npos) << train.out;

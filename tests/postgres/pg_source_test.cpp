@@ -62,7 +62,8 @@ TEST_F(PgSource, EveryLayoutReadsTheIdxRowsAndTrainsTheSame) {
         EXPECT_EQ(pg.kind, "pg");
         ASSERT_EQ(pg.train.size(), kRows) << layout;
         EXPECT_EQ(pg.train.sampleShape(), idx.train.sampleShape()) << layout;
-        EXPECT_TRUE(torch::equal(pg.train.features().to(torch::kFloat), idx.train.features().to(torch::kFloat))) << layout;
+        EXPECT_TRUE(torch::equal(pg.train.features().to(torch::kFloat), idx.train.features().to(torch::kFloat)))
+            << layout;
         EXPECT_TRUE(torch::equal(pg.train.labels(), idx.train.labels())) << layout;
         const auto a = data::distribute(pg.train, 4, "random", 7), b = data::distribute(idx.train, 4, "random", 7);
         for (size_t s = 0; s < 4; ++s)
@@ -96,7 +97,8 @@ TEST_F(PgSource, BadTablesColumnsAndRowsAreNamed) {
     o.features = {"nope"};
     expectError<ConfigError>([&] { data::loadSource("pg:fmnist_small", o); }, {"no column 'nope'"});
     db->query("CREATE TABLE IF NOT EXISTS real_labels (id integer, label real, pixels real[])");
-    expectError<ConfigError>([&] { data::loadSource("pg:real_labels", fashionTableOptions()); }, {"label column 'label' is real"});
+    expectError<ConfigError>([&] { data::loadSource("pg:real_labels", fashionTableOptions()); },
+                             {"label column 'label' is real"});
     // A row whose array is short: named by its position in id order.
     db->query("UPDATE fmnist_small SET pixels = pixels[1:783] WHERE id = 7");
     expectError<DataError>([&] { data::loadSource("pg:fmnist_small", fashionTableOptions()); },
@@ -148,7 +150,8 @@ TEST_F(PgSource, ConnectionTerminatedMidStreamIsADataError) {
     // cut. The sleep is in the select list, evaluated per row (an uncorrelated LATERAL subquery
     // would run once); its text column is no feature.
     db->query("DROP VIEW IF EXISTS fmnist_slow");
-    db->query("CREATE VIEW fmnist_slow AS SELECT id, label, pixels, pg_sleep(0.005)::text AS pause FROM fmnist_slow_rows");
+    db->query(
+        "CREATE VIEW fmnist_slow AS SELECT id, label, pixels, pg_sleep(0.005)::text AS pause FROM fmnist_slow_rows");
     auto o = fashionTableOptions();
     o.connection += " application_name=mppdl_victim";
     BackendKiller killer("mppdl_victim", "COPY%");

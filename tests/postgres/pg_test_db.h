@@ -28,11 +28,11 @@ inline std::string testConnection() {
     return std::string(conn) + (password ? std::string(" password=") + password : "");
 }
 
-#define MPPDL_REQUIRE_POSTGRES()                                                                                  \
-    do {                                                                                                           \
-        if (testConnection().empty())                                                                              \
-            GTEST_SKIP() << "no PostgreSQL server: run through packaging/test.sh, or set MPPDL_TEST_PG and "      \
-                            "MPPDL_TEST_PG_PASSWORD";                                                              \
+#define MPPDL_REQUIRE_POSTGRES()                                                                                       \
+    do {                                                                                                               \
+        if (testConnection().empty())                                                                                  \
+            GTEST_SKIP() << "no PostgreSQL server: run through packaging/test.sh, or set MPPDL_TEST_PG and "           \
+                            "MPPDL_TEST_PG_PASSWORD";                                                                  \
     } while (0)
 
 /// The first `rows` Fashion-MNIST training rows from the IDX files (Debian's dataset-fashion-mnist).
@@ -88,7 +88,8 @@ inline void createFashionTable(mppdl::data::PgConnection& db, const std::string&
     const auto* px = x.data_ptr<uint8_t>();
     for (int64_t r = 0; r < n; ++r) {
         const int64_t label = y[r].item<int64_t>();
-        text += std::to_string(r) + "\t" + (textLabels ? rows.classNames()[size_t(label)] : std::to_string(label)) + "\t";
+        text += std::to_string(r) + "\t" + (textLabels ? rows.classNames()[size_t(label)] : std::to_string(label)) +
+                "\t";
         if (layout == "bytea") {
             text += "\\\\x";
             for (int64_t k = 0; k < width; ++k) {
@@ -115,9 +116,10 @@ public:
         : m_thread([this, application, query] {
               mppdl::data::PgConnection admin(testConnection(), "the killer");
               for (int i = 0; i < 1000 && !m_done; ++i) {
-                  if (admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 "
-                                  "AND query LIKE $2",
-                                  {application, query})
+                  if (admin
+                          .query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 "
+                                 "AND query LIKE $2",
+                                 {application, query})
                           .rows() > 0)
                       return;
                   std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -85,7 +85,8 @@ private:
 /// The processes whose parent is `pid` (a run's workers), from /proc.
 inline std::vector<pid_t> childrenOf(pid_t pid) {
     std::vector<pid_t> out;
-    if (FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children").c_str(), "r")) {
+    if (FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children").c_str(),
+                             "r")) {
         long child;
         while (std::fscanf(f, "%ld", &child) == 1)
             out.push_back(pid_t(child));

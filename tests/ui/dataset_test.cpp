@@ -132,11 +132,12 @@ private Q_SLOTS:
         auto env = QProcessEnvironment::systemEnvironment();
         env.insert("PGPASSWORD", password);
         psql.setProcessEnvironment(env);
-        psql.start("psql", {conn, "-v", "ON_ERROR_STOP=1", "-q", "-c",
-                            "DROP TABLE IF EXISTS ui_points; "
-                            "CREATE TABLE ui_points (id int, x real, y real, label text); "
-                            "INSERT INTO ui_points SELECT i, i * 0.5, -i, CASE WHEN i % 2 = 0 THEN 'even' ELSE 'odd' END "
-                            "FROM generate_series(1, 40) i; ANALYZE ui_points;"});
+        psql.start("psql",
+                   {conn, "-v", "ON_ERROR_STOP=1", "-q", "-c",
+                    "DROP TABLE IF EXISTS ui_points; "
+                    "CREATE TABLE ui_points (id int, x real, y real, label text); "
+                    "INSERT INTO ui_points SELECT i, i * 0.5, -i, CASE WHEN i % 2 = 0 THEN 'even' ELSE 'odd' END "
+                    "FROM generate_series(1, 40) i; ANALYZE ui_points;"});
         QVERIFY(psql.waitForFinished(30000));
         QVERIFY2(psql.exitCode() == 0, psql.readAllStandardError().constData());
 

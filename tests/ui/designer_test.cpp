@@ -41,7 +41,8 @@ private Q_SLOTS:
         designer.addLayer("Flatten");
         const QString dense = designer.addLayer("Dense");
         QVERIFY(designer.setParam(dense, "units", "10"));
-        QVERIFY2(designer.analysis().ok(), qPrintable(designer.problemList()->count() ? designer.problemList()->item(0)->text() : ""));
+        QVERIFY2(designer.analysis().ok(),
+                 qPrintable(designer.problemList()->count() ? designer.problemList()->item(0)->text() : ""));
         // conv 1->8 3x3: 8*9+8 = 80; 8x13x13 = 1352 features into 10 units: 13,530.
         QCOMPARE(designer.analysis().totalParams, int64_t(80 + 13530));
         QCOMPARE(designer.edgeLabel(conv, relu), QString("8x26x26"));

@@ -39,9 +39,8 @@ class StallMeter : public QObject {
 public:
     StallMeter() {
         m_timer.setInterval(10);
-        QObject::connect(&m_timer, &QTimer::timeout, this, [this] {
-            m_longest = std::max(m_longest, m_clock.restart());
-        });
+        QObject::connect(&m_timer, &QTimer::timeout, this,
+                         [this] { m_longest = std::max(m_longest, m_clock.restart()); });
         m_clock.start();
         m_timer.start();
     }
@@ -141,7 +140,8 @@ private Q_SLOTS:
         auto* view = liveView(window);
         StallMeter meter; // from here the GUI thread shares the cores with the training threads
         // Points arrive in the plot while it trains, before the run ends.
-        QTRY_VERIFY_WITH_TIMEOUT(graphPoints(view->accuracyPlot(), "train (minibatches)") > 0 || !ended.isEmpty(), 60000);
+        QTRY_VERIFY_WITH_TIMEOUT(graphPoints(view->accuracyPlot(), "train (minibatches)") > 0 || !ended.isEmpty(),
+                                 60000);
         const bool sawProgressLive = ended.isEmpty();
         QVERIFY(view->stopButton()->isVisible() || !ended.isEmpty());
         QTRY_COMPARE_WITH_TIMEOUT(ended.size(), 1, 120000);

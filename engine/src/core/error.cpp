@@ -21,7 +21,7 @@ int exitCode(ErrorKind kind) {
     case ErrorKind::Data: return 3;
     case ErrorKind::Device: return 4;
     case ErrorKind::Storage: return 5;
-    case ErrorKind::Internal: return 70; // EX_SOFTWARE
+    case ErrorKind::Internal: return 70;   // EX_SOFTWARE
     case ErrorKind::Cancelled: return 130; // 128 + SIGINT, what a shell shows for Ctrl-C
     }
     return 70;

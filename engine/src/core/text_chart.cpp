@@ -122,9 +122,7 @@ std::string renderChart(const std::vector<ChartSeries>& series, const ChartOptio
 
     // Row 0 is the bottom row; the extremes of the data sit on the centres of the outer rows.
     // The nudge puts a flat series (exactly half-way) on the same row whatever its value's rounding.
-    auto rowOf = [&](double y) {
-        return int(std::floor((y - ylo) / (yhi - ylo) * (rows - 1) + 0.5 + 1e-9));
-    };
+    auto rowOf = [&](double y) { return int(std::floor((y - ylo) / (yhi - ylo) * (rows - 1) + 0.5 + 1e-9)); };
     auto colOf = [&](double x) {
         return xhi == xlo ? (cols - 1) / 2 : int(std::lround((x - xlo) / (xhi - xlo) * (cols - 1)));
     };

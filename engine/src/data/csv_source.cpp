@@ -289,7 +289,8 @@ LoadedSource loadCsv(const std::string& path, const SourceOptions& options) {
         integers = parseInteger(labelValues[i], asIntegers[i]);
     EncodedLabels encoded;
     if (integers) {
-        const auto values = torch::from_blob(asIntegers.data(), {static_cast<int64_t>(asIntegers.size())}, torch::kInt64);
+        const auto values = torch::from_blob(asIntegers.data(), {static_cast<int64_t>(asIntegers.size())},
+                                             torch::kInt64);
         encoded = encodeIntegerLabels(values.index_select(0, ids));
     } else {
         std::vector<int64_t> order(labelValues.size());

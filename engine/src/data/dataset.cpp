@@ -34,8 +34,8 @@ Dataset::Dataset(const at::Tensor& features, const at::Tensor& labels, std::vect
     if (!features.defined() || !labels.defined())
         throw InternalError("Dataset: features and labels must be defined tensors");
     if (features.dim() < 2)
-        throw InternalError("Dataset: features must be [N, ...sampleShape], got " +
-                            std::to_string(features.dim()) + " dimension(s)");
+        throw InternalError("Dataset: features must be [N, ...sampleShape], got " + std::to_string(features.dim()) +
+                            " dimension(s)");
     if (labels.dim() != 1 || labels.scalar_type() != torch::kInt64)
         throw InternalError("Dataset: labels must be a 1-D int64 tensor");
     if (features.size(0) != labels.size(0))

@@ -89,9 +89,9 @@ std::vector<int32_t> assignByLabel(const Dataset& rows, int segments, uint64_t, 
             if (share[static_cast<size_t>(j)] >= rowsOf)
                 continue;
             // rowsOf / share > bestRows / bestShare, in integers.
-            if (best < 0 || rowsOf * share[static_cast<size_t>(best)] >
-                                count[static_cast<size_t>(present[static_cast<size_t>(best)])] *
-                                    share[static_cast<size_t>(j)])
+            if (best < 0 ||
+                rowsOf * share[static_cast<size_t>(best)] >
+                    count[static_cast<size_t>(present[static_cast<size_t>(best)])] * share[static_cast<size_t>(j)])
                 best = j;
         }
         if (best < 0)
@@ -155,8 +155,8 @@ const std::vector<DistributionPolicy>& distributionPolicies() {
         {"hash", "segment = hash(key) mod segments, like DISTRIBUTED BY (key); the key defaults to the row number",
          false, true, false, &assignHash},
         {"round-robin", "row i to segment i mod segments", false, false, false, &assignRoundRobin},
-        {"by-label", "each class on one segment (or a few, when there are fewer classes than segments): non-IID",
-         false, false, false, &assignByLabel},
+        {"by-label", "each class on one segment (or a few, when there are fewer classes than segments): non-IID", false,
+         false, false, &assignByLabel},
         {"database",
          "the segment the database keeps each row on (Greenplum: gp_segment_id; PostgreSQL: hash of "
          "--distributed-by mod segments), each segment's rows read over its own connection in parallel",
@@ -205,8 +205,8 @@ std::vector<at::Tensor> distribute(const Dataset& rows, int segments, const std:
     for (int64_t i = 0; i < n; ++i) {
         const int32_t s = segmentOf[static_cast<size_t>(i)];
         if (s < 0 || s >= segments)
-            throw InternalError("distribution policy '" + policy + "' put row " + std::to_string(i) +
-                                " on segment " + std::to_string(s) + " of " + std::to_string(segments));
+            throw InternalError("distribution policy '" + policy + "' put row " + std::to_string(i) + " on segment " +
+                                std::to_string(s) + " of " + std::to_string(segments));
         members[static_cast<size_t>(s)].push_back(i); // ascending: rows are visited in order
     }
     std::vector<at::Tensor> shards;

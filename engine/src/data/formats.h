@@ -39,8 +39,7 @@ constexpr int64_t kMaxDenseLabel = 1 << 16;
 
 /// `features` [N, ...] reshaped to [N, ...shape]; ConfigError naming both element counts when they
 /// differ. An empty `shape` leaves the tensor as it is.
-at::Tensor reshapeFeatures(const at::Tensor& features, const std::vector<int64_t>& shape,
-                           const std::string& location);
+at::Tensor reshapeFeatures(const at::Tensor& features, const std::vector<int64_t>& shape, const std::string& location);
 
 /// The lower-cased file name without a trailing ".gz".
 std::string baseNameWithoutGz(const std::string& path);

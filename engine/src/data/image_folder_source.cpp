@@ -117,9 +117,8 @@ ImageShape shapeOf(const std::string& file, const SourceOptions& options) {
     }
     const std::string bytes = readFile(file);
     int w = 0, h = 0, comp = 0;
-    if (bytes.size() > INT_MAX ||
-        !stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,
-                               &comp))
+    if (bytes.size() > INT_MAX || !stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
+                                                         static_cast<int>(bytes.size()), &w, &h, &comp))
         throw DataError(file + ": cannot decode image: " + failureReason());
     // Grey images (with or without alpha) stay one channel; anything with colour becomes RGB.
     return {comp <= 2 ? 1 : 3, h, w};
@@ -136,9 +135,10 @@ at::Tensor decode(const Listing& listing, const ImageShape& shape) {
         const std::string bytes = readFile(file);
         int w = 0, h = 0, comp = 0;
         std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
-            bytes.size() > INT_MAX ? nullptr
-                                   : stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
-                                                           static_cast<int>(bytes.size()), &w, &h, &comp, shape.channels),
+            bytes.size() > INT_MAX
+                ? nullptr
+                : stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()),
+                                        &w, &h, &comp, shape.channels),
             &stbi_image_free);
         if (!pixels)
             throw DataError(file + ": cannot decode image: " + failureReason());
@@ -180,9 +180,7 @@ LoadedSource loadImageFolder(const std::string& location, const SourceOptions& o
         throw DataError(trainRoot.string() + ": no PNG, JPEG or BMP images in its class subfolders");
     const ImageShape shape = shapeOf(train.files.front(), options);
 
-    auto labelsOf = [](const Listing& l) {
-        return torch::tensor(at::ArrayRef<int64_t>(l.labels), torch::kInt64);
-    };
+    auto labelsOf = [](const Listing& l) { return torch::tensor(at::ArrayRef<int64_t>(l.labels), torch::kInt64); };
     LoadedSource out;
     out.train = Dataset(decode(train, shape), labelsOf(train), classes);
     if (split && fs::is_directory(fs::path(location) / "test", ec)) {

@@ -40,8 +40,8 @@ std::string supportedDTypes() {
 struct NpyArray {
     const DType* dtype = nullptr;
     std::vector<int64_t> shape;
-    std::string bytes;       ///< the whole file
-    size_t dataOffset = 0;   ///< where the elements begin in `bytes`
+    std::string bytes;     ///< the whole file
+    size_t dataOffset = 0; ///< where the elements begin in `bytes`
     int64_t rows() const { return shape.empty() ? 0 : shape[0]; }
 };
 
@@ -215,7 +215,8 @@ at::Tensor toTensor(const NpyArray& array, int64_t rows) {
     auto shape = array.shape;
     shape[0] = rows;
     auto t = torch::empty(shape, array.dtype->type);
-    std::memcpy(t.data_ptr(), array.bytes.data() + array.dataOffset, static_cast<size_t>(t.numel()) * array.dtype->size);
+    std::memcpy(t.data_ptr(), array.bytes.data() + array.dataOffset,
+                static_cast<size_t>(t.numel()) * array.dtype->size);
     return t;
 }
 

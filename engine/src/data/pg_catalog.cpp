@@ -111,8 +111,8 @@ ServerInfo serverInfo(PgConnection& db) {
     info.greenplum = info.fullVersion.find("Greenplum Database") != std::string::npos;
     if (info.greenplum) {
         // Primary segments only: content -1 is the coordinator (and its standby), role 'm' a mirror.
-        const auto segments =
-            db.query("SELECT count(*) FROM gp_segment_configuration WHERE role = 'p' AND content >= 0");
+        const auto segments = db.query(
+            "SELECT count(*) FROM gp_segment_configuration WHERE role = 'p' AND content >= 0");
         info.segments = segments.rows() > 0 ? std::stoi(segments.text(0, 0)) : 0;
     }
     return info;

@@ -111,11 +111,13 @@ PgConnection::PgConnection(const std::string& connection, const std::string& whe
     m_conn = PQconnectdb(connection.c_str());
     if (PQstatus(m_conn) == CONNECTION_OK) {
         // The server's NOTICEs ("table ... does not exist, skipping") are not the user's business.
-        PQsetNoticeProcessor(m_conn, [](void*, const char*) {}, nullptr);
+        PQsetNoticeProcessor(
+            m_conn, [](void*, const char*) {}, nullptr);
         return;
     }
     const std::string message = trimmed(PQerrorMessage(m_conn));
-    const std::string target = connection.empty() ? "the PG* environment's server" : connectionWithoutPassword(connection);
+    const std::string target = connection.empty() ? "the PG* environment's server"
+                                                  : connectionWithoutPassword(connection);
     PQfinish(m_conn);
     m_conn = nullptr;
     if (message.find("no password supplied") != std::string::npos)
@@ -135,9 +137,7 @@ PgConnection::~PgConnection() {
 }
 
 int PgConnection::Result::rows() const { return PQntuples(result.get()); }
-std::string PgConnection::Result::text(int row, int column) const {
-    return PQgetvalue(result.get(), row, column);
-}
+std::string PgConnection::Result::text(int row, int column) const { return PQgetvalue(result.get(), row, column); }
 bool PgConnection::Result::isNull(int row, int column) const { return PQgetisnull(result.get(), row, column) != 0; }
 
 PgConnection::Result PgConnection::query(const std::string& sql, const std::vector<std::string>& parameters) {
@@ -169,9 +169,10 @@ std::vector<std::pair<std::string, std::string>> PgConnection::describeColumns(c
         oids += (c ? "," : "{") + std::to_string(PQftype(described.get(), c));
         modifiers += (c ? "," : "{") + std::to_string(PQfmod(described.get(), c));
     }
-    const auto types = query("SELECT format_type(t, m) FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY AS c(t, m, i) "
-                             "ORDER BY i",
-                             {oids + "}", modifiers + "}"});
+    const auto types = query(
+        "SELECT format_type(t, m) FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY AS c(t, m, i) "
+        "ORDER BY i",
+        {oids + "}", modifiers + "}"});
     std::vector<std::pair<std::string, std::string>> columns;
     for (int c = 0; c < fields; ++c)
         columns.emplace_back(PQfname(described.get(), c), types.text(c, 0));

@@ -50,7 +50,8 @@ int64_t writePredictions(const std::string& connection, const std::string& table
         const int64_t k = p.predicted[size_t(r)];
         text += '\t' + std::to_string(k) + '\t' + copyText(classNames.at(size_t(k))) + "\t{";
         for (int64_t c = 0; c < p.classes; ++c) {
-            std::snprintf(number, sizeof number, c ? ",%.7g" : "%.7g", double(p.probabilities[size_t(r * p.classes + c)]));
+            std::snprintf(number, sizeof number, c ? ",%.7g" : "%.7g",
+                          double(p.probabilities[size_t(r * p.classes + c)]));
             text += number;
         }
         text += "}\n";

@@ -69,8 +69,8 @@ SourceText parseLocation(const std::string& location) {
 
 bool isArray(const Column& c) { return c.type.size() > 2 && c.type.compare(c.type.size() - 2, 2, "[]") == 0; }
 bool isNumeric(const std::string& t) {
-    static const std::set<std::string> numeric = {"smallint", "integer", "bigint", "real", "double precision",
-                                                  "numeric"};
+    static const std::set<std::string> numeric = {"smallint", "integer",          "bigint",
+                                                  "real",     "double precision", "numeric"};
     return numeric.count(t) > 0 || t.rfind("numeric(", 0) == 0;
 }
 bool isIntegerType(const std::string& t) { return t == "smallint" || t == "integer" || t == "bigint"; }
@@ -267,7 +267,8 @@ at::Tensor packedRows(std::vector<ShardRows>& shards, std::vector<T> ShardRows::
                       torch::ScalarType type) {
     if (shards.size() == 1) {
         auto* owned = new std::vector<T>(std::move(shards[0].*buffer));
-        return torch::from_blob(owned->data(), {rows, width}, [owned](void*) { delete owned; }, type);
+        return torch::from_blob(
+            owned->data(), {rows, width}, [owned](void*) { delete owned; }, type);
     }
     auto x = torch::empty({rows, width}, type);
     T* out = x.template data_ptr<T>();
@@ -325,9 +326,9 @@ std::vector<ShardRows> readShards(PgConnection& db, const ReadPlan& read, const 
     auto stream = [&](int k) {
         std::unique_ptr<PgConnection> own;
         for (int s = k; s < shardCount && !stop; s += streams) {
-            const std::string shardWhere =
-                read.shards.segments > 0 ? where + ", segment " + std::to_string(s) + " (" + read.shards.condition(s) + ")"
-                                         : where;
+            const std::string shardWhere = read.shards.segments > 0 ? where + ", segment " + std::to_string(s) + " (" +
+                                                                          read.shards.condition(s) + ")"
+                                                                    : where;
             try {
                 if (k > 0 && !own)
                     own = std::make_unique<PgConnection>(options.connection, shardWhere);
@@ -341,7 +342,8 @@ std::vector<ShardRows> readShards(PgConnection& db, const ReadPlan& read, const 
                     if (options.progress && shards[size_t(s)].rows % kProgressRows == 0) {
                         const int64_t read = rowsRead += kProgressRows;
                         const auto now = std::chrono::steady_clock::now();
-                        if (k == 0 && std::chrono::duration<double>(now - lastReport).count() >= options.progressSeconds) {
+                        if (k == 0 &&
+                            std::chrono::duration<double>(now - lastReport).count() >= options.progressSeconds) {
                             lastReport = now;
                             options.progress(read, expectedRows);
                         }

@@ -129,8 +129,8 @@ PreparedData prepare(const LoadedSource& source, double validationFraction, uint
         auto held = static_cast<int64_t>(std::llround(validationFraction * static_cast<double>(n)));
         held = std::max<int64_t>(held, 1);
         if (held >= n)
-            throw ConfigError("a validation fraction of " + std::to_string(validationFraction) + " leaves no training rows of " +
-                              std::to_string(n));
+            throw ConfigError("a validation fraction of " + std::to_string(validationFraction) +
+                              " leaves no training rows of " + std::to_string(n));
         const auto order = seededPermutation(n, seed);
         const auto split = order.begin() + held;
         out.validation = source.train.select(sortedIndices({order.begin(), split}));

@@ -6,7 +6,9 @@
 
 namespace mppdl::data {
 
-bool isImageShape(const std::vector<int64_t>& s) { return s.size() == 3 && (s[0] == 1 || s[0] == 3) && s[1] > 0 && s[2] > 0; }
+bool isImageShape(const std::vector<int64_t>& s) {
+    return s.size() == 3 && (s[0] == 1 || s[0] == 3) && s[1] > 0 && s[2] > 0;
+}
 
 std::vector<RowPreview> previewRows(const Dataset& dataset, int count, int maxValues) {
     if (dataset.empty() || count <= 0)
@@ -66,8 +68,8 @@ std::vector<RowPreview> previewRowsAt(const Dataset& dataset, const std::vector<
                 for (int64_t xx = 0; xx < w; ++xx)
                     for (int64_t ch = 0; ch < c; ++ch) {
                         const double value = (v[(ch * h + y) * w + xx] - low) * scale;
-                        r.pixels[static_cast<size_t>((y * w + xx) * c + ch)] =
-                            static_cast<uint8_t>(std::clamp(value, 0.0, 255.0) + 0.5);
+                        r.pixels[static_cast<size_t>((y * w + xx) * c + ch)] = static_cast<uint8_t>(
+                            std::clamp(value, 0.0, 255.0) + 0.5);
                     }
         }
         rows.push_back(std::move(r));

@@ -25,8 +25,8 @@ const std::vector<SourceKind>& sourceKinds() {
         {"idx", "IDX files of the MNIST family (.gz or raw): a directory with train-/t10k- files, or an images file",
          &detectIdx, &loadIdx},
         {"csv", "CSV (.csv or .csv.gz): numeric feature columns and one label column", &detectCsv, &loadCsv},
-        {"npy", "NumPy .npy: features and labels files, or a directory with x_train.npy/y_train.npy",
-         &detectNpy, &loadNpy},
+        {"npy", "NumPy .npy: features and labels files, or a directory with x_train.npy/y_train.npy", &detectNpy,
+         &loadNpy},
         {"images", "image folders (PNG, JPEG, BMP): one subfolder per class, optionally under train/ and test/",
          &detectImageFolder, &loadImageFolder},
     };
@@ -141,8 +141,7 @@ EncodedLabels encodeIntegerLabels(const at::Tensor& values) {
     return out;
 }
 
-at::Tensor reshapeFeatures(const at::Tensor& features, const std::vector<int64_t>& shape,
-                           const std::string& location) {
+at::Tensor reshapeFeatures(const at::Tensor& features, const std::vector<int64_t>& shape, const std::string& location) {
     if (shape.empty())
         return features;
     int64_t wanted = 1;

@@ -189,8 +189,10 @@ std::string lowerNetwork(ProtoGraph& g, const model::GraphModule& network, const
         const auto& info = analysis.layers[i];
         if (!layer.kind->toOnnx)
             throw ConfigError("layer \"" + info.name + "\" (" + layer.kind->info.name + ") of \"" +
-                              network->architecture().name + "\" cannot be exported to ONNX: mppdl has no ONNX "
-                                                             "form of " + layer.kind->info.name + " layers");
+                              network->architecture().name +
+                              "\" cannot be exported to ONNX: mppdl has no ONNX "
+                              "form of " +
+                              layer.kind->info.name + " layers");
         std::vector<std::string> inputs;
         for (size_t p : layer.inputs)
             inputs.push_back(outputs.at(p));
@@ -286,8 +288,9 @@ OnnxSummary exportOnnx(const train::TrainedModel& model, const std::string& path
     };
     const auto& n = impl.normalizer;
     addMeta("mppdl.classes", nlohmann::json(model.classNames()).dump());
-    addMeta("mppdl.normalization",
-            nlohmann::json{{"mode", data::toString(n.mode)}, {"scale", n.scale}, {"mean", n.mean}, {"std", n.std}}.dump());
+    addMeta(
+        "mppdl.normalization",
+        nlohmann::json{{"mode", data::toString(n.mode)}, {"scale", n.scale}, {"mean", n.mean}, {"std", n.std}}.dump());
     addMeta("mppdl.input", "raw");
     addMeta("mppdl.members", std::to_string(impl.members.size()));
     addMeta("mppdl.architecture", model::toJson(model.architecture()));

@@ -105,8 +105,7 @@ std::vector<std::vector<size_t>> findCycles(const std::vector<std::vector<size_t
         std::sort(component.begin(), component.end());
         const size_t start = component.front();
         const std::set<size_t> members(component.begin(), component.end());
-        const bool selfLoop =
-            std::count(successors[start].begin(), successors[start].end(), start) > 0;
+        const bool selfLoop = std::count(successors[start].begin(), successors[start].end(), start) > 0;
         if (component.size() == 1 && !selfLoop)
             continue;
         if (selfLoop) {
@@ -166,275 +165,264 @@ public:
     }
 
 private:
-    void problem(const std::string& where, const std::string& message) { analysis.problems.push_back({where, message}); }
+    void problem(const std::string& where, const std::string& message) {
+        analysis.problems.push_back({where, message});
+    }
     std::string where(size_t i) const {
         return layers[i].name.empty() ? "layer " + std::to_string(i + 1) : layers[i].name;
     }
 
     /// Every layer has a name of its own, without '.'.
     void checkNames() {
-    std::map<std::string, std::vector<size_t>> uses;
-    for (size_t i = 0; i < n; ++i) {
-        const std::string& name = layers[i].name;
-        if (name.empty()) {
-            problem(where(i), "has an empty name");
-            failed[i] = true;
-            continue;
+        std::map<std::string, std::vector<size_t>> uses;
+        for (size_t i = 0; i < n; ++i) {
+            const std::string& name = layers[i].name;
+            if (name.empty()) {
+                problem(where(i), "has an empty name");
+                failed[i] = true;
+                continue;
+            }
+            if (name.find('.') != std::string::npos) {
+                problem(name, "names may not contain '.' (it separates names in parameter keys "
+                              "such as \"conv1.weight\")");
+                failed[i] = true;
+            }
+            uses[name].push_back(i);
+            byName.emplace(name, i);
         }
-        if (name.find('.') != std::string::npos) {
-            problem(name, "names may not contain '.' (it separates names in parameter keys "
-                          "such as \"conv1.weight\")");
-            failed[i] = true;
+        for (const auto& [name, at] : uses) {
+            if (at.size() < 2)
+                continue;
+            std::vector<std::string> positions;
+            for (size_t i : at) {
+                positions.push_back(std::to_string(i + 1));
+                failed[i] = true;
+            }
+            problem(name, "the name is used by more than one layer (layers " + joinNames(positions) + ")");
         }
-        uses[name].push_back(i);
-        byName.emplace(name, i);
-    }
-    for (const auto& [name, at] : uses) {
-        if (at.size() < 2)
-            continue;
-        std::vector<std::string> positions;
-        for (size_t i : at) {
-            positions.push_back(std::to_string(i + 1));
-            failed[i] = true;
-        }
-        problem(name,
-                "the name is used by more than one layer (layers " + joinNames(positions) + ")");
-    }
-
     }
 
     /// Every type is known; exactly one Input layer.
     void checkTypes() {
-    for (size_t i = 0; i < n; ++i) {
-        kinds[i] = findLayerKind(layers[i].type);
-        if (!kinds[i]) {
-            problem(where(i), unknownTypeMessage(layers[i].type));
-            failed[i] = true;
-        } else if (kinds[i]->info.minInputs == 0) {
-            inputLayers.push_back(i);
+        for (size_t i = 0; i < n; ++i) {
+            kinds[i] = findLayerKind(layers[i].type);
+            if (!kinds[i]) {
+                problem(where(i), unknownTypeMessage(layers[i].type));
+                failed[i] = true;
+            } else if (kinds[i]->info.minInputs == 0) {
+                inputLayers.push_back(i);
+            }
         }
-    }
-    if (inputLayers.empty()) {
-        problem("architecture", "has no Input layer; start with one, e.g. {\"type\": \"Input\", "
-                                "\"shape\": [1, 28, 28]}");
-    } else if (inputLayers.size() > 1) {
-        std::vector<std::string> names;
-        for (size_t i : inputLayers)
-            names.push_back(where(i));
-        problem("architecture", "has more than one Input layer (" + joinNames(names) +
-                                    "); a network takes one input");
-    }
-
+        if (inputLayers.empty()) {
+            problem("architecture", "has no Input layer; start with one, e.g. {\"type\": \"Input\", "
+                                    "\"shape\": [1, 28, 28]}");
+        } else if (inputLayers.size() > 1) {
+            std::vector<std::string> names;
+            for (size_t i : inputLayers)
+                names.push_back(where(i));
+            problem("architecture",
+                    "has more than one Input layer (" + joinNames(names) + "); a network takes one input");
+        }
     }
 
     /// predecessors[i] lists the layers feeding i, in the order written; the counts fit the types.
     void connect() {
-    for (size_t i = 0; i < n; ++i) {
-        const Layer& layer = layers[i];
-        const LayerKind* kind = kinds[i];
-        const bool takesInputs = !kind || kind->info.minInputs > 0;
-        int count = static_cast<int>(layer.inputs.size());
-        if (layer.inputs.empty() && takesInputs) {
-            if (i == 0) {
-                if (!inputLayers.empty())
-                    problem(where(i),
-                            "has no input: it is the first layer and names no \"inputs\"");
-                failed[i] = true;
-                continue;
+        for (size_t i = 0; i < n; ++i) {
+            const Layer& layer = layers[i];
+            const LayerKind* kind = kinds[i];
+            const bool takesInputs = !kind || kind->info.minInputs > 0;
+            int count = static_cast<int>(layer.inputs.size());
+            if (layer.inputs.empty() && takesInputs) {
+                if (i == 0) {
+                    if (!inputLayers.empty())
+                        problem(where(i), "has no input: it is the first layer and names no \"inputs\"");
+                    failed[i] = true;
+                    continue;
+                }
+                predecessors[i].push_back(i - 1);
+                count = 1;
             }
-            predecessors[i].push_back(i - 1);
-            count = 1;
-        }
-        for (const auto& name : layer.inputs) {
-            auto it = byName.find(name);
-            if (it == byName.end()) {
-                std::vector<std::string> names;
-                for (const auto& entry : byName)
-                    names.push_back(entry.first);
-                const std::string guess = closestName(name, names);
-                problem(where(i), "input \"" + name + "\" is not a layer" +
-                                      (guess.empty() ? "" : " (did you mean \"" + guess + "\"?)"));
-                failed[i] = true;
-                continue;
+            for (const auto& name : layer.inputs) {
+                auto it = byName.find(name);
+                if (it == byName.end()) {
+                    std::vector<std::string> names;
+                    for (const auto& entry : byName)
+                        names.push_back(entry.first);
+                    const std::string guess = closestName(name, names);
+                    problem(where(i), "input \"" + name + "\" is not a layer" +
+                                          (guess.empty() ? "" : " (did you mean \"" + guess + "\"?)"));
+                    failed[i] = true;
+                    continue;
+                }
+                predecessors[i].push_back(it->second);
             }
-            predecessors[i].push_back(it->second);
-        }
-        if (kind) {
-            const LayerTypeInfo& info = kind->info;
-            const bool tooFew = count < info.minInputs;
-            const bool tooMany = info.maxInputs >= 0 && count > info.maxInputs;
-            if (tooFew || tooMany) {
-                std::string expected;
-                if (info.maxInputs == 0)
-                    expected = "no inputs";
-                else if (info.minInputs == info.maxInputs)
-                    expected = inputsText(info.minInputs);
-                else if (info.maxInputs < 0)
-                    expected = "at least " + inputsText(info.minInputs);
-                else
-                    expected = std::to_string(info.minInputs) + " to " + inputsText(info.maxInputs);
-                problem(where(i), std::string(info.name) + " takes " + expected + ", got " +
-                                      std::to_string(count));
-                failed[i] = true;
+            if (kind) {
+                const LayerTypeInfo& info = kind->info;
+                const bool tooFew = count < info.minInputs;
+                const bool tooMany = info.maxInputs >= 0 && count > info.maxInputs;
+                if (tooFew || tooMany) {
+                    std::string expected;
+                    if (info.maxInputs == 0)
+                        expected = "no inputs";
+                    else if (info.minInputs == info.maxInputs)
+                        expected = inputsText(info.minInputs);
+                    else if (info.maxInputs < 0)
+                        expected = "at least " + inputsText(info.minInputs);
+                    else
+                        expected = std::to_string(info.minInputs) + " to " + inputsText(info.maxInputs);
+                    problem(where(i), std::string(info.name) + " takes " + expected + ", got " + std::to_string(count));
+                    failed[i] = true;
+                }
             }
         }
-    }
-    for (size_t i = 0; i < n; ++i)
-        for (size_t p : predecessors[i])
-            successors[p].push_back(i);
-
+        for (size_t i = 0; i < n; ++i)
+            for (size_t p : predecessors[i])
+                successors[p].push_back(i);
     }
 
     /// Each layer's parameters, resolved against its type and checked.
     void resolveParameters() {
-    for (size_t i = 0; i < n; ++i) {
-        if (!kinds[i])
-            continue;
-        Messages messages;
-        params[i] = resolveParams(kinds[i]->info, layers[i].params, messages);
-        if (messages.empty())
-            kinds[i]->checkParams(params[i], messages);
-        for (auto& m : messages)
-            problem(where(i), m);
-        if (!messages.empty())
-            failed[i] = true;
-    }
-
+        for (size_t i = 0; i < n; ++i) {
+            if (!kinds[i])
+                continue;
+            Messages messages;
+            params[i] = resolveParams(kinds[i]->info, layers[i].params, messages);
+            if (messages.empty())
+                kinds[i]->checkParams(params[i], messages);
+            for (auto& m : messages)
+                problem(where(i), m);
+            if (!messages.empty())
+                failed[i] = true;
+        }
     }
 
     /// Execution order: Kahn's algorithm, taking the earliest layer in file order first so that a
     /// sequential design runs in the order written; what is left over is on a cycle.
     void orderLayers() {
-    std::vector<size_t> pending(n);
-    std::priority_queue<size_t, std::vector<size_t>, std::greater<size_t>> ready;
-    for (size_t i = 0; i < n; ++i) {
-        pending[i] = predecessors[i].size();
-        if (pending[i] == 0)
-            ready.push(i);
-    }
-    while (!ready.empty()) {
-        const size_t v = ready.top();
-        ready.pop();
-        order.push_back(v);
-        for (size_t w : successors[v])
-            if (--pending[w] == 0)
-                ready.push(w);
-    }
-    if (order.size() < n) {
-        std::vector<bool> left(n, true);
-        for (size_t v : order)
-            left[v] = false;
-        for (const auto& cycle : findCycles(successors, left)) {
-            std::string path;
-            for (size_t v : cycle)
-                path += where(v) + " -> ";
-            path += where(cycle.front());
-            problem(where(cycle.front()), "is part of a cycle: " + path);
+        std::vector<size_t> pending(n);
+        std::priority_queue<size_t, std::vector<size_t>, std::greater<size_t>> ready;
+        for (size_t i = 0; i < n; ++i) {
+            pending[i] = predecessors[i].size();
+            if (pending[i] == 0)
+                ready.push(i);
         }
-    }
-
+        while (!ready.empty()) {
+            const size_t v = ready.top();
+            ready.pop();
+            order.push_back(v);
+            for (size_t w : successors[v])
+                if (--pending[w] == 0)
+                    ready.push(w);
+        }
+        if (order.size() < n) {
+            std::vector<bool> left(n, true);
+            for (size_t v : order)
+                left[v] = false;
+            for (const auto& cycle : findCycles(successors, left)) {
+                std::string path;
+                for (size_t v : cycle)
+                    path += where(v) + " -> ";
+                path += where(cycle.front());
+                problem(where(cycle.front()), "is part of a cycle: " + path);
+            }
+        }
     }
 
     /// Shapes, parameters and FLOPs in execution order.
     void inferShapes() {
-    for (size_t v : order) {
-        position[v] = static_cast<int>(plan.layers.size());
-        LayerAnalysis info;
-        info.name = layers[v].name;
-        info.type = layers[v].type;
-        PlannedLayer planned;
-        planned.kind = kinds[v];
-        planned.params = params[v];
-        bool inputsKnown = true;
-        for (size_t p : predecessors[v]) {
-            planned.inputs.push_back(static_cast<size_t>(position[p]));
-            info.inputShapes.push_back(shapes[p].value_or(Shape{}));
-            inputsKnown = inputsKnown && shapes[p].has_value();
-        }
-        if (!failed[v] && inputsKnown) {
-            Messages messages;
-            std::optional<Shape> out = kinds[v]->inferShape(params[v], info.inputShapes, messages);
-            for (auto& m : messages)
-                problem(where(v), m);
-            if (out && numel(*out) > kMaxValue) {
-                problem(where(v), "output " + formatShape(*out) + " is too large (" +
-                                      std::to_string(numel(*out)) + " elements per sample)");
-                out.reset();
+        for (size_t v : order) {
+            position[v] = static_cast<int>(plan.layers.size());
+            LayerAnalysis info;
+            info.name = layers[v].name;
+            info.type = layers[v].type;
+            PlannedLayer planned;
+            planned.kind = kinds[v];
+            planned.params = params[v];
+            bool inputsKnown = true;
+            for (size_t p : predecessors[v]) {
+                planned.inputs.push_back(static_cast<size_t>(position[p]));
+                info.inputShapes.push_back(shapes[p].value_or(Shape{}));
+                inputsKnown = inputsKnown && shapes[p].has_value();
             }
-            if (out) {
-                info.params = kinds[v]->countParams(params[v], info.inputShapes, *out);
-                info.flops = kinds[v]->countFlops(params[v], info.inputShapes, *out);
-                if (info.params > kMaxValue) {
-                    problem(where(v),
-                            "has too many parameters (" + std::to_string(info.params) + ")");
+            if (!failed[v] && inputsKnown) {
+                Messages messages;
+                std::optional<Shape> out = kinds[v]->inferShape(params[v], info.inputShapes, messages);
+                for (auto& m : messages)
+                    problem(where(v), m);
+                if (out && numel(*out) > kMaxValue) {
+                    problem(where(v), "output " + formatShape(*out) + " is too large (" + std::to_string(numel(*out)) +
+                                          " elements per sample)");
                     out.reset();
-                    info.params = info.flops = 0;
+                }
+                if (out) {
+                    info.params = kinds[v]->countParams(params[v], info.inputShapes, *out);
+                    info.flops = kinds[v]->countFlops(params[v], info.inputShapes, *out);
+                    if (info.params > kMaxValue) {
+                        problem(where(v), "has too many parameters (" + std::to_string(info.params) + ")");
+                        out.reset();
+                        info.params = info.flops = 0;
+                    }
+                }
+                if (out) {
+                    info.outputShape = *out;
+                    shapes[v] = std::move(out);
                 }
             }
-            if (out) {
-                info.outputShape = *out;
-                shapes[v] = std::move(out);
-            }
+            analysis.totalParams = addSat(analysis.totalParams, info.params);
+            analysis.totalFlops = addSat(analysis.totalFlops, info.flops);
+            analysis.layers.push_back(std::move(info));
+            plan.layers.push_back(std::move(planned));
         }
-        analysis.totalParams = addSat(analysis.totalParams, info.params);
-        analysis.totalFlops = addSat(analysis.totalFlops, info.flops);
-        analysis.layers.push_back(std::move(info));
-        plan.layers.push_back(std::move(planned));
-    }
-
     }
 
     /// The network's output: the one named, or the one layer that feeds no other.
     void findOutput() {
-    std::optional<size_t> output;
-    if (!m_architecture.output.empty()) {
-        auto it = byName.find(m_architecture.output);
-        if (it == byName.end())
-            problem("architecture", "output \"" + m_architecture.output + "\" is not a layer");
-        else
-            output = it->second;
-    } else {
-        std::vector<size_t> sinks;
-        for (size_t i = 0; i < n; ++i)
-            if (successors[i].empty())
-                sinks.push_back(i);
-        if (sinks.size() == 1) {
-            output = sinks.front();
-        } else if (sinks.size() > 1) {
-            std::vector<std::string> names;
-            for (size_t i : sinks)
-                names.push_back(where(i));
-            problem("architecture",
-                    "several layers feed no other layer (" + joinNames(names) +
-                        "); connect them or set \"output\" to the network's output");
+        std::optional<size_t> output;
+        if (!m_architecture.output.empty()) {
+            auto it = byName.find(m_architecture.output);
+            if (it == byName.end())
+                problem("architecture", "output \"" + m_architecture.output + "\" is not a layer");
+            else
+                output = it->second;
+        } else {
+            std::vector<size_t> sinks;
+            for (size_t i = 0; i < n; ++i)
+                if (successors[i].empty())
+                    sinks.push_back(i);
+            if (sinks.size() == 1) {
+                output = sinks.front();
+            } else if (sinks.size() > 1) {
+                std::vector<std::string> names;
+                for (size_t i : sinks)
+                    names.push_back(where(i));
+                problem("architecture", "several layers feed no other layer (" + joinNames(names) +
+                                            "); connect them or set \"output\" to the network's output");
+            }
         }
-    }
-    if (output) {
-        analysis.outputLayer = layers[*output].name;
-        if (position[*output] >= 0)
-            plan.output = static_cast<size_t>(position[*output]);
-        if (shapes[*output])
-            analysis.outputShape = *shapes[*output];
-    }
-    if (inputLayers.size() == 1 && shapes[inputLayers.front()])
-        analysis.inputShape = *shapes[inputLayers.front()];
-
+        if (output) {
+            analysis.outputLayer = layers[*output].name;
+            if (position[*output] >= 0)
+                plan.output = static_cast<size_t>(position[*output]);
+            if (shapes[*output])
+                analysis.outputShape = *shapes[*output];
+        }
+        if (inputLayers.size() == 1 && shapes[inputLayers.front()])
+            analysis.inputShape = *shapes[inputLayers.front()];
     }
 
     /// Problems were found pass by pass; list them as a reader meets them: the design as a whole
     /// first, then layer by layer in file order.
     void sortProblems() {
-    std::map<std::string, size_t> rank;
-    for (size_t i = n; i-- > 0;)
-        rank[where(i)] = i + 1;
-    rank["architecture"] = 0;
-    auto rankOf = [&](const std::string& w) {
-        auto it = rank.find(w);
-        return it == rank.end() ? n + 1 : it->second;
-    };
-    std::stable_sort(
-        analysis.problems.begin(), analysis.problems.end(),
-        [&](const Problem& a, const Problem& b) { return rankOf(a.where) < rankOf(b.where); });
+        std::map<std::string, size_t> rank;
+        for (size_t i = n; i-- > 0;)
+            rank[where(i)] = i + 1;
+        rank["architecture"] = 0;
+        auto rankOf = [&](const std::string& w) {
+            auto it = rank.find(w);
+            return it == rank.end() ? n + 1 : it->second;
+        };
+        std::stable_sort(analysis.problems.begin(), analysis.problems.end(),
+                         [&](const Problem& a, const Problem& b) { return rankOf(a.where) < rankOf(b.where); });
     }
 
     // What the passes share keeps the plain names it had as one function's locals (layers, n,
@@ -464,8 +452,6 @@ Plan makePlan(const Architecture& architecture) { return Planner(architecture).r
 
 int64_t Analysis::numClasses() const { return outputShape.size() == 1 ? outputShape[0] : 0; }
 
-Analysis analyze(const Architecture& architecture) {
-    return detail::makePlan(architecture).analysis;
-}
+Analysis analyze(const Architecture& architecture) { return detail::makePlan(architecture).analysis; }
 
 } // namespace mppdl::model

@@ -27,13 +27,12 @@ std::vector<size_t> stepsFor(const std::vector<detail::PlannedLayer>& layers, si
 
 } // namespace
 
-GraphModuleImpl::GraphModuleImpl(Architecture architecture)
-    : m_architecture(std::move(architecture)) {
+GraphModuleImpl::GraphModuleImpl(Architecture architecture) : m_architecture(std::move(architecture)) {
     auto plan = std::make_shared<detail::Plan>(detail::makePlan(m_architecture));
     if (!plan->analysis.ok())
         throw ConfigError("invalid architecture" +
-                          (m_architecture.name.empty() ? "" : " \"" + m_architecture.name + "\"") +
-                          ":\n" + formatProblems(plan->analysis.problems));
+                          (m_architecture.name.empty() ? "" : " \"" + m_architecture.name + "\"") + ":\n" +
+                          formatProblems(plan->analysis.problems));
     m_analysis = plan->analysis;
     m_plan = std::move(plan);
 
@@ -53,8 +52,7 @@ void GraphModuleImpl::reset() {
     for (size_t i = 0; i < layers.size(); ++i) {
         const detail::PlannedLayer& planned = layers[i];
         const LayerAnalysis& info = m_analysis.layers[i];
-        detail::LayerOp op =
-            planned.kind->build(planned.params, info.inputShapes, info.outputShape);
+        detail::LayerOp op = planned.kind->build(planned.params, info.inputShapes, info.outputShape);
         Node node;
         node.inputs = planned.inputs;
         node.merge = op.merge;
@@ -87,9 +85,9 @@ void GraphModuleImpl::checkInput(const torch::Tensor& x) const {
         std::string got;
         for (int64_t d = 0; d < x.dim(); ++d)
             got += (d ? "x" : "") + std::to_string(x.size(d));
-        throw ConfigError("the network \"" + m_architecture.name + "\" takes batches of " +
-                          formatShape(expected) + " samples (B x " + formatShape(expected) +
-                          "), got a tensor of " + (got.empty() ? "no dimensions" : got));
+        throw ConfigError("the network \"" + m_architecture.name + "\" takes batches of " + formatShape(expected) +
+                          " samples (B x " + formatShape(expected) + "), got a tensor of " +
+                          (got.empty() ? "no dimensions" : got));
     }
 }
 
@@ -124,8 +122,7 @@ torch::Tensor GraphModuleImpl::forwardLogits(const torch::Tensor& x) {
     return outputs[m_logits];
 }
 
-std::vector<std::pair<std::string, torch::Tensor>>
-GraphModuleImpl::forwardAll(const torch::Tensor& x) {
+std::vector<std::pair<std::string, torch::Tensor>> GraphModuleImpl::forwardAll(const torch::Tensor& x) {
     std::vector<size_t> all(m_nodes.size());
     for (size_t i = 0; i < all.size(); ++i)
         all[i] = i;

@@ -68,8 +68,7 @@ private:
 
     void checkInput(const torch::Tensor& x) const;
     /// Runs the nodes of `steps` (ascending positions) into `outputs`, which has one slot per node.
-    void run(const torch::Tensor& x, const std::vector<size_t>& steps,
-             std::vector<torch::Tensor>& outputs);
+    void run(const torch::Tensor& x, const std::vector<size_t>& steps, std::vector<torch::Tensor>& outputs);
 
     Architecture m_architecture;
     Analysis m_analysis;

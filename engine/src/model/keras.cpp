@@ -77,8 +77,7 @@ int64_t samePadTotal(int64_t size, int64_t kernel, int64_t stride) {
 }
 
 void checkChannelsLast(const json& config, const std::string& where) {
-    if (config.contains("data_format") && !config["data_format"].is_null() &&
-        config["data_format"] != "channels_last")
+    if (config.contains("data_format") && !config["data_format"].is_null() && config["data_format"] != "channels_last")
         throw ConfigError(where + "data_format " + config["data_format"].dump() +
                           " is not supported; mppdl imports channels_last models only");
 }
@@ -136,9 +135,9 @@ std::optional<Param> paddingOf(KerasReader& r, const json& config, const std::ar
     for (int d = 0; d < 2; ++d) {
         const int64_t total = samePadTotal(shape[1 + d], kernel[d], stride[d]);
         if (total % 2 != 0)
-            throw ConfigError(where + "padding \"same\" pads unevenly on a " + formatShape(shape) +
-                              " input (kernel " + std::to_string(kernel[0]) + "x" + std::to_string(kernel[1]) +
-                              ", stride " + std::to_string(stride[0]) + "x" + std::to_string(stride[1]) +
+            throw ConfigError(where + "padding \"same\" pads unevenly on a " + formatShape(shape) + " input (kernel " +
+                              std::to_string(kernel[0]) + "x" + std::to_string(kernel[1]) + ", stride " +
+                              std::to_string(stride[0]) + "x" + std::to_string(stride[1]) +
                               "); mppdl pads both sides equally");
         pad[d] = total / 2;
     }
@@ -187,15 +186,14 @@ void readLayer(KerasReader& r, size_t index, const json& layer) {
         throw ConfigError(r.origin + ": layers[" + std::to_string(index) + "] is not a Keras layer object");
     const std::string cls = layer["class_name"].get<std::string>();
     const json config = layer.contains("config") && layer["config"].is_object() ? layer["config"] : json::object();
-    std::string name = config.contains("name") && config["name"].is_string() ? config["name"].get<std::string>()
-                                                                              : "";
+    std::string name = config.contains("name") && config["name"].is_string() ? config["name"].get<std::string>() : "";
     if (name.empty())
         name = cls + "_" + std::to_string(index);
     std::replace(name.begin(), name.end(), '.', '_'); // mppdl names have no dots
     const std::string where = r.at(index, name, cls);
 
-    static const std::set<std::string> known = {"InputLayer", "Conv2D",     "MaxPooling2D", "Dense",
-                                                "Dropout",    "Flatten",    "Activation",   "LeakyReLU",
+    static const std::set<std::string> known = {"InputLayer", "Conv2D",       "MaxPooling2D", "Dense",
+                                                "Dropout",    "Flatten",      "Activation",   "LeakyReLU",
                                                 "MaxPool2D",  "Convolution2D"};
     if (!known.count(cls))
         throw ConfigError(where + "layer class " + cls +
@@ -318,9 +316,9 @@ std::string kerasPadding(const Layer& layer, const Shape& shape, const std::arra
         if (same)
             return "same";
     }
-    throw ConfigError("layer " + jsonQuoted(layer.name) + " (" + layer.type + "): padding " +
-                      std::to_string(pad[0]) + "x" + std::to_string(pad[1]) +
-                      " is neither Keras' valid nor its same padding on a " + formatShape(shape) + " input");
+    throw ConfigError("layer " + jsonQuoted(layer.name) + " (" + layer.type + "): padding " + std::to_string(pad[0]) +
+                      "x" + std::to_string(pad[1]) + " is neither Keras' valid nor its same padding on a " +
+                      formatShape(shape) + " input");
 }
 
 const std::map<std::string, std::string> kActivationNames = {
@@ -469,7 +467,7 @@ std::string toKerasJson(const Architecture& a) {
             cls = "Dropout";
             const auto& rate = l.params.at("rate");
             cfg["rate"] = std::holds_alternative<double>(rate) ? std::get<double>(rate)
-                                                                : static_cast<double>(std::get<int64_t>(rate));
+                                                               : static_cast<double>(std::get<int64_t>(rate));
             cfg["noise_shape"] = nullptr;
             cfg["seed"] = nullptr;
         } else if (l.type == "Flatten") {
@@ -483,7 +481,7 @@ std::string toKerasJson(const Architecture& a) {
             double slope = 0.01;
             if (auto it = l.params.find("negative_slope"); it != l.params.end())
                 slope = std::holds_alternative<double>(it->second) ? std::get<double>(it->second)
-                                                                    : static_cast<double>(std::get<int64_t>(it->second));
+                                                                   : static_cast<double>(std::get<int64_t>(it->second));
             cfg["alpha"] = slope;
         } else {
             throw ConfigError("layer " + jsonQuoted(l.name) + " (" + l.type +

@@ -131,21 +131,17 @@ struct LayerKind {
     void (*checkParams)(const LayerParams& params, Messages& problems);
     /// The output shape for these input shapes (their number already checked against
     /// info.minInputs/maxInputs); nullopt plus a message naming the shapes when they do not fit.
-    std::optional<Shape> (*inferShape)(const LayerParams& params, const std::vector<Shape>& inputs,
-                                       Messages& problems);
+    std::optional<Shape> (*inferShape)(const LayerParams& params, const std::vector<Shape>& inputs, Messages& problems);
     /// Trainable parameters; saturating arithmetic.
-    int64_t (*countParams)(const LayerParams& params, const std::vector<Shape>& inputs,
-                           const Shape& output);
+    int64_t (*countParams)(const LayerParams& params, const std::vector<Shape>& inputs, const Shape& output);
     /// Forward FLOPs per sample under the convention documented in layers.h; saturating.
-    int64_t (*countFlops)(const LayerParams& params, const std::vector<Shape>& inputs,
-                          const Shape& output);
+    int64_t (*countFlops)(const LayerParams& params, const std::vector<Shape>& inputs, const Shape& output);
     /// Builds the op of a layer that analysis found valid, with fresh parameters.
-    LayerOp (*build)(const LayerParams& params, const std::vector<Shape>& inputs,
-                     const Shape& output);
+    LayerOp (*build)(const LayerParams& params, const std::vector<Shape>& inputs, const Shape& output);
     /// Writes the layer's inference computation as ONNX nodes; returns the tensor name of its
     /// output. nullptr: the layer cannot be exported (the exporter names it).
-    std::string (*toOnnx)(const LayerParams& params, const std::vector<Shape>& inputs,
-                          const Shape& output, OnnxGraph& graph);
+    std::string (*toOnnx)(const LayerParams& params, const std::vector<Shape>& inputs, const Shape& output,
+                          OnnxGraph& graph);
 };
 
 /// The table, in palette order.
@@ -156,8 +152,7 @@ const LayerKind* findLayerKind(const std::string& name);
 /// Checks the parameters written for a layer against its type: unknown names (listing the
 /// accepted ones), missing required ones, values of the wrong type or too large. Returns what it
 /// could resolve; `problems` is non-empty when something was wrong.
-LayerParams resolveParams(const LayerTypeInfo& info, const std::map<std::string, Param>& written,
-                          Messages& problems);
+LayerParams resolveParams(const LayerTypeInfo& info, const std::map<std::string, Param>& written, Messages& problems);
 
 /// The candidate closest to `word` (case-insensitive edit distance) if it is close enough to be
 /// a plausible typo, else an empty string.

@@ -12,13 +12,9 @@ namespace detail {
 
 namespace {
 
-std::string pairText(const std::array<int64_t, 2>& p) {
-    return std::to_string(p[0]) + "x" + std::to_string(p[1]);
-}
+std::string pairText(const std::array<int64_t, 2>& p) { return std::to_string(p[0]) + "x" + std::to_string(p[1]); }
 
-bool allAtLeast(const std::array<int64_t, 2>& p, int64_t minimum) {
-    return p[0] >= minimum && p[1] >= minimum;
-}
+bool allAtLeast(const std::array<int64_t, 2>& p, int64_t minimum) { return p[0] >= minimum && p[1] >= minimum; }
 
 // Shared checks and formulas ------------------------------------------------------------------
 
@@ -28,19 +24,14 @@ int64_t noParams(const LayerParams&, const std::vector<Shape>&, const Shape&) { 
 
 int64_t noFlops(const LayerParams&, const std::vector<Shape>&, const Shape&) { return 0; }
 
-int64_t onePerOutput(const LayerParams&, const std::vector<Shape>&, const Shape& out) {
-    return numel(out);
-}
+int64_t onePerOutput(const LayerParams&, const std::vector<Shape>&, const Shape& out) { return numel(out); }
 
-std::optional<Shape> sameShape(const LayerParams&, const std::vector<Shape>& in, Messages&) {
-    return in[0];
-}
+std::optional<Shape> sameShape(const LayerParams&, const std::vector<Shape>& in, Messages&) { return in[0]; }
 
 bool needs3d(const std::vector<Shape>& in, Messages& problems) {
     if (in[0].size() == 3)
         return true;
-    problems.push_back("expects a 3-D input (channels x height x width), got " +
-                       formatShape(in[0]) +
+    problems.push_back("expects a 3-D input (channels x height x width), got " + formatShape(in[0]) +
                        (in[0].size() == 1 ? " (a 1-D input cannot be convolved or pooled)" : ""));
     return false;
 }
@@ -78,11 +69,9 @@ std::array<int64_t, 2> convPadding(const LayerParams& p) {
 
 void convCheck(const LayerParams& p, Messages& problems) {
     if (p.getInt("filters") < 1)
-        problems.push_back("filters must be at least 1, got " +
-                           std::to_string(p.getInt("filters")));
+        problems.push_back("filters must be at least 1, got " + std::to_string(p.getInt("filters")));
     if (!allAtLeast(p.getPair("kernel_size"), 1))
-        problems.push_back("kernel_size must be at least 1, got " +
-                           pairText(p.getPair("kernel_size")));
+        problems.push_back("kernel_size must be at least 1, got " + pairText(p.getPair("kernel_size")));
     if (!allAtLeast(p.getPair("stride"), 1))
         problems.push_back("stride must be at least 1, got " + pairText(p.getPair("stride")));
     if (!allAtLeast(p.getPair("dilation"), 1))
@@ -95,15 +84,14 @@ void convCheck(const LayerParams& p, Messages& problems) {
                                formatParam(padding));
         else if (mode == "same" && p.getPair("stride") != std::array<int64_t, 2>{1, 1} &&
                  allAtLeast(p.getPair("stride"), 1))
-            problems.push_back("padding \"same\" needs stride 1, got stride " +
-                               pairText(p.getPair("stride")) + "; give the padding as a number");
+            problems.push_back("padding \"same\" needs stride 1, got stride " + pairText(p.getPair("stride")) +
+                               "; give the padding as a number");
     } else if (!allAtLeast(p.getPair("padding"), 0)) {
         problems.push_back("padding must not be negative, got " + pairText(p.getPair("padding")));
     }
 }
 
-std::optional<Shape> convShape(const LayerParams& p, const std::vector<Shape>& in,
-                               Messages& problems) {
+std::optional<Shape> convShape(const LayerParams& p, const std::vector<Shape>& in, Messages& problems) {
     if (!needs3d(in, problems))
         return std::nullopt;
     const Shape& x = in[0];
@@ -118,10 +106,8 @@ std::optional<Shape> convShape(const LayerParams& p, const std::vector<Shape>& i
     const std::array<int64_t, 2> reach{d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1};
     const std::array<int64_t, 2> padded{x[1] + 2 * pad[0], x[2] + 2 * pad[1]};
     if (padded[0] < reach[0] || padded[1] < reach[1]) {
-        std::string dilated =
-            d == std::array<int64_t, 2>{1, 1} ? "" : " (dilated " + pairText(reach) + ")";
-        problems.push_back("kernel " + pairText(k) + dilated + " is larger than its padded input " +
-                           pairText(padded));
+        std::string dilated = d == std::array<int64_t, 2>{1, 1} ? "" : " (dilated " + pairText(reach) + ")";
+        problems.push_back("kernel " + pairText(k) + dilated + " is larger than its padded input " + pairText(padded));
         return std::nullopt;
     }
     return Shape{filters, (padded[0] - reach[0]) / s[0] + 1, (padded[1] - reach[1]) / s[1] + 1};
@@ -169,12 +155,10 @@ void poolCheck(const LayerParams& p, Messages& problems) {
     if (!allAtLeast(pad, 0))
         problems.push_back("padding must not be negative, got " + pairText(pad));
     else if (allAtLeast(k, 1) && (pad[0] > k[0] / 2 || pad[1] > k[1] / 2))
-        problems.push_back("padding " + pairText(pad) + " must be at most half of pool_size " +
-                           pairText(k));
+        problems.push_back("padding " + pairText(pad) + " must be at most half of pool_size " + pairText(k));
 }
 
-std::optional<Shape> poolShape(const LayerParams& p, const std::vector<Shape>& in,
-                               Messages& problems) {
+std::optional<Shape> poolShape(const LayerParams& p, const std::vector<Shape>& in, Messages& problems) {
     if (!needs3d(in, problems))
         return std::nullopt;
     const Shape& x = in[0];
@@ -183,8 +167,7 @@ std::optional<Shape> poolShape(const LayerParams& p, const std::vector<Shape>& i
     const auto pad = p.getPair("padding");
     const std::array<int64_t, 2> padded{x[1] + 2 * pad[0], x[2] + 2 * pad[1]};
     if (padded[0] < k[0] || padded[1] < k[1]) {
-        problems.push_back("pool " + pairText(k) + " is larger than its padded input " +
-                           pairText(padded));
+        problems.push_back("pool " + pairText(k) + " is larger than its padded input " + pairText(padded));
         return std::nullopt;
     }
     return Shape{x[0], (padded[0] - k[0]) / s[0] + 1, (padded[1] - k[1]) / s[1] + 1};
@@ -220,18 +203,14 @@ void batchNormCheck(const LayerParams& p, Messages& problems) {
         problems.push_back("eps must be positive, got " + formatParam(eps));
 }
 
-std::optional<Shape> batchNormShape(const LayerParams&, const std::vector<Shape>& in,
-                                    Messages& problems) {
+std::optional<Shape> batchNormShape(const LayerParams&, const std::vector<Shape>& in, Messages& problems) {
     if (in[0].size() == 1 || in[0].size() == 3)
         return in[0];
-    problems.push_back("expects a 3-D (channels x height x width) or 1-D input, got " +
-                       formatShape(in[0]));
+    problems.push_back("expects a 3-D (channels x height x width) or 1-D input, got " + formatShape(in[0]));
     return std::nullopt;
 }
 
-int64_t batchNormParams(const LayerParams&, const std::vector<Shape>& in, const Shape&) {
-    return mulSat(2, in[0][0]);
-}
+int64_t batchNormParams(const LayerParams&, const std::vector<Shape>& in, const Shape&) { return mulSat(2, in[0][0]); }
 
 int64_t batchNormFlops(const LayerParams&, const std::vector<Shape>&, const Shape& out) {
     return mulSat(2, numel(out));
@@ -240,12 +219,10 @@ int64_t batchNormFlops(const LayerParams&, const std::vector<Shape>&, const Shap
 LayerOp batchNormBuild(const LayerParams& p, const std::vector<Shape>& in, const Shape&) {
     const int64_t features = in[0][0];
     if (in[0].size() == 3)
-        return {torch::nn::AnyModule(torch::nn::BatchNorm2d(torch::nn::BatchNormOptions(features)
-                                                                .momentum(p.getFloat("momentum"))
-                                                                .eps(p.getFloat("eps"))))};
-    return {torch::nn::AnyModule(torch::nn::BatchNorm1d(torch::nn::BatchNormOptions(features)
-                                                            .momentum(p.getFloat("momentum"))
-                                                            .eps(p.getFloat("eps"))))};
+        return {torch::nn::AnyModule(torch::nn::BatchNorm2d(
+            torch::nn::BatchNormOptions(features).momentum(p.getFloat("momentum")).eps(p.getFloat("eps"))))};
+    return {torch::nn::AnyModule(torch::nn::BatchNorm1d(
+        torch::nn::BatchNormOptions(features).momentum(p.getFloat("momentum")).eps(p.getFloat("eps"))))};
 }
 
 // Dropout -----------------------------------------------------------------------------------------
@@ -291,11 +268,9 @@ void denseCheck(const LayerParams& p, Messages& problems) {
         problems.push_back("units must be at least 1, got " + std::to_string(p.getInt("units")));
 }
 
-std::optional<Shape> denseShape(const LayerParams& p, const std::vector<Shape>& in,
-                                Messages& problems) {
+std::optional<Shape> denseShape(const LayerParams& p, const std::vector<Shape>& in, Messages& problems) {
     if (in[0].size() != 1) {
-        problems.push_back("expects a 1-D input, got " + formatShape(in[0]) +
-                           " (add a Flatten before it)");
+        problems.push_back("expects a 1-D input, got " + formatShape(in[0]) + " (add a Flatten before it)");
         return std::nullopt;
     }
     return Shape{p.getInt("units")};
@@ -312,8 +287,8 @@ int64_t denseFlops(const LayerParams& p, const std::vector<Shape>& in, const Sha
 }
 
 LayerOp denseBuild(const LayerParams& p, const std::vector<Shape>& in, const Shape&) {
-    return {torch::nn::AnyModule(torch::nn::Linear(
-        torch::nn::LinearOptions(in[0][0], p.getInt("units")).bias(p.getBool("bias"))))};
+    return {torch::nn::AnyModule(
+        torch::nn::Linear(torch::nn::LinearOptions(in[0][0], p.getInt("units")).bias(p.getBool("bias"))))};
 }
 
 // Activations -------------------------------------------------------------------------------------
@@ -328,8 +303,8 @@ void leakyReluCheck(const LayerParams& p, Messages& problems) {
 }
 
 LayerOp leakyReluBuild(const LayerParams& p, const std::vector<Shape>&, const Shape&) {
-    return {torch::nn::AnyModule(torch::nn::LeakyReLU(
-        torch::nn::LeakyReLUOptions().negative_slope(p.getFloat("negative_slope"))))};
+    return {torch::nn::AnyModule(
+        torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(p.getFloat("negative_slope"))))};
 }
 
 LayerOp tanhBuild(const LayerParams&, const std::vector<Shape>&, const Shape&) {
@@ -347,12 +322,10 @@ LayerOp softmaxBuild(const LayerParams&, const std::vector<Shape>&, const Shape&
 
 // Merges ------------------------------------------------------------------------------------------
 
-std::optional<Shape> addShape(const LayerParams&, const std::vector<Shape>& in,
-                              Messages& problems) {
+std::optional<Shape> addShape(const LayerParams&, const std::vector<Shape>& in, Messages& problems) {
     for (size_t i = 1; i < in.size(); ++i) {
         if (in[i] != in[0]) {
-            problems.push_back("input shapes differ: " + formatShape(in[0]) + " vs " +
-                               formatShape(in[i]));
+            problems.push_back("input shapes differ: " + formatShape(in[0]) + " vs " + formatShape(in[i]));
             return std::nullopt;
         }
     }
@@ -376,13 +349,12 @@ LayerOp addBuild(const LayerParams&, const std::vector<Shape>&, const Shape&) {
     return op;
 }
 
-std::optional<Shape> concatShape(const LayerParams& p, const std::vector<Shape>& in,
-                                 Messages& problems) {
+std::optional<Shape> concatShape(const LayerParams& p, const std::vector<Shape>& in, Messages& problems) {
     const int64_t rank = static_cast<int64_t>(in[0].size());
     int64_t axis = p.getInt("axis");
     if (axis < -rank || axis >= rank) {
-        problems.push_back("axis " + std::to_string(axis) + " does not exist in its " +
-                           std::to_string(rank) + "-D inputs (" + formatShape(in[0]) + ")");
+        problems.push_back("axis " + std::to_string(axis) + " does not exist in its " + std::to_string(rank) +
+                           "-D inputs (" + formatShape(in[0]) + ")");
         return std::nullopt;
     }
     if (axis < 0)
@@ -393,9 +365,8 @@ std::optional<Shape> concatShape(const LayerParams& p, const std::vector<Shape>&
         for (int64_t d = 0; fits && d < rank; ++d)
             fits = d == axis || in[i][d] == in[0][d];
         if (!fits) {
-            problems.push_back("input shapes do not fit for concatenation along axis " +
-                               std::to_string(axis) + ": " + formatShape(in[0]) + " vs " +
-                               formatShape(in[i]) + " (all other dimensions must agree)");
+            problems.push_back("input shapes do not fit for concatenation along axis " + std::to_string(axis) + ": " +
+                               formatShape(in[0]) + " vs " + formatShape(in[i]) + " (all other dimensions must agree)");
             return std::nullopt;
         }
         out[axis] = addSat(out[axis], in[i][axis]);
@@ -403,9 +374,7 @@ std::optional<Shape> concatShape(const LayerParams& p, const std::vector<Shape>&
     return out;
 }
 
-torch::Tensor concatMerge(const std::vector<torch::Tensor>& inputs, int64_t dim) {
-    return torch::cat(inputs, dim);
-}
+torch::Tensor concatMerge(const std::vector<torch::Tensor>& inputs, int64_t dim) { return torch::cat(inputs, dim); }
 
 LayerOp concatBuild(const LayerParams& p, const std::vector<Shape>& in, const Shape&) {
     int64_t axis = p.getInt("axis");
@@ -500,7 +469,8 @@ std::string denseOnnx(const LayerParams& p, const std::vector<Shape>&, const Sha
     if (p.getBool("bias"))
         inputs.push_back(g.weight("bias"));
     // torch's Linear keeps the weight as [out, in]: y = x W^T + b.
-    return g.node("Gemm", inputs, Attrs{{"alpha", 1.0f}, {"beta", 1.0f}, {"transA", int64_t{0}}, {"transB", int64_t{1}}});
+    return g.node("Gemm", inputs,
+                  Attrs{{"alpha", 1.0f}, {"beta", 1.0f}, {"transA", int64_t{0}}, {"transB", int64_t{1}}});
 }
 
 std::string reluOnnx(const LayerParams&, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
@@ -508,8 +478,7 @@ std::string reluOnnx(const LayerParams&, const std::vector<Shape>&, const Shape&
 }
 
 std::string leakyReluOnnx(const LayerParams& p, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
-    return g.node("LeakyRelu", {g.inputs()[0]},
-                  Attrs{{"alpha", static_cast<float>(p.getFloat("negative_slope"))}});
+    return g.node("LeakyRelu", {g.inputs()[0]}, Attrs{{"alpha", static_cast<float>(p.getFloat("negative_slope"))}});
 }
 
 std::string tanhOnnx(const LayerParams&, const std::vector<Shape>&, const Shape&, OnnxGraph& g) {
@@ -593,8 +562,7 @@ std::vector<LayerKind> shapingKinds() {
           "The mean over each pool_size window.",
           {{"pool_size", T::Pair, nullptr, "window height and width: an integer or [h, w]"},
            {"stride", T::Pair, "null", "step between windows; defaults to pool_size"},
-           {"padding", T::Pair, "0",
-            "zero padding on each side, at most half of pool_size (zeros count in the mean)"}},
+           {"padding", T::Pair, "0", "zero padding on each side, at most half of pool_size (zeros count in the mean)"}},
           1,
           1},
          poolCheck,
@@ -638,8 +606,7 @@ std::vector<LayerKind> shapingKinds() {
         {{"Dense",
           "core",
           "Fully connected layer over a 1-D input.",
-          {{"units", T::Int, nullptr, "number of outputs"},
-           {"bias", T::Bool, "true", "whether to add a learned bias"}},
+          {{"units", T::Int, nullptr, "number of outputs"}, {"bias", T::Bool, "true", "whether to add a learned bias"}},
           1,
           1},
          denseCheck,
@@ -747,8 +714,7 @@ size_t editDistance(const std::string& a, const std::string& b) {
         row[0] = i;
         for (size_t j = 1; j <= b.size(); ++j) {
             const size_t above = row[j];
-            row[j] =
-                std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
             diagonal = above;
         }
     }
@@ -890,8 +856,7 @@ const LayerKind* findLayerKind(const std::string& name) {
     return nullptr;
 }
 
-LayerParams resolveParams(const LayerTypeInfo& info, const std::map<std::string, Param>& written,
-                          Messages& problems) {
+LayerParams resolveParams(const LayerTypeInfo& info, const std::map<std::string, Param>& written, Messages& problems) {
     LayerParams resolved;
     std::vector<std::string> accepted;
     for (const auto& p : info.params)
@@ -921,8 +886,8 @@ LayerParams resolveParams(const LayerTypeInfo& info, const std::map<std::string,
             else
                 problems.push_back(error);
         } else if (p.defaultValue == nullptr) {
-            problems.push_back(std::string("missing required parameter \"") + p.name + "\" (" +
-                               toString(p.type) + ": " + p.description + ")");
+            problems.push_back(std::string("missing required parameter \"") + p.name + "\" (" + toString(p.type) +
+                               ": " + p.description + ")");
         } else {
             auto value = paramFromJson(nlohmann::json::parse(p.defaultValue));
             std::string error;

@@ -21,8 +21,7 @@ namespace {
 using nlohmann::json;
 
 const char* const kFormatName = "mppdl-architecture";
-const char* const kTopLevelKeys[] = {"format",      "version", "name",
-                                     "description", "output",  "layers"};
+const char* const kTopLevelKeys[] = {"format", "version", "name", "description", "output", "layers"};
 
 // Reads characters for nlohmann's parser while counting them, so that the parser callback knows
 // where in the text each layer object starts (nlohmann 3.11 keeps no positions in its values).
@@ -63,8 +62,8 @@ public:
                 m_newlines.push_back(i);
     }
     int line(size_t offset) const {
-        return 1 + static_cast<int>(std::lower_bound(m_newlines.begin(), m_newlines.end(), offset) -
-                                    m_newlines.begin());
+        return 1 +
+               static_cast<int>(std::lower_bound(m_newlines.begin(), m_newlines.end(), offset) - m_newlines.begin());
     }
     int column(size_t offset) const {
         auto it = std::lower_bound(m_newlines.begin(), m_newlines.end(), offset);
@@ -91,13 +90,10 @@ std::string jsonTypeName(const json& v) {
     return "a number";
 }
 
-std::string jsonQuote(const std::string& s) {
-    return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
-}
+std::string jsonQuote(const std::string& s) { return json(s).dump(-1, ' ', false, json::error_handler_t::replace); }
 
 std::string toLower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     return s;
 }
 
@@ -149,8 +145,7 @@ json parseJson(const std::string& text, const std::string& origin, Positions& po
         // nlohmann's text reads "[json.exception.parse_error.101] parse error at line L, column C:
         // syntax error ..."; keep what follows the position, which we print ourselves.
         const size_t column = what.find(", column ");
-        const size_t colon =
-            column == std::string::npos ? std::string::npos : what.find(": ", column);
+        const size_t colon = column == std::string::npos ? std::string::npos : what.find(": ", column);
         if (colon != std::string::npos)
             what = what.substr(colon + 2);
         throw ConfigError(origin + ":" + std::to_string(lines.line(offset)) + ":" +
@@ -180,8 +175,7 @@ std::optional<Param> paramFromJson(const json& value) {
             if (element.is_number_integer() && !element.is_number_unsigned())
                 list.push_back(element.get<int64_t>());
             else if (element.is_number_unsigned() &&
-                     element.get<uint64_t>() <=
-                         static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+                     element.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
                 list.push_back(static_cast<int64_t>(element.get<uint64_t>()));
             else
                 return std::nullopt;
@@ -234,23 +228,18 @@ Architecture parseDocument(const std::string& text, const std::string& origin) {
     Positions positions;
     const json doc = parseJson(text, origin, positions);
     const LineIndex lines(text);
-    auto at = [&](size_t offset) {
-        return origin + ":" + std::to_string(lines.line(offset)) + ": ";
-    };
+    auto at = [&](size_t offset) { return origin + ":" + std::to_string(lines.line(offset)) + ": "; };
     auto atKey = [&](const std::string& key) {
         auto it = positions.topKeys.find(key);
-        return it == positions.topKeys.end() ? origin + ": "
-                                             : at(it->second > 0 ? it->second - 1 : 0);
+        return it == positions.topKeys.end() ? origin + ": " : at(it->second > 0 ? it->second - 1 : 0);
     };
 
     if (!doc.is_object())
-        throw ConfigError(origin +
-                          ": an architecture is a JSON object with a \"layers\" list, not " +
+        throw ConfigError(origin + ": an architecture is a JSON object with a \"layers\" list, not " +
                           jsonTypeName(doc));
     if (doc.contains("class_name") && doc.contains("config"))
-        throw ConfigError(origin +
-                          ": this is a Keras model JSON, not an mppdl architecture; import "
-                          "it as Keras JSON instead");
+        throw ConfigError(origin + ": this is a Keras model JSON, not an mppdl architecture; import "
+                                   "it as Keras JSON instead");
     for (const auto& item : doc.items()) {
         const auto& keys = kTopLevelKeys;
         if (std::find(std::begin(keys), std::end(keys), item.key()) == std::end(keys))
@@ -268,10 +257,9 @@ Architecture parseDocument(const std::string& text, const std::string& origin) {
                               v.dump(-1, ' ', false, json::error_handler_t::replace));
         if (v.is_number_unsigned() ? v.get<uint64_t>() > kArchitectureFormatVersion
                                    : v.get<int64_t>() > kArchitectureFormatVersion)
-            throw ConfigError(
-                atKey("version") + "architecture format version " + v.dump() +
-                " is newer than this mppdl (" + versionString() + ") reads (up to version " +
-                std::to_string(kArchitectureFormatVersion) + "); open it with a newer mppdl");
+            throw ConfigError(atKey("version") + "architecture format version " + v.dump() +
+                              " is newer than this mppdl (" + versionString() + ") reads (up to version " +
+                              std::to_string(kArchitectureFormatVersion) + "); open it with a newer mppdl");
     }
 
     Architecture architecture;
@@ -279,8 +267,7 @@ Architecture parseDocument(const std::string& text, const std::string& origin) {
         if (!doc.contains(key))
             continue;
         if (!doc[key].is_string())
-            throw ConfigError(atKey(key) + "\"" + key + "\" must be a string, got " +
-                              jsonTypeName(doc[key]));
+            throw ConfigError(atKey(key) + "\"" + key + "\" must be a string, got " + jsonTypeName(doc[key]));
         std::string value = doc[key].get<std::string>();
         if (std::strcmp(key, "name") == 0)
             architecture.name = std::move(value);
@@ -293,12 +280,11 @@ Architecture parseDocument(const std::string& text, const std::string& origin) {
         throw ConfigError(origin + ": no \"layers\" list");
     const json& layers = doc["layers"];
     if (!layers.is_array())
-        throw ConfigError(atKey("layers") + "\"layers\" must be a list of layer objects, got " +
-                          jsonTypeName(layers));
+        throw ConfigError(atKey("layers") + "\"layers\" must be a list of layer objects, got " + jsonTypeName(layers));
     for (size_t i = 0; i < layers.size(); ++i)
         if (!layers[i].is_object())
-            throw ConfigError(atKey("layers") + "layer " + std::to_string(i + 1) +
-                              " must be an object, got " + jsonTypeName(layers[i]));
+            throw ConfigError(atKey("layers") + "layer " + std::to_string(i + 1) + " must be an object, got " +
+                              jsonTypeName(layers[i]));
 
     std::set<std::string> usedNames;
     for (const auto& object : layers)
@@ -319,8 +305,7 @@ Architecture parseDocument(const std::string& text, const std::string& origin) {
         layer.type = object["type"].get<std::string>();
         if (object.contains("name")) {
             if (!object["name"].is_string())
-                throw ConfigError(where + which + ": \"name\" must be a string, got " +
-                                  jsonTypeName(object["name"]));
+                throw ConfigError(where + which + ": \"name\" must be a string, got " + jsonTypeName(object["name"]));
             layer.name = object["name"].get<std::string>();
         } else {
             const std::string base = layer.type.empty() ? "layer" : toLower(layer.type);
@@ -342,12 +327,10 @@ Architecture parseDocument(const std::string& text, const std::string& origin) {
                     layer.inputs.push_back(value.get<std::string>());
                     continue;
                 }
-                const bool ok =
-                    value.is_array() && std::all_of(value.begin(), value.end(),
-                                                    [](const json& v) { return v.is_string(); });
+                const bool ok = value.is_array() &&
+                                std::all_of(value.begin(), value.end(), [](const json& v) { return v.is_string(); });
                 if (!ok)
-                    throw ConfigError(where + label +
-                                      ": \"inputs\" must be a layer name or a list of names");
+                    throw ConfigError(where + label + ": \"inputs\" must be a layer name or a list of names");
                 for (const auto& v : value)
                     layer.inputs.push_back(v.get<std::string>());
                 continue;
@@ -418,8 +401,7 @@ bool operator==(const Layer& a, const Layer& b) {
 }
 
 bool operator==(const Architecture& a, const Architecture& b) {
-    return a.name == b.name && a.description == b.description && a.output == b.output &&
-           a.layers == b.layers;
+    return a.name == b.name && a.description == b.description && a.output == b.output && a.layers == b.layers;
 }
 
 } // namespace mppdl::model

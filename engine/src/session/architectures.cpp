@@ -58,7 +58,8 @@ std::string kerasFromTable(const ArchitectureImport& from) {
     return result.text(0, 0);
 #else
     (void)from;
-    throw ConfigError("--from-table needs PostgreSQL support, and this mppdl was built without it (MPPDL_POSTGRES=OFF)");
+    throw ConfigError(
+        "--from-table needs PostgreSQL support, and this mppdl was built without it (MPPDL_POSTGRES=OFF)");
 #endif
 }
 
@@ -111,8 +112,8 @@ ProjectArchitecture projectArchitecture(store::Project& project, const std::stri
         const auto found = project.architecture(name, version);
         if (!found) {
             const auto versions = project.architectureVersions(name);
-            throw ConfigError("architecture '" + name + "' has no version " + std::to_string(version) +
-                              " in " + project.path() +
+            throw ConfigError("architecture '" + name + "' has no version " + std::to_string(version) + " in " +
+                              project.path() +
                               (versions.empty() ? std::string(" (no versions at all: mppdl arch add FILE)")
                                                 : " (versions 1-" + std::to_string(versions.back().version) + ")"));
         }
@@ -122,7 +123,8 @@ ProjectArchitecture projectArchitecture(store::Project& project, const std::stri
     const bool isFile = fs::is_regular_file(ref, ec);
     if (!isFile) {
         if (const auto latest = project.architecture(ref))
-            return {*latest, validated(model::parseArchitecture(latest->spec, ref + "@" + std::to_string(latest->version)))};
+            return {*latest,
+                    validated(model::parseArchitecture(latest->spec, ref + "@" + std::to_string(latest->version)))};
     }
     const auto path = resolveArchitecture(ref); // a file, or a bundled one; ConfigError otherwise
     auto architecture = validated(model::loadArchitecture(path));

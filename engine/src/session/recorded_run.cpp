@@ -35,12 +35,13 @@ int64_t registerDataset(store::Project& project, const train::TrainConfig& confi
                    .dump();
     d.classNames = schema.classNames;
     const auto stats = data::computeStatistics(source.train);
-    d.statistics = nlohmann::json{{"class_counts", stats.classCounts},
-                                  {"channel_mean", stats.channelMean},
-                                  {"channel_std", stats.channelStd},
-                                  {"min", stats.min},
-                                  {"max", stats.max}}
-                       .dump();
+    d.statistics = nlohmann::json{
+        {"class_counts", stats.classCounts},
+        {"channel_mean", stats.channelMean},
+        {"channel_std", stats.channelStd},
+        {"min", stats.min},
+        {"max",
+         stats.max}}.dump();
     return project.registerDataset(d);
 }
 
@@ -109,8 +110,8 @@ train::TrainResult trainRecorded(store::Project& project, int64_t runId, const t
             RunEvent warning;
             warning.kind = EventKind::Message;
             warning.errorKind = toString(ErrorKind::Storage);
-            warning.message = "the project could not record how run " + std::to_string(runId) +
-                              " ended (" + recorder.endedWithError() + "); it may still show as running";
+            warning.message = "the project could not record how run " + std::to_string(runId) + " ended (" +
+                              recorder.endedWithError() + "); it may still show as running";
             display.onEvents({warning});
         }
         throw;

@@ -7,8 +7,7 @@
 
 namespace mppdl::session {
 
-ResumePoint prepareResume(store::Project& project, const store::RunRecord& run, RunObserver& observer,
-                          int threads) {
+ResumePoint prepareResume(store::Project& project, const store::RunRecord& run, RunObserver& observer, int threads) {
     ResumePoint point;
     point.run = run;
     point.label = "run " + std::to_string(run.id) + " (" + run.name + ")";
@@ -19,8 +18,7 @@ ResumePoint prepareResume(store::Project& project, const store::RunRecord& run, 
                           std::to_string(run.id));
     case store::RunState::Running:
         throw ConfigError(label + " is still running (pid " + std::to_string(run.pid) + " on " + run.host + ")");
-    default:
-        break;
+    default: break;
     }
     auto checkpoint = project.lastResumable(run.id);
     if (!checkpoint)
@@ -33,13 +31,14 @@ ResumePoint prepareResume(store::Project& project, const store::RunRecord& run, 
     const auto version = project.architectureById(run.architectureVersionId);
     if (!version)
         throw StorageError(project.path() + ": " + label + " refers to a missing architecture version");
-    point.architecture = model::parseArchitecture(version->spec, version->name + "@" + std::to_string(version->version));
+    point.architecture = model::parseArchitecture(version->spec,
+                                                  version->name + "@" + std::to_string(version->version));
 
     point.loaded = train::loadData(point.config, point.architecture, observer);
     // The same seed gives the same split and normalizer; a changed source would not.
     const auto& prepared = point.loaded.prepared;
-    const auto info =
-        train::modelInfoJson(prepared.normalizer, prepared.train.classNames(), train::modelMembers(point.config));
+    const auto info = train::modelInfoJson(prepared.normalizer, prepared.train.classNames(),
+                                           train::modelMembers(point.config));
     if (!run.modelInfo.empty() && nlohmann::json::parse(info) != nlohmann::json::parse(run.modelInfo))
         throw DataError(point.config.data.location + " has changed since " + label +
                         " started (other class names or feature statistics): it cannot be resumed");

@@ -25,8 +25,9 @@ store::RunRecord findRun(const store::Project& project, const std::string& idOrN
     std::string ids;
     for (size_t i = runs.size() > 10 ? runs.size() - 10 : 0; i < runs.size(); ++i)
         ids += (ids.empty() ? "" : ", ") + std::to_string(runs[i].id);
-    throw ConfigError("no run '" + idOrName + "' in " + project.path() +
-                      (runs.empty() ? std::string(" (it has no runs yet)") : " (latest run ids: " + ids + "; see mppdl runs)"));
+    throw ConfigError(
+        "no run '" + idOrName + "' in " + project.path() +
+        (runs.empty() ? std::string(" (it has no runs yet)") : " (latest run ids: " + ids + "; see mppdl runs)"));
 }
 
 RunWeights runWeights(const store::Project& project, const std::string& ref) {
@@ -58,8 +59,8 @@ RunWeights runWeights(const store::Project& project, const std::string& ref) {
         throw ConfigError("'" + ref + "': expected RUN, RUN:EPOCH, RUN:best or RUN:last");
     auto checkpoint = project.checkpoint(out.run.id, epoch);
     if (!checkpoint)
-        throw ConfigError(runLabel + " has no weights for epoch " + std::to_string(epoch) +
-                          " (kept: epochs " + keptList + ")");
+        throw ConfigError(runLabel + " has no weights for epoch " + std::to_string(epoch) + " (kept: epochs " +
+                          keptList + ")");
     out.checkpoint = std::move(*checkpoint);
     out.label = runLabel + ", epoch " + std::to_string(epoch);
     return out;
@@ -72,10 +73,13 @@ train::TrainedModel runModel(const store::Project& project, const std::string& r
 train::TrainedModel runModel(const store::Project& project, const RunWeights& weights, const std::string& device) {
     const auto version = project.architectureById(weights.run.architectureVersionId);
     if (!version)
-        throw StorageError(project.path() + ": run " + std::to_string(weights.run.id) + " refers to a missing architecture version");
+        throw StorageError(project.path() + ": run " + std::to_string(weights.run.id) +
+                           " refers to a missing architecture version");
     if (weights.run.modelInfo.empty())
-        throw StorageError(project.path() + ": run " + std::to_string(weights.run.id) + " has no normalizer and class names recorded");
-    const auto architecture = model::parseArchitecture(version->spec, version->name + "@" + std::to_string(version->version));
+        throw StorageError(project.path() + ": run " + std::to_string(weights.run.id) +
+                           " has no normalizer and class names recorded");
+    const auto architecture = model::parseArchitecture(version->spec,
+                                                       version->name + "@" + std::to_string(version->version));
     return train::TrainedModel::fromWeights(architecture, weights.run.modelInfo, weights.checkpoint.weights, device,
                                             weights.label);
 }

@@ -60,9 +60,7 @@ constexpr char kSqliteMagic[16] = {'S', 'Q', 'L', 'i', 't', 'e', ' ', 'f', 'o', 
 
 // --- small facts about the world
 
-double unixNow() {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double unixNow() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 std::string isoTime(double unixSeconds) {
     const auto seconds = static_cast<std::time_t>(std::floor(unixSeconds));
@@ -155,8 +153,8 @@ std::string peekWrittenBy(const std::string& path) {
 [[noreturn]] void refuseNewer(const std::string& path, int version, const std::string& writer) {
     const std::string by = writer.empty() ? "" : ", written by mppdl " + writer;
     throw StorageError(path + " was written by a newer mppdl (project schema " + std::to_string(version) + by +
-                       "); this mppdl " + versionString() + " reads schema " +
-                       std::to_string(currentSchemaVersion()) + ": upgrade mppdl");
+                       "); this mppdl " + versionString() + " reads schema " + std::to_string(currentSchemaVersion()) +
+                       ": upgrade mppdl");
 }
 
 /// Up to `size` bytes from the start of `path`.
@@ -212,8 +210,8 @@ void examineHeader(const std::string& path) {
                            " of 100 bytes)");
     const uint32_t pageSize = (uint32_t(header[16]) << 8) | header[17];
     if (!validPageSize(pageSize))
-        throw StorageError(path + " is corrupt: its header gives an impossible page size (" +
-                           std::to_string(pageSize) + ")");
+        throw StorageError(path + " is corrupt: its header gives an impossible page size (" + std::to_string(pageSize) +
+                           ")");
     if (bigEndian32(header + 68) != kApplicationId)
         throw StorageError(path + " is an SQLite database but not an mppdl project");
     const uint32_t version = bigEndian32(header + 60);
@@ -322,8 +320,8 @@ void recordWriter(sqlite::Database& db, int from, int /*to*/) {
 void upgrade(sqlite::Database& db, int version, bool readOnlyFile) {
     if (version < currentSchemaVersion()) {
         if (readOnlyFile)
-            throw StorageError(db.label() + " has project schema " + std::to_string(version) +
-                               ", older than schema " + std::to_string(currentSchemaVersion()) +
+            throw StorageError(db.label() + " has project schema " + std::to_string(version) + ", older than schema " +
+                               std::to_string(currentSchemaVersion()) +
                                " of this mppdl, and is read-only: make it writable so that it can be upgraded");
         migrate(db, projectMigrations(), recordWriter);
     }
@@ -337,8 +335,8 @@ std::string temporaryName(const std::string& path) {
     const fs::path p(path);
     const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
     // Hidden, and short enough for NAME_MAX whatever the project's name.
-    const std::string name = "." + p.filename().string().substr(0, 120) + ".creating-" +
-                             std::to_string(getpid()) + "-" + std::to_string(counter++) + "-" + std::to_string(stamp);
+    const std::string name = "." + p.filename().string().substr(0, 120) + ".creating-" + std::to_string(getpid()) +
+                             "-" + std::to_string(counter++) + "-" + std::to_string(stamp);
     return (p.parent_path() / name).string();
 }
 
@@ -765,8 +763,8 @@ int64_t Project::registerDataset(const DatasetRecord& record) {
         sqlite::Statement(self.db,
                           "INSERT INTO datasets (name, kind, location, options, schema, class_names, statistics,"
                           " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-            .bindAll(name, record.kind, record.location, record.options, record.schema, classNames,
-                     record.statistics, isoNow())
+            .bindAll(name, record.kind, record.location, record.options, record.schema, classNames, record.statistics,
+                     isoNow())
             .run();
         id = self.db.lastInsertId();
     }
@@ -793,8 +791,8 @@ std::optional<DatasetRecord> Project::dataset(int64_t id) const {
 
 // --- architectures
 
-ArchitectureVersion Project::addArchitecture(const std::string& name, const std::string& spec,
-                                             const std::string& note, bool* created) {
+ArchitectureVersion Project::addArchitecture(const std::string& name, const std::string& spec, const std::string& note,
+                                             bool* created) {
     auto& self = implOf(m_impl);
     self.requireWritable("add an architecture");
     if (name.empty())
@@ -838,14 +836,13 @@ ArchitectureVersion Project::addArchitecture(const std::string& name, const std:
 
 std::vector<ArchitectureSummary> Project::architectures() const {
     auto& self = implOf(m_impl);
-    sqlite::Statement query(self.db,
-                            "SELECT a.name, count(v.id), max(v.version),"
-                            " (SELECT count(*) FROM runs r JOIN architecture_versions w"
-                            "  ON w.id = r.architecture_version_id WHERE w.architecture_id = a.id),"
-                            " (SELECT created_at FROM architecture_versions w WHERE w.architecture_id = a.id"
-                            "  ORDER BY w.version DESC LIMIT 1)"
-                            " FROM architectures a JOIN architecture_versions v ON v.architecture_id = a.id"
-                            " GROUP BY a.id ORDER BY a.name");
+    sqlite::Statement query(self.db, "SELECT a.name, count(v.id), max(v.version),"
+                                     " (SELECT count(*) FROM runs r JOIN architecture_versions w"
+                                     "  ON w.id = r.architecture_version_id WHERE w.architecture_id = a.id),"
+                                     " (SELECT created_at FROM architecture_versions w WHERE w.architecture_id = a.id"
+                                     "  ORDER BY w.version DESC LIMIT 1)"
+                                     " FROM architectures a JOIN architecture_versions v ON v.architecture_id = a.id"
+                                     " GROUP BY a.id ORDER BY a.name");
     std::vector<ArchitectureSummary> out;
     while (query.step()) {
         ArchitectureSummary s;
@@ -871,9 +868,8 @@ std::vector<ArchitectureVersion> Project::architectureVersions(const std::string
 
 std::optional<ArchitectureVersion> Project::architecture(const std::string& name, int version) const {
     auto& self = implOf(m_impl);
-    sqlite::Statement query(self.db, std::string(kVersionColumns) +
-                                         " WHERE a.name = ?1 AND (?2 = 0 OR v.version = ?2)"
-                                         " ORDER BY v.version DESC LIMIT 1");
+    sqlite::Statement query(self.db, std::string(kVersionColumns) + " WHERE a.name = ?1 AND (?2 = 0 OR v.version = ?2)"
+                                                                    " ORDER BY v.version DESC LIMIT 1");
     if (!query.bindAll(name, version).step())
         return std::nullopt;
     return readVersion(query);
@@ -911,8 +907,8 @@ int64_t Project::createRun(const NewRun& run) {
                       "INSERT INTO runs (name, dataset_id, architecture_version_id, strategy, segments, config,"
                       " state, versions, created_at, epochs, warm_start_run, warm_start_epoch)"
                       " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)")
-        .bindAll(run.name, datasetId, run.architectureVersionId, run.strategy, run.segments, run.config,
-                 run.versions, isoNow(), run.epochs, run.warmStartRun, run.warmStartEpoch)
+        .bindAll(run.name, datasetId, run.architectureVersionId, run.strategy, run.segments, run.config, run.versions,
+                 isoNow(), run.epochs, run.warmStartRun, run.warmStartEpoch)
         .run();
     const int64_t id = self.db.lastInsertId();
     // The default name needs the id, known only after the insert.
@@ -932,8 +928,7 @@ void Project::startRun(int64_t runId) {
     // Two processes continuing one run would interleave their metrics and checkpoints.
     if (current->state == RunState::Running && !(current->host == self.host && current->pid == getpid()))
         throw StorageError(self.path + ": run " + std::to_string(runId) + " (" + current->name +
-                           ") is already running, as process " + std::to_string(current->pid) + " on " +
-                           current->host);
+                           ") is already running, as process " + std::to_string(current->pid) + " on " + current->host);
     const double now = unixNow();
     // A resumed run keeps the time it first started.
     self.updateRun(runId,
@@ -1205,8 +1200,8 @@ std::vector<EvaluationRecord> Project::evaluations(int64_t runId) const {
             throw StorageError(self.path + ": the per-class results of " + where + " are not a JSON object");
         e.perClassAccuracy = numberList(self.path, perClass.value("accuracy", json::array()),
                                         "the per-class accuracy of " + where);
-        e.perClassCount =
-            integerList(self.path, perClass.value("count", json::array()), "the per-class counts of " + where);
+        e.perClassCount = integerList(self.path, perClass.value("count", json::array()),
+                                      "the per-class counts of " + where);
         e.confusion = integerList(self.path, parseJson(self.path, query.text(7), "the confusion of " + where),
                                   "the confusion of " + where);
         e.classNames = stringList(self.path, query.text(8), "the class names of " + where);

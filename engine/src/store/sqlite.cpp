@@ -15,8 +15,7 @@ bool isCorruption(int code) {
 
 namespace {
 
-[[noreturn]] void throwFor(int code, const std::string& message, const std::string& label,
-                           const std::string& what) {
+[[noreturn]] void throwFor(int code, const std::string& message, const std::string& label, const std::string& what) {
     if (isCorruption(code))
         throw StorageError(label + " is corrupt: cannot " + what + ": " + message);
     std::string hint;

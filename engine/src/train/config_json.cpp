@@ -38,11 +38,16 @@ const json& section(const json& object, const char* key, const std::string& wher
 
 std::string toJson(const TrainConfig& c) {
     const auto& s = c.data.source;
-    json source = {{"kind", s.kind}, {"label", s.label}, {"delimiter", std::string(1, s.delimiter)},
-                   {"shape", s.shape}, {"limit", s.limit},
+    json source = {{"kind", s.kind},
+                   {"label", s.label},
+                   {"delimiter", std::string(1, s.delimiter)},
+                   {"shape", s.shape},
+                   {"limit", s.limit},
                    // Never the password: a resume asks PGPASSWORD or ~/.pgpass for it.
                    {"connection", data::connectionWithoutPassword(s.connection)},
-                   {"features", s.features}, {"id", s.id}, {"bytea", s.bytea},
+                   {"features", s.features},
+                   {"id", s.id},
+                   {"bytea", s.bytea},
                    {"distributed_by", s.distributedBy}};
     if (s.header)
         source["header"] = *s.header;

@@ -161,8 +161,7 @@ void applyThreadCount(int threads) {
 
 std::string blasName() {
     Dl_info info{};
-    if (auto symbol = dlsym(RTLD_DEFAULT, "sgemm_"); symbol && dladdr(symbol, &info) && info.dli_fname)
-    {
+    if (auto symbol = dlsym(RTLD_DEFAULT, "sgemm_"); symbol && dladdr(symbol, &info) && info.dli_fname) {
         // libblas.so.3 is an alternatives symlink: name the library behind it.
         std::error_code ec;
         const auto real = std::filesystem::canonical(info.dli_fname, ec);

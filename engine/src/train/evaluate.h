@@ -26,8 +26,7 @@ constexpr int64_t kInferenceCacheBytes = int64_t(6) << 20;
 /// each member's training mode is restored afterwards. An ensemble's prediction is this sum over
 /// its members, divided by their number (members may be spread over processes: their partial
 /// sums are added up).
-torch::Tensor sumProbabilities(std::vector<model::GraphModule>& members, const torch::Tensor& x,
-                               int64_t batchSize = 0);
+torch::Tensor sumProbabilities(std::vector<model::GraphModule>& members, const torch::Tensor& x, int64_t batchSize = 0);
 
 /// The logits of one network for every row of `x`, the same way.
 torch::Tensor predictLogits(model::GraphModule& module, const torch::Tensor& x, int64_t batchSize = 0);
@@ -46,7 +45,6 @@ Evaluation evaluateMembers(std::vector<model::GraphModule>& members, const torch
                            const std::vector<std::string>& classNames, const std::string& split);
 
 /// Throws ConfigError when a dataset's sample shape is not the network's input shape.
-void checkInputShape(const model::Analysis& analysis, const std::vector<int64_t>& sampleShape,
-                     const std::string& what);
+void checkInputShape(const model::Analysis& analysis, const std::vector<int64_t>& sampleShape, const std::string& what);
 
 } // namespace mppdl::train

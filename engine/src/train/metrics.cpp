@@ -30,8 +30,8 @@ void inEvalBatches(std::vector<model::GraphModule>& members, int64_t rows, int64
     if (batchSize <= 0) {
         const auto& front = members.front();
         const auto parameters = front->parameters();
-        batchSize = inferenceBatch(front->analysis(), parameters.empty() ? torch::Device(torch::kCPU)
-                                                                         : parameters.front().device());
+        batchSize = inferenceBatch(front->analysis(),
+                                   parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device());
     }
     for (int64_t begin = 0; begin < rows; begin += batchSize)
         body(begin, std::min(rows, begin + batchSize));
@@ -81,8 +81,8 @@ torch::Tensor ensembleLogits(const torch::Tensor& probabilitySum, int64_t member
     return (probabilitySum / double(members)).clamp_min(1e-30).log();
 }
 
-Evaluation evaluateLogits(const torch::Tensor& logits, const torch::Tensor& y, const std::vector<std::string>& classNames,
-                          const std::string& split) {
+Evaluation evaluateLogits(const torch::Tensor& logits, const torch::Tensor& y,
+                          const std::vector<std::string>& classNames, const std::string& split) {
     torch::NoGradGuard noGrad;
     const int64_t k = int64_t(classNames.size());
     const int64_t n = y.size(0);

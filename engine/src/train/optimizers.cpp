@@ -11,8 +11,7 @@ namespace mppdl::train {
 
 namespace {
 
-using Factory = std::unique_ptr<torch::optim::Optimizer> (*)(const OptimizerConfig&,
-                                                              std::vector<torch::Tensor>);
+using Factory = std::unique_ptr<torch::optim::Optimizer> (*)(const OptimizerConfig&, std::vector<torch::Tensor>);
 
 struct OptimizerKind {
     Choice choice;
@@ -25,35 +24,28 @@ const std::vector<OptimizerKind>& optimizerTable() {
         {{"sgd", "stochastic gradient descent; --momentum, --nesterov, --weight-decay"},
          [](const OptimizerConfig& c, std::vector<torch::Tensor> p) -> std::unique_ptr<torch::optim::Optimizer> {
              return std::make_unique<torch::optim::SGD>(
-                 std::move(p), torch::optim::SGDOptions(c.lr)
-                                   .momentum(c.momentum)
-                                   .nesterov(c.nesterov)
-                                   .weight_decay(c.weightDecay));
+                 std::move(p),
+                 torch::optim::SGDOptions(c.lr).momentum(c.momentum).nesterov(c.nesterov).weight_decay(c.weightDecay));
          }},
         {{"adam", "Adam (Kingma & Ba); L2 weight decay added to the gradient"},
          [](const OptimizerConfig& c, std::vector<torch::Tensor> p) -> std::unique_ptr<torch::optim::Optimizer> {
              return std::make_unique<torch::optim::Adam>(
-                 std::move(p), torch::optim::AdamOptions(c.lr)
-                                   .betas({c.beta1, c.beta2})
-                                   .eps(c.eps)
-                                   .weight_decay(c.weightDecay));
+                 std::move(p),
+                 torch::optim::AdamOptions(c.lr).betas({c.beta1, c.beta2}).eps(c.eps).weight_decay(c.weightDecay));
          }},
         {{"adamw", "Adam with decoupled weight decay (Loshchilov & Hutter)"},
          [](const OptimizerConfig& c, std::vector<torch::Tensor> p) -> std::unique_ptr<torch::optim::Optimizer> {
              return std::make_unique<torch::optim::AdamW>(
-                 std::move(p), torch::optim::AdamWOptions(c.lr)
-                                   .betas({c.beta1, c.beta2})
-                                   .eps(c.eps)
-                                   .weight_decay(c.weightDecay));
+                 std::move(p),
+                 torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).eps(c.eps).weight_decay(c.weightDecay));
          }},
         {{"rmsprop", "RMSprop; --momentum, --weight-decay"},
          [](const OptimizerConfig& c, std::vector<torch::Tensor> p) -> std::unique_ptr<torch::optim::Optimizer> {
-             return std::make_unique<torch::optim::RMSprop>(
-                 std::move(p), torch::optim::RMSpropOptions(c.lr)
-                                   .alpha(c.alpha)
-                                   .eps(c.eps)
-                                   .momentum(c.momentum)
-                                   .weight_decay(c.weightDecay));
+             return std::make_unique<torch::optim::RMSprop>(std::move(p), torch::optim::RMSpropOptions(c.lr)
+                                                                              .alpha(c.alpha)
+                                                                              .eps(c.eps)
+                                                                              .momentum(c.momentum)
+                                                                              .weight_decay(c.weightDecay));
          }},
     };
     return table;

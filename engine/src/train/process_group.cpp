@@ -19,9 +19,7 @@ namespace mppdl::train {
 
 namespace {
 
-std::chrono::milliseconds milliseconds(double seconds) {
-    return std::chrono::milliseconds(int64_t(seconds * 1000));
-}
+std::chrono::milliseconds milliseconds(double seconds) { return std::chrono::milliseconds(int64_t(seconds * 1000)); }
 
 /// libtorch's message without its C++ backtrace: the first line.
 std::string firstLine(const std::exception& e) {
@@ -65,10 +63,10 @@ struct ProcessGroup::Impl : Collectives {
             work->wait();
         } catch (const std::exception& e) {
             const std::string context = failureContext ? failureContext() : std::string();
-            throw DeviceError("process " + std::to_string(rankValue) + " of " + std::to_string(worldValue) +
-                              ": the " + what + " with the other processes failed: " +
-                              (context.empty() ? "a process of the run died or stopped answering" : context) +
-                              " (" + firstLine(e) + ")");
+            throw DeviceError("process " + std::to_string(rankValue) + " of " + std::to_string(worldValue) + ": the " +
+                              what + " with the other processes failed: " +
+                              (context.empty() ? "a process of the run died or stopped answering" : context) + " (" +
+                              firstLine(e) + ")");
         }
     }
 
@@ -163,11 +161,13 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std:
         impl->store = c10::make_intrusive<c10d::TCPStore>(host, options);
     } catch (const std::exception& e) {
         if (rank == 0)
-            throw DeviceError("cannot serve the run's rendezvous at " + master + " (is the port in use? choose "
-                              "another with --master HOST:PORT): " + firstLine(e));
+            throw DeviceError("cannot serve the run's rendezvous at " + master +
+                              " (is the port in use? choose "
+                              "another with --master HOST:PORT): " +
+                              firstLine(e));
         throw DeviceError("cannot reach the run's master at " + master + " within " +
-                          std::to_string(int(timeoutSeconds)) + " s (is rank 0 running there, and the port open?): " +
-                          firstLine(e));
+                          std::to_string(int(timeoutSeconds)) +
+                          " s (is rank 0 running there, and the port open?): " + firstLine(e));
     }
     impl->portValue = impl->store->getPort();
     if (rank == 0 && listening)

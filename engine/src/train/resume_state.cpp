@@ -66,14 +66,14 @@ void restoreSegment(Replica& r, const std::string& blob, bool withWeights, const
 
 std::string LoopState::toJson() const {
     // JSON has no infinity: a run without validation keeps bestValLoss infinite.
-    const nlohmann::json j = {
-        {"epochs_done", epochsDone},
-        {"global_step", globalStep},
-        {"best_epoch", bestEpoch},
-        {"best_val_accuracy", bestValAccuracy},
-        {"best_val_loss", std::isfinite(bestValLoss) ? nlohmann::json(bestValLoss) : nlohmann::json()},
-        {"epochs_without_improvement", epochsWithoutImprovement},
-        {"stopped_early", stoppedEarly}};
+    const nlohmann::json j = {{"epochs_done", epochsDone},
+                              {"global_step", globalStep},
+                              {"best_epoch", bestEpoch},
+                              {"best_val_accuracy", bestValAccuracy},
+                              {"best_val_loss",
+                               std::isfinite(bestValLoss) ? nlohmann::json(bestValLoss) : nlohmann::json()},
+                              {"epochs_without_improvement", epochsWithoutImprovement},
+                              {"stopped_early", stoppedEarly}};
     return j.dump();
 }
 

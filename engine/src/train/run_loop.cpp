@@ -163,8 +163,8 @@ void RunLoop::buildNetwork() {
 void RunLoop::shareStartPoint() {
     // Every process starts from rank 0's initial or warm-start weights and resume point.
     const Checkpoint* resume = m_control.resumeFrom;
-    m_initialWeights =
-        broadcastBytes(m_group, m_control.initialWeights && !resume ? *m_control.initialWeights : std::string());
+    m_initialWeights = broadcastBytes(m_group,
+                                      m_control.initialWeights && !resume ? *m_control.initialWeights : std::string());
     m_resumeWeights = broadcastBytes(m_group, resume ? resume->weights : std::string());
     m_resumeState = broadcastBytes(m_group, resume ? resume->state : std::string());
     m_resumeEpoch = int(std::stoll(broadcastBytes(m_group, std::to_string(resume ? resume->epoch : -1))));
@@ -248,7 +248,8 @@ void RunLoop::resume() {
     if (m_loop.epochsDone != m_resumeEpoch)
         throw StorageError(what + " holds the state of epoch " + std::to_string(m_loop.epochsDone));
     if (m_loop.globalStep != int64_t(m_loop.epochsDone) * m_stepsPerEpoch)
-        throw ConfigError(what + " was made with " + std::to_string(m_loop.globalStep / std::max(1, m_loop.epochsDone)) +
+        throw ConfigError(what + " was made with " +
+                          std::to_string(m_loop.globalStep / std::max(1, m_loop.epochsDone)) +
                           " steps per epoch, this data and batch size give " + std::to_string(m_stepsPerEpoch) +
                           " (a resume needs the run's own data and configuration)");
 }
@@ -420,14 +421,9 @@ bool RunLoop::join(Epoch& ep) {
     for (auto& r : m_replicas)
         weights.push_back(rows > 0 ? count[r.segment] / rows : 0.0);
     switch (m_strategy.join) {
-    case Join::None:
-        return true; // nothing joined, no time spent joining
-    case Join::Average:
-        averageReplicas(m_module, m_replicas, weights, divergence, m_group);
-        break;
-    case Join::Elastic:
-        elasticAverage(m_module, m_replicas, m_movingRate, divergence, m_group);
-        break;
+    case Join::None: return true; // nothing joined, no time spent joining
+    case Join::Average: averageReplicas(m_module, m_replicas, weights, divergence, m_group); break;
+    case Join::Elastic: elasticAverage(m_module, m_replicas, m_movingRate, divergence, m_group); break;
     case Join::Gradients:
         if (rows > 0) {
             averageGradients(m_replicas, weights, m_group);
@@ -482,8 +478,8 @@ void RunLoop::endEpoch(Epoch& ep) {
             m_loop.bestValLoss = validation->loss;
         m_result.validation = std::move(validation);
     }
-    const std::optional<double> valAccuracy =
-        m_result.validation ? std::optional<double>(m_result.validation->accuracy) : std::nullopt;
+    const std::optional<double> valAccuracy = m_result.validation ? std::optional<double>(m_result.validation->accuracy)
+                                                                  : std::nullopt;
     m_result.epochsRun = m_loop.epochsDone = ep.epoch + 1;
 
     m_loop.epochsWithoutImprovement = improved ? 0 : m_loop.epochsWithoutImprovement + 1;
@@ -594,7 +590,8 @@ TrainResult RunLoop::finish() {
     // The final model: the merged one, or every member of an ensemble.
     std::vector<model::GraphModule> members = localMembers();
     if (m_strategy.keepsMembers && m_world > 1) // the last epoch gathered them, unless no epoch ran here
-        members = allMembers(m_replicas, m_lastStates.empty() ? gatherSegments(m_replicas, true, m_group) : m_lastStates,
+        members = allMembers(m_replicas,
+                             m_lastStates.empty() ? gatherSegments(m_replicas, true, m_group) : m_lastStates,
                              m_config.segments, m_architecture, m_device);
     if (!m_data.test.empty())
         evaluateTest(members);

@@ -26,9 +26,7 @@ namespace mppdl::train {
 
 using Clock = std::chrono::steady_clock;
 
-inline double secondsSince(Clock::time_point t) {
-    return std::chrono::duration<double>(Clock::now() - t).count();
-}
+inline double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 /// Stamps events with the run's wall time and hands them to the observer.
 class Emitter {
@@ -114,8 +112,8 @@ private:
     Collectives* m_group = nullptr;
     int m_rank = 0, m_world = 1;
     std::vector<torch::Device> m_segmentDevice; ///< each segment's
-    torch::Device m_device{torch::kCPU};         ///< where the merged model lives
-    std::vector<torch::Device> m_devices;        ///< the distinct ones, for their generators
+    torch::Device m_device{torch::kCPU};        ///< where the merged model lives
+    std::vector<torch::Device> m_devices;       ///< the distinct ones, for their generators
 
     model::GraphModule m_module{nullptr}; ///< the merged model (EASGD's center; unused by an ensemble)
     std::string m_initialWeights, m_resumeWeights, m_resumeState;

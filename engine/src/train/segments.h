@@ -21,7 +21,7 @@ namespace mppdl::train {
 
 /// A model that trains: the single strategy's one, or one segment's replica, with its shard.
 struct Replica {
-    int segment = 0;           ///< its index among all the run's segments
+    int segment = 0; ///< its index among all the run's segments
     torch::Device device{torch::kCPU};
     model::GraphModule module{nullptr};
     std::unique_ptr<torch::optim::Optimizer> optimizer;

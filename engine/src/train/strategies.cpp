@@ -13,22 +13,41 @@ const std::vector<StrategyKind>& strategies() {
     // name and help; join; segmented, keepsMembers, usesMovingRate; defaultSyncEvery
     static const std::vector<StrategyKind> table = {
         {{"single", "one model trained on all rows (the reference the others are compared with)"},
-         Join::None, false, false, false, 0},
+         Join::None,
+         false,
+         false,
+         false,
+         0},
         {{"model-averaging",
           "MADlib's fit: a replica per segment trains on its shard; the replicas are averaged, weighted "
           "by rows, after each pass (or every --sync-every minibatches) and the average is broadcast"},
-         Join::Average, true, false, false, 0},
+         Join::Average,
+         true,
+         false,
+         false,
+         0},
         {{"easgd",
           "elastic averaging SGD: every --sync-every minibatches (tau, default 10) each replica moves toward a "
           "center model by the moving rate and the center toward the replicas (alpha = 0.9 / segments)"},
-         Join::Elastic, true, false, true, kDefaultTau},
-        {{"ensemble",
-          "one independent model per segment; the prediction is the mean of their class probabilities"},
-         Join::None, true, true, false, 0},
+         Join::Elastic,
+         true,
+         false,
+         true,
+         kDefaultTau},
+        {{"ensemble", "one independent model per segment; the prediction is the mean of their class probabilities"},
+         Join::None,
+         true,
+         true,
+         false,
+         0},
         {{"allreduce",
           "synchronous data parallel, as DDP: each step the segments' gradients are averaged, weighted by rows, "
           "so the replicas stay equal (one step over the union of the segments' minibatches)"},
-         Join::Gradients, true, false, false, 1},
+         Join::Gradients,
+         true,
+         false,
+         false,
+         1},
     };
     return table;
 }

@@ -127,8 +127,7 @@ TrainedModel TrainedModel::load(const std::string& path, const std::string& devi
 }
 
 TrainedModel TrainedModel::fromWeights(const model::Architecture& architecture, const std::string& modelInfo,
-                                       const std::string& weights, const std::string& device,
-                                       const std::string& what) {
+                                       const std::string& weights, const std::string& device, const std::string& what) {
     auto impl = std::make_unique<Impl>();
     impl->device = torch::Device(checkDevice(device));
     impl->architecture = architecture;
@@ -148,7 +147,8 @@ TrainedModel TrainedModel::fromWeights(const model::Architecture& architecture, 
 
 std::string modelInfoJson(const data::Normalizer& normalizer, const std::vector<std::string>& classNames,
                           int64_t members) {
-    return nlohmann::json{{"classes", classNames}, {"normalization", normalizationJson(normalizer)}, {"members", members}}
+    return nlohmann::json{
+        {"classes", classNames}, {"normalization", normalizationJson(normalizer)}, {"members", members}}
         .dump();
 }
 
@@ -187,8 +187,7 @@ data::Predictions TrainedModel::predict(const data::Dataset& raw, const PredictO
         for (int s = 0; s < segments; ++s) {
             const torch::Device device(pool[size_t(s) % pool.size()]);
             for (const auto& m : m_impl->members)
-                replicas[size_t(s)].push_back(
-                    std::dynamic_pointer_cast<model::GraphModuleImpl>(m->clone(device)));
+                replicas[size_t(s)].push_back(std::dynamic_pointer_cast<model::GraphModuleImpl>(m->clone(device)));
         }
         // libtorch's threads are shared out among the segments on the CPU.
         int cpuSegments = 0;
@@ -225,8 +224,8 @@ Evaluation TrainedModel::evaluate(const data::Dataset& raw, const std::string& s
     // The data's classes must be the model's: otherwise label indexes would mean other things.
     if (raw.classNames() != m_impl->classNames) {
         if (raw.numClasses() > int64_t(m_impl->classNames.size()))
-            throw ConfigError("the data has " + std::to_string(raw.numClasses()) +
-                              " classes but the model predicts " + std::to_string(m_impl->classNames.size()));
+            throw ConfigError("the data has " + std::to_string(raw.numClasses()) + " classes but the model predicts " +
+                              std::to_string(m_impl->classNames.size()));
     }
     return evaluateMembers(m_impl->members, normalized.features().to(m_impl->device),
                            normalized.labels().to(m_impl->device), m_impl->classNames, split);

@@ -101,23 +101,23 @@ LoadedData loadData(const TrainConfig& config, const model::Architecture& archit
                                                 config.data.normalization)};
         const auto& prepared = loaded.prepared;
         std::ostringstream m;
-        m << "data: " << source.kind << " " << source.location << ", "
-          << prepared.train.size() << " train / " << prepared.validation.size() << " validation / "
-          << prepared.test.size() << " test rows of " << data::formatShape(prepared.train.sampleShape())
-          << ", " << prepared.train.numClasses() << " classes, loaded in " << humanDuration(secondsSince(start));
+        m << "data: " << source.kind << " " << source.location << ", " << prepared.train.size() << " train / "
+          << prepared.validation.size() << " validation / " << prepared.test.size() << " test rows of "
+          << data::formatShape(prepared.train.sampleShape()) << ", " << prepared.train.numClasses()
+          << " classes, loaded in " << humanDuration(secondsSince(start));
         emitter.message(m.str());
         return loaded;
     });
 }
 
-TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
-                  RunObserver& observer, const TrainControl& control) {
+TrainResult train(const TrainConfig& config, const model::Architecture& architecture, RunObserver& observer,
+                  const TrainControl& control) {
     const auto loaded = loadData(config, architecture, observer);
     return train(config, architecture, loaded.prepared, observer, control);
 }
 
-TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
-                  const data::PreparedData& data, RunObserver& observer, const TrainControl& control) {
+TrainResult train(const TrainConfig& config, const model::Architecture& architecture, const data::PreparedData& data,
+                  RunObserver& observer, const TrainControl& control) {
     Emitter emitter(observer, control.resumeFrom ? control.resumeFrom->wallSeconds : 0);
     return reportFailures(emitter, [&] { return RunLoop(config, architecture, data, control, emitter).run(); });
 }

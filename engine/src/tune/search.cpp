@@ -21,7 +21,7 @@ using nlohmann::json;
 struct ParameterKind {
     const char* name;
     const char* help;
-    bool text;    ///< names, not numbers
+    bool text; ///< names, not numbers
     bool integer;
     /// Numbers: what is wrong with a value it cannot take (nullptr when it is fine).
     const char* (*bad)(double v);
@@ -41,8 +41,8 @@ std::string noLabel(const Configuration&) { return {}; }
 const std::vector<ParameterKind>& parameterKinds() {
     static const std::vector<ParameterKind> kinds = {
         {"architecture", "architecture names (the project's, or bundled): \"lenet5\" or [\"mlp\", \"lenet5\"]", true,
-         false, anyNumber, nullptr, [](Configuration& c, double, const std::string& l) { c.architecture = l; },
-         noValue, [](const Configuration& c) { return c.architecture; }},
+         false, anyNumber, nullptr, [](Configuration& c, double, const std::string& l) { c.architecture = l; }, noValue,
+         [](const Configuration& c) { return c.architecture; }},
         {"optimizer", "sgd, adam, adamw, rmsprop: one or a list", true, false, anyNumber, train::optimizerChoices,
          [](Configuration& c, double, const std::string& l) { c.optimizer = l; }, noValue,
          [](const Configuration& c) { return c.optimizer; }},
@@ -117,8 +117,9 @@ ParameterSpace parseParameter(const ParameterKind& kind, const json& j, const st
             if (it.key() != "range" && it.key() != "scale" && it.key() != "steps")
                 throw ConfigError(at + "unknown key \"" + it.key() + "\" in a range (range, scale, steps)");
         if (!j.contains("range") || !j["range"].is_array() || j["range"].size() != 2)
-            throw ConfigError(at + show(j) + ": a range is {\"range\": [low, high], \"scale\": \"linear\"|\"log\", "
-                                            "\"steps\": N}");
+            throw ConfigError(at + show(j) +
+                              ": a range is {\"range\": [low, high], \"scale\": \"linear\"|\"log\", "
+                              "\"steps\": N}");
         p.low = number(j["range"][0]);
         p.high = number(j["range"][1]);
         if (p.low > p.high)
@@ -281,9 +282,8 @@ std::string Configuration::describe() const {
 }
 
 std::string Configuration::toJson() const {
-    return json{{"architecture", architecture}, {"optimizer", optimizer}, {"lr", lr},
-                {"momentum", momentum}, {"weight_decay", weightDecay}, {"batch_size", batchSize},
-                {"epochs", epochs}}
+    return json{{"architecture", architecture}, {"optimizer", optimizer},  {"lr", lr},        {"momentum", momentum},
+                {"weight_decay", weightDecay},  {"batch_size", batchSize}, {"epochs", epochs}}
         .dump();
 }
 

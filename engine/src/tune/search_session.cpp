@@ -90,9 +90,7 @@ public:
             m_display->onEvents(batch);
         for (const auto& e : batch) {
             switch (e.kind) {
-            case EventKind::Started:
-                m_row.state = "training";
-                break;
+            case EventKind::Started: m_row.state = "training"; break;
             case EventKind::Epoch:
                 m_row.status.epochsDone = e.epoch;
                 m_row.status.seconds = e.wallSeconds;
@@ -110,14 +108,9 @@ public:
                 m_row.state = stopping ? "stopped" : "finished";
                 m_row.status.finished = !stopping;
                 break;
-            case EventKind::Failed:
-                m_row.state = "failed";
-                break;
-            case EventKind::Cancelled:
-                m_row.state = "cancelled";
-                break;
-            default:
-                break;
+            case EventKind::Failed: m_row.state = "failed"; break;
+            case EventKind::Cancelled: m_row.state = "cancelled"; break;
+            default: break;
             }
         }
     }

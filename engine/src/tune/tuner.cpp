@@ -53,14 +53,14 @@ struct TrialState {
     at::Generator permutation;
     at::Generator dropout;
     TrialStatus status;
-    int64_t step = 0;          ///< minibatches since the run started
-    double wallOffset = 0;     ///< wall time of earlier processes (a resume)
-    bool started = false;      ///< its Started event was sent
-    bool ended = false;        ///< Finished, Failed or Cancelled was sent
+    int64_t step = 0;      ///< minibatches since the run started
+    double wallOffset = 0; ///< wall time of earlier processes (a resume)
+    bool started = false;  ///< its Started event was sent
+    bool ended = false;    ///< Finished, Failed or Cancelled was sent
     // This round and epoch.
     int until = 0;
     bool busy = false;
-    int visits = 0;            ///< shards trained in the current epoch
+    int visits = 0; ///< shards trained in the current epoch
     double lossSum = 0;
     int64_t correct = 0, rows = 0;
     double epochTrainSeconds = 0;
@@ -223,7 +223,8 @@ TrialSet::TrialSet(std::vector<Trial> trials, const data::PreparedData& data, Sc
         if (m_options.segments > data.train.size())
             throw ConfigError("more segments (" + std::to_string(m_options.segments) + ") than training rows (" +
                               std::to_string(data.train.size()) + ")");
-        for (const auto& rows : data::distribute(data.train, m_options.segments, m_options.distribution, m_options.seed)) {
+        for (const auto& rows :
+             data::distribute(data.train, m_options.segments, m_options.distribution, m_options.seed)) {
             sh.x.push_back(data.train.features().index_select(0, rows).to(sh.device));
             sh.y.push_back(data.train.labels().index_select(0, rows).to(sh.device));
             sh.shardRows.push_back(rows.size(0));
@@ -335,8 +336,7 @@ private:
     /// Workers stop at the next minibatch when one of them failed, the caller cancels, or handing
     /// events to the observers failed (a full disk: training on without a record helps nobody).
     bool stopping() const {
-        return m_pool.failed.load(std::memory_order_relaxed) || m_abort.load(std::memory_order_relaxed) ||
-               cancelled();
+        return m_pool.failed.load(std::memory_order_relaxed) || m_abort.load(std::memory_order_relaxed) || cancelled();
     }
     bool cancelled() const { return m_options.cancel && m_options.cancel->load(std::memory_order_relaxed); }
 
@@ -364,7 +364,8 @@ void TrialRound::run() {
     m_sh.deliver();
     std::exception_ptr failure;
     try {
-        m_pool.run(size_t(m_sh.workers), [this](size_t w) { work(w); }, [this] { whileWaiting(); });
+        m_pool.run(
+            size_t(m_sh.workers), [this](size_t w) { work(w); }, [this] { whileWaiting(); });
     } catch (...) {
         failure = std::current_exception();
     }

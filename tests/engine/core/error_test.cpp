@@ -8,8 +8,8 @@ using namespace mppdl;
 
 TEST(Error, EveryKindHasItsOwnExitCode) {
     std::set<int> codes;
-    for (auto kind : {ErrorKind::Config, ErrorKind::Data, ErrorKind::Device, ErrorKind::Storage,
-                      ErrorKind::Cancelled, ErrorKind::Internal}) {
+    for (auto kind : {ErrorKind::Config, ErrorKind::Data, ErrorKind::Device, ErrorKind::Storage, ErrorKind::Cancelled,
+                      ErrorKind::Internal}) {
         EXPECT_NE(exitCode(kind), 0) << toString(kind);
         codes.insert(exitCode(kind));
     }

@@ -108,10 +108,8 @@ TEST(TextChart, YTicksAreNiceCompactAndBracketTheData) {
     };
     // Data on nice numbers: ticks at both ends of it, top to bottom.
     EXPECT_EQ(labelsOf({2.0, 1.2, 0.8, 0.5}), (std::vector<std::string>{"2", "1.5", "1", "0.5"}));
-    EXPECT_EQ(labelsOf({0.88, 0.91, 0.95, 0.96}),
-              (std::vector<std::string>{"0.96", "0.94", "0.92", "0.9", "0.88"}));
-    EXPECT_EQ(labelsOf({1000, 1250, 1400}),
-              (std::vector<std::string>{"1400", "1300", "1200", "1100", "1000"}));
+    EXPECT_EQ(labelsOf({0.88, 0.91, 0.95, 0.96}), (std::vector<std::string>{"0.96", "0.94", "0.92", "0.9", "0.88"}));
+    EXPECT_EQ(labelsOf({1000, 1250, 1400}), (std::vector<std::string>{"1400", "1300", "1200", "1100", "1000"}));
 
     // Arbitrary data: 3-5 ticks, descending, the outer ones the extremes of the data.
     const double lo = 0.083, hi = 2.31;
@@ -202,8 +200,8 @@ TEST(TextChart, OnePointIsCentred) {
 TEST(TextChart, LaterSeriesWinsASharedCellAndLegendListsBoth) {
     ChartOptions o;
     o.unicode = false;
-    const std::string chart =
-        renderChart({{"first", epochs(3), {1, 2, 3}, U'a'}, {"second", epochs(3), {1, 2, 3}, U'b'}}, o);
+    const std::string chart = renderChart(
+        {{"first", epochs(3), {1, 2, 3}, U'a'}, {"second", epochs(3), {1, 2, 3}, U'b'}}, o);
     const Rows rows = plotRows(chart, o);
     for (const auto& r : rows.cells)
         EXPECT_EQ(r.find(U'a'), std::u32string::npos);

@@ -10,13 +10,12 @@ TEST(TextTable, AlignsColumns) {
     t.addRow({"dense", "100,480"});
     t.addRule();
     t.addRow({"total", "100,800"});
-    EXPECT_EQ(t.render(),
-              "layer   params\n"
-              "--------------\n"
-              "conv1      320\n"
-              "dense  100,480\n"
-              "--------------\n"
-              "total  100,800\n");
+    EXPECT_EQ(t.render(), "layer   params\n"
+                          "--------------\n"
+                          "conv1      320\n"
+                          "dense  100,480\n"
+                          "--------------\n"
+                          "total  100,800\n");
 }
 
 TEST(TextTable, HumanFormats) {

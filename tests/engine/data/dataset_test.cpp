@@ -40,12 +40,17 @@ TEST(DataDataset, ReportsShapeDtypeAndClasses) {
 }
 
 TEST(DataDataset, ChecksItsTensors) {
-    expectError<InternalError>([] { Dataset(torch::zeros({3, 2}), torch::zeros({2}, torch::kInt64), {}); },
-                               {"3", "2"});
-    expectError<InternalError>([] { Dataset(torch::zeros({3, 2}), torch::zeros({3}, torch::kFloat32), {}); },
-                               {"int64"});
-    expectError<InternalError>([] { Dataset(torch::zeros({2, 2}), torch::tensor({0, 5}, torch::kInt64), {"a"}); },
-                               {"5"});
+    expectError<InternalError>([] { Dataset(torch::zeros({3, 2}), torch::zeros({2}, torch::kInt64), {}); }, {"3", "2"});
+    expectError<InternalError>(
+        [] {
+            Dataset(torch::zeros({3, 2}), torch::zeros({3}, torch::kFloat32), {});
+        },
+        {"int64"});
+    expectError<InternalError>(
+        [] {
+            Dataset(torch::zeros({2, 2}), torch::tensor({0, 5}, torch::kInt64), {"a"});
+        },
+        {"5"});
 }
 
 TEST(DataDataset, NamesClassesWhenNoneAreGiven) {

@@ -96,8 +96,8 @@ const Dataset& fashionSubset() {
     return rows;
 }
 
-#define REQUIRE_FASHION()                                                                                   \
-    if (fashionSubset().empty())                                                                            \
+#define REQUIRE_FASHION()                                                                                              \
+    if (fashionSubset().empty())                                                                                       \
     GTEST_SKIP() << "Fashion-MNIST is not installed at " << MPPDL_FASHION_MNIST_DIR
 
 } // namespace
@@ -135,7 +135,8 @@ TEST(DataDistribution, DatabaseKeepsEachRowOnItsHomeSegmentThroughSubsets) {
     EXPECT_TRUE(torch::equal(placed.withFeatures(rows.features().to(torch::kFloat32)).homeSegments(), home));
 
     expectError<ConfigError>([&] { distribute(rows, 3, "database", 0); }, {"'database' distribution", "pg:"});
-    expectError<ConfigError>([&] { distribute(placed, 2, "database", 0); }, {"segment 2 of the database", "2 segments"});
+    expectError<ConfigError>([&] { distribute(placed, 2, "database", 0); },
+                             {"segment 2 of the database", "2 segments"});
 }
 
 TEST(DataDistribution, EveryPolicyCoversEveryRowOnceInAscendingOrder) {
@@ -225,8 +226,7 @@ TEST(DataDistribution, HashIsAFixedFunctionOfTheKey) {
     // and 42 -> 5, -1 -> 0, 1000000007 -> 5, 0 -> 2 (mod 7; segments 1, 3, 4, 6 stay empty).
     const auto four = rowsWithLabels({0, 1, 0, 1});
     const auto keys = torch::tensor(std::vector<int64_t>{42, -1, 1000000007, 0}, torch::kInt64);
-    EXPECT_EQ(toVectors(distribute(four, 4, "hash", 0, keys)),
-              (std::vector<std::vector<int64_t>>{{1}, {0}, {2}, {3}}));
+    EXPECT_EQ(toVectors(distribute(four, 4, "hash", 0, keys)), (std::vector<std::vector<int64_t>>{{1}, {0}, {2}, {3}}));
     const auto eight = rowsWithLabels({0, 1, 0, 1, 0, 1, 0, 1});
     const auto eightKeys = torch::tensor(std::vector<int64_t>{42, -1, 1000000007, 0, 42, 42, 0, -1}, torch::kInt64);
     EXPECT_EQ(toVectors(distribute(eight, 7, "hash", 0, eightKeys)),
@@ -327,8 +327,7 @@ TEST(DataDistribution, ByLabelSplitsClassesWhenSegmentsOutnumberThem) {
 TEST(DataDistribution, ByLabelSkipsClassesWithoutRows) {
     // Four classes named, class 1 has no rows: classes 0, 2, 3 go to segments 0, 1, 2.
     const auto rows = rowsWithLabels({3, 0, 2, 0, 3}, {"a", "b", "c", "d"});
-    EXPECT_EQ(toVectors(distribute(rows, 3, "by-label", 0)),
-              (std::vector<std::vector<int64_t>>{{1, 3}, {2}, {0, 4}}));
+    EXPECT_EQ(toVectors(distribute(rows, 3, "by-label", 0)), (std::vector<std::vector<int64_t>>{{1, 3}, {2}, {0, 4}}));
 }
 
 TEST(DataDistribution, SummarizeCountsRowsClassesAndSkew) {
@@ -352,8 +351,11 @@ TEST(DataDistribution, SummarizeCountsRowsClassesAndSkew) {
     EXPECT_DOUBLE_EQ(summarize(rows, distribute(rows, 3, "round-robin", 0)).skew, 1.0);
     EXPECT_DOUBLE_EQ(summarize(Dataset(), {}).skew, 0.0);
 
-    expectError<ConfigError>([&] { summarize(rows, {torch::tensor({0, 12}, torch::kInt64)}); },
-                             {"segment 0", "row 12", "12 rows"});
+    expectError<ConfigError>(
+        [&] {
+            summarize(rows, {torch::tensor({0, 12}, torch::kInt64)});
+        },
+        {"segment 0", "row 12", "12 rows"});
     expectError<ConfigError>([&] { summarize(rows, {torch::tensor({0, -1}, torch::kInt64)}); }, {"row -1"});
     expectError<ConfigError>([&] { summarize(rows, {torch::tensor({0.0f, 1.0f})}); }, {"segment 0", "integer"});
 }
@@ -371,8 +373,11 @@ TEST(DataDistribution, BadInputsAreConfigErrors) {
                              {"int64", "one entry per row (5)", "[4]"});
     expectError<ConfigError>([&] { distribute(five, 2, "hash", 0, torch::zeros({5}, torch::kFloat32)); },
                              {"int64", "Float"});
-    expectError<ConfigError>([&] { distribute(five, 2, "hash", 0, torch::zeros({5, 1}, torch::kInt64)); },
-                             {"int64", "5x1"});
+    expectError<ConfigError>(
+        [&] {
+            distribute(five, 2, "hash", 0, torch::zeros({5, 1}, torch::kInt64));
+        },
+        {"int64", "5x1"});
     expectError<ConfigError>([&] { distribute(five, 2, "random", 0, torch::arange(5, torch::kInt64)); },
                              {"'random'", "does not use keys"});
     // Exactly as many segments as rows is fine for every policy that cannot leave one empty.

@@ -28,20 +28,15 @@ public:
     std::string mutate(std::string bytes, size_t headerSize) {
         const size_t edits = 1 + below(3);
         for (size_t e = 0; e < edits; ++e) {
-            const size_t at = below(2) == 0 ? below(std::min(headerSize, bytes.size() + 1))
-                                            : below(bytes.size() + 1);
+            const size_t at = below(2) == 0 ? below(std::min(headerSize, bytes.size() + 1)) : below(bytes.size() + 1);
             switch (below(6)) {
-            case 0:
-                bytes.resize(below(bytes.size() + 1));
-                break;
+            case 0: bytes.resize(below(bytes.size() + 1)); break;
             case 1:
             case 2:
                 if (at < bytes.size())
                     bytes[at] = static_cast<char>(m_random());
                 break;
-            case 3:
-                bytes.insert(at, std::string(1 + below(8), static_cast<char>(m_random())));
-                break;
+            case 3: bytes.insert(at, std::string(1 + below(8), static_cast<char>(m_random()))); break;
             case 4: {
                 static const char special[] = {',', '"', '\n', '\r', 'a', '-', '.', 'e', '(', ')', '\'', ' ', '0', '9'};
                 bytes.insert(at, 1, special[below(sizeof special)]);
@@ -130,7 +125,10 @@ TEST(DataFuzz, CsvFiles) {
     std::string csv = "a,\"b\",c,label\n";
     for (int r = 0; r < 30; ++r)
         csv += std::to_string(r) + "," + std::to_string(r * 0.25) + ",\"" + std::to_string(-r) + "\"," +
-               (r % 3 == 0 ? "\"x, y\"" : r % 3 == 1 ? "z" : "w") + "\n";
+               (r % 3 == 0   ? "\"x, y\""
+                : r % 3 == 1 ? "z"
+                             : "w") +
+               "\n";
     const int total = rounds();
     Outcomes outcomes;
     Mutator mutator(2);

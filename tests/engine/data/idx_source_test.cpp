@@ -85,13 +85,13 @@ TEST(DataIdx, WrongMagicNamesExpectedAndFound) {
     TempDir dir;
     const auto images = dir.write("train-images-idx3-ubyte", idxImages(2, 2, 2, 0x00000804));
     dir.write("train-labels-idx1-ubyte", idxLabels({0, 1}));
-    expectError<DataError>([&] { loadSource(images, idxKind()); }, {images, "expected magic 0x00000803",
-                                                                    "found 0x00000804"});
+    expectError<DataError>([&] { loadSource(images, idxKind()); },
+                           {images, "expected magic 0x00000803", "found 0x00000804"});
 
     dir.write("train-images-idx3-ubyte", idxImages(2, 2, 2));
     const auto labels = dir.write("train-labels-idx1-ubyte", idxImages(2, 2, 2));
-    expectError<DataError>([&] { loadSource(images, idxKind()); }, {labels, "expected magic 0x00000801",
-                                                                    "found 0x00000803"});
+    expectError<DataError>([&] { loadSource(images, idxKind()); },
+                           {labels, "expected magic 0x00000801", "found 0x00000803"});
 }
 
 TEST(DataIdx, CountMismatchNamesBothFilesAndCounts) {

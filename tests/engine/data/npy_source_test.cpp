@@ -41,7 +41,9 @@ TEST(DataNpy, EachSupportedDtype) {
     SourceOptions options;
     options.label = labels;
 
-    const auto u1 = loadSource(dir.write("u1.npy", npy("|u1", {3, 4}, std::string("\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\xff", 12))), options);
+    const auto u1 = loadSource(
+        dir.write("u1.npy", npy("|u1", {3, 4}, std::string("\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\xff", 12))),
+        options);
     EXPECT_EQ(u1.train.dtype(), "uint8");
     EXPECT_EQ(u1.train.features()[2][3].item<uint8_t>(), 255);
 
@@ -50,10 +52,12 @@ TEST(DataNpy, EachSupportedDtype) {
     EXPECT_EQ(f8.train.sampleShape(), (std::vector<int64_t>{1}));
     EXPECT_FLOAT_EQ(f8.train.features()[1][0].item<float>(), -2.0f);
 
-    const auto i8 = loadSource(dir.write("i8.npy", npy("<i8", {3, 1}, bytesOf(std::vector<int64_t>{7, 8, 9}), 2)), options);
+    const auto i8 = loadSource(dir.write("i8.npy", npy("<i8", {3, 1}, bytesOf(std::vector<int64_t>{7, 8, 9}), 2)),
+                               options);
     EXPECT_FLOAT_EQ(i8.train.features()[2][0].item<float>(), 9.0f);
 
-    const auto i4 = loadSource(dir.write("i4.npy", npy("<i4", {3, 2}, bytesOf(std::vector<int32_t>{1, 2, 3, 4, 5, 6}), 3)), options);
+    const auto i4 = loadSource(
+        dir.write("i4.npy", npy("<i4", {3, 2}, bytesOf(std::vector<int32_t>{1, 2, 3, 4, 5, 6}), 3)), options);
     EXPECT_FLOAT_EQ(i4.train.features()[1][1].item<float>(), 4.0f);
     EXPECT_TRUE(i4.train.labels().equal(torch::tensor({0, 1, 0}, torch::kInt64)));
 }

@@ -30,7 +30,8 @@ LoadedSource images() {
 }
 
 std::vector<int64_t> rowIds(const Dataset& d, double scale = 1.0) {
-    auto ids = (d.features().select(1, 0).select(1, 0).select(1, 0).to(torch::kFloat64) * scale).round().to(torch::kInt64);
+    auto ids =
+        (d.features().select(1, 0).select(1, 0).select(1, 0).to(torch::kFloat64) * scale).round().to(torch::kInt64);
     return {ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + ids.numel()};
 }
 

@@ -43,8 +43,8 @@ std::string idxImages(uint32_t count, uint32_t rows, uint32_t cols, uint32_t mag
 std::string idxLabels(const std::vector<uint8_t>& labels, uint32_t magic = 0x00000801);
 
 /// A .npy file holding `data` (already in the dtype's bytes) with the given header fields.
-std::string npy(const std::string& descr, const std::vector<int64_t>& shape, const std::string& data,
-                int version = 1, bool fortranOrder = false);
+std::string npy(const std::string& descr, const std::vector<int64_t>& shape, const std::string& data, int version = 1,
+                bool fortranOrder = false);
 template <class T>
 std::string bytesOf(const std::vector<T>& values) {
     return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));

@@ -11,14 +11,11 @@ using test::hasProblem;
 using test::makeArchitecture;
 using test::makeLayer;
 
-Layer input(Shape shape, const std::string& name = "input") {
-    return makeLayer(name, "Input", {{"shape", shape}});
-}
+Layer input(Shape shape, const std::string& name = "input") { return makeLayer(name, "Input", {{"shape", shape}}); }
 
-Layer conv(const std::string& name, int64_t filters, Param kernel,
-           Param padding = std::string("valid"), std::vector<std::string> inputs = {}) {
-    return makeLayer(name, "Conv2D",
-                     {{"filters", filters}, {"kernel_size", kernel}, {"padding", padding}},
+Layer conv(const std::string& name, int64_t filters, Param kernel, Param padding = std::string("valid"),
+           std::vector<std::string> inputs = {}) {
+    return makeLayer(name, "Conv2D", {{"filters", filters}, {"kernel_size", kernel}, {"padding", padding}},
                      std::move(inputs));
 }
 
@@ -26,8 +23,7 @@ Layer dense(const std::string& name, int64_t units, std::vector<std::string> inp
     return makeLayer(name, "Dense", {{"units", units}}, std::move(inputs));
 }
 
-Layer plain(const std::string& name, const std::string& type,
-            std::vector<std::string> inputs = {}) {
+Layer plain(const std::string& name, const std::string& type, std::vector<std::string> inputs = {}) {
     return makeLayer(name, type, {}, std::move(inputs));
 }
 
@@ -36,9 +32,8 @@ Layer plain(const std::string& name, const std::string& type,
 
 TEST(ModelAnalysis, ValidSequentialDesignHasShapesParamsAndFlops) {
     const Analysis a = analyze(
-        makeArchitecture({input({1, 28, 28}), plain("flatten", "Flatten"), dense("dense1", 256),
-                          plain("relu1", "ReLU"), dense("dense2", 128), plain("relu2", "ReLU"),
-                          dense("dense3", 10)}));
+        makeArchitecture({input({1, 28, 28}), plain("flatten", "Flatten"), dense("dense1", 256), plain("relu1", "ReLU"),
+                          dense("dense2", 128), plain("relu2", "ReLU"), dense("dense3", 10)}));
     ASSERT_TRUE(a.ok()) << PROBLEMS(a);
     ASSERT_EQ(a.layers.size(), 7u);
     EXPECT_EQ(a.layers[1].outputShape, Shape{784});
@@ -47,8 +42,7 @@ TEST(ModelAnalysis, ValidSequentialDesignHasShapesParamsAndFlops) {
     EXPECT_EQ(a.layers[2].flops, 2 * 784 * 256 + 256);
     EXPECT_EQ(a.layers[3].flops, 256);
     EXPECT_EQ(a.totalParams, 235146);
-    EXPECT_EQ(a.totalFlops,
-              2 * (784 * 256 + 256 * 128 + 128 * 10) + (256 + 128 + 10) + (256 + 128));
+    EXPECT_EQ(a.totalFlops, 2 * (784 * 256 + 256 * 128 + 128 * 10) + (256 + 128 + 10) + (256 + 128));
     EXPECT_EQ(a.inputShape, (Shape{1, 28, 28}));
     EXPECT_EQ(a.outputShape, Shape{10});
     EXPECT_EQ(a.outputLayer, "dense3");
@@ -58,23 +52,18 @@ TEST(ModelAnalysis, ValidSequentialDesignHasShapesParamsAndFlops) {
 TEST(ModelAnalysis, ConvolutionAndPoolingArithmetic) {
     const Analysis a = analyze(makeArchitecture({
         input({3, 32, 32}),
-        makeLayer("c1", "Conv2D",
-                  {{"filters", int64_t{8}},
-                   {"kernel_size", int64_t{3}},
-                   {"stride", int64_t{2}},
-                   {"padding", int64_t{1}}}),
+        makeLayer(
+            "c1", "Conv2D",
+            {{"filters", int64_t{8}}, {"kernel_size", int64_t{3}}, {"stride", int64_t{2}}, {"padding", int64_t{1}}}),
         makeLayer("c2", "Conv2D",
                   {{"filters", int64_t{4}},
                    {"kernel_size", std::vector<int64_t>{3, 1}},
                    {"dilation", int64_t{2}},
                    {"bias", false}}),
         makeLayer("c3", "Conv2D",
-                  {{"filters", int64_t{5}},
-                   {"kernel_size", int64_t{4}},
-                   {"padding", std::string("same")}}),
+                  {{"filters", int64_t{5}}, {"kernel_size", int64_t{4}}, {"padding", std::string("same")}}),
         makeLayer("p1", "MaxPool2D", {{"pool_size", int64_t{3}}}),
-        makeLayer("p2", "AvgPool2D",
-                  {{"pool_size", int64_t{2}}, {"stride", int64_t{1}}, {"padding", int64_t{1}}}),
+        makeLayer("p2", "AvgPool2D", {{"pool_size", int64_t{2}}, {"stride", int64_t{1}}, {"padding", int64_t{1}}}),
         makeLayer("bn", "BatchNorm"),
         plain("flat", "Flatten"),
         makeLayer("bn1d", "BatchNorm"),
@@ -101,8 +90,7 @@ TEST(ModelAnalysis, ConvolutionAndPoolingArithmetic) {
 TEST(ModelAnalysis, MergesAndExplicitOutput) {
     const Analysis a = analyze(makeArchitecture(
         {input({3, 8, 8}), conv("a", 4, int64_t{3}, std::string("same")),
-         conv("b", 6, int64_t{1}, std::string("valid"), {"input"}),
-         makeLayer("cat", "Concat", {}, {"a", "b", "input"}),
+         conv("b", 6, int64_t{1}, std::string("valid"), {"input"}), makeLayer("cat", "Concat", {}, {"a", "b", "input"}),
          makeLayer("cat_w", "Concat", {{"axis", int64_t{-1}}}, {"a", "a"}),
          makeLayer("sum", "Add", {}, {"a", "a", "a"}), plain("head", "Flatten", {"cat"})},
         "head"));
@@ -115,9 +103,8 @@ TEST(ModelAnalysis, MergesAndExplicitOutput) {
 }
 
 TEST(ModelAnalysis, ExecutionOrderFollowsInputsNotFileOrder) {
-    const Analysis a =
-        analyze(makeArchitecture({input({4}), plain("out", "Softmax", {"d2"}),
-                                  dense("d2", 3, {"d1"}), dense("d1", 5, {"input"})}));
+    const Analysis a = analyze(makeArchitecture(
+        {input({4}), plain("out", "Softmax", {"d2"}), dense("d2", 3, {"d1"}), dense("d1", 5, {"input"})}));
     ASSERT_TRUE(a.ok()) << PROBLEMS(a);
     ASSERT_EQ(a.layers.size(), 4u);
     EXPECT_EQ(a.layers[1].name, "d1");
@@ -133,26 +120,24 @@ TEST(ModelAnalysis, NoInputLayer) {
 }
 
 TEST(ModelAnalysis, MoreThanOneInputLayer) {
-    const Analysis a = analyze(makeArchitecture(
-        {input({4}), input({4}, "input2"), makeLayer("sum", "Add", {}, {"input", "input2"})}));
-    EXPECT_TRUE(hasProblem(a, "architecture", {"more than one Input", "input, input2"}))
-        << PROBLEMS(a);
+    const Analysis a = analyze(
+        makeArchitecture({input({4}), input({4}, "input2"), makeLayer("sum", "Add", {}, {"input", "input2"})}));
+    EXPECT_TRUE(hasProblem(a, "architecture", {"more than one Input", "input, input2"})) << PROBLEMS(a);
 }
 
 TEST(ModelAnalysis, DuplicateEmptyAndDottedNames) {
-    const Analysis a = analyze(makeArchitecture(
-        {input({4}), dense("d", 3), dense("d", 3), dense("", 2), dense("a.b", 2)}));
+    const Analysis a = analyze(
+        makeArchitecture({input({4}), dense("d", 3), dense("d", 3), dense("", 2), dense("a.b", 2)}));
     EXPECT_TRUE(hasProblem(a, "d", {"more than one layer", "layers 2, 3"})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "layer 4", {"empty name"})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "a.b", {"'.'"})) << PROBLEMS(a);
 }
 
 TEST(ModelAnalysis, UnknownTypeSuggestsTheClosest) {
-    const Analysis a = analyze(makeArchitecture(
-        {input({1, 28, 28}), makeLayer("c", "Conv2d", {{"filters", int64_t{4}}}),
-         plain("d", "Dens"), plain("l", "Linear"), plain("w", "Wibble"), dense("after", 3)}));
-    EXPECT_TRUE(hasProblem(a, "c", {"unknown layer type \"Conv2d\"", "did you mean \"Conv2D\""}))
-        << PROBLEMS(a);
+    const Analysis a = analyze(
+        makeArchitecture({input({1, 28, 28}), makeLayer("c", "Conv2d", {{"filters", int64_t{4}}}), plain("d", "Dens"),
+                          plain("l", "Linear"), plain("w", "Wibble"), dense("after", 3)}));
+    EXPECT_TRUE(hasProblem(a, "c", {"unknown layer type \"Conv2d\"", "did you mean \"Conv2D\""})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "d", {"did you mean \"Dense\""})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "l", {"did you mean \"Dense\""})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "w", {"known types are Input, Conv2D"})) << PROBLEMS(a);
@@ -167,9 +152,7 @@ TEST(ModelAnalysis, ParameterProblems) {
         makeLayer("unknown", "Conv2D", {{"filter", int64_t{4}}, {"kernel_size", int64_t{3}}}),
         makeLayer("typed", "Conv2D", {{"filters", std::string("32")}, {"kernel_size", 3.5}}),
         makeLayer("zero", "Conv2D",
-                  {{"filters", int64_t{0}},
-                   {"kernel_size", int64_t{3}},
-                   {"padding", std::string("full")}}),
+                  {{"filters", int64_t{0}}, {"kernel_size", int64_t{3}}, {"padding", std::string("full")}}),
         makeLayer("same2", "Conv2D",
                   {{"filters", int64_t{1}},
                    {"kernel_size", int64_t{3}},
@@ -182,50 +165,39 @@ TEST(ModelAnalysis, ParameterProblems) {
         makeLayer("huge", "Dense", {{"units", int64_t{1} << 40}}),
         makeLayer("bn", "BatchNorm", {{"eps", int64_t{0}}, {"momentum", 2.0}}),
     }));
-    EXPECT_TRUE(hasProblem(a, "missing", {"missing required parameter \"kernel_size\""}))
-        << PROBLEMS(a);
+    EXPECT_TRUE(hasProblem(a, "missing", {"missing required parameter \"kernel_size\""})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "unknown",
                            {"unknown parameter \"filter\"", "did you mean \"filters\"",
                             "accepts filters, kernel_size, stride, padding, dilation, bias"}))
         << PROBLEMS(a);
-    EXPECT_TRUE(hasProblem(a, "unknown", {"missing required parameter \"filters\""}))
-        << PROBLEMS(a);
-    EXPECT_TRUE(hasProblem(a, "typed", {"\"filters\" must be an integer, got a string (\"32\")"}))
-        << PROBLEMS(a);
+    EXPECT_TRUE(hasProblem(a, "unknown", {"missing required parameter \"filters\""})) << PROBLEMS(a);
+    EXPECT_TRUE(hasProblem(a, "typed", {"\"filters\" must be an integer, got a string (\"32\")"})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "typed", {"\"kernel_size\"", "3.5"})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "zero", {"filters must be at least 1, got 0"})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "zero", {"padding must be", "\"full\""})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "same2", {"\"same\" needs stride 1"})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "drop", {"rate", "1.5"})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "pool", {"padding 2x2", "half of pool_size 2x2"})) << PROBLEMS(a);
-    EXPECT_TRUE(
-        hasProblem(a, "flat", {"unknown parameter \"units\"", "Flatten takes no parameters"}))
-        << PROBLEMS(a);
-    EXPECT_TRUE(hasProblem(a, "shape", {"\"units\" must be an integer, got a list ([1, 2, 3])"}))
-        << PROBLEMS(a);
+    EXPECT_TRUE(hasProblem(a, "flat", {"unknown parameter \"units\"", "Flatten takes no parameters"})) << PROBLEMS(a);
+    EXPECT_TRUE(hasProblem(a, "shape", {"\"units\" must be an integer, got a list ([1, 2, 3])"})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "huge", {"\"units\" is too large"})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "bn", {"eps must be positive"})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "bn", {"momentum must be between 0 and 1"})) << PROBLEMS(a);
-    EXPECT_TRUE(hasProblem(
-        analyze(makeArchitecture({makeLayer("input", "Input", {{"shape", Shape{1, 0}}})})), "input",
-        {"positive", "[1, 0]"}));
+    EXPECT_TRUE(hasProblem(analyze(makeArchitecture({makeLayer("input", "Input", {{"shape", Shape{1, 0}}})})), "input",
+                           {"positive", "[1, 0]"}));
 }
 
 TEST(ModelAnalysis, InputsThatAreNotLayers) {
-    const Analysis a =
-        analyze(makeArchitecture({input({4}), dense("dense1", 3), dense("d2", 2, {"dense_1"})}));
-    EXPECT_TRUE(
-        hasProblem(a, "d2", {"input \"dense_1\" is not a layer", "did you mean \"dense1\""}))
-        << PROBLEMS(a);
-    EXPECT_TRUE(hasProblem(a, "architecture", {"several layers feed no other layer", "dense1"}))
-        << PROBLEMS(a);
+    const Analysis a = analyze(makeArchitecture({input({4}), dense("dense1", 3), dense("d2", 2, {"dense_1"})}));
+    EXPECT_TRUE(hasProblem(a, "d2", {"input \"dense_1\" is not a layer", "did you mean \"dense1\""})) << PROBLEMS(a);
+    EXPECT_TRUE(hasProblem(a, "architecture", {"several layers feed no other layer", "dense1"})) << PROBLEMS(a);
 }
 
 TEST(ModelAnalysis, WrongNumberOfInputs) {
-    const Analysis a = analyze(makeArchitecture(
-        {input({4}), dense("d", 3, {"input", "input"}), makeLayer("one", "Add", {}, {"d"}),
-         makeLayer("in2", "Input", {{"shape", Shape{4}}}, {"input"})},
-        "one"));
+    const Analysis a = analyze(
+        makeArchitecture({input({4}), dense("d", 3, {"input", "input"}), makeLayer("one", "Add", {}, {"d"}),
+                          makeLayer("in2", "Input", {{"shape", Shape{4}}}, {"input"})},
+                         "one"));
     EXPECT_TRUE(hasProblem(a, "d", {"Dense takes 1 input, got 2"})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "one", {"Add takes at least 2 inputs, got 1"})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "in2", {"Input takes no inputs, got 1"})) << PROBLEMS(a);
@@ -234,10 +206,10 @@ TEST(ModelAnalysis, WrongNumberOfInputs) {
 }
 
 TEST(ModelAnalysis, CyclesNameTheirLayers) {
-    const Analysis a = analyze(makeArchitecture(
-        {input({4}), makeLayer("a", "Add", {}, {"input", "c"}), dense("b", 4, {"a"}),
-         dense("c", 4, {"b"}), dense("after", 2, {"c"}), plain("self", "ReLU", {"self"})},
-        "after"));
+    const Analysis a = analyze(
+        makeArchitecture({input({4}), makeLayer("a", "Add", {}, {"input", "c"}), dense("b", 4, {"a"}),
+                          dense("c", 4, {"b"}), dense("after", 2, {"c"}), plain("self", "ReLU", {"self"})},
+                         "after"));
     EXPECT_TRUE(hasProblem(a, "a", {"cycle", "a -> b -> c -> a"})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "self", {"cycle", "self -> self"})) << PROBLEMS(a);
     EXPECT_EQ(a.problems.size(), 2u) << PROBLEMS(a); // nothing about "after"
@@ -247,11 +219,9 @@ TEST(ModelAnalysis, CyclesNameTheirLayers) {
 }
 
 TEST(ModelAnalysis, SeveralSinksNeedAnOutput) {
-    Architecture design =
-        makeArchitecture({input({4}), dense("a", 3, {"input"}), dense("b", 2, {"input"})});
+    Architecture design = makeArchitecture({input({4}), dense("a", 3, {"input"}), dense("b", 2, {"input"})});
     Analysis a = analyze(design);
-    EXPECT_TRUE(
-        hasProblem(a, "architecture", {"several layers feed no other layer (a, b)", "\"output\""}))
+    EXPECT_TRUE(hasProblem(a, "architecture", {"several layers feed no other layer (a, b)", "\"output\""}))
         << PROBLEMS(a);
     design.output = "b";
     a = analyze(design);
@@ -278,26 +248,18 @@ TEST(ModelAnalysis, ShapeMisfitsNameTheNodeAndTheShapes) {
             makeLayer("catbad", "Concat", {{"axis", int64_t{3}}}, {"pool1", "pool1"}),
             makeLayer("bigpool", "AvgPool2D", {{"pool_size", int64_t{30}}}, {"input"}),
             conv("conv1d", 8, int64_t{3}, std::string("valid"), {"dense1"}),
-            makeLayer(
-                "dil", "Conv2D",
-                {{"filters", int64_t{1}}, {"kernel_size", int64_t{3}}, {"dilation", int64_t{20}}},
-                {"input"}),
+            makeLayer("dil", "Conv2D",
+                      {{"filters", int64_t{1}}, {"kernel_size", int64_t{3}}, {"dilation", int64_t{20}}}, {"input"}),
         },
         "after"));
-    EXPECT_TRUE(
-        hasProblem(a, "dense1", {"expects a 1-D input, got 64x7x7 (add a Flatten before it)"}))
-        << PROBLEMS(a);
-    EXPECT_TRUE(hasProblem(a, "add1", {"input shapes differ: 32x14x14 vs 64x14x14"}))
-        << PROBLEMS(a);
-    EXPECT_TRUE(hasProblem(a, "conv3", {"kernel 5x5 is larger than its padded input 1x1"}))
-        << PROBLEMS(a);
+    EXPECT_TRUE(hasProblem(a, "dense1", {"expects a 1-D input, got 64x7x7 (add a Flatten before it)"})) << PROBLEMS(a);
+    EXPECT_TRUE(hasProblem(a, "add1", {"input shapes differ: 32x14x14 vs 64x14x14"})) << PROBLEMS(a);
+    EXPECT_TRUE(hasProblem(a, "conv3", {"kernel 5x5 is larger than its padded input 1x1"})) << PROBLEMS(a);
     EXPECT_EQ(test::problemsOf(a, "small"), "");
     EXPECT_TRUE(hasProblem(a, "cat", {"32x14x14 vs 64x7x7"})) << PROBLEMS(a);
     EXPECT_TRUE(hasProblem(a, "catbad", {"axis 3", "32x14x14"})) << PROBLEMS(a);
-    EXPECT_TRUE(hasProblem(a, "bigpool", {"pool 30x30 is larger than its padded input 28x28"}))
-        << PROBLEMS(a);
-    EXPECT_TRUE(
-        hasProblem(a, "dil", {"kernel 3x3 (dilated 41x41) is larger than its padded input 28x28"}))
+    EXPECT_TRUE(hasProblem(a, "bigpool", {"pool 30x30 is larger than its padded input 28x28"})) << PROBLEMS(a);
+    EXPECT_TRUE(hasProblem(a, "dil", {"kernel 3x3 (dilated 41x41) is larger than its padded input 28x28"}))
         << PROBLEMS(a);
     // dense1 failed, so neither "after" nor "conv1d" adds noise about it.
     EXPECT_EQ(test::problemsOf(a, "after"), "");
@@ -311,8 +273,7 @@ TEST(ModelAnalysis, KernelLargerThanPaddedInput) {
         conv("conv3", 8, int64_t{5}, int64_t{0}),
         plain("flat", "Flatten"),
     }));
-    EXPECT_TRUE(hasProblem(a, "conv3", {"kernel 5x5 is larger than its padded input 3x3"}))
-        << PROBLEMS(a);
+    EXPECT_TRUE(hasProblem(a, "conv3", {"kernel 5x5 is larger than its padded input 3x3"})) << PROBLEMS(a);
     EXPECT_EQ(a.problems.size(), 1u) << PROBLEMS(a);
     // What is known is still reported for an editor.
     ASSERT_EQ(a.layers.size(), 4u);
@@ -344,8 +305,7 @@ TEST(ModelAnalysis, TooLargeTensorsAreProblems) {
         plain("flat", "Flatten"),
     }));
     EXPECT_FALSE(a.ok());
-    EXPECT_TRUE(hasProblem(a, "input", {"too large"}) || hasProblem(a, "flat", {"too large"}))
-        << PROBLEMS(a);
+    EXPECT_TRUE(hasProblem(a, "input", {"too large"}) || hasProblem(a, "flat", {"too large"})) << PROBLEMS(a);
     const Analysis b = analyze(makeArchitecture({input({1 << 16}), dense("d", int64_t{1} << 16)}));
     EXPECT_TRUE(hasProblem(b, "d", {"too many parameters"})) << PROBLEMS(b);
 }

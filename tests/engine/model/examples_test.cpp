@@ -68,8 +68,7 @@ TEST(ModelExamples, DesignsEndAsDocumented) {
     EXPECT_EQ(convolutions, 8);
     EXPECT_EQ(vgg.layers[vgg.layers.size() - 9].outputShape, (Shape{512, 1, 1})); // last pool
     int adds = 0;
-    for (const auto& layer :
-         analyze(loadArchitecture(test::examplePath("resnet_tiny.json"))).layers)
+    for (const auto& layer : analyze(loadArchitecture(test::examplePath("resnet_tiny.json"))).layers)
         adds += layer.type == "Add";
     EXPECT_EQ(adds, 2);
 }

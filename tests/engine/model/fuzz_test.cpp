@@ -24,18 +24,9 @@ public:
     size_t below(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(m_random); }
 
     json randomValue() {
-        static const json values[] = {0,           -1,
-                                      1,           2,
-                                      3,           5,
-                                      7,           64,
-                                      1000,        0.5,
-                                      1.5,         -0.1,
-                                      "same",      "valid",
-                                      "x",         true,
-                                      false,       {2, 2},
-                                      {0, 3},      {1, 2, 3},
-                                      {3, 28, 28}, json::array(),
-                                      {1, 28, 28}};
+        static const json values[] = {
+            0,      -1,      1,   2,    3,     5,      7,      64,        1000,        0.5,           1.5,        -0.1,
+            "same", "valid", "x", true, false, {2, 2}, {0, 3}, {1, 2, 3}, {3, 28, 28}, json::array(), {1, 28, 28}};
         return values[below(std::size(values))];
     }
 
@@ -64,16 +55,14 @@ public:
         }
         const size_t i = below(layers.size());
         json& layer = layers[i];
-        static const char* const keys[] = {"filters", "kernel_size",    "stride",    "padding",
-                                           "units",   "rate",           "pool_size", "shape",
-                                           "axis",    "bias",           "dilation",  "momentum",
-                                           "eps",     "negative_slope", "bogus"};
+        static const char* const keys[] = {"filters",  "kernel_size", "stride", "padding",        "units",
+                                           "rate",     "pool_size",   "shape",  "axis",           "bias",
+                                           "dilation", "momentum",    "eps",    "negative_slope", "bogus"};
         switch (below(11)) {
         case 0: { // set a parameter, often one the type has
             std::string key = keys[below(std::size(keys))];
             for (const auto& item : layer.items())
-                if (item.key() != "name" && item.key() != "type" && item.key() != "inputs" &&
-                    below(2))
+                if (item.key() != "name" && item.key() != "type" && item.key() != "inputs" && below(2))
                     key = item.key();
             layer[key] = randomValue();
             break;
@@ -85,10 +74,7 @@ public:
                                    static_cast<int64_t>(below(3)) - 1;
             break;
         case 2: layers.erase(i); break;
-        case 3:
-            layers.insert(layers.begin() + static_cast<std::ptrdiff_t>(below(layers.size())),
-                          layer);
-            break;
+        case 3: layers.insert(layers.begin() + static_cast<std::ptrdiff_t>(below(layers.size())), layer); break;
         case 4: std::swap(layers[i], layers[below(layers.size())]); break;
         case 5: layer["type"] = randomType(); break;
         case 6: {
@@ -184,8 +170,7 @@ TEST(ModelFuzz, MutatedExamplesNeverBreakParsingAnalysisOrTheBuilder) {
             batch.insert(batch.end(), analysis.inputShape.begin(), analysis.inputShape.end());
             const torch::Tensor y = module->forward(torch::randn(batch));
             std::vector<int64_t> expected = {2};
-            expected.insert(expected.end(), analysis.outputShape.begin(),
-                            analysis.outputShape.end());
+            expected.insert(expected.end(), analysis.outputShape.begin(), analysis.outputShape.end());
             EXPECT_EQ(y.sizes().vec(), expected);
             ++built;
         } catch (const std::exception& e) {

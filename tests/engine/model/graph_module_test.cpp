@@ -34,8 +34,8 @@ TEST(ModelGraphModule, RegistersSubmodulesUnderLayerNames) {
     std::set<std::string> keys;
     for (const auto& item : module->named_parameters())
         keys.insert(item.key());
-    EXPECT_EQ(keys, (std::set<std::string>{"conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias",
-                                           "dense1.weight", "dense1.bias"}));
+    EXPECT_EQ(keys, (std::set<std::string>{"conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias", "dense1.weight",
+                                           "dense1.bias"}));
     std::set<std::string> buffers;
     for (const auto& item : module->named_buffers())
         buffers.insert(item.key());
@@ -53,8 +53,7 @@ TEST(ModelGraphModule, InvalidDesignThrowsConfigErrorListingEveryProblem) {
     } catch (const ConfigError& e) {
         const std::string message = e.what();
         EXPECT_NE(message.find("conv1: filters must be at least 1"), std::string::npos) << message;
-        EXPECT_NE(message.find("extra: input \"nowhere\" is not a layer"), std::string::npos)
-            << message;
+        EXPECT_NE(message.find("extra: input \"nowhere\" is not a layer"), std::string::npos) << message;
     }
 }
 

@@ -61,10 +61,9 @@ TEST(KerasJson, MadlibCnnHasKerasParameterCount) {
     EXPECT_EQ(analysis.outputShape, (Shape{10}));
     EXPECT_EQ(analysis.totalParams, 225034); // model.summary(): 320 + 18496 + 204928 + 1290
     const std::vector<std::string> expected = {
-        "Input 1x28x28 0",     "Conv2D 32x26x26 320", "ReLU 32x26x26 0",    "MaxPool2D 32x13x13 0",
-        "Conv2D 64x11x11 18496", "ReLU 64x11x11 0",   "MaxPool2D 64x5x5 0", "Flatten 1600 0",
-        "Dense 128 204928",    "ReLU 128 0",          "Dropout 128 0",      "Dense 10 1290",
-        "Softmax 10 0"};
+        "Input 1x28x28 0", "Conv2D 32x26x26 320", "ReLU 32x26x26 0", "MaxPool2D 32x13x13 0", "Conv2D 64x11x11 18496",
+        "ReLU 64x11x11 0", "MaxPool2D 64x5x5 0",  "Flatten 1600 0",  "Dense 128 204928",     "ReLU 128 0",
+        "Dropout 128 0",   "Dense 10 1290",       "Softmax 10 0"};
     EXPECT_EQ(summary(a), expected);
     EXPECT_EQ(a.layers[0].name, "conv2d_input");
     EXPECT_EQ(a.layers[2].name, "conv2d_relu");
@@ -79,8 +78,7 @@ TEST(KerasJson, OlderKerasConfigListAndDenseInput) {
         {"class_name": "Dense", "config": {"name": "dense_2", "units": 3, "activation": "sigmoid",
                                            "use_bias": false}}],
         "keras_version": "2.1.6", "backend": "tensorflow"})");
-    const std::vector<std::string> expected = {"Input 4 0", "Dense 16 80", "Tanh 16 0", "Dense 3 48",
-                                               "Sigmoid 3 0"};
+    const std::vector<std::string> expected = {"Input 4 0", "Dense 16 80", "Tanh 16 0", "Dense 3 48", "Sigmoid 3 0"};
     EXPECT_EQ(summary(a), expected);
 }
 
@@ -125,14 +123,18 @@ TEST(KerasJson, RoundTripBundledAndBuiltNets) {
     // fmnist_cnn without its batch norms; a standalone activation, LeakyReLU, padding, strides.
     const auto net = test::makeArchitecture(
         {test::makeLayer("input", "Input", {{"shape", Shape{3, 30, 30}}}),
-         test::makeLayer("conv1", "Conv2D", {{"filters", int64_t{16}}, {"kernel_size", int64_t{3}}, {"padding", std::string("same")}}),
-         test::makeLayer("relu1", "ReLU"),
-         test::makeLayer("pool1", "MaxPool2D", {{"pool_size", int64_t{2}}}),
+         test::makeLayer("conv1", "Conv2D",
+                         {{"filters", int64_t{16}}, {"kernel_size", int64_t{3}}, {"padding", std::string("same")}}),
+         test::makeLayer("relu1", "ReLU"), test::makeLayer("pool1", "MaxPool2D", {{"pool_size", int64_t{2}}}),
          test::makeLayer("conv2", "Conv2D",
-                         {{"filters", int64_t{32}}, {"kernel_size", std::vector<int64_t>{3, 5}},
-                          {"stride", int64_t{2}}, {"padding", std::vector<int64_t>{1, 2}}, {"bias", false}}),
+                         {{"filters", int64_t{32}},
+                          {"kernel_size", std::vector<int64_t>{3, 5}},
+                          {"stride", int64_t{2}},
+                          {"padding", std::vector<int64_t>{1, 2}},
+                          {"bias", false}}),
          test::makeLayer("leaky", "LeakyReLU", {{"negative_slope", 0.2}}),
-         test::makeLayer("pool2", "MaxPool2D", {{"pool_size", int64_t{3}}, {"stride", int64_t{1}}, {"padding", int64_t{1}}}),
+         test::makeLayer("pool2", "MaxPool2D",
+                         {{"pool_size", int64_t{3}}, {"stride", int64_t{1}}, {"padding", int64_t{1}}}),
          test::makeLayer("flatten", "Flatten"), test::makeLayer("drop", "Dropout", {{"rate", 0.3}}),
          test::makeLayer("tanh", "Tanh"), test::makeLayer("out", "Dense", {{"units", int64_t{10}}})});
     ASSERT_EQ(exportError(net), "(no error)");
@@ -146,8 +148,7 @@ TEST(KerasJson, ImportErrorsNameLayerAndOption) {
                layers + "]}}";
     };
     auto error = importError(model(R"({"class_name": "LSTM", "config": {"name": "lstm", "units": 4}})"));
-    EXPECT_NE(error.find("model.json: layers[1] \"lstm\" (LSTM): layer class LSTM is not supported"),
-              std::string::npos)
+    EXPECT_NE(error.find("model.json: layers[1] \"lstm\" (LSTM): layer class LSTM is not supported"), std::string::npos)
         << error;
 
     error = importError(R"({"class_name": "Sequential", "config": {"name": "m", "layers": [
@@ -190,7 +191,8 @@ TEST(KerasJson, ExportErrorsNameLayer) {
 
     const auto padded = test::makeArchitecture(
         {test::makeLayer("input", "Input", {{"shape", Shape{1, 28, 28}}}),
-         test::makeLayer("conv", "Conv2D", {{"filters", int64_t{4}}, {"kernel_size", int64_t{3}}, {"padding", int64_t{3}}})});
+         test::makeLayer("conv", "Conv2D",
+                         {{"filters", int64_t{4}}, {"kernel_size", int64_t{3}}, {"padding", int64_t{3}}})});
     EXPECT_NE(exportError(padded).find("layer \"conv\" (Conv2D): padding 3x3"), std::string::npos)
         << exportError(padded);
 }

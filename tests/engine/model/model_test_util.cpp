@@ -3,9 +3,8 @@
 namespace mppdl::model::test {
 
 const std::vector<std::string>& exampleFiles() {
-    static const std::vector<std::string> files = {"mlp.json",        "lenet5.json",
-                                                   "fmnist_cnn.json", "cifar_cnn6.json",
-                                                   "vgg11.json",      "resnet_tiny.json"};
+    static const std::vector<std::string> files = {"mlp.json",        "lenet5.json", "fmnist_cnn.json",
+                                                   "cifar_cnn6.json", "vgg11.json",  "resnet_tiny.json"};
     return files;
 }
 
@@ -13,8 +12,7 @@ std::string examplePath(const std::string& file) {
     return std::string(MPPDL_SOURCE_DIR) + "/resources/architectures/" + file;
 }
 
-Layer makeLayer(const std::string& name, const std::string& type,
-                std::vector<std::pair<std::string, Param>> params,
+Layer makeLayer(const std::string& name, const std::string& type, std::vector<std::pair<std::string, Param>> params,
                 std::vector<std::string> inputs) {
     Layer layer;
     layer.name = name;
@@ -41,8 +39,7 @@ std::string problemsOf(const Analysis& analysis, const std::string& where) {
     return formatProblems(selected);
 }
 
-bool hasProblem(const Analysis& analysis, const std::string& where,
-                std::initializer_list<std::string> fragments) {
+bool hasProblem(const Analysis& analysis, const std::string& where, std::initializer_list<std::string> fragments) {
     for (const auto& p : analysis.problems) {
         if (p.where != where)
             continue;

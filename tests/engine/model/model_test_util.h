@@ -19,15 +19,13 @@ std::string examplePath(const std::string& file);
 
 /// A layer built in code; `inputs` empty means the previous layer.
 Layer makeLayer(const std::string& name, const std::string& type,
-                std::vector<std::pair<std::string, Param>> params = {},
-                std::vector<std::string> inputs = {});
+                std::vector<std::pair<std::string, Param>> params = {}, std::vector<std::string> inputs = {});
 /// A design from layers.
 Architecture makeArchitecture(std::vector<Layer> layers, const std::string& output = "");
 
 /// The problems reported for `where`, formatted "where: message", one per line (for messages).
 std::string problemsOf(const Analysis& analysis, const std::string& where);
 /// Whether some problem names `where` and contains every fragment.
-bool hasProblem(const Analysis& analysis, const std::string& where,
-                std::initializer_list<std::string> fragments);
+bool hasProblem(const Analysis& analysis, const std::string& where, std::initializer_list<std::string> fragments);
 
 } // namespace mppdl::model::test

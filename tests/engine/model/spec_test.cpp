@@ -44,14 +44,12 @@ TEST(ModelSpec, ParsesLayersParametersAndInputs) {
     EXPECT_TRUE(a.output.empty());
     ASSERT_EQ(a.layers.size(), 5u);
     EXPECT_EQ(a.layers[0].type, "Input");
-    EXPECT_EQ(std::get<std::vector<int64_t>>(a.layers[0].params.at("shape")),
-              (std::vector<int64_t>{1, 28, 28}));
+    EXPECT_EQ(std::get<std::vector<int64_t>>(a.layers[0].params.at("shape")), (std::vector<int64_t>{1, 28, 28}));
     const Layer& conv = a.layers[1];
     EXPECT_EQ(conv.name, "conv1");
     EXPECT_TRUE(conv.inputs.empty());
     EXPECT_EQ(std::get<int64_t>(conv.params.at("filters")), 8);
-    EXPECT_EQ(std::get<std::vector<int64_t>>(conv.params.at("kernel_size")),
-              (std::vector<int64_t>{3, 5}));
+    EXPECT_EQ(std::get<std::vector<int64_t>>(conv.params.at("kernel_size")), (std::vector<int64_t>{3, 5}));
     EXPECT_EQ(std::get<std::string>(conv.params.at("padding")), "same");
     EXPECT_EQ(std::get<bool>(conv.params.at("bias")), false);
     EXPECT_DOUBLE_EQ(std::get<double>(a.layers[2].params.at("rate")), 0.25);
@@ -106,15 +104,14 @@ TEST(ModelSpec, CanonicalJsonRoundTrips) {
     EXPECT_EQ(a, b);
     EXPECT_EQ(toJson(b), text);
     // Parameters of every kind, and strings that need escaping.
-    Architecture c =
-        test::makeArchitecture({test::makeLayer("in \"quoted\"\n", "Input", {{"shape", Shape{3}}}),
-                                test::makeLayer("x", "Anything",
-                                                {{"i", int64_t{-7}},
-                                                 {"f", 1e-5},
-                                                 {"g", 0.1},
-                                                 {"b", true},
-                                                 {"s", std::string("tab\t")},
-                                                 {"l", std::vector<int64_t>{}}})});
+    Architecture c = test::makeArchitecture({test::makeLayer("in \"quoted\"\n", "Input", {{"shape", Shape{3}}}),
+                                             test::makeLayer("x", "Anything",
+                                                             {{"i", int64_t{-7}},
+                                                              {"f", 1e-5},
+                                                              {"g", 0.1},
+                                                              {"b", true},
+                                                              {"s", std::string("tab\t")},
+                                                              {"l", std::vector<int64_t>{}}})});
     c.description = "ünïcode";
     EXPECT_EQ(parseArchitecture(toJson(c)), c);
 }
@@ -135,13 +132,11 @@ TEST(ModelSpec, SyntaxErrorNamesOriginLineAndColumn) {
     EXPECT_EQ(message.find("json.exception"), std::string::npos) << message;
 
     EXPECT_EQ(errorOf("").rfind("net.json:1:1: ", 0), 0u) << errorOf("");
-    EXPECT_EQ(errorOf("{\"layers\": [}").rfind("net.json:1:13: ", 0), 0u)
-        << errorOf("{\"layers\": [}");
+    EXPECT_EQ(errorOf("{\"layers\": [}").rfind("net.json:1:13: ", 0), 0u) << errorOf("{\"layers\": [}");
 }
 
 TEST(ModelSpec, NewerFormatVersionAsksForNewerMppdl) {
-    const std::string message =
-        errorOf("{\"format\": \"mppdl-architecture\",\n \"version\": 2, \"layers\": []}");
+    const std::string message = errorOf("{\"format\": \"mppdl-architecture\",\n \"version\": 2, \"layers\": []}");
     EXPECT_EQ(message.rfind("net.json:2: ", 0), 0u) << message;
     EXPECT_NE(message.find("version 2"), std::string::npos) << message;
     EXPECT_NE(message.find("newer mppdl"), std::string::npos) << message;
@@ -151,12 +146,9 @@ TEST(ModelSpec, NewerFormatVersionAsksForNewerMppdl) {
 TEST(ModelSpec, DocumentsThatAreNotArchitecturesNameTheLine) {
     EXPECT_NE(errorOf("[1, 2]").find("JSON object"), std::string::npos);
     EXPECT_NE(errorOf("{\"name\": \"x\"}").find("no \"layers\""), std::string::npos);
-    EXPECT_NE(errorOf("{\"format\": \"keras\", \"layers\": []}").find("\"format\""),
-              std::string::npos);
-    EXPECT_NE(errorOf("{\"layers\": [], \"lyers\": 1}").find("unknown key \"lyers\""),
-              std::string::npos);
-    EXPECT_NE(errorOf("{\"class_name\": \"Sequential\", \"config\": {}}").find("Keras"),
-              std::string::npos);
+    EXPECT_NE(errorOf("{\"format\": \"keras\", \"layers\": []}").find("\"format\""), std::string::npos);
+    EXPECT_NE(errorOf("{\"layers\": [], \"lyers\": 1}").find("unknown key \"lyers\""), std::string::npos);
+    EXPECT_NE(errorOf("{\"class_name\": \"Sequential\", \"config\": {}}").find("Keras"), std::string::npos);
 
     std::string message = errorOf("{\"layers\": [\n {\"type\": \"Input\", \"shape\": [1]},\n"
                                   " {\"name\": \"d\", \"units\": 3}\n]}");
@@ -188,9 +180,7 @@ TEST(ModelSpec, WrongParameterTypesAreAnalysisProblemsNamingTheLayer) {
         << formatProblems(analysis.problems);
 }
 
-TEST(ModelSpec, LoadingAMissingFileIsADataError) {
-    EXPECT_THROW(loadArchitecture("/nonexistent/net.json"), DataError);
-}
+TEST(ModelSpec, LoadingAMissingFileIsADataError) { EXPECT_THROW(loadArchitecture("/nonexistent/net.json"), DataError); }
 
 TEST(ModelSpec, FormatsShapes) {
     EXPECT_EQ(formatShape({64, 7, 7}), "64x7x7");
@@ -199,9 +189,9 @@ TEST(ModelSpec, FormatsShapes) {
 }
 
 TEST(ModelLayers, TableListsEveryTypeOnceWithUsableDefaults) {
-    const std::set<std::string> expected = {
-        "Input", "Conv2D",    "MaxPool2D", "AvgPool2D", "BatchNorm", "Dropout", "Flatten", "Dense",
-        "ReLU",  "LeakyReLU", "Tanh",      "Sigmoid",   "Softmax",   "Add",     "Concat"};
+    const std::set<std::string> expected = {"Input",   "Conv2D",  "MaxPool2D", "AvgPool2D", "BatchNorm",
+                                            "Dropout", "Flatten", "Dense",     "ReLU",      "LeakyReLU",
+                                            "Tanh",    "Sigmoid", "Softmax",   "Add",       "Concat"};
     std::set<std::string> names;
     for (const auto& type : layerTypes()) {
         EXPECT_TRUE(names.insert(type.name).second) << type.name;

@@ -66,8 +66,7 @@ TEST(TrainRecorded, AnEndThatCannotBeRecordedReachesTheDisplay) {
     for (const auto& e : display.events())
         if (e.kind == EventKind::Message && e.errorKind == "storage") {
             warned = true;
-            EXPECT_NE(e.message.find("could not record how run " + std::to_string(runId) + " ended"),
-                      std::string::npos)
+            EXPECT_NE(e.message.find("could not record how run " + std::to_string(runId) + " ended"), std::string::npos)
                 << e.message;
             EXPECT_NE(e.message.find("locked"), std::string::npos) << "names SQLite's cause: " << e.message;
         }

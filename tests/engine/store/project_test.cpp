@@ -445,8 +445,10 @@ TEST(StoreProject, RefusesANewerSchemaNamingTheVersionThatWroteIt) {
         raw.run("UPDATE meta SET value = '9.9.9' WHERE key = 'written_by'");
     }
     patch(path, 60, std::string("\0\0\0\2", 4));
-    expectRefusedBoth(path, {path + " was written by a newer mppdl (project schema 2, written by mppdl 9.9.9);"
-                                    " this mppdl " + versionString() + " reads schema 1: upgrade mppdl"});
+    expectRefusedBoth(path, {path +
+                             " was written by a newer mppdl (project schema 2, written by mppdl 9.9.9);"
+                             " this mppdl " +
+                             versionString() + " reads schema 1: upgrade mppdl"});
 
     // When the version that wrote it cannot be read, the message still says what to do.
     patch(path, 100, std::string(4096 - 100, '\x5a'));

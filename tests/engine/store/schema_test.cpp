@@ -159,8 +159,7 @@ TEST(StoreSchema, TheProjectSchemaCreatesItsTables) {
 
     RawDb raw(path);
     EXPECT_EQ(raw.value("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"), "1");
-    EXPECT_EQ(raw.value("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'metrics_run_step'"),
-              "1");
+    EXPECT_EQ(raw.value("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'metrics_run_step'"), "1");
     // Every child of a run goes with it.
     for (const std::string table : {"metrics", "checkpoints", "evaluations"})
         EXPECT_EQ(raw.value("SELECT on_delete FROM pragma_foreign_key_list('" + table + "') WHERE \"table\" = 'runs'"),

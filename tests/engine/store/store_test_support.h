@@ -32,9 +32,8 @@ public:
     TempDir() {
         static std::atomic<int> counter{0};
         const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        m_path = std::filesystem::temp_directory_path() /
-                 ("mppdl-store-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + "-" +
-                  std::to_string(stamp));
+        m_path = std::filesystem::temp_directory_path() / ("mppdl-store-test-" + std::to_string(getpid()) + "-" +
+                                                           std::to_string(counter++) + "-" + std::to_string(stamp));
         std::filesystem::create_directories(m_path);
     }
     ~TempDir() {

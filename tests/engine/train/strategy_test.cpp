@@ -221,7 +221,7 @@ TEST(TrainEasgd, DefaultMovingRateLearns) {
     auto c = config("easgd", 4);
     RecordingObserver events;
     const auto result = train::train(c, bundledArchitecture("lenet5"), subset(), events);
-    EXPECT_GT(result.test->accuracy, 0.4); // chance is 0.1
+    EXPECT_GT(result.test->accuracy, 0.4);                    // chance is 0.1
     EXPECT_EQ(epochs(events, -1).back().metric("merges"), 2); // tau 10 over 15 steps a segment
     for (int s = 0; s < 4; ++s)
         EXPECT_GT(epochs(events, s).back().metric("divergence"), 0);

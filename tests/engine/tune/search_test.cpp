@@ -162,7 +162,8 @@ TEST(Hyperband, PlanIsThePapersTable) {
         EXPECT_EQ(plan[b].s, int(4 - b));
         ASSERT_EQ(plan[b].rungs.size(), expected[b].size()) << "bracket " << plan[b].s;
         for (size_t i = 0; i < expected[b].size(); ++i) {
-            EXPECT_EQ(plan[b].rungs[i].configurations, expected[b][i].first) << "bracket " << plan[b].s << " rung " << i;
+            EXPECT_EQ(plan[b].rungs[i].configurations, expected[b][i].first)
+                << "bracket " << plan[b].s << " rung " << i;
             EXPECT_EQ(plan[b].rungs[i].epochs, expected[b][i].second) << "bracket " << plan[b].s << " rung " << i;
         }
     }

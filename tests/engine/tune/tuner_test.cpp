@@ -35,9 +35,10 @@ struct Trials {
     std::vector<RecordingObserver> events{3};
     std::vector<KeepCheckpoints> checkpoints{3};
     std::vector<Trial> make(int epochs) {
-        const std::vector<std::pair<const char*, train::TrainConfig>> chosen = {
-            {"mlp", configWith(0.05, 32, epochs)}, {"lenet5", configWith(0.05, 16, epochs)},
-            {"mlp", configWith(0.02, 24, epochs)}};
+        const std::vector<std::pair<const char*, train::TrainConfig>> chosen = {{"mlp", configWith(0.05, 32, epochs)},
+                                                                                {"lenet5",
+                                                                                 configWith(0.05, 16, epochs)},
+                                                                                {"mlp", configWith(0.02, 24, epochs)}};
         std::vector<Trial> out;
         for (size_t i = 0; i < chosen.size(); ++i) {
             Trial t;

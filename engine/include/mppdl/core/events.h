@@ -37,9 +37,9 @@ struct Metric {
 /// One thing a run reports. Plain data, cheap to copy, safe to hand to another thread.
 struct RunEvent {
     EventKind kind = EventKind::Message;
-    int epoch = 0;          ///< 1-based epoch this event belongs to; 0 before the first
-    int epochs = 0;         ///< epochs planned
-    int64_t step = 0;       ///< minibatches done since the run started
+    int epoch = 0;    ///< 1-based epoch this event belongs to; 0 before the first
+    int epochs = 0;   ///< epochs planned
+    int64_t step = 0; ///< minibatches done since the run started
     int64_t stepInEpoch = 0;
     int64_t stepsPerEpoch = 0;
     int segment = -1;       ///< -1 for the whole (merged) model; 0.. for a segment's replica

@@ -64,8 +64,7 @@ const DistributionPolicy* findDistributionPolicy(const std::string& name);
 std::vector<at::Tensor> distribute(const Dataset& rows, int segments, const std::string& policy, uint64_t seed,
                                    const at::Tensor& keys);
 /// distribute() without keys.
-std::vector<at::Tensor> distribute(const Dataset& rows, int segments, const std::string& policy,
-                                   uint64_t seed = 0);
+std::vector<at::Tensor> distribute(const Dataset& rows, int segments, const std::string& policy, uint64_t seed = 0);
 
 /// What one segment holds.
 struct SegmentSummary {

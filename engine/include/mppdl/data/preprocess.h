@@ -54,7 +54,6 @@ struct PreparedData {
 /// Splits a seeded random `validationFraction` (in [0, 1)) of the training rows off for validation,
 /// fits the normalizer on what is left, and applies it to all three sets. The split depends only on
 /// the seed and the row count (same on every platform); both parts keep the source's row order.
-PreparedData prepare(const LoadedSource& source, double validationFraction, uint64_t seed,
-                     Normalizer::Mode mode);
+PreparedData prepare(const LoadedSource& source, double validationFraction, uint64_t seed, Normalizer::Mode mode);
 
 } // namespace mppdl::data

@@ -52,7 +52,6 @@ constexpr const char* kOnnxOutput = "probabilities";
 /// The file is written beside `path` and renamed, so a failure leaves nothing behind.
 /// ConfigError for an opset out of range or a layer that cannot be exported (named, with its
 /// type); StorageError naming the path when it cannot be written.
-OnnxSummary exportOnnx(const train::TrainedModel& model, const std::string& path,
-                       const OnnxOptions& options = {});
+OnnxSummary exportOnnx(const train::TrainedModel& model, const std::string& path, const OnnxOptions& options = {});
 
 } // namespace mppdl::interop

@@ -44,8 +44,7 @@ int64_t createRun(store::Project& project, const train::TrainConfig& config,
 /// How the training itself runs: train::train() on this process's threads by default; the command
 /// line passes one that also spreads segments over processes.
 using Trainer = std::function<train::TrainResult(const train::TrainConfig&, const model::Architecture&,
-                                                 const data::PreparedData&, RunObserver&,
-                                                 const train::TrainControl&)>;
+                                                 const data::PreparedData&, RunObserver&, const train::TrainControl&)>;
 
 /// Trains run `runId` with the project's recorder beside `display` (as observer and checkpoint
 /// sink): marks the run running, records its metrics, checkpoints and end; on any mppdl::Error the

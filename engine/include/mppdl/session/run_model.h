@@ -32,8 +32,8 @@ train::TrainedModel runModel(const store::Project& project, const RunWeights& we
 /// The test rows behind one cell of a run's confusion matrix: the rows of class `trueClass` that
 /// epoch `epoch`'s model predicts as `predictedClass`, read again from the run's recorded dataset.
 struct ConfusionCellRows {
-    int64_t matching = 0; ///< rows in the cell
-    int64_t total = 0;    ///< test rows
+    int64_t matching = 0;               ///< rows in the cell
+    int64_t total = 0;                  ///< test rows
     std::vector<data::RowPreview> rows; ///< the first of them, at most the `most` asked for
     std::vector<double> probability;    ///< per row shown: the probability the model gave `predictedClass`
     std::vector<std::string> classNames;

@@ -38,11 +38,11 @@ RunState parseRunState(const std::string& name);
 /// A data source a run used. Large data is referenced (location), never copied into the project.
 struct DatasetRecord {
     int64_t id = 0;
-    std::string name;       ///< unique in the project
-    std::string kind;       ///< a data::sourceKinds() name: "idx", "csv", ..., "pg" for a table
-    std::string location;   ///< a path, or a connection string without its password
-    std::string options;    ///< JSON: reader options and column mapping
-    std::string schema;     ///< JSON: sample shape, dtype, rows
+    std::string name;     ///< unique in the project
+    std::string kind;     ///< a data::sourceKinds() name: "idx", "csv", ..., "pg" for a table
+    std::string location; ///< a path, or a connection string without its password
+    std::string options;  ///< JSON: reader options and column mapping
+    std::string schema;   ///< JSON: sample shape, dtype, rows
     std::vector<std::string> classNames;
     std::string statistics; ///< JSON: class histogram, channel moments
     std::string createdAt;  ///< ISO 8601, UTC
@@ -52,7 +52,7 @@ struct DatasetRecord {
 struct ArchitectureVersion {
     int64_t id = 0; ///< row id; runs refer to it
     std::string name;
-    int version = 0; ///< 1, 2, ... per name
+    int version = 0;  ///< 1, 2, ... per name
     std::string spec; ///< the architecture JSON
     std::string note;
     std::string createdAt;
@@ -69,7 +69,7 @@ struct ArchitectureSummary {
 
 /// What a run is before it starts.
 struct NewRun {
-    std::string name; ///< empty: "<architecture>-<id>"
+    std::string name;      ///< empty: "<architecture>-<id>"
     int64_t datasetId = 0; ///< 0: none recorded
     int64_t architectureVersionId = 0;
     std::string strategy = "single";
@@ -101,13 +101,13 @@ struct RunRecord {
     /// (normalizer, class names); set once the data is prepared.
     std::string modelInfo;
     std::string createdAt, startedAt, endedAt; ///< ISO 8601 UTC; empty when not yet
-    double heartbeat = 0; ///< unix seconds of the last write by the running process
-    int epochs = 0;       ///< planned
+    double heartbeat = 0;                      ///< unix seconds of the last write by the running process
+    int epochs = 0;                            ///< planned
     int epochsDone = 0;
-    int bestEpoch = 0;    ///< by validation accuracy; 0 when none
+    int bestEpoch = 0; ///< by validation accuracy; 0 when none
     std::optional<double> bestValAccuracy;
     std::optional<double> testAccuracy;
-    double seconds = 0;   ///< wall time of training so far
+    double seconds = 0; ///< wall time of training so far
     std::string errorKind, errorMessage;
     std::optional<int64_t> warmStartRun;
     std::optional<int> warmStartEpoch;
@@ -186,8 +186,8 @@ public:
     // --- architectures
     /// Adds `spec` as the next version of `name`, unless it equals the latest version's spec (then
     /// that version is returned and `*created` is false). Versions are never changed afterwards.
-    ArchitectureVersion addArchitecture(const std::string& name, const std::string& spec,
-                                        const std::string& note, bool* created = nullptr);
+    ArchitectureVersion addArchitecture(const std::string& name, const std::string& spec, const std::string& note,
+                                        bool* created = nullptr);
     std::vector<ArchitectureSummary> architectures() const;
     /// Oldest first; empty when the name is unknown.
     std::vector<ArchitectureVersion> architectureVersions(const std::string& name) const;
@@ -203,8 +203,7 @@ public:
     void setModelInfo(int64_t runId, const std::string& json);
     void updateProgress(int64_t runId, const RunProgress& progress);
     /// Finished, Failed, Cancelled or Interrupted, with the end time and, for failures, the error.
-    void endRun(int64_t runId, RunState state, const std::string& errorKind = {},
-                const std::string& errorMessage = {});
+    void endRun(int64_t runId, RunState state, const std::string& errorKind = {}, const std::string& errorMessage = {});
     void setTestAccuracy(int64_t runId, double accuracy);
     /// Persists Interrupted for runs that read as interrupted; returns how many.
     int reconcileInterrupted();

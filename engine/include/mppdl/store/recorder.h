@@ -58,7 +58,7 @@ private:
     std::vector<MetricPoint> m_pending;
     RunProgress m_progress;
     std::chrono::duration<double> m_busy{0}; ///< time spent recording since the last checkpoint
-    int64_t m_lastStep = 0; ///< of the last epoch event: where its checkpoint's cost is filed
+    int64_t m_lastStep = 0;                  ///< of the last epoch event: where its checkpoint's cost is filed
     bool m_ended = false;
     std::string m_endError;
 };

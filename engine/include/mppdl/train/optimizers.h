@@ -12,13 +12,13 @@ namespace mppdl::train {
 struct OptimizerConfig {
     std::string name = "sgd";
     double lr = 0.01;
-    double momentum = 0.0;   ///< SGD, RMSprop
-    bool nesterov = false;   ///< SGD; needs momentum > 0
+    double momentum = 0.0; ///< SGD, RMSprop
+    bool nesterov = false; ///< SGD; needs momentum > 0
     double weightDecay = 0.0;
-    double beta1 = 0.9;      ///< Adam, AdamW
+    double beta1 = 0.9; ///< Adam, AdamW
     double beta2 = 0.999;
-    double eps = 1e-8;       ///< Adam, AdamW, RMSprop
-    double alpha = 0.99;     ///< RMSprop smoothing
+    double eps = 1e-8;   ///< Adam, AdamW, RMSprop
+    double alpha = 0.99; ///< RMSprop smoothing
 };
 
 /// Learning-rate schedule, applied at the start of each epoch.

@@ -37,8 +37,7 @@ public:
     /// modelInfoJson() and a Checkpoint::weights blob. `what` names the weights in errors
     /// ("run 3, epoch 5"); ConfigError/StorageError when they do not fit or are damaged.
     static TrainedModel fromWeights(const model::Architecture& architecture, const std::string& modelInfo,
-                                    const std::string& weights, const std::string& device,
-                                    const std::string& what);
+                                    const std::string& weights, const std::string& device, const std::string& what);
 
     /// Accuracy, loss, per-class accuracy and confusion matrix on raw (unnormalized) data.
     /// Throws ConfigError when the data's sample shape differs from the model's input (both named).

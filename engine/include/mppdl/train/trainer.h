@@ -80,8 +80,8 @@ struct TrainResult {
 /// each epoch; with `control.resumeFrom` it continues an earlier run (see TrainControl). Other
 /// failures are reported as Failed and rethrown as mppdl::Error subclasses: a NaN or infinite loss
 /// is a DataError naming the epoch and step, a device out of memory a DeviceError.
-TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
-                  RunObserver& observer, const TrainControl& control = {});
+TrainResult train(const TrainConfig& config, const model::Architecture& architecture, RunObserver& observer,
+                  const TrainControl& control = {});
 
 /// The source as read and the data prepared from it (split, normalized).
 struct LoadedData {
@@ -95,9 +95,8 @@ struct LoadedData {
 LoadedData loadData(const TrainConfig& config, const model::Architecture& architecture, RunObserver& observer);
 
 /// The same on data already prepared (the caller loaded and split it).
-TrainResult train(const TrainConfig& config, const model::Architecture& architecture,
-                  const data::PreparedData& data, RunObserver& observer,
-                  const TrainControl& control = {});
+TrainResult train(const TrainConfig& config, const model::Architecture& architecture, const data::PreparedData& data,
+                  RunObserver& observer, const TrainControl& control = {});
 
 /// The configuration as JSON (what a project records to repeat a run) and back. fromJson fills
 /// missing keys with the defaults and throws ConfigError naming a key of the wrong type.

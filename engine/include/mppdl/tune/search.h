@@ -14,11 +14,11 @@ namespace mppdl::tune {
 /// spread evenly in that scale for a grid.
 struct ParameterSpace {
     std::string name;
-    std::vector<double> values;     ///< a list; empty for a range (strings index `labels`)
+    std::vector<double> values;      ///< a list; empty for a range (strings index `labels`)
     std::vector<std::string> labels; ///< a list of names (optimizer, architecture)
     double low = 0, high = 0;
     bool log = false;
-    int steps = 0;      ///< a range's grid points; 0: the range cannot be searched by a grid
+    int steps = 0;        ///< a range's grid points; 0: the range cannot be searched by a grid
     bool integer = false; ///< values are rounded (batch size, epochs)
     bool isRange() const { return values.empty() && labels.empty(); }
 };

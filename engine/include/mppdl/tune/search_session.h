@@ -35,7 +35,7 @@ struct SearchRequest {
 
 /// One line of a leaderboard.
 struct LeaderboardRow {
-    size_t index = 0;      ///< 0-based position in the search
+    size_t index = 0; ///< 0-based position in the search
     int64_t runId = 0;
     std::string runName;
     Configuration configuration;
@@ -43,7 +43,7 @@ struct LeaderboardRow {
     std::optional<double> testAccuracy;
     /// "queued", "training", "stopped" (Hyperband's early stop), "finished", "failed", "cancelled"
     std::string state = "queued";
-    int bracket = -1;      ///< Hyperband: its bracket s; -1 otherwise
+    int bracket = -1; ///< Hyperband: its bracket s; -1 otherwise
 };
 
 /// Everything a search is doing, for a live view and for the end.
@@ -90,8 +90,7 @@ SearchProgress runSearch(store::Project& project, const SearchRequest& request, 
 /// none). `threads` >= 0 overrides the recorded thread count. ConfigError naming the search when
 /// the project has no such search or it has nothing left to do.
 SearchProgress resumeSearch(store::Project& project, const std::string& name, SearchObserver* observer,
-                            const std::atomic<bool>* cancel, int threads = -1,
-                            RunObserver* runObserver = nullptr);
+                            const std::atomic<bool>* cancel, int threads = -1, RunObserver* runObserver = nullptr);
 
 /// The searches a project holds (their names, in order of their first run).
 std::vector<std::string> searchNames(const store::Project& project);

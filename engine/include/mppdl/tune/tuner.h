@@ -52,7 +52,7 @@ struct TrialStatus {
     int epochsDone = 0;
     std::optional<double> valAccuracy; ///< after its last epoch (when there is validation data)
     std::optional<double> valLoss;
-    double seconds = 0; ///< training and evaluation time, summed over its sub-epochs
+    double seconds = 0;    ///< training and evaluation time, summed over its sub-epochs
     bool finished = false; ///< trained all of config.epochs (its run ended)
 };
 

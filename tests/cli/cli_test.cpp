@@ -179,6 +179,17 @@ TEST_F(Cli, JsonFailureIsTheLastLine) {
     }
 }
 
+// A model that cannot be written names why (libtorch's cause), exits with the storage code and leaves
+// nothing half-written behind.
+TEST_F(Cli, SaveFailureNamesItsCause) {
+    const auto model = path("no-such-dir") + "/model.pt";
+    const auto r = run("train --data " + kFmnist + " --arch mlp --epochs 1 --limit 300 --no-project --save " + model);
+    EXPECT_EQ(r.code, 5) << r.out;
+    EXPECT_NE(r.out.find(model + ": cannot write the model file ("), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("No such file or directory"), std::string::npos) << "the cause: " << r.out;
+    EXPECT_FALSE(fs::exists(model + ".tmp"));
+}
+
 TEST_F(Cli, TrainTextSaveAndEval) {
     const auto model = path("model.pt");
     auto r = run("train --data " + kFmnist +

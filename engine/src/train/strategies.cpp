@@ -10,45 +10,28 @@ constexpr int64_t kDefaultTau = 10;
 } // namespace
 
 const std::vector<StrategyKind>& strategies() {
-    // name and help; join; segmented, keepsMembers, usesMovingRate; defaultSyncEvery
+    // A row a strategy, laid out by hand so that its fields read as columns.
+    // clang-format off
     static const std::vector<StrategyKind> table = {
         {{"single", "one model trained on all rows (the reference the others are compared with)"},
-         Join::None,
-         false,
-         false,
-         false,
-         0},
+         Join::None, /*segmented=*/false, /*keepsMembers=*/false, /*usesMovingRate=*/false, /*defaultSyncEvery=*/0},
         {{"model-averaging",
           "MADlib's fit: a replica per segment trains on its shard; the replicas are averaged, weighted "
           "by rows, after each pass (or every --sync-every minibatches) and the average is broadcast"},
-         Join::Average,
-         true,
-         false,
-         false,
-         0},
+         Join::Average, /*segmented=*/true, /*keepsMembers=*/false, /*usesMovingRate=*/false, /*defaultSyncEvery=*/0},
         {{"easgd",
           "elastic averaging SGD: every --sync-every minibatches (tau, default 10) each replica moves toward a "
           "center model by the moving rate and the center toward the replicas (alpha = 0.9 / segments)"},
-         Join::Elastic,
-         true,
-         false,
-         true,
-         kDefaultTau},
+         Join::Elastic, /*segmented=*/true, /*keepsMembers=*/false, /*usesMovingRate=*/true,
+         /*defaultSyncEvery=*/kDefaultTau},
         {{"ensemble", "one independent model per segment; the prediction is the mean of their class probabilities"},
-         Join::None,
-         true,
-         true,
-         false,
-         0},
+         Join::None, /*segmented=*/true, /*keepsMembers=*/true, /*usesMovingRate=*/false, /*defaultSyncEvery=*/0},
         {{"allreduce",
           "synchronous data parallel, as DDP: each step the segments' gradients are averaged, weighted by rows, "
           "so the replicas stay equal (one step over the union of the segments' minibatches)"},
-         Join::Gradients,
-         true,
-         false,
-         false,
-         1},
+         Join::Gradients, /*segmented=*/true, /*keepsMembers=*/false, /*usesMovingRate=*/false, /*defaultSyncEvery=*/1},
     };
+    // clang-format on
     return table;
 }
 

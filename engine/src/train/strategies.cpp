@@ -10,28 +10,44 @@ constexpr int64_t kDefaultTau = 10;
 } // namespace
 
 const std::vector<StrategyKind>& strategies() {
-    // A row a strategy, laid out by hand so that its fields read as columns.
-    // clang-format off
     static const std::vector<StrategyKind> table = {
         {{"single", "one model trained on all rows (the reference the others are compared with)"},
-         Join::None, /*segmented=*/false, /*keepsMembers=*/false, /*usesMovingRate=*/false, /*defaultSyncEvery=*/0},
+         Join::None, // join
+         false,      // segmented
+         false,      // keepsMembers
+         false,      // usesMovingRate
+         0},         // defaultSyncEvery
         {{"model-averaging",
           "MADlib's fit: a replica per segment trains on its shard; the replicas are averaged, weighted "
           "by rows, after each pass (or every --sync-every minibatches) and the average is broadcast"},
-         Join::Average, /*segmented=*/true, /*keepsMembers=*/false, /*usesMovingRate=*/false, /*defaultSyncEvery=*/0},
+         Join::Average, // join
+         true,          // segmented
+         false,         // keepsMembers
+         false,         // usesMovingRate
+         0},            // defaultSyncEvery
         {{"easgd",
           "elastic averaging SGD: every --sync-every minibatches (tau, default 10) each replica moves toward a "
           "center model by the moving rate and the center toward the replicas (alpha = 0.9 / segments)"},
-         Join::Elastic, /*segmented=*/true, /*keepsMembers=*/false, /*usesMovingRate=*/true,
-         /*defaultSyncEvery=*/kDefaultTau},
+         Join::Elastic, // join
+         true,          // segmented
+         false,         // keepsMembers
+         true,          // usesMovingRate
+         kDefaultTau},  // defaultSyncEvery
         {{"ensemble", "one independent model per segment; the prediction is the mean of their class probabilities"},
-         Join::None, /*segmented=*/true, /*keepsMembers=*/true, /*usesMovingRate=*/false, /*defaultSyncEvery=*/0},
+         Join::None, // join
+         true,       // segmented
+         true,       // keepsMembers
+         false,      // usesMovingRate
+         0},         // defaultSyncEvery
         {{"allreduce",
           "synchronous data parallel, as DDP: each step the segments' gradients are averaged, weighted by rows, "
           "so the replicas stay equal (one step over the union of the segments' minibatches)"},
-         Join::Gradients, /*segmented=*/true, /*keepsMembers=*/false, /*usesMovingRate=*/false, /*defaultSyncEvery=*/1},
+         Join::Gradients, // join
+         true,            // segmented
+         false,           // keepsMembers
+         false,           // usesMovingRate
+         1},              // defaultSyncEvery
     };
-    // clang-format on
     return table;
 }
 

@@ -177,15 +177,16 @@ void RunLoop::buildReplicas() {
     // clone per segment s with s % processes == rank, on its shard, while m_module holds the
     // merged model.
     const bool segmented = m_strategy.segmented;
+    std::vector<torch::Tensor> shards;
     if (segmented)
-        m_shards = data::distribute(m_data.train, m_config.segments, m_config.distribution, m_config.seed);
+        shards = data::distribute(m_data.train, m_config.segments, m_config.distribution, m_config.seed);
     else
-        m_shards = {torch::arange(m_data.train.size(), torch::kLong)};
-    for (const auto& s : m_shards)
+        shards = {torch::arange(m_data.train.size(), torch::kLong)};
+    for (const auto& s : shards)
         m_shardRows.push_back(s.size(0));
     // Each shard's class histogram, reported with its first epoch: how IID the segments are.
     if (segmented)
-        m_shardClasses = data::summarize(m_data.train, m_shards);
+        m_shardClasses = data::summarize(m_data.train, shards);
     for (int s = m_rank; s < m_config.segments; s += m_world) {
         Replica r;
         r.segment = s;
@@ -193,8 +194,8 @@ void RunLoop::buildReplicas() {
         r.module = segmented ? model::GraphModule(
                                    std::dynamic_pointer_cast<model::GraphModuleImpl>(m_module->clone(r.device)))
                              : m_module;
-        r.x = m_data.train.features().index_select(0, m_shards[size_t(s)]).to(r.device);
-        r.y = m_data.train.labels().index_select(0, m_shards[size_t(s)]).to(r.device);
+        r.x = m_data.train.features().index_select(0, shards[size_t(s)]).to(r.device);
+        r.y = m_data.train.labels().index_select(0, shards[size_t(s)]).to(r.device);
         r.batch = minibatchOf(m_config.batchSize, r.rows());
         r.optimizer = makeOptimizer(m_config.optimizer, r.module->parameters());
         // Segment 0's streams are the single strategy's, so that one segment repeats it exactly.

@@ -24,10 +24,6 @@
 
 namespace mppdl::train {
 
-using Clock = std::chrono::steady_clock;
-
-inline double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 /// Stamps events with the run's wall time and hands them to the observer.
 class Emitter {
 public:
@@ -121,7 +117,6 @@ private:
     torch::Tensor m_xVal, m_yVal;
 
     std::vector<int64_t> m_shardRows;
-    std::vector<torch::Tensor> m_shards;
     data::DistributionSummary m_shardClasses;
     std::vector<Replica> m_replicas;
     std::unique_ptr<SegmentPool> m_pool;

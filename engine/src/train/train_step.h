@@ -10,9 +10,15 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <exception>
 
 namespace mppdl::train {
+
+using Clock = std::chrono::steady_clock;
+
+/// Wall seconds since `t`: what the run loop and the tuner time their phases with.
+inline double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 /// A minibatch's figures, still on its device: reading them is a sync on a GPU.
 struct StepFigures {

@@ -23,11 +23,10 @@
 
 namespace mppdl::tune {
 
-using Clock = std::chrono::steady_clock;
+using train::Clock;
+using train::secondsSince;
 
 namespace {
-
-double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 constexpr int64_t kStateFormat = 1;
 

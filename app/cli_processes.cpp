@@ -118,12 +118,28 @@ void ProcessFlags::add(CLI::App& c) {
         ->check(CLI::Range(1.0, 86400.0));
 }
 
-train::TrainResult trainInProcesses(const train::TrainConfig& given, const model::Architecture& architecture,
-                                    const data::PreparedData& data, RunObserver& observer, train::TrainControl control,
-                                    const ProcessFlags& flags) {
+struct ProcessRun::Impl {
+    Impl(int world, int segments) : workers(world, segments) {}
+    train::TrainConfig config;
+    LocalWorkers workers; // stopped after the group is gone (declared before it)
+    std::unique_ptr<train::ProcessGroup> group;
+};
+
+ProcessRun::ProcessRun(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+ProcessRun::~ProcessRun() = default;
+train::ProcessGroup* ProcessRun::group() const { return m_impl->group.get(); }
+const train::TrainConfig& ProcessRun::config() const { return m_impl->config; }
+
+std::unique_ptr<ProcessRun> ProcessRun::start(const train::TrainConfig& given, const model::Architecture& architecture,
+                                              const ProcessFlags& flags) {
     if (given.processes <= 1)
-        return train::train(given, architecture, data, observer, control);
-    train::TrainConfig config = given;
+        return nullptr;
+    const auto problems = train::validate(given);
+    if (!problems.empty()) // before any worker starts
+        throw ConfigError(problems.front());
+    auto impl = std::make_unique<Impl>(given.processes, given.segments);
+    train::TrainConfig& config = impl->config;
+    config = given;
     const int local = flags.localProcesses > 0 ? std::min(flags.localProcesses, config.processes) : config.processes;
     // --threads counts the host's threads, as on the thread pool: its processes share them. Then
     // each segment computes with as many threads as it would on the pool, so the two agree.
@@ -131,8 +147,8 @@ train::TrainResult trainInProcesses(const train::TrainConfig& given, const model
     const std::string master = !flags.master.empty()       ? flags.master
                                : local == config.processes ? "127.0.0.1:0"
                                                            : "0.0.0.0:29500";
-    LocalWorkers workers(config.processes, config.segments);
-    auto group = train::ProcessGroup::join(0, config.processes, master, flags.timeoutSeconds, [&](int port) {
+    auto& workers = impl->workers;
+    impl->group = train::ProcessGroup::join(0, config.processes, master, flags.timeoutSeconds, [&](int port) {
         for (int rank = 1; rank < local; ++rank)
             workers.start(rank, "127.0.0.1:" + std::to_string(port), flags.timeoutSeconds);
         if (local < config.processes) {
@@ -143,12 +159,20 @@ train::TrainResult trainInProcesses(const train::TrainConfig& given, const model
                       << " --master " << host << ":" << port << std::endl;
         }
     });
-    group->setFailureContext([&] { return workers.describeEnded(); });
-    group->set(kRunKey, nlohmann::json{{"config", nlohmann::json::parse(train::toJson(config))},
-                                       {"architecture", nlohmann::json::parse(model::toJson(architecture))}}
-                            .dump());
-    control.group = group.get();
-    return train::train(config, architecture, data, observer, control);
+    impl->group->setFailureContext([&workers] { return workers.describeEnded(); });
+    impl->group->set(kRunKey, nlohmann::json{{"config", nlohmann::json::parse(train::toJson(config))},
+                                             {"architecture", nlohmann::json::parse(model::toJson(architecture))}}
+                                  .dump());
+    return std::unique_ptr<ProcessRun>(new ProcessRun(std::move(impl)));
+}
+
+train::TrainResult trainInProcesses(const train::TrainConfig& config, const model::Architecture& architecture,
+                                    const data::PreparedData& data, RunObserver& observer, train::TrainControl control,
+                                    ProcessRun* processes) {
+    if (!processes)
+        return train::train(config, architecture, data, observer, control);
+    control.group = processes->group();
+    return train::train(processes->config(), architecture, data, observer, control);
 }
 
 namespace {
@@ -182,7 +206,8 @@ struct WorkerFlags {
         const auto config = train::trainConfigFromJson(run.at("config").dump());
         const auto architecture = model::parseArchitecture(run.at("architecture").dump(), "the run's architecture");
         SilentObserver silent;
-        const auto loaded = train::loadData(config, architecture, silent);
+        // Its own segments' rows only, and its share of the validation and test rows.
+        const auto loaded = train::loadData(config, architecture, silent, group.get());
         train::TrainControl control;
         control.cancel = &cancelFlag();
         control.group = group.get();

@@ -10,6 +10,8 @@
 #include "mppdl/model/architecture.h"
 #include "mppdl/train/trainer.h"
 
+#include <memory>
+
 namespace mppdl::cli {
 
 struct ProcessFlags {
@@ -25,10 +27,31 @@ struct ProcessFlags {
     void add(CLI::App& command);
 };
 
-/// train::train(), spread over `config.processes` processes when that is more than 1.
+/// The processes of a run of `config.processes` > 1, joined before the data is read, since each
+/// reads only its own rows: this one is rank 0, serves the rendezvous, starts this host's workers
+/// and hands them the run's configuration. They stop when it goes away.
+class ProcessRun {
+public:
+    /// Null for a run of one process.
+    static std::unique_ptr<ProcessRun> start(const train::TrainConfig& config, const model::Architecture& architecture,
+                                             const ProcessFlags& flags);
+    ~ProcessRun();
+
+    train::ProcessGroup* group() const;
+    /// The configuration every process trains with (--threads shared out over this host's processes).
+    const train::TrainConfig& config() const;
+
+    struct Impl;
+
+private:
+    explicit ProcessRun(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> m_impl;
+};
+
+/// train::train(), over the processes of `processes` when given (it was started for `config`).
 train::TrainResult trainInProcesses(const train::TrainConfig& config, const model::Architecture& architecture,
                                     const data::PreparedData& data, RunObserver& observer, train::TrainControl control,
-                                    const ProcessFlags& flags);
+                                    ProcessRun* processes);
 
 void registerWorkerCommand(CLI::App& app, Command& selected);
 

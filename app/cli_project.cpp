@@ -282,6 +282,26 @@ void printSegments(const std::vector<store::MetricPoint>& points) {
               << t.render();
 }
 
+/// What each process read and its peak memory (recorded when the run finished).
+void printRanks(const std::vector<store::MetricPoint>& points) {
+    std::map<int, std::map<std::string, double>> ranks;
+    for (const auto& p : points)
+        ranks[p.segment][p.name] = p.value;
+    if (ranks.empty())
+        return;
+    using A = TextTable::Align;
+    TextTable t({"process", "segments", "rows read", "MB read", "peak RSS MB"},
+                {A::Right, A::Right, A::Right, A::Right, A::Right});
+    const double mb = 1024.0 * 1024.0;
+    double rows = 0;
+    for (auto& [rank, m] : ranks) {
+        rows += m["rows_read"];
+        t.addRow({std::to_string(rank), fixedText(m["segments"], 0), groupThousands(int64_t(m["rows_read"])),
+                  fixedText(m["bytes_read"] / mb, 1), fixedText(m["peak_rss_bytes"] / mb, 1)});
+    }
+    std::cout << "\nprocesses (" << groupThousands(int64_t(rows)) << " rows read in all)\n" << t.render();
+}
+
 int showRun(const std::string& projectFlag, const std::string& ref, bool ascii) {
     const auto project = openProject(projectFlag, store::Access::Read);
     const auto r = findRun(project, ref);
@@ -316,6 +336,7 @@ int showRun(const std::string& projectFlag, const std::string& ref, bool ascii) 
         std::cout << "\nno epoch has finished yet\n";
     }
     printSegments(epochPoints);
+    printRanks(project.metrics(r.id, "rank"));
 
     const auto kept = project.checkpoints(r.id);
     if (!kept.empty()) {
@@ -583,7 +604,7 @@ void registerProjectCommands(CLI::App& app, Command& selected) {
     exportCmd->add_option("RUN", *exportRef, "run id or name")->required();
     exportCmd->add_option("--csv", *csv, "output file: one row per recorded point, one column per metric")->required();
     exportCmd->add_option("--kind", *kind, "all|epoch|progress|test")
-        ->check(CLI::IsMember({"all", "epoch", "progress", "test"}))
+        ->check(CLI::IsMember({"all", "epoch", "progress", "test", "rank"}))
         ->capture_default_str();
     exportCmd->callback([&selected, projectFlag, exportRef, csv, kind] {
         selected = [projectFlag, exportRef, csv, kind] { return exportMetrics(*projectFlag, *exportRef, *csv, *kind); };

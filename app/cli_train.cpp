@@ -44,7 +44,7 @@ std::unique_ptr<RunObserver> makeObserver(bool json, bool quiet) {
 train::TrainResult trainRecorded(store::Project& project, int64_t runId, const train::TrainConfig& config,
                                  const model::Architecture& architecture, const data::PreparedData& data,
                                  RunObserver& display, train::TrainControl control, int keepCheckpoints, bool json,
-                                 const ProcessFlags& processes, bool projectCreated = false) {
+                                 ProcessRun* processes, bool projectCreated = false) {
     const auto run = project.run(runId);
     if (json)
         std::cout << nlohmann::json{{"event", "run"},
@@ -225,8 +225,9 @@ struct TrainFlags {
     train::TrainResult trainUnrecorded(RunObserver& observer, const train::TrainControl& control) {
         const auto arch = model::loadArchitecture(resolveArchitecture(architecture));
         failureReported = true; // from here on the trainer reports failures as events
-        const auto loaded = train::loadData(config, arch, observer);
-        return trainInProcesses(config, arch, loaded.prepared, observer, control, processes);
+        const auto run = ProcessRun::start(config, arch, processes);
+        const auto loaded = train::loadData(config, arch, observer, run ? run->group() : nullptr);
+        return trainInProcesses(config, arch, loaded.prepared, observer, control, run.get());
     }
 
     train::TrainResult trainInProject(RunObserver& observer, train::TrainControl control) {
@@ -241,7 +242,8 @@ struct TrainFlags {
             control.initialWeightsFrom = warm->label;
         }
         failureReported = true;
-        const auto loaded = train::loadData(config, arch.architecture, observer);
+        const auto run = ProcessRun::start(config, arch.architecture, processes);
+        const auto loaded = train::loadData(config, arch.architecture, observer, run ? run->group() : nullptr);
 
         session::RunStart start;
         start.name = name;
@@ -251,7 +253,7 @@ struct TrainFlags {
         }
         const int64_t runId = session::createRun(store, config, arch.version, loaded, start);
         return trainRecorded(store, runId, config, arch.architecture, loaded.prepared, observer, control,
-                             keepCheckpoints, json, processes, created);
+                             keepCheckpoints, json, run.get(), created);
     }
 };
 
@@ -397,7 +399,13 @@ struct ResumeFlags {
         auto store = openProject(project, store::Access::Write);
         store.reconcileInterrupted();
         const auto observer = makeObserver(json, quiet);
-        const auto point = session::prepareResume(store, findRun(store, run), *observer, threads);
+        std::unique_ptr<ProcessRun> processRun;
+        const auto point = session::prepareResume(store, findRun(store, run), *observer, threads,
+                                                  [&](const train::TrainConfig& config,
+                                                      const model::Architecture& architecture) {
+                                                      processRun = ProcessRun::start(config, architecture, processes);
+                                                      return processRun ? processRun->group() : nullptr;
+                                                  });
         if (!json)
             std::cout << "resuming " << point.label << " after epoch " << point.checkpoint.epoch << " of "
                       << point.config.epochs << std::endl;
@@ -405,7 +413,7 @@ struct ResumeFlags {
         control.cancel = &cancelFlag();
         control.resumeFrom = &point.checkpoint;
         trainRecorded(store, point.run.id, point.config, point.architecture, point.loaded.prepared, *observer, control,
-                      keepCheckpoints, json, processes);
+                      keepCheckpoints, json, processRun.get());
         return 0;
     }
 };

@@ -44,6 +44,14 @@ void JsonObserver::onEvents(const std::vector<RunEvent>& batch) {
                 if (!j.contains(key))
                     j[key] = nullptr;
             j["epochs"] = e.epoch;
+            auto ranks = nlohmann::json::array();
+            for (const auto& r : e.ranks)
+                ranks.push_back({{"rank", r.rank},
+                                 {"segments", r.segments},
+                                 {"rows_read", r.rowsRead},
+                                 {"bytes_read", r.bytesRead},
+                                 {"peak_rss_bytes", r.peakRssBytes}});
+            j["ranks"] = ranks;
         }
         std::cout << j.dump() << '\n';
     }

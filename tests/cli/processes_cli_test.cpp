@@ -60,6 +60,41 @@ TEST_F(ProcessesCli, ProcessesTrainWhatThreadsTrain) {
     }
 }
 
+// Each process reads only its own segments' rows and its share of the validation and test rows:
+// together the source once (1.0x, not P x), and the run is still the thread pool's.
+TEST_F(ProcessesCli, EachProcessReadsOnlyItsOwnRows) {
+    for (const std::string policy : {"random", "by-label"}) {
+        const std::string flags = quick("lenet5", 1, 3000) + " --no-project --json --strategy model-averaging " +
+                                  "--segments 4 --distribute-by " + policy;
+        const auto threads = runMppdl(flags);
+        ASSERT_EQ(threads.code, 0) << threads.out;
+        const auto single = finishedEvent(threads.out).at("ranks");
+        ASSERT_EQ(single.size(), 1u) << threads.out;
+        EXPECT_EQ(single[0]["rows_read"], 3000 + 10000);
+        EXPECT_EQ(single[0]["bytes_read"], (3000 + 10000) * 28 * 28);
+        for (const int processes : {2, 3}) {
+            const auto run = runMppdl(flags + " --processes " + std::to_string(processes));
+            ASSERT_EQ(run.code, 0) << run.out;
+            const auto ranks = finishedEvent(run.out).at("ranks");
+            ASSERT_EQ(int(ranks.size()), processes) << run.out;
+            int64_t rows = 0;
+            for (const auto& r : ranks) {
+                rows += r["rows_read"].get<int64_t>();
+                EXPECT_LT(r["rows_read"].get<int64_t>(), 13000 / processes + 3000) << policy << " " << r.dump();
+                EXPECT_GT(r["peak_rss_bytes"].get<int64_t>(), 0);
+            }
+            EXPECT_EQ(rows, 13000) << policy << " over " << processes << " processes";
+            // Segment s trains in process s mod P.
+            EXPECT_EQ(ranks[1]["segments"],
+                      processes == 2 ? nlohmann::json::array({1, 3}) : nlohmann::json::array({1}));
+            EXPECT_NEAR(testAccuracy(run.out), testAccuracy(threads.out), 1e-9) << policy;
+            EXPECT_NEAR(finishedEvent(run.out).at("val_loss").get<double>(),
+                        finishedEvent(threads.out).at("val_loss").get<double>(), 1e-6)
+                << policy;
+        }
+    }
+}
+
 // A worker killed mid-run fails the run within 30 s with a message naming the process and its
 // segments; the run is recorded as failed and resumes from its last merged checkpoint.
 TEST_F(ProcessesCli, KilledWorkerFailsTheRunWhichResumes) {

@@ -252,6 +252,10 @@ LoadedSource loadCsv(const std::string& path, const SourceOptions& options) {
     std::unordered_map<std::string, int64_t> labelIdOf;
     std::vector<std::string> labelValues;
 
+    // With a selection every row's label is read (the classes are the whole file's) but only the
+    // selected rows' features are parsed.
+    const std::vector<int64_t>* selected = options.rows ? &options.rows->train : nullptr;
+    size_t nextSelected = 0;
     CsvReader reader(path, text, options.delimiter);
     if (header)
         reader.next(fields);
@@ -261,7 +265,10 @@ LoadedSource loadCsv(const std::string& path, const SourceOptions& options) {
         if (fields.size() != columns)
             throw DataError(where() + "expected " + std::to_string(columns) + " fields, found " +
                             std::to_string(fields.size()));
-        for (size_t i = 0; i < columns; ++i) {
+        const bool wanted = !selected || (nextSelected < selected->size() && (*selected)[nextSelected] == rows);
+        if (wanted && selected)
+            ++nextSelected;
+        for (size_t i = 0; i < columns && wanted; ++i) {
             if (i == labelColumn)
                 continue;
             float value = 0;
@@ -306,9 +313,25 @@ LoadedSource loadCsv(const std::string& path, const SourceOptions& options) {
         encoded.indices = ranks.index_select(0, ids);
     }
 
-    auto x = torch::from_blob(features.data(), {rows, static_cast<int64_t>(featureCount)}, torch::kFloat32).clone();
+    if (selected && nextSelected != selected->size())
+        throw InternalError(path + ": row " + std::to_string((*selected)[nextSelected]) + " selected of " +
+                            std::to_string(rows));
+    const int64_t taken = selected ? static_cast<int64_t>(selected->size()) : rows;
+    auto x = torch::from_blob(features.data(), {taken, static_cast<int64_t>(featureCount)}, torch::kFloat32).clone();
     LoadedSource out;
-    out.train = Dataset(reshapeFeatures(x, options.shape, path), encoded.indices.clone(), encoded.classNames);
+    const auto labels = encoded.indices.contiguous();
+    out.train = Dataset(reshapeFeatures(x, options.shape, path),
+                        selected
+                            ? labels.index_select(0, torch::tensor(at::ArrayRef<int64_t>(*selected), torch::kInt64))
+                            : labels.clone(),
+                        encoded.classNames);
+    out.rowsRead = taken;
+    out.bytesRead = taken * static_cast<int64_t>(featureCount * sizeof(float));
+    if (selected) {
+        out.sourceTrainRows = rows;
+        out.sourceTestRows = 0;
+        out.allLabels.assign(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + rows);
+    }
     return out;
 }
 

@@ -131,24 +131,31 @@ Dataset Dataset::withHomeSegments(const at::Tensor& segments) const {
     return out;
 }
 
-Statistics computeStatistics(const Dataset& dataset) {
-    Statistics stats;
-    stats.classCounts.assign(static_cast<size_t>(dataset.numClasses()), 0);
-    if (dataset.empty())
-        return stats;
+Statistics computeStatistics(const Dataset& dataset) { return computeStatistics(dataset, Reduce()); }
 
-    const auto counts = torch::bincount(dataset.labels(), {}, dataset.numClasses()).contiguous();
-    for (int64_t c = 0; c < counts.size(0); ++c)
-        stats.classCounts[static_cast<size_t>(c)] = counts[c].item<int64_t>();
+Statistics computeStatistics(const Dataset& dataset, const Reduce& reduce) {
+    Statistics stats;
+    const int64_t classes = dataset.numClasses();
+    auto counts = torch::zeros({classes}, torch::kFloat64);
+    if (!dataset.empty())
+        counts = torch::bincount(dataset.labels(), {}, classes).to(torch::kFloat64);
+    if (reduce)
+        reduce(counts, false);
+    stats.classCounts.assign(static_cast<size_t>(classes), 0);
+    for (int64_t c = 0; c < classes; ++c)
+        stats.classCounts[static_cast<size_t>(c)] = static_cast<int64_t>(counts[c].item<double>());
 
     const auto& x = dataset.features();
-    const int64_t n = x.size(0);
-    const int64_t channels = x.dim() >= 2 ? x.size(1) : 1;
-    const int64_t perRow = std::max<int64_t>(1, x.numel() / std::max<int64_t>(1, n));
-    if (channels == 0 || perRow == 0 || x.numel() == 0)
+    const auto shape = dataset.sampleShape();
+    const int64_t n = x.defined() ? x.size(0) : 0;
+    const int64_t channels = shape.empty() ? 1 : shape[0];
+    int64_t perRow = 1;
+    for (const auto d : shape)
+        perRow *= d;
+    // Processes of one run agree on the shape; one without rows takes part with zeros.
+    if (channels == 0 || perRow == 0 || (!reduce && n == 0))
         return stats;
     const int64_t chunkRows = std::max<int64_t>(1, kStatisticsChunkElements / perRow);
-    const double perChannel = static_cast<double>(n) * static_cast<double>(perRow / channels);
 
     const std::vector<int64_t> reduceDims{0, 2};
     auto chunkOf = [&](int64_t begin) {
@@ -157,27 +164,40 @@ Statistics computeStatistics(const Dataset& dataset) {
     };
 
     // Two passes (mean, then squared deviations) keep the variance exact for data far from zero.
-    auto sum = torch::zeros({channels}, torch::kFloat64);
+    // [sums per channel..., rows], and [max, -min]: summed and maximized over the processes.
+    auto sum = torch::zeros({channels + 1}, torch::kFloat64);
     double low = std::numeric_limits<double>::infinity();
     double high = -low;
     for (int64_t b = 0; b < n; b += chunkRows) {
         const auto c = chunkOf(b);
-        sum += c.sum(reduceDims);
+        sum.slice(0, 0, channels) += c.sum(reduceDims);
         low = std::min(low, c.min().item<double>());
         high = std::max(high, c.max().item<double>());
     }
-    const auto mean = sum / perChannel;
+    sum[channels] = static_cast<double>(n);
+    auto extremes = torch::tensor({high, -low}, torch::kFloat64);
+    if (reduce) {
+        reduce(sum, false);
+        reduce(extremes, true);
+    }
+    const double rows = sum[channels].item<double>();
+    if (rows == 0)
+        return stats;
+    const double perChannel = rows * static_cast<double>(perRow / channels);
+    const auto mean = sum.slice(0, 0, channels) / perChannel;
     auto squares = torch::zeros({channels}, torch::kFloat64);
     for (int64_t b = 0; b < n; b += chunkRows)
         squares += (chunkOf(b) - mean.view({1, channels, 1})).square().sum(reduceDims);
+    if (reduce)
+        reduce(squares, false);
     const auto stdev = (squares / perChannel).sqrt();
 
     for (int64_t c = 0; c < channels; ++c) {
         stats.channelMean.push_back(mean[c].item<double>());
         stats.channelStd.push_back(stdev[c].item<double>());
     }
-    stats.min = low;
-    stats.max = high;
+    stats.max = extremes[0].item<double>();
+    stats.min = -extremes[1].item<double>();
     return stats;
 }
 

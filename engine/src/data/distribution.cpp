@@ -151,16 +151,16 @@ std::string shapeOf(const at::Tensor& t) {
 const std::vector<DistributionPolicy>& distributionPolicies() {
     static const std::vector<DistributionPolicy> policies = {
         {"random", "each row to a seeded random segment; segment sizes differ by at most one", true, false, false,
-         &assignRandom},
+         false, &assignRandom},
         {"hash", "segment = hash(key) mod segments, like DISTRIBUTED BY (key); the key defaults to the row number",
-         false, true, false, &assignHash},
-        {"round-robin", "row i to segment i mod segments", false, false, false, &assignRoundRobin},
+         false, true, false, false, &assignHash},
+        {"round-robin", "row i to segment i mod segments", false, false, false, false, &assignRoundRobin},
         {"by-label", "each class on one segment (or a few, when there are fewer classes than segments): non-IID", false,
-         false, false, &assignByLabel},
+         false, true, false, &assignByLabel},
         {"database",
          "the segment the database keeps each row on (Greenplum: gp_segment_id; PostgreSQL: hash of "
          "--distributed-by mod segments), each segment's rows read over its own connection in parallel",
-         false, false, true, &assignDatabase},
+         false, false, false, true, &assignDatabase},
     };
     return policies;
 }

@@ -118,4 +118,65 @@ std::string readFile(const std::string& path) {
     }
 }
 
+InputFile::InputFile(const std::string& path) : m_path(path) {
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (ec || !std::filesystem::exists(status))
+        throw DataError(path + ": no such file");
+    if (std::filesystem::is_directory(status))
+        throw DataError(path + ": is a directory, not a file");
+    gzFile file = gzopen(path.c_str(), "rb");
+    if (!file)
+        throw DataError(path + ": cannot open: " + std::strerror(errno));
+    gzbuffer(file, 1 << 17);
+    m_file = file;
+}
+
+InputFile::~InputFile() {
+    if (m_file)
+        gzclose_r(static_cast<gzFile>(m_file));
+}
+
+uint64_t InputFile::readUpTo(void* out, uint64_t size, const std::string& what) {
+    auto* to = static_cast<char*>(out);
+    uint64_t done = 0;
+    while (done < size) {
+        // gzread counts in unsigned int and returns int: at most 1 GiB a call.
+        const unsigned chunk = static_cast<unsigned>(std::min<uint64_t>(size - done, uint64_t(1) << 30));
+        const int got = gzread(static_cast<gzFile>(m_file), to + done, chunk);
+        if (got < 0) {
+            int code = 0;
+            const char* message = gzerror(static_cast<gzFile>(m_file), &code);
+            throw DataError(m_path + ": truncated or corrupt gzip data (" + (message ? message : "zlib error") +
+                            ") while reading " + what);
+        }
+        if (got == 0) {
+            // The end: of the file, or (Z_BUF_ERROR) of a gzip stream cut short.
+            int code = Z_OK;
+            gzerror(static_cast<gzFile>(m_file), &code);
+            if (code == Z_BUF_ERROR)
+                throw DataError(m_path + ": truncated or corrupt gzip data (it ends inside " + what + ")");
+            break;
+        }
+        done += uint64_t(got);
+    }
+    m_position += done;
+    return done;
+}
+
+void InputFile::read(void* out, uint64_t size, const std::string& what) {
+    if (readUpTo(out, size, what) != size)
+        throw DataError(m_path + ": truncated: the file ends at byte " + std::to_string(m_position) + ", inside " +
+                        what);
+}
+
+void InputFile::skip(uint64_t size, const std::string& what) {
+    if (size == 0)
+        return;
+    const auto target = static_cast<z_off_t>(m_position + size);
+    if (gzseek(static_cast<gzFile>(m_file), target, SEEK_SET) != target)
+        throw DataError(m_path + ": truncated or corrupt while skipping to " + what);
+    m_position += size;
+}
+
 } // namespace mppdl::data

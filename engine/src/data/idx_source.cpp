@@ -56,27 +56,28 @@ void checkMagic(const std::string& path, const std::string& bytes, uint32_t expe
 }
 
 struct Split {
-    at::Tensor images; ///< uint8 [N, 1, H, W]
-    at::Tensor labels; ///< uint8 [N]
+    at::Tensor images; ///< uint8 [rows, 1, H, W]: every row, or the selected ones
+    at::Tensor labels; ///< uint8 [N]: every row's (after the limit)
+    int64_t bytesRead = 0;
 };
 
-/// Reads a pair of files; `limit` > 0 keeps the first `limit` rows.
-Split readSplit(const std::string& imagesPath, const std::string& labelsPath, int64_t limit) {
-    const std::string images = readFile(imagesPath);
-    checkMagic(imagesPath, images, kImagesMagic, kImagesHeader, "images");
-    const uint64_t count = bigEndian32(images, 4);
-    const uint64_t rows = bigEndian32(images, 8);
-    const uint64_t cols = bigEndian32(images, 12);
-    if (count == 0 || rows == 0 || cols == 0)
-        throw DataError(imagesPath + ": header says " + std::to_string(count) + " images of " + std::to_string(rows) +
-                        "x" + std::to_string(cols) + ": no pixels to read");
-    const uint64_t pixelsPerImage = checkedMultiply(rows, cols, imagesPath);
+/// Reads a pair of files; `limit` > 0 keeps the first `limit` rows; `rows` (ascending ordinals),
+/// when given, takes only those images: the file is read as a stream, so a raw file is seeked
+/// over the others and a gzip file decompressed past them, never holding them.
+Split readSplit(const std::string& imagesPath, const std::string& labelsPath, int64_t limit,
+                const std::vector<int64_t>* rows) {
+    InputFile images(imagesPath);
+    std::string header(kImagesHeader, '\0');
+    header.resize(images.readUpTo(header.data(), kImagesHeader, "the IDX images header"));
+    checkMagic(imagesPath, header, kImagesMagic, kImagesHeader, "images");
+    const uint64_t count = bigEndian32(header, 4);
+    const uint64_t height = bigEndian32(header, 8);
+    const uint64_t width = bigEndian32(header, 12);
+    if (count == 0 || height == 0 || width == 0)
+        throw DataError(imagesPath + ": header says " + std::to_string(count) + " images of " + std::to_string(height) +
+                        "x" + std::to_string(width) + ": no pixels to read");
+    const uint64_t pixelsPerImage = checkedMultiply(height, width, imagesPath);
     const uint64_t pixelBytes = checkedMultiply(count, pixelsPerImage, imagesPath);
-    if (images.size() - kImagesHeader < pixelBytes)
-        throw DataError(imagesPath + ": file is shorter than its header says: " + std::to_string(count) +
-                        " images of " + std::to_string(rows) + "x" + std::to_string(cols) + " need " +
-                        std::to_string(pixelBytes) + " bytes of pixels, the file holds " +
-                        std::to_string(images.size() - kImagesHeader));
 
     const std::string labels = readFile(labelsPath);
     checkMagic(labelsPath, labels, kLabelsMagic, kLabelsHeader, "labels");
@@ -89,13 +90,44 @@ Split readSplit(const std::string& imagesPath, const std::string& labelsPath, in
                         " labels, the file holds " + std::to_string(labels.size() - kLabelsHeader) + " bytes of them");
 
     const int64_t n = limit > 0 ? std::min<int64_t>(limit, static_cast<int64_t>(count)) : static_cast<int64_t>(count);
+    const int64_t taken = rows ? static_cast<int64_t>(rows->size()) : n;
     Split split;
-    split.images = torch::empty({n, 1, static_cast<int64_t>(rows), static_cast<int64_t>(cols)}, torch::kUInt8);
-    std::memcpy(split.images.data_ptr<uint8_t>(), images.data() + kImagesHeader,
-                static_cast<size_t>(n) * static_cast<size_t>(pixelsPerImage));
+    split.images = torch::empty({taken, 1, static_cast<int64_t>(height), static_cast<int64_t>(width)}, torch::kUInt8);
+    auto* out = split.images.data_ptr<uint8_t>();
+    auto shorter = [&] {
+        return DataError(imagesPath + ": file is shorter than its header says: " + std::to_string(count) +
+                         " images of " + std::to_string(height) + "x" + std::to_string(width) + " need " +
+                         std::to_string(pixelBytes) + " bytes of pixels, the file holds " +
+                         std::to_string(images.position() - kImagesHeader));
+    };
+    if (!rows) {
+        const uint64_t size = static_cast<uint64_t>(n) * pixelsPerImage;
+        if (images.readUpTo(out, size, "the pixels") != size)
+            throw shorter();
+    } else {
+        for (size_t i = 0; i < rows->size(); ++i) {
+            const int64_t row = (*rows)[i];
+            if (row < 0 || row >= n)
+                throw InternalError(imagesPath + ": row " + std::to_string(row) + " selected of " + std::to_string(n));
+            images.skip(kImagesHeader + uint64_t(row) * pixelsPerImage - images.position(),
+                        "image " + std::to_string(row));
+            if (images.readUpTo(out + i * pixelsPerImage, pixelsPerImage, "image " + std::to_string(row)) !=
+                pixelsPerImage)
+                throw shorter();
+        }
+    }
+    split.bytesRead = taken * static_cast<int64_t>(pixelsPerImage);
     split.labels = torch::empty({n}, torch::kUInt8);
     std::memcpy(split.labels.data_ptr<uint8_t>(), labels.data() + kLabelsHeader, static_cast<size_t>(n));
     return split;
+}
+
+/// The labels of `rows` (ascending ordinals) of `all`, as int64; all of them without `rows`.
+at::Tensor labelsOfRows(const at::Tensor& all, const std::vector<int64_t>* rows) {
+    const auto labels = all.to(torch::kInt64);
+    if (!rows)
+        return labels;
+    return labels.index_select(0, torch::tensor(at::ArrayRef<int64_t>(*rows), torch::kInt64));
 }
 
 /// Replaces the first occurrence of `from` in the file name of `path`.
@@ -238,10 +270,11 @@ LoadedSource loadIdx(const std::string& location, const SourceOptions& options) 
             trainLabels = labelsFor(trainImages);
     }
 
-    Split train = readSplit(trainImages, trainLabels, options.limit);
+    const RowSelection* selection = options.rows.get();
+    Split train = readSplit(trainImages, trainLabels, options.limit, selection ? &selection->train : nullptr);
     Split test;
     if (!testImages.empty()) {
-        test = readSplit(testImages, testLabels, 0);
+        test = readSplit(testImages, testLabels, 0, selection ? &selection->test : nullptr);
         if (test.images.sizes().slice(1) != train.images.sizes().slice(1))
             throw DataError(testImages + ": images of " + formatShape(test.images.sizes().slice(2).vec()) +
                             " differ from the training images' " + formatShape(train.images.sizes().slice(2).vec()));
@@ -260,9 +293,17 @@ LoadedSource loadIdx(const std::string& location, const SourceOptions& options) 
             names.push_back(std::to_string(c));
 
     LoadedSource out;
-    out.train = Dataset(train.images, train.labels.to(torch::kInt64), names);
+    out.train = Dataset(train.images, labelsOfRows(train.labels, selection ? &selection->train : nullptr), names);
     if (test.images.defined())
-        out.test = Dataset(test.images, test.labels.to(torch::kInt64), names);
+        out.test = Dataset(test.images, labelsOfRows(test.labels, selection ? &selection->test : nullptr), names);
+    out.rowsRead = out.train.size() + out.test.size();
+    out.bytesRead = train.bytesRead + test.bytesRead;
+    if (selection) {
+        out.sourceTrainRows = train.labels.size(0);
+        out.sourceTestRows = test.labels.defined() ? test.labels.size(0) : 0;
+        const auto all = train.labels.to(torch::kInt64).contiguous();
+        out.allLabels.assign(all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + all.numel());
+    }
     return out;
 }
 

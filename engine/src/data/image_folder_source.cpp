@@ -180,13 +180,40 @@ LoadedSource loadImageFolder(const std::string& location, const SourceOptions& o
         throw DataError(trainRoot.string() + ": no PNG, JPEG or BMP images in its class subfolders");
     const ImageShape shape = shapeOf(train.files.front(), options);
 
+    // With a selection only the selected files are decoded; the listing gives every label.
+    const RowSelection* selection = options.rows.get();
+    auto selectedOf = [](const Listing& all, const std::vector<int64_t>* rows) {
+        if (!rows)
+            return all;
+        Listing some;
+        for (const int64_t r : *rows) {
+            if (r < 0 || r >= static_cast<int64_t>(all.files.size()))
+                throw InternalError("image row " + std::to_string(r) + " selected of " +
+                                    std::to_string(all.files.size()));
+            some.files.push_back(all.files[static_cast<size_t>(r)]);
+            some.labels.push_back(all.labels[static_cast<size_t>(r)]);
+        }
+        return some;
+    };
     auto labelsOf = [](const Listing& l) { return torch::tensor(at::ArrayRef<int64_t>(l.labels), torch::kInt64); };
+    const size_t imageBytes = static_cast<size_t>(shape.channels) * shape.height * shape.width;
     LoadedSource out;
-    out.train = Dataset(decode(train, shape), labelsOf(train), classes);
+    const Listing trainRows = selectedOf(train, selection ? &selection->train : nullptr);
+    out.train = Dataset(decode(trainRows, shape), labelsOf(trainRows), classes);
+    int64_t testRows = 0;
     if (split && fs::is_directory(fs::path(location) / "test", ec)) {
         const Listing test = listClasses(fs::path(location) / "test", classes);
+        testRows = static_cast<int64_t>(test.files.size());
+        const Listing rows = selectedOf(test, selection ? &selection->test : nullptr);
         if (!test.files.empty())
-            out.test = Dataset(decode(test, shape), labelsOf(test), classes);
+            out.test = Dataset(decode(rows, shape), labelsOf(rows), classes);
+    }
+    out.rowsRead = out.train.size() + out.test.size();
+    out.bytesRead = out.rowsRead * static_cast<int64_t>(imageBytes);
+    if (selection) {
+        out.sourceTrainRows = static_cast<int64_t>(train.files.size());
+        out.sourceTestRows = testRows;
+        out.allLabels = train.labels;
     }
     return out;
 }

@@ -157,36 +157,42 @@ private:
     size_t m_pos = 0;
 };
 
-NpyArray readNpy(const std::string& path) {
-    NpyArray array;
-    array.bytes = readFile(path);
-    const auto& b = array.bytes;
+/// Where the header of a .npy file whose first bytes are `b` ends (10 or 12 bytes are enough to tell).
+size_t headerEnd(const std::string& path, const std::string& b, size_t* headerStart) {
     if (b.size() < 10 || std::memcmp(b.data(), "\x93NUMPY", 6) != 0)
         throw DataError(path + ": not a .npy file: it does not start with the magic \\x93NUMPY");
     const int major = static_cast<unsigned char>(b[6]);
     const int minor = static_cast<unsigned char>(b[7]);
     const auto* u = reinterpret_cast<const unsigned char*>(b.data());
     size_t headerLength = 0;
-    size_t headerStart = 0;
     if (major == 1) {
         headerLength = u[8] | (u[9] << 8);
-        headerStart = 10;
+        *headerStart = 10;
     } else if (major == 2 || major == 3) {
         if (b.size() < 12)
             throw DataError(path + ": truncated .npy header");
         headerLength = size_t(u[8]) | (size_t(u[9]) << 8) | (size_t(u[10]) << 16) | (size_t(u[11]) << 24);
-        headerStart = 12;
+        *headerStart = 12;
     } else {
         throw DataError(path + ": unsupported .npy format version " + std::to_string(major) + "." +
                         std::to_string(minor));
     }
-    if (b.size() - headerStart < headerLength)
-        throw DataError(path + ": truncated .npy header: it says " + std::to_string(headerLength) +
+    return *headerStart + headerLength;
+}
+
+/// Fills `array`'s dtype, shape and data offset from the file's first bytes `b` (at least its
+/// header); returns the bytes of data the header promises.
+uint64_t parseHeader(const std::string& path, const std::string& b, NpyArray& array) {
+    size_t headerStart = 0;
+    const size_t end = headerEnd(path, b, &headerStart);
+    if (b.size() < end)
+        throw DataError(path + ": truncated .npy header: it says " + std::to_string(end - headerStart) +
                         " bytes, the file holds " + std::to_string(b.size() - headerStart));
 
     std::string descr;
     bool fortranOrder = false;
-    HeaderParser(path, std::string_view(b).substr(headerStart, headerLength)).parse(descr, fortranOrder, array.shape);
+    HeaderParser(path, std::string_view(b).substr(headerStart, end - headerStart))
+        .parse(descr, fortranOrder, array.shape);
     for (const auto& d : kDTypes)
         if (descr == d.descr)
             array.dtype = &d;
@@ -198,17 +204,77 @@ NpyArray readNpy(const std::string& path) {
     if (array.shape.empty())
         throw DataError(path + ": holds a scalar, not rows of samples");
 
-    array.dataOffset = headerStart + headerLength;
+    array.dataOffset = end;
     uint64_t elements = 1;
     for (const auto dim : array.shape)
         elements = checkedMultiply(elements, static_cast<uint64_t>(dim), path);
-    const uint64_t needed = checkedMultiply(elements, array.dtype->size, path);
-    if (b.size() - array.dataOffset < needed)
-        throw DataError(path + ": file is shorter than its header says: shape " + formatTuple(array.shape) + " of " +
-                        descr + " needs " + std::to_string(needed) + " bytes, the file holds " +
-                        std::to_string(b.size() - array.dataOffset));
+    return checkedMultiply(elements, array.dtype->size, path);
+}
+
+std::string shorterThanHeader(const std::string& path, const NpyArray& array, uint64_t needed, uint64_t held) {
+    return path + ": file is shorter than its header says: shape " + formatTuple(array.shape) + " of " +
+           array.dtype->descr + " needs " + std::to_string(needed) + " bytes, the file holds " + std::to_string(held);
+}
+
+/// A whole file, header and data (for labels: one value a row).
+NpyArray readNpy(const std::string& path) {
+    NpyArray array;
+    array.bytes = readFile(path);
+    const uint64_t needed = parseHeader(path, array.bytes, array);
+    if (array.bytes.size() - array.dataOffset < needed)
+        throw DataError(shorterThanHeader(path, array, needed, array.bytes.size() - array.dataOffset));
     return array;
 }
+
+/// A features file opened for reading rows: its header parsed, the stream at the first element.
+struct NpyRows {
+    explicit NpyRows(const std::string& path) : file(path) {
+        std::string head(12, '\0');
+        head.resize(file.readUpTo(head.data(), head.size(), "the .npy header"));
+        size_t headerStart = 0;
+        const size_t end = headerEnd(path, head, &headerStart);
+        if (end > head.size()) {
+            const size_t have = head.size();
+            head.resize(end);
+            head.resize(have + file.readUpTo(head.data() + have, end - have, "the .npy header"));
+        }
+        needed = parseHeader(path, head, array);
+        rowBytes = array.rows() == 0 ? 0 : needed / uint64_t(array.rows());
+    }
+
+    /// The first `rows` rows, or of those the ones in `selected` (ascending), in the file's dtype.
+    at::Tensor read(int64_t rows, const std::vector<int64_t>* selected) {
+        auto shape = array.shape;
+        shape[0] = selected ? int64_t(selected->size()) : rows;
+        auto t = torch::empty(shape, array.dtype->type);
+        auto* out = static_cast<char*>(t.data_ptr());
+        auto shorter = [&] {
+            return DataError(shorterThanHeader(file.path(), array, needed, file.position() - array.dataOffset));
+        };
+        if (!selected) {
+            const uint64_t size = uint64_t(rows) * rowBytes;
+            if (file.readUpTo(out, size, "the rows") != size)
+                throw shorter();
+        } else {
+            for (size_t i = 0; i < selected->size(); ++i) {
+                const int64_t row = (*selected)[i];
+                if (row < 0 || row >= rows)
+                    throw InternalError(file.path() + ": row " + std::to_string(row) + " selected of " +
+                                        std::to_string(rows));
+                file.skip(array.dataOffset + uint64_t(row) * rowBytes - file.position(), "row " + std::to_string(row));
+                if (file.readUpTo(out + i * rowBytes, rowBytes, "row " + std::to_string(row)) != rowBytes)
+                    throw shorter();
+            }
+        }
+        bytesRead += int64_t(shape[0]) * int64_t(rowBytes);
+        return t;
+    }
+
+    InputFile file;
+    NpyArray array; // header only: `bytes` stays empty
+    uint64_t needed = 0, rowBytes = 0;
+    int64_t bytesRead = 0;
+};
 
 /// The first `rows` rows as a tensor of the file's own dtype.
 at::Tensor toTensor(const NpyArray& array, int64_t rows) {
@@ -220,8 +286,7 @@ at::Tensor toTensor(const NpyArray& array, int64_t rows) {
     return t;
 }
 
-at::Tensor featuresOf(const NpyArray& array, int64_t rows) {
-    auto t = toTensor(array, rows);
+at::Tensor asFeatures(at::Tensor t) {
     if (t.dim() == 1)
         t = t.unsqueeze(1);
     return t.scalar_type() == torch::kUInt8 ? t : t.to(torch::kFloat32);
@@ -287,20 +352,27 @@ std::string labelsBeside(const std::string& featuresPath) {
 }
 
 struct Pair {
-    at::Tensor features;
-    at::Tensor labels; ///< raw integer values, int64
+    at::Tensor features; ///< every row, or the selected ones
+    at::Tensor labels;   ///< raw integer values, int64, of every row (after the limit)
+    int64_t bytesRead = 0;
 };
 
-Pair readPair(const std::string& featuresPath, const std::string& labelsPath, int64_t limit) {
-    const NpyArray x = readNpy(featuresPath);
+/// `limit` > 0 keeps the first rows; `selected` (ascending ordinals) reads only those features.
+Pair readPair(const std::string& featuresPath, const std::string& labelsPath, int64_t limit,
+              const std::vector<int64_t>* selected) {
+    NpyRows x(featuresPath);
     const NpyArray y = readNpy(labelsPath);
-    if (x.rows() != y.rows())
-        throw DataError(featuresPath + " holds " + std::to_string(x.rows()) + " rows but " + labelsPath + " holds " +
-                        std::to_string(y.rows()) + " labels");
-    if (x.rows() == 0)
+    if (x.array.rows() != y.rows())
+        throw DataError(featuresPath + " holds " + std::to_string(x.array.rows()) + " rows but " + labelsPath +
+                        " holds " + std::to_string(y.rows()) + " labels");
+    if (x.array.rows() == 0)
         throw DataError(featuresPath + ": holds no rows");
-    const int64_t rows = limit > 0 ? std::min(limit, x.rows()) : x.rows();
-    return {featuresOf(x, rows), labelsOf(labelsPath, y, rows)};
+    const int64_t rows = limit > 0 ? std::min(limit, x.array.rows()) : x.array.rows();
+    Pair pair;
+    pair.labels = labelsOf(labelsPath, y, rows);
+    pair.features = asFeatures(x.read(rows, selected));
+    pair.bytesRead = x.bytesRead;
+    return pair;
 }
 
 } // namespace
@@ -313,6 +385,7 @@ bool detectNpy(const std::string& location) {
 }
 
 LoadedSource loadNpy(const std::string& location, const SourceOptions& options) {
+    const RowSelection* selection = options.rows.get();
     Pair train;
     Pair test;
     std::error_code ec;
@@ -323,20 +396,21 @@ LoadedSource loadNpy(const std::string& location, const SourceOptions& options) 
         const auto yTrain = findFile(location, {"y_train", "Y_train"}, nullptr);
         if (yTrain.empty())
             throw DataError(location + ": has x_train.npy but no y_train.npy");
-        train = readPair(xTrain, yTrain, options.limit);
+        train = readPair(xTrain, yTrain, options.limit, selection ? &selection->train : nullptr);
         const auto xTest = findFile(location, {"x_test", "X_test"}, nullptr);
         if (!xTest.empty()) {
             const auto yTest = findFile(location, {"y_test", "Y_test"}, nullptr);
             if (yTest.empty())
                 throw DataError(location + ": has x_test.npy but no y_test.npy");
-            test = readPair(xTest, yTest, 0);
+            test = readPair(xTest, yTest, 0, selection ? &selection->test : nullptr);
             if (test.features.sizes().slice(1) != train.features.sizes().slice(1))
                 throw DataError(xTest + ": samples of shape " + formatShape(test.features.sizes().slice(1).vec()) +
                                 " differ from the training samples' " +
                                 formatShape(train.features.sizes().slice(1).vec()));
         }
     } else {
-        train = readPair(location, options.label.empty() ? labelsBeside(location) : options.label, options.limit);
+        train = readPair(location, options.label.empty() ? labelsBeside(location) : options.label, options.limit,
+                         selection ? &selection->train : nullptr);
     }
 
     // Train and test are encoded together so that a class has the same index in both.
@@ -344,12 +418,25 @@ LoadedSource loadNpy(const std::string& location, const SourceOptions& options) 
     const auto all = test.labels.defined() ? torch::cat({train.labels, test.labels}) : train.labels;
     const auto encoded = encodeIntegerLabels(all);
 
+    const auto trainLabels = encoded.indices.slice(0, 0, trainRows).contiguous();
+    const auto testLabels = encoded.indices.slice(0, trainRows).contiguous();
+    auto ofRows = [](const at::Tensor& labels, const std::vector<int64_t>* rows) {
+        return rows ? labels.index_select(0, torch::tensor(at::ArrayRef<int64_t>(*rows), torch::kInt64))
+                    : labels.clone();
+    };
     LoadedSource out;
     out.train = Dataset(reshapeFeatures(train.features, options.shape, location),
-                        encoded.indices.slice(0, 0, trainRows).clone(), encoded.classNames);
+                        ofRows(trainLabels, selection ? &selection->train : nullptr), encoded.classNames);
     if (test.features.defined())
         out.test = Dataset(reshapeFeatures(test.features, options.shape, location),
-                           encoded.indices.slice(0, trainRows).clone(), encoded.classNames);
+                           ofRows(testLabels, selection ? &selection->test : nullptr), encoded.classNames);
+    out.rowsRead = out.train.size() + out.test.size();
+    out.bytesRead = train.bytesRead + test.bytesRead;
+    if (selection) {
+        out.sourceTrainRows = trainRows;
+        out.sourceTestRows = testLabels.size(0);
+        out.allLabels.assign(trainLabels.data_ptr<int64_t>(), trainLabels.data_ptr<int64_t>() + trainRows);
+    }
     return out;
 }
 

@@ -51,8 +51,8 @@ ShardPlan planShards(const ServerInfo& server, bool table, int segments, const s
     return plan;
 }
 
-std::string ReadPlan::copyStatement(int shard) const {
-    std::string select = "SELECT " + columns + " FROM " + from;
+std::string ReadPlan::select(const std::string& what, int shard, bool ordered) const {
+    std::string select = "SELECT " + what + " FROM " + from;
     int64_t rows = limit;
     if (shards.by != ShardPlan::By::None) {
         select += " WHERE " + shards.condition(shard);
@@ -60,11 +60,19 @@ std::string ReadPlan::copyStatement(int shard) const {
         if (limit > 0)
             rows = limit * (shard + 1) / shards.segments - limit * shard / shards.segments;
     }
-    if (!orderBy.empty())
+    if (ordered && !orderBy.empty())
         select += " ORDER BY " + orderBy;
     if (limit > 0)
         select += " LIMIT " + std::to_string(rows);
-    return "COPY (" + select + ") TO STDOUT (FORMAT binary)";
+    return select;
+}
+
+std::string ReadPlan::copyStatement(int shard) const {
+    return "COPY (" + select(columns, shard, true) + ") TO STDOUT (FORMAT binary)";
+}
+
+std::string ReadPlan::countStatement(int shard) const {
+    return "SELECT count(*) FROM (" + select("1", shard, false) + ") AS mppdl_count";
 }
 
 } // namespace mppdl::data

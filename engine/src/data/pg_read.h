@@ -52,6 +52,12 @@ struct ReadPlan {
     /// `COPY (SELECT columns FROM from [WHERE condition(s)] [ORDER BY ..] [LIMIT ..]) TO STDOUT
     /// (FORMAT binary)` for shard s (ignored when not sharded).
     std::string copyStatement(int shard) const;
+    /// `SELECT count(*)` of the rows copyStatement(shard) would send: for the shards a process
+    /// of a multi-process run does not read, whose row counts still place its own rows in the run.
+    std::string countStatement(int shard) const;
+
+private:
+    std::string select(const std::string& what, int shard, bool ordered) const;
 };
 
 } // namespace mppdl::data

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <exception>
 #include <map>
+#include <numeric>
 #include <set>
 #include <thread>
 
@@ -313,19 +314,22 @@ std::vector<Column> sourceColumns(PgConnection& db, const SourceText& source, co
 /// `db`, the catalog's); stream k reads shards k, k + streams, ... in turn. The first failure is
 /// rethrown after every stream stopped.
 std::vector<ShardRows> readShards(PgConnection& db, const ReadPlan& read, const TupleFormat& format,
-                                  const SourceOptions& options, const std::string& where) {
+                                  const SourceOptions& options, const std::string& where,
+                                  const std::vector<int>& wanted) {
     const int shardCount = std::max(1, read.shards.segments);
-    const int streams = std::min(shardCount, kMaxStreams);
+    const int wantedCount = static_cast<int>(wanted.size());
+    const int streams = std::min(wantedCount, kMaxStreams);
     std::vector<ShardRows> shards(static_cast<size_t>(shardCount));
     std::vector<std::exception_ptr> failures(static_cast<size_t>(shardCount));
     std::atomic<bool> stop{false};
     // Progress comes from the calling thread's stream (the first), counting every stream's rows.
     std::atomic<int64_t> rowsRead{0};
-    const int64_t expectedRows = format.expected * shardCount;
+    const int64_t expectedRows = format.expected * wantedCount;
     auto lastReport = std::chrono::steady_clock::now();
     auto stream = [&](int k) {
         std::unique_ptr<PgConnection> own;
-        for (int s = k; s < shardCount && !stop; s += streams) {
+        for (int w = k; w < wantedCount && !stop; w += streams) {
+            const int s = wanted[size_t(w)];
             const std::string shardWhere = read.shards.segments > 0 ? where + ", segment " + std::to_string(s) + " (" +
                                                                           read.shards.condition(s) + ")"
                                                                     : where;
@@ -469,12 +473,31 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     }
     format.expected = (format.expected + shardCount - 1) / shardCount;
 
-    auto shards = readShards(db, read, format, options, where);
+    // The shards to read: all, or (a process of a multi-process run) its own; the others are counted.
+    std::vector<int> wanted;
+    for (int s = 0; s < shardCount; ++s)
+        if (options.shards.empty() ||
+            std::find(options.shards.begin(), options.shards.end(), s) != options.shards.end())
+            wanted.push_back(s);
+    if (!options.shards.empty() && read.shards.segments == 0)
+        throw InternalError(where + ": shards chosen for a read that is not sharded");
+    auto shards = readShards(db, read, format, options, where, wanted);
+    std::vector<int64_t> shardRows(static_cast<size_t>(shardCount), 0);
+    for (int s = 0; s < shardCount; ++s) {
+        if (std::find(wanted.begin(), wanted.end(), s) != wanted.end()) {
+            shardRows[size_t(s)] = shards[size_t(s)].rows;
+            continue;
+        }
+        db.setWhere(where + ", segment " + std::to_string(s) + " (" + read.shards.condition(s) + ")");
+        const auto counted = db.query(read.countStatement(s), {});
+        shardRows[size_t(s)] = std::stoll(counted.text(0, 0));
+    }
+    db.setWhere(where);
 
     int64_t rows = 0, width = -1;
     for (int s = 0; s < shardCount; ++s) {
         const auto& shard = shards[size_t(s)];
-        if (shard.rows == 0 && read.shards.segments > 0)
+        if (shardRows[size_t(s)] == 0 && read.shards.segments > 0)
             throw DataError(where + ": segment " + std::to_string(s) + " of " + std::to_string(shardCount) +
                             " has no rows (" + read.shards.condition(s) + ")" +
                             (read.shards.by == ShardPlan::By::GreenplumSegment
@@ -488,7 +511,7 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
             width = shard.width;
         rows += shard.rows;
     }
-    if (rows == 0)
+    if (rows == 0 && options.shards.empty())
         throw DataError(where + (source.query ? ": the query returns no rows" : ": the table has no rows"));
 
     const EncodedLabels labels = collectLabels(shards, rows, format.textLabels);
@@ -515,6 +538,13 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     }
     out.ids = std::move(ids);
     out.idType = idType;
+    out.rowsRead = rows;
+    out.bytesRead = rows * std::max<int64_t>(width, 0) * static_cast<int64_t>(x.element_size());
+    if (!options.shards.empty()) {
+        out.shardRows = shardRows;
+        out.sourceTrainRows = std::accumulate(shardRows.begin(), shardRows.end(), int64_t(0));
+        out.sourceTestRows = 0;
+    }
     return out;
 }
 

@@ -31,32 +31,59 @@ std::vector<int64_t> seededPermutation(int64_t n, uint64_t seed) {
 
 namespace {
 
-double scaleOf(const Dataset& train) {
+double scaleOf(const Dataset& train, const Reduce& reduce) {
     const auto& x = train.features();
     if (x.scalar_type() == torch::kUInt8)
         return 255.0;
-    const double largest = x.numel() == 0 ? 0.0 : x.abs().max().item<double>();
+    double largest = x.numel() == 0 ? 0.0 : x.abs().max().item<double>();
+    if (reduce) {
+        auto value = torch::tensor({largest}, torch::kFloat64);
+        reduce(value, true);
+        largest = value[0].item<double>();
+    }
     return largest > 0 && std::isfinite(largest) ? largest : 1.0;
 }
 
 
-at::Tensor sortedIndices(std::vector<int64_t> indices) {
-    std::sort(indices.begin(), indices.end());
+at::Tensor indexTensor(const std::vector<int64_t>& indices) {
     return torch::tensor(at::ArrayRef<int64_t>(indices), torch::kInt64);
 }
 
 } // namespace
 
-Normalizer Normalizer::fit(Mode mode, const Dataset& train) {
+ValidationSplit splitValidation(int64_t n, double fraction, uint64_t seed) {
+    ValidationSplit split;
+    if (fraction <= 0) {
+        split.train.resize(static_cast<size_t>(n));
+        std::iota(split.train.begin(), split.train.end(), 0);
+        return split;
+    }
+    auto held = static_cast<int64_t>(std::llround(fraction * static_cast<double>(n)));
+    held = std::max<int64_t>(held, 1);
+    if (held >= n)
+        throw ConfigError("a validation fraction of " + std::to_string(fraction) + " leaves no training rows of " +
+                          std::to_string(n));
+    const auto order = seededPermutation(n, seed);
+    split.validation.assign(order.begin(), order.begin() + held);
+    split.train.assign(order.begin() + held, order.end());
+    std::sort(split.validation.begin(), split.validation.end());
+    std::sort(split.train.begin(), split.train.end());
+    return split;
+}
+
+Normalizer Normalizer::fit(Mode mode, const Dataset& train) { return fit(mode, train, Reduce()); }
+
+Normalizer Normalizer::fit(Mode mode, const Dataset& train, const Reduce& reduce) {
     Normalizer n;
     n.mode = mode;
     if (mode == Mode::None)
         return n;
-    if (train.empty())
+    // A process of a run may hold no training rows; the run as a whole has some.
+    if (train.empty() && !reduce)
         throw DataError("cannot fit the normalization: the training set is empty");
-    n.scale = scaleOf(train);
+    n.scale = scaleOf(train, reduce);
     if (mode == Mode::Standardize) {
-        const auto stats = computeStatistics(train);
+        const auto stats = computeStatistics(train, reduce);
         for (size_t c = 0; c < stats.channelMean.size(); ++c) {
             n.mean.push_back(stats.channelMean[c] / n.scale);
             const double sd = stats.channelStd[c] / n.scale;
@@ -126,20 +153,16 @@ PreparedData prepare(const LoadedSource& source, double validationFraction, uint
     PreparedData out;
     Dataset train = source.train;
     if (validationFraction > 0) {
-        auto held = static_cast<int64_t>(std::llround(validationFraction * static_cast<double>(n)));
-        held = std::max<int64_t>(held, 1);
-        if (held >= n)
-            throw ConfigError("a validation fraction of " + std::to_string(validationFraction) +
-                              " leaves no training rows of " + std::to_string(n));
-        const auto order = seededPermutation(n, seed);
-        const auto split = order.begin() + held;
-        out.validation = source.train.select(sortedIndices({order.begin(), split}));
-        train = source.train.select(sortedIndices({split, order.end()}));
+        const auto split = splitValidation(n, validationFraction, seed);
+        out.validation = source.train.select(indexTensor(split.validation));
+        train = source.train.select(indexTensor(split.train));
     }
     out.normalizer = Normalizer::fit(mode, train);
     out.train = out.normalizer.apply(train);
     out.validation = out.normalizer.apply(out.validation);
     out.test = out.normalizer.apply(source.test);
+    out.rowsRead = source.rowsRead;
+    out.bytesRead = source.bytesRead;
     return out;
 }
 

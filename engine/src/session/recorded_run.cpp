@@ -13,28 +13,31 @@
 namespace mppdl::session {
 
 int64_t registerDataset(store::Project& project, const train::TrainConfig& config, const data::LoadedSource& source) {
+    return registerDataset(project, config, source.kind, source.schema(), data::computeStatistics(source.train));
+}
+
+int64_t registerDataset(store::Project& project, const train::TrainConfig& config, const std::string& kind,
+                        const data::Schema& schema, const data::Statistics& stats) {
     store::DatasetRecord d;
     auto location = std::filesystem::path(config.data.location);
     if (location.filename().empty())
         location = location.parent_path();
-    d.name = location.filename().string().empty() ? source.kind : location.filename().string();
-    d.kind = source.kind;
+    d.name = location.filename().string().empty() ? kind : location.filename().string();
+    d.kind = kind;
     // A table is named as given (the connection, without its password, is in the options); a file
     // by its absolute path.
-    const bool table = !data::readsFiles(source.kind);
+    const bool table = !data::readsFiles(kind);
     if (table)
         d.name = config.data.location.substr(config.data.location.find(':') + 1);
     d.location = table ? config.data.location
                        : std::filesystem::absolute(config.data.location).lexically_normal().string();
     d.options = nlohmann::json::parse(train::toJson(config))["data"]["source"].dump();
-    const auto schema = source.schema();
     d.schema = nlohmann::json{{"sample_shape", schema.sampleShape},
                               {"dtype", schema.dtype},
                               {"train_rows", schema.trainRows},
                               {"test_rows", schema.testRows}}
                    .dump();
     d.classNames = schema.classNames;
-    const auto stats = data::computeStatistics(source.train);
     d.statistics = nlohmann::json{
         {"class_counts", stats.classCounts},
         {"channel_mean", stats.channelMean},
@@ -61,7 +64,7 @@ int64_t createRun(store::Project& project, const train::TrainConfig& config,
                   const RunStart& start) {
     store::NewRun run;
     run.name = start.name;
-    run.datasetId = registerDataset(project, config, loaded.source);
+    run.datasetId = registerDataset(project, config, loaded.source.kind, loaded.schema, loaded.statistics);
     run.architectureVersionId = architecture.id;
     run.epochs = config.epochs;
     run.strategy = config.strategy;

@@ -7,7 +7,9 @@
 
 namespace mppdl::session {
 
-ResumePoint prepareResume(store::Project& project, const store::RunRecord& run, RunObserver& observer, int threads) {
+ResumePoint prepareResume(
+    store::Project& project, const store::RunRecord& run, RunObserver& observer, int threads,
+    const std::function<train::ProcessGroup*(const train::TrainConfig&, const model::Architecture&)>& joinProcesses) {
     ResumePoint point;
     point.run = run;
     point.label = "run " + std::to_string(run.id) + " (" + run.name + ")";
@@ -34,7 +36,8 @@ ResumePoint prepareResume(store::Project& project, const store::RunRecord& run, 
     point.architecture = model::parseArchitecture(version->spec,
                                                   version->name + "@" + std::to_string(version->version));
 
-    point.loaded = train::loadData(point.config, point.architecture, observer);
+    train::ProcessGroup* group = joinProcesses ? joinProcesses(point.config, point.architecture) : nullptr;
+    point.loaded = train::loadData(point.config, point.architecture, observer, group);
     // The same seed gives the same split and normalizer; a changed source would not.
     const auto& prepared = point.loaded.prepared;
     const auto info = train::modelInfoJson(prepared.normalizer, prepared.train.classNames(),

@@ -46,6 +46,13 @@ void RunRecorder::record(const RunEvent& event) {
     switch (event.kind) {
     case EventKind::Finished:
         m_progress.seconds = event.wallSeconds;
+        // Each process's figures, as points of kind "rank" whose segment column is the rank.
+        for (const auto& r : event.ranks)
+            for (const auto& [name, value] : {std::pair<const char*, double>{"rows_read", double(r.rowsRead)},
+                                              {"bytes_read", double(r.bytesRead)},
+                                              {"peak_rss_bytes", double(r.peakRssBytes)},
+                                              {"segments", double(r.segments.size())}})
+                m_pending.push_back({r.rank, event.epoch, event.step, "rank", name, value, event.wallSeconds});
         end(RunState::Finished, {}, {});
         return;
     case EventKind::Failed: end(RunState::Failed, event.errorKind, event.message); return;

@@ -39,6 +39,12 @@ torch::Tensor ensembleLogits(const torch::Tensor& probabilitySum, int64_t member
 Evaluation evaluateLogits(const torch::Tensor& logits, const torch::Tensor& y,
                           const std::vector<std::string>& classNames, const std::string& split);
 
+class Collectives;
+
+/// The evaluation of all the rows the processes of a run evaluated, each its share (`local`, of
+/// possibly no rows): losses and confusion counts summed. `local` itself without `group`.
+Evaluation sumEvaluations(Collectives* group, const Evaluation& local);
+
 /// The same for a network, or an ensemble of them (one member: that network's own logits), on
 /// normalized features `x` and labels `y` (on any device).
 Evaluation evaluateMembers(std::vector<model::GraphModule>& members, const torch::Tensor& x, const torch::Tensor& y,

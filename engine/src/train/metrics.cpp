@@ -1,3 +1,4 @@
+#include "collectives.h"
 #include "evaluate.h"
 
 #include "mppdl/core/error.h"
@@ -81,26 +82,18 @@ torch::Tensor ensembleLogits(const torch::Tensor& probabilitySum, int64_t member
     return (probabilitySum / double(members)).clamp_min(1e-30).log();
 }
 
-Evaluation evaluateLogits(const torch::Tensor& logits, const torch::Tensor& y,
-                          const std::vector<std::string>& classNames, const std::string& split) {
-    torch::NoGradGuard noGrad;
+namespace {
+
+/// Accuracy and per-class figures from the confusion counts and the summed loss of n rows.
+Evaluation fromConfusion(double lossSum, int64_t n, std::vector<int64_t> confusion,
+                         const std::vector<std::string>& classNames, const std::string& split) {
     const int64_t k = int64_t(classNames.size());
-    const int64_t n = y.size(0);
     Evaluation e;
     e.split = split;
     e.samples = n;
     e.classNames = classNames;
-    // Per-row losses summed in double: a float sum over many rows loses digits.
-    e.loss = n > 0 ? torch::nn::functional::cross_entropy(
-                         logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
-                             .to(torch::kDouble)
-                             .sum()
-                             .item<double>() /
-                         double(n)
-                   : 0.0;
-    // Confusion counts via one bincount over (true * k + predicted): no per-sample loop.
-    auto cm = torch::bincount(y * k + logits.argmax(1), {}, k * k).cpu();
-    e.confusion.assign(cm.data_ptr<int64_t>(), cm.data_ptr<int64_t>() + k * k);
+    e.loss = n > 0 ? lossSum / double(n) : 0.0;
+    e.confusion = std::move(confusion);
     int64_t correct = 0;
     e.perClassAccuracy.resize(size_t(k));
     e.perClassCount.resize(size_t(k));
@@ -115,6 +108,47 @@ Evaluation evaluateLogits(const torch::Tensor& logits, const torch::Tensor& y,
     }
     e.accuracy = n > 0 ? double(correct) / double(n) : 0.0;
     return e;
+}
+
+} // namespace
+
+Evaluation evaluateLogits(const torch::Tensor& logits, const torch::Tensor& y,
+                          const std::vector<std::string>& classNames, const std::string& split) {
+    torch::NoGradGuard noGrad;
+    const int64_t k = int64_t(classNames.size());
+    const int64_t n = y.size(0);
+    // Per-row losses summed in double: a float sum over many rows loses digits.
+    const double lossSum = n > 0 ? torch::nn::functional::cross_entropy(
+                                       logits, y,
+                                       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
+                                       .to(torch::kDouble)
+                                       .sum()
+                                       .item<double>()
+                                 : 0.0;
+    // Confusion counts via one bincount over (true * k + predicted): no per-sample loop.
+    std::vector<int64_t> confusion(size_t(k * k), 0);
+    if (n > 0) {
+        auto cm = torch::bincount(y * k + logits.argmax(1), {}, k * k).cpu();
+        confusion.assign(cm.data_ptr<int64_t>(), cm.data_ptr<int64_t>() + k * k);
+    }
+    return fromConfusion(lossSum, n, std::move(confusion), classNames, split);
+}
+
+Evaluation sumEvaluations(Collectives* group, const Evaluation& local) {
+    if (!group)
+        return local;
+    const auto cells = int64_t(local.confusion.size());
+    auto figures = torch::zeros({2 + cells}, torch::kDouble);
+    auto f = figures.accessor<double, 1>();
+    f[0] = local.loss * double(local.samples);
+    f[1] = double(local.samples);
+    for (int64_t i = 0; i < cells; ++i)
+        f[2 + i] = double(local.confusion[size_t(i)]);
+    allreduceTensors(group, {figures});
+    std::vector<int64_t> confusion(static_cast<size_t>(cells));
+    for (int64_t i = 0; i < cells; ++i)
+        confusion[size_t(i)] = int64_t(f[2 + i]);
+    return fromConfusion(f[0], int64_t(f[1]), std::move(confusion), local.classNames, local.split);
 }
 
 Evaluation evaluateMembers(std::vector<model::GraphModule>& members, const torch::Tensor& x, const torch::Tensor& y,

@@ -8,6 +8,7 @@
 #include "mppdl/core/error.h"
 #include "mppdl/core/text_table.h"
 #include "mppdl/data/distribution.h"
+#include "mppdl/data/run_rows.h"
 #include "mppdl/model/analysis.h"
 #include "mppdl/train/devices.h"
 #include "mppdl/train/process_group.h"
@@ -18,6 +19,7 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <sys/resource.h>
 
 namespace mppdl::train {
 
@@ -84,6 +86,10 @@ RunLoop::RunLoop(const TrainConfig& config, const model::Architecture& architect
     m_group = control.group ? control.group->collectives() : nullptr;
     m_rank = m_group ? m_group->rank() : 0;
     m_world = m_group ? m_group->world() : 1;
+    m_local = data.local.get();
+    m_hasValidation = m_local ? m_local->validationRows > 0 : !data.validation.empty();
+    m_hasTest = m_local ? m_local->testRows > 0 : !data.test.empty();
+    m_sharedEvaluation = m_local && m_local->sharedEvaluation;
 }
 
 RunLoop::~RunLoop() = default;
@@ -106,7 +112,7 @@ void RunLoop::setUp() {
     shareStartPoint();
     // Everything stays resident on the devices as packed tensors: a minibatch is one
     // index_select, with no per-sample work in the loop.
-    if (!m_data.validation.empty()) {
+    if (m_hasValidation) {
         m_xVal = m_data.validation.features().to(m_device);
         m_yVal = m_data.validation.labels().to(m_device);
     }
@@ -134,8 +140,11 @@ void RunLoop::checkRun() const {
     if (m_world != m_config.processes)
         throw ConfigError("the run is configured for " + std::to_string(m_config.processes) + " processes but " +
                           std::to_string(m_world) + " joined");
-    if (m_data.train.empty())
+    if (m_local ? m_local->trainRows == 0 : m_data.train.empty())
         throw DataError("the training data has no rows");
+    if (m_local && (m_local->world != m_world || m_local->rank != m_rank))
+        throw InternalError("the data was read for process " + std::to_string(m_local->rank) + " of " +
+                            std::to_string(m_local->world));
 }
 
 void RunLoop::placeDevices() {
@@ -178,15 +187,21 @@ void RunLoop::buildReplicas() {
     // merged model.
     const bool segmented = m_strategy.segmented;
     std::vector<torch::Tensor> shards;
-    if (segmented)
-        shards = data::distribute(m_data.train, m_config.segments, m_config.distribution, m_config.seed);
-    else
-        shards = {torch::arange(m_data.train.size(), torch::kLong)};
-    for (const auto& s : shards)
-        m_shardRows.push_back(s.size(0));
+    if (m_local) { // this process read its own segments' rows, placed as distribute() places them
+        for (const auto& rows : m_local->segmentRows)
+            shards.push_back(torch::tensor(at::ArrayRef<int64_t>(rows), torch::kLong));
+        m_shardRows = m_local->segmentSizes;
+    } else {
+        if (segmented)
+            shards = data::distribute(m_data.train, m_config.segments, m_config.distribution, m_config.seed);
+        else
+            shards = {torch::arange(m_data.train.size(), torch::kLong)};
+        for (const auto& s : shards)
+            m_shardRows.push_back(s.size(0));
+    }
     // Each shard's class histogram, reported with its first epoch: how IID the segments are.
     if (segmented)
-        m_shardClasses = data::summarize(m_data.train, shards);
+        m_shardClasses = m_local ? summarizeLocalShards(shards) : data::summarize(m_data.train, shards);
     for (int s = m_rank; s < m_config.segments; s += m_world) {
         Replica r;
         r.segment = s;
@@ -214,7 +229,7 @@ void RunLoop::buildReplicas() {
 }
 
 void RunLoop::planSteps() {
-    m_rows = m_data.train.size();
+    m_rows = m_local ? m_local->trainRows : m_data.train.size();
     m_batch = std::min<int64_t>(m_config.batchSize, m_rows);
     int64_t longestShard = 0;
     for (auto rows : m_shardRows) {
@@ -465,7 +480,7 @@ void RunLoop::endEpoch(Epoch& ep) {
     // The validation of the joined model (an ensemble's members scored alone on the way).
     std::optional<Evaluation> validation;
     std::vector<double> memberValAccuracy;
-    if (m_xVal.defined())
+    if (m_hasValidation)
         validation = evaluateRun(m_xVal, m_yVal, "validation", &memberValAccuracy);
     reportEpoch(ep, validation, memberValAccuracy);
     bool improved = false;
@@ -499,7 +514,7 @@ void RunLoop::endEpoch(Epoch& ep) {
 void RunLoop::reportEpoch(Epoch& ep, const std::optional<Evaluation>& validation,
                           const std::vector<double>& memberValAccuracy) {
     const int segments = m_config.segments;
-    const bool members = m_strategy.keepsMembers && m_xVal.defined();
+    const bool members = m_strategy.keepsMembers && m_hasValidation;
     // Each segment's own figures, from every process: [segment][figure].
     enum Figure { LossSum, Correct, Seconds, Divergence, ValAccuracy, Figures };
     auto figures = torch::zeros({segments, Figures}, torch::kDouble);
@@ -585,7 +600,7 @@ void RunLoop::checkpoint(const std::optional<double>& valAccuracy) {
 
 TrainResult RunLoop::finish() {
     // A resume of a run whose epochs were all done (it stopped during the test evaluation).
-    if (m_xVal.defined() && !m_result.validation)
+    if (m_hasValidation && !m_result.validation)
         m_result.validation = evaluateRun(m_xVal, m_yVal, "validation");
 
     // The final model: the merged one, or every member of an ensemble.
@@ -594,7 +609,7 @@ TrainResult RunLoop::finish() {
         members = allMembers(m_replicas,
                              m_lastStates.empty() ? gatherSegments(m_replicas, true, m_group) : m_lastStates,
                              m_config.segments, m_architecture, m_device);
-    if (!m_data.test.empty())
+    if (m_hasTest)
         evaluateTest(members);
 
     m_result.seconds = m_emitter.elapsed();
@@ -615,6 +630,7 @@ TrainResult RunLoop::finish() {
         done.metrics.push_back({"test_accuracy", m_result.test->accuracy});
         done.evaluation = std::make_shared<Evaluation>(*m_result.test);
     }
+    done.ranks = rankFigures();
     m_emitter.emit(std::move(done));
 
     auto impl = std::make_unique<TrainedModel::Impl>();
@@ -648,7 +664,7 @@ void RunLoop::evaluateTest(std::vector<model::GraphModule>& members) {
             std::vector<model::GraphModule> one{members[size_t(s)]};
             m_emitter.emit(evaluation(s, evaluateMembers(one, xTest, yTest, classNames, "test")));
         }
-    auto test = evaluateMembers(members, xTest, yTest, classNames, "test");
+    auto test = evaluateShare(members, xTest, yTest, "test");
     RunEvent e = evaluation(-1, test);
     e.message = "test accuracy " + percentText(test.accuracy);
     e.evaluation = std::make_shared<Evaluation>(test);
@@ -683,7 +699,7 @@ Evaluation RunLoop::evaluateRun(const torch::Tensor& x, const torch::Tensor& y, 
     auto members = localMembers();
     const auto& classNames = m_data.train.classNames();
     if (!m_strategy.keepsMembers)
-        return evaluateMembers(members, x, y, classNames, split);
+        return evaluateShare(members, x, y, split);
     torch::Tensor sum;
     for (auto& member : members) {
         std::vector<model::GraphModule> one{member};
@@ -695,6 +711,62 @@ Evaluation RunLoop::evaluateRun(const torch::Tensor& x, const torch::Tensor& y, 
     }
     allreduceTensors(m_group, {sum});
     return evaluateLogits(ensembleLogits(sum, m_config.segments), y, classNames, split);
+}
+
+Evaluation RunLoop::evaluateShare(std::vector<model::GraphModule>& members, const torch::Tensor& x,
+                                  const torch::Tensor& y, const std::string& split) {
+    const auto& classNames = m_data.train.classNames();
+    const Evaluation local = x.size(0) > 0 ? evaluateMembers(members, x, y, classNames, split)
+                                           : evaluateLogits(torch::zeros({0, int64_t(classNames.size())}),
+                                                            torch::zeros({0}, torch::kLong), classNames, split);
+    return m_sharedEvaluation ? sumEvaluations(m_group, local) : local;
+}
+
+data::DistributionSummary RunLoop::summarizeLocalShards(const std::vector<torch::Tensor>& shards) {
+    const int64_t classes = m_data.train.numClasses();
+    const int segments = m_config.segments;
+    auto counts = torch::zeros({segments, classes}, torch::kDouble);
+    for (int s = m_rank; s < segments; s += m_world)
+        if (shards[size_t(s)].numel() > 0)
+            counts[s] = torch::bincount(m_data.train.labels().index_select(0, shards[size_t(s)]), {}, classes)
+                            .to(torch::kDouble);
+    allreduceTensors(m_group, {counts});
+    data::DistributionSummary summary;
+    int64_t total = 0, fullest = 0;
+    for (int s = 0; s < segments; ++s) {
+        data::SegmentSummary seg;
+        seg.rows = m_shardRows[size_t(s)];
+        for (int64_t c = 0; c < classes; ++c)
+            seg.classCounts.push_back(int64_t(counts[s][c].item<double>()));
+        total += seg.rows;
+        fullest = std::max(fullest, seg.rows);
+        summary.segments.push_back(std::move(seg));
+    }
+    if (total > 0)
+        summary.skew = double(fullest) * double(segments) / double(total);
+    return summary;
+}
+
+std::vector<RankFigures> RunLoop::rankFigures() {
+    enum Figure { RowsRead, BytesRead, PeakRss, Figures };
+    auto figures = torch::zeros({m_world, Figures}, torch::kDouble);
+    figures[m_rank][RowsRead] = double(m_data.rowsRead);
+    figures[m_rank][BytesRead] = double(m_data.bytesRead);
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    figures[m_rank][PeakRss] = double(usage.ru_maxrss) * 1024.0; // Linux counts kilobytes
+    allreduceTensors(m_group, {figures});
+    std::vector<RankFigures> out;
+    for (int r = 0; r < m_world; ++r) {
+        RankFigures f;
+        f.rank = r;
+        f.segments = data::segmentsOfRank(m_config.segments, r, m_world);
+        f.rowsRead = int64_t(figures[r][RowsRead].item<double>());
+        f.bytesRead = int64_t(figures[r][BytesRead].item<double>());
+        f.peakRssBytes = int64_t(figures[r][PeakRss].item<double>());
+        out.push_back(std::move(f));
+    }
+    return out;
 }
 
 RunEvent RunLoop::positioned(EventKind kind, int epoch, int64_t stepInEpoch) const {

@@ -94,6 +94,13 @@ private:
     std::vector<model::GraphModule> localMembers();
     Evaluation evaluateRun(const torch::Tensor& x, const torch::Tensor& y, const std::string& split,
                            std::vector<double>* memberAccuracy = nullptr);
+    /// `members` on this process's rows x, y (maybe none); with shared evaluation, every process's.
+    Evaluation evaluateShare(std::vector<model::GraphModule>& members, const torch::Tensor& x, const torch::Tensor& y,
+                             const std::string& split);
+    /// What every process read and its peak resident size (collective).
+    std::vector<RankFigures> rankFigures();
+    /// Each segment's class histogram when the segments' rows are spread over the processes.
+    data::DistributionSummary summarizeLocalShards(const std::vector<torch::Tensor>& shards);
     /// An event at a place of the run (0-based epoch, 1-based step in it).
     RunEvent positioned(EventKind kind, int epoch, int64_t stepInEpoch) const;
     bool cancelled() const;
@@ -106,6 +113,10 @@ private:
     const StrategyKind& m_strategy;
 
     Collectives* m_group = nullptr;
+    /// Set when this process read only its own rows (the rest are the other processes').
+    const data::LocalRows* m_local = nullptr;
+    bool m_hasValidation = false, m_hasTest = false;
+    bool m_sharedEvaluation = false; ///< each process evaluates its share of the rows
     int m_rank = 0, m_world = 1;
     std::vector<torch::Device> m_segmentDevice; ///< each segment's
     torch::Device m_device{torch::kCPU};        ///< where the merged model lives

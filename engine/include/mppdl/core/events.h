@@ -34,6 +34,15 @@ struct Metric {
     double value = 0;
 };
 
+/// What one process of a run read and how much memory it took: a Finished event's `ranks`.
+struct RankFigures {
+    int rank = 0;
+    std::vector<int> segments;
+    int64_t rowsRead = 0;     ///< source rows whose features it decoded
+    int64_t bytesRead = 0;    ///< their packed feature bytes
+    int64_t peakRssBytes = 0; ///< its peak resident size (getrusage's ru_maxrss)
+};
+
 /// One thing a run reports. Plain data, cheap to copy, safe to hand to another thread.
 struct RunEvent {
     EventKind kind = EventKind::Message;
@@ -48,6 +57,7 @@ struct RunEvent {
     std::string message;
     std::string errorKind; ///< for Failed: "config", "data", ...
     std::shared_ptr<const Evaluation> evaluation;
+    std::vector<RankFigures> ranks; ///< Finished: every process of the run, by rank
 
     /// The metric's value, or `fallback` when the event has none of that name.
     double metric(const std::string& name, double fallback = 0) const;

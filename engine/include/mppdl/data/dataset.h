@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -72,6 +73,14 @@ struct Statistics {
 };
 
 Statistics computeStatistics(const Dataset& dataset);
+
+/// Sums (or, with `max`, maximums) a CPU float64 tensor in place over the processes of a run:
+/// what makes a statistic of rows spread over processes that of all of them.
+using Reduce = std::function<void(at::Tensor& values, bool max)>;
+
+/// The statistics of the rows of every process, each holding `dataset` (possibly empty): every
+/// process calls it, and `reduce` the same number of times on each.
+Statistics computeStatistics(const Dataset& dataset, const Reduce& reduce);
 
 /// "1x28x28".
 std::string formatShape(const std::vector<int64_t>& shape);

@@ -23,6 +23,9 @@ struct DistributionPolicy {
     const char* description;
     bool usesSeed; ///< whether the seed changes the result
     bool usesKeys; ///< whether it reads the per-row keys passed to distribute()
+    /// Whether it reads the rows' labels: a process that reads only its own rows needs every
+    /// row's label first (the others place rows by their number or their home segment alone).
+    bool usesLabels;
     /// Whether the source places the rows: they must be read as `segments` shards, each row marked
     /// with its home segment (Dataset::homeSegments(), see SourceOptions::segments).
     bool fromSource;

@@ -5,6 +5,7 @@
 #include "mppdl/data/source.h"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ struct Normalizer {
 
     /// Computes the parameters from training data; DataError when it is empty (except Mode::None).
     static Normalizer fit(Mode mode, const Dataset& train);
+    /// The same on the training rows of every process of a run, each holding `train` (see
+    /// computeStatistics(Dataset, Reduce)).
+    static Normalizer fit(Mode mode, const Dataset& train, const Reduce& reduce);
     /// float32 features, normalized; DataError when the channel count differs from the fitted one.
     Dataset apply(const Dataset& dataset) const;
 };
@@ -43,12 +47,30 @@ const std::vector<Choice>& normalizationChoices();
 Normalizer::Mode parseNormalization(const std::string& name);
 const char* toString(Normalizer::Mode mode);
 
+/// Where the rows of one process of a multi-process run that read only its own rows (see
+/// planRankRows()) sit in the run.
+struct LocalRows {
+    int rank = 0, world = 1;
+    /// Per segment of the run: for this process's segments, positions into PreparedData::train of
+    /// the segment's rows, ascending; empty for the other processes' segments.
+    std::vector<std::vector<int64_t>> segmentRows;
+    std::vector<int64_t> segmentSizes;                       ///< every segment's rows
+    int64_t trainRows = 0, validationRows = 0, testRows = 0; ///< the whole run's
+    /// Whether the validation and test rows here are this process's share (their figures are
+    /// summed over the processes), or all of them.
+    bool sharedEvaluation = true;
+};
+
 /// Training, validation and test sets, normalized and ready for the trainer.
 struct PreparedData {
     Dataset train;
     Dataset validation; ///< empty when the validation fraction is 0
     Dataset test;       ///< the source's own test split; empty when it has none
     Normalizer normalizer;
+    /// Set when this process read only its own rows: then train holds only its segments' rows.
+    std::shared_ptr<const LocalRows> local;
+    /// What this process read of the source: rows and their packed feature bytes.
+    int64_t rowsRead = 0, bytesRead = 0;
 };
 
 /// Splits a seeded random `validationFraction` (in [0, 1)) of the training rows off for validation,

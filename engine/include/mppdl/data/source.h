@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,13 @@ namespace mppdl::data {
 /// Where Debian's dataset-fashion-mnist package puts Fashion-MNIST (IDX gz files): the demo's data
 /// and the workbench's first offer.
 constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+/// Some rows of a source: 0-based ordinals of its training rows and of its test rows, ascending, as
+/// a whole read numbers them (after the limit). What one process of a multi-process run reads.
+struct RowSelection {
+    std::vector<int64_t> train;
+    std::vector<int64_t> test;
+};
 
 /// How to read a source. Every field has a default that suits the common case; the CLI's flags
 /// and the GUI's dataset dialog map onto this one struct.
@@ -58,6 +66,14 @@ struct SourceOptions {
     /// the limit; 0 when unknown). Called on the thread that called loadSource(). PostgreSQL only.
     std::function<void(int64_t rows, int64_t expected)> progress;
     double progressSeconds = 2.0;
+    /// Read only these rows (null: all). Every row's label is still read (LoadedSource::allLabels),
+    /// so class names and the label-based distribution are those of the whole source; features are
+    /// decoded, and for raw IDX and NPY files read, only for the selected rows. PostgreSQL read as
+    /// `segments` shards takes `shards` instead.
+    std::shared_ptr<const RowSelection> rows;
+    /// PostgreSQL read as `segments` shards: read only these shards (empty: all), over one
+    /// connection each; the others are only counted (LoadedSource::shardRows).
+    std::vector<int> shards;
 };
 
 /// A libpq connection string or URI as a keyword string without its password: what may be
@@ -75,6 +91,15 @@ struct LoadedSource {
     std::vector<std::string> ids;
     std::string idType;
     Schema schema() const;
+
+    /// A read of some rows (SourceOptions::rows or ::shards): the whole source's row counts, every
+    /// training row's label (int64, by ordinal), and for a table read as shards, each shard's rows.
+    /// `train` and `test` then hold only the selected rows, in ordinal order. Unset otherwise.
+    int64_t sourceTrainRows = -1, sourceTestRows = -1;
+    std::vector<int64_t> allLabels;
+    std::vector<int64_t> shardRows;
+    /// What the read decoded: rows and their feature bytes (payload, as packed).
+    int64_t rowsRead = 0, bytesRead = 0;
 };
 
 /// One kind of data source. The list in sources.cpp is the one place the CLI's help, the GUI and

@@ -16,6 +16,9 @@ namespace mppdl::session {
 /// table as named with the connection, without its password, in the options), the schema and the
 /// statistics; never the rows. Returns its id (an equal dataset is refreshed, not added twice).
 int64_t registerDataset(store::Project& project, const train::TrainConfig& config, const data::LoadedSource& source);
+/// The same with the schema and statistics given (a multi-process run's, computed over its processes).
+int64_t registerDataset(store::Project& project, const train::TrainConfig& config, const std::string& kind,
+                        const data::Schema& schema, const data::Statistics& statistics);
 
 /// The inverse: where a recorded dataset is and the options it was read with (a password is never
 /// recorded, so a table's connection needs PGPASSWORD or ~/.pgpass, or one given again). ConfigError

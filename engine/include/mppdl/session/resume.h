@@ -9,6 +9,7 @@
 #include "mppdl/store/project.h"
 #include "mppdl/train/trainer.h"
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -31,7 +32,10 @@ struct ResumePoint {
 /// has changed since the run started (other classes or feature statistics). Then drops the
 /// metrics recorded after the checkpoint's epoch, which the resumed run records again.
 /// `threads` >= 0 replaces the run's thread count.
-ResumePoint prepareResume(store::Project& project, const store::RunRecord& run, RunObserver& observer,
-                          int threads = -1);
+/// `joinProcesses`, when given, is called with the run's configuration and architecture before
+/// the data is read: a run over processes joins them there, and each reads only its own rows.
+ResumePoint prepareResume(store::Project& project, const store::RunRecord& run, RunObserver& observer, int threads = -1,
+                          const std::function<train::ProcessGroup*(const train::TrainConfig&,
+                                                                   const model::Architecture&)>& joinProcesses = {});
 
 } // namespace mppdl::session

@@ -118,7 +118,7 @@ struct MetricPoint {
     int segment = -1;
     int epoch = 0;
     int64_t step = 0;
-    std::string kind; ///< "progress", "epoch" or "test"
+    std::string kind; ///< "progress", "epoch", "test", or "rank" (a process's figures; segment = its rank)
     std::string name;
     double value = 0;
     double wallSeconds = 0;

@@ -85,14 +85,27 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
 
 /// The source as read and the data prepared from it (split, normalized).
 struct LoadedData {
-    data::LoadedSource source;
+    data::LoadedSource source; ///< what this process read (in a multi-process run, its own rows)
     data::PreparedData prepared;
+    /// The whole source's, even where this process read only its own rows (then computed over
+    /// the processes): what the project records of the dataset.
+    data::Schema schema;
+    data::Statistics statistics;
 };
+
+class ProcessGroup;
 
 /// The first half of train(): checks the configuration, the device and the architecture, then
 /// loads and prepares the data and reports a "data: ..." message. For callers that record the
 /// source before training on it (the project store).
 LoadedData loadData(const TrainConfig& config, const model::Architecture& architecture, RunObserver& observer);
+
+/// The same in one process of a multi-process run (`group`, null or of one process: the above):
+/// every process calls it, and each reads only the rows of its own segments and its share of the
+/// validation and test rows; the normalization and the statistics are those of all the rows
+/// (c10d collectives), so the run trains as the thread pool would on the whole source.
+LoadedData loadData(const TrainConfig& config, const model::Architecture& architecture, RunObserver& observer,
+                    ProcessGroup* group);
 
 /// The same on data already prepared (the caller loaded and split it).
 TrainResult train(const TrainConfig& config, const model::Architecture& architecture, const data::PreparedData& data,

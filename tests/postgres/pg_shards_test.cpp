@@ -9,11 +9,13 @@
 
 #include "mppdl/core/error.h"
 #include "mppdl/data/distribution.h"
+#include "mppdl/data/run_rows.h"
 #include "mppdl/data/source.h"
 #include "mppdl/model/architecture.h"
 #include "mppdl/train/trainer.h"
 
 #include "support/expect_error.h"
+#include "support/json_events.h"
 #include "support/run_cli.h"
 
 #include <gtest/gtest.h>
@@ -279,4 +281,63 @@ TEST_F(PgShards, ACutReadFailsTheTrainCommandAndRecordsNothing) {
     const auto runs = runMppdl("runs --project " + project.string());
     EXPECT_NE(runs.out.find("no runs yet"), std::string::npos) << runs.out;
     std::filesystem::remove(project);
+}
+
+// A process of a multi-process run reads only its own segments' shards, each over a connection of
+// its own, and counts the others: exactly the whole sharded read's rows of those segments, in the
+// same order, with the same home segments and ids.
+TEST_F(PgShards, AProcessReadsOnlyItsOwnShards) {
+    auto o = fashionTableOptions();
+    o.segments = 3;
+    const auto whole = data::loadSource(source(), o);
+    const auto home = whole.train.homeSegments();
+    std::vector<int64_t> counts(3, 0);
+    for (int64_t r = 0; r < kRows; ++r)
+        ++counts[size_t(home[r].item<int64_t>())];
+    for (const int world : {2, 3}) {
+        int64_t rows = 0;
+        for (int rank = 0; rank < world; ++rank) {
+            auto mine = o;
+            mine.shards = data::segmentsOfRank(3, rank, world);
+            const auto part = data::loadSource(source(), mine);
+            const auto wanted = torch::nonzero(home.remainder(world).eq(rank)).reshape({-1});
+            const auto expected = whole.train.select(wanted);
+            ASSERT_EQ(part.train.size(), expected.size()) << rank << "/" << world;
+            EXPECT_TRUE(part.train.features().equal(expected.features()));
+            EXPECT_TRUE(part.train.labels().equal(expected.labels()));
+            EXPECT_TRUE(part.train.homeSegments().equal(expected.homeSegments()));
+            for (int64_t i = 0; i < wanted.size(0); ++i)
+                EXPECT_EQ(part.ids[size_t(i)], whole.ids[size_t(wanted[i].item<int64_t>())]);
+            EXPECT_EQ(part.shardRows, counts);
+            EXPECT_EQ(part.sourceTrainRows, kRows);
+            EXPECT_EQ(part.rowsRead, part.train.size());
+            rows += part.rowsRead;
+        }
+        EXPECT_EQ(rows, kRows) << "every row read once over " << world << " processes";
+    }
+}
+
+// Through the command line: processes each read their own rows of the table (the database policy
+// by its shards' COPYs; another policy by the rows' numbers in id order), and train what the
+// thread pool trains.
+TEST_F(PgShards, ProcessesReadTheirOwnRowsOfTheTable) {
+    setenv("PGPASSWORD", std::getenv("MPPDL_TEST_PG_PASSWORD"), 1);
+    const std::string flags = "train --data " + source() + " --conn '" + std::getenv("MPPDL_TEST_PG") +
+                              "' --shape 1,28,28 --id id --arch mlp --epochs 1 --strategy model-averaging "
+                              "--segments 4 --seed 3 --threads 2 --no-project --json --distribute-by ";
+    for (const std::string policy : {"database", "random"}) {
+        const auto threads = runMppdl(flags + policy + (policy == "database" ? " --distributed-by id" : ""));
+        ASSERT_EQ(threads.code, 0) << threads.out;
+        const auto processes = runMppdl(flags + policy + (policy == "database" ? " --distributed-by id" : "") +
+                                        " --processes 2");
+        ASSERT_EQ(processes.code, 0) << processes.out;
+        const auto one = finishedEvent(threads.out), two = finishedEvent(processes.out);
+        EXPECT_NEAR(two["val_accuracy"].get<double>(), one["val_accuracy"].get<double>(), 1e-9) << policy;
+        EXPECT_NEAR(two["val_loss"].get<double>(), one["val_loss"].get<double>(), 1e-6) << policy;
+        ASSERT_EQ(two["ranks"].size(), 2u) << processes.out;
+        const int64_t read0 = two["ranks"][0]["rows_read"], read1 = two["ranks"][1]["rows_read"];
+        EXPECT_EQ(read0 + read1, kRows) << policy; // 1.0x the table, not 2x
+        EXPECT_GT(read0, 0);
+        EXPECT_GT(read1, 0);
+    }
 }

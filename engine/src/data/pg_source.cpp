@@ -473,6 +473,39 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     }
     format.expected = (format.expected + shardCount - 1) / shardCount;
 
+    // Some rows of one stream (a process of a multi-process run): every row's label first, in id
+    // order (the classes and the label-based policies are the whole table's), then only the
+    // selected rows, numbered in that order on the server and joined with the wanted numbers.
+    // Without an id the server's row order is not stable between two scans: the table is read whole.
+    const bool selected = options.rows && read.shards.segments == 0 && !options.id.empty();
+    EncodedLabels everyLabel;
+    int64_t sourceRows = 0;
+    if (selected) {
+        const auto labelRows = db.query("SELECT " + quoteIdentifier(label) + (format.textLabels ? "::text" : "::int8") +
+                                        " FROM " + from + " ORDER BY " + read.orderBy +
+                                        (options.limit > 0 ? " LIMIT " + std::to_string(options.limit) : ""));
+        ShardRows all;
+        for (int r = 0; r < labelRows.rows(); ++r) {
+            if (labelRows.isNull(r, 0))
+                throw DataError(where + ": row " + std::to_string(r + 1) + " (in " + options.id +
+                                " order): the label is NULL");
+            if (format.textLabels)
+                all.textLabels.push_back(labelRows.text(r, 0));
+            else
+                all.intLabels.push_back(std::stoll(labelRows.text(r, 0)));
+        }
+        sourceRows = labelRows.rows();
+        everyLabel = collectLabels({all}, sourceRows, format.textLabels);
+        std::string wanted;
+        for (const int64_t r : options.rows->train)
+            wanted += (wanted.empty() ? "" : ",") + std::to_string(r);
+        read.from = "(SELECT *, row_number() OVER (ORDER BY " + read.orderBy + ") - 1 AS mppdl_ordinal FROM " + from +
+                    ") AS mppdl_numbered JOIN unnest('{" + wanted +
+                    "}'::int8[]) AS mppdl_wanted(ordinal) ON mppdl_numbered.mppdl_ordinal = mppdl_wanted.ordinal";
+        read.orderBy = "mppdl_ordinal";
+        read.limit = 0; // the numbers are within the limit
+    }
+
     // The shards to read: all, or (a process of a multi-process run) its own; the others are counted.
     std::vector<int> wanted;
     for (int s = 0; s < shardCount; ++s)
@@ -511,10 +544,31 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
             width = shard.width;
         rows += shard.rows;
     }
-    if (rows == 0 && options.shards.empty())
+    if (rows == 0 && options.shards.empty() && !(selected && sourceRows > 0))
         throw DataError(where + (source.query ? ": the query returns no rows" : ": the table has no rows"));
+    if (rows == 0) { // a selection of no rows: the read says only what the table holds
+        LoadedSource out;
+        std::vector<int64_t> shape{0};
+        shape.insert(shape.end(), options.shape.begin(), options.shape.end());
+        if (shape.size() == 1)
+            shape.push_back(0);
+        out.train = Dataset(torch::empty(shape, torch::kFloat32), torch::empty({0}, torch::kInt64),
+                            selected ? everyLabel.classNames : std::vector<std::string>{});
+        out.sourceTrainRows = selected ? sourceRows : 0;
+        out.sourceTestRows = 0;
+        if (selected)
+            out.allLabels.assign(everyLabel.indices.data_ptr<int64_t>(),
+                                 everyLabel.indices.data_ptr<int64_t>() + sourceRows);
+        out.shardRows = shardRows;
+        return out;
+    }
 
-    const EncodedLabels labels = collectLabels(shards, rows, format.textLabels);
+    EncodedLabels labels = collectLabels(shards, rows, format.textLabels);
+    if (selected) { // the classes of the whole table
+        labels.indices = everyLabel.indices.index_select(0, torch::tensor(at::ArrayRef<int64_t>(options.rows->train),
+                                                                          torch::kInt64));
+        labels.classNames = everyLabel.classNames;
+    }
     std::vector<std::string> ids;
     for (auto& shard : shards)
         for (auto& id : shard.ids)
@@ -544,6 +598,15 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
         out.shardRows = shardRows;
         out.sourceTrainRows = std::accumulate(shardRows.begin(), shardRows.end(), int64_t(0));
         out.sourceTestRows = 0;
+    }
+    if (selected) {
+        if (rows != static_cast<int64_t>(options.rows->train.size()))
+            throw DataError(where + ": " + std::to_string(options.rows->train.size()) + " rows were selected but " +
+                            std::to_string(rows) + " came back: has the table changed while it was read?");
+        out.sourceTrainRows = sourceRows;
+        out.sourceTestRows = 0;
+        out.allLabels.assign(everyLabel.indices.data_ptr<int64_t>(),
+                             everyLabel.indices.data_ptr<int64_t>() + sourceRows);
     }
     return out;
 }

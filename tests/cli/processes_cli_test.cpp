@@ -95,6 +95,19 @@ TEST_F(ProcessesCli, EachProcessReadsOnlyItsOwnRows) {
     }
 }
 
+// The project keeps each process's figures, and `mppdl show` prints them.
+TEST_F(ProcessesCli, ShowPrintsWhatEachProcessRead) {
+    auto r = runMppdl(quick("lenet5", 1, 1000) + " --strategy model-averaging --segments 2 --processes 2 "
+                                                 "--project p.mppdl --quiet");
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = runMppdl("show 1 --project p.mppdl");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("processes (11,000 rows read in all)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("peak RSS MB"), std::string::npos) << r.out;
+    r = runMppdl("export-metrics 1 --project p.mppdl --kind rank --csv ranks.csv");
+    ASSERT_EQ(r.code, 0) << r.out;
+}
+
 // A worker killed mid-run fails the run within 30 s with a message naming the process and its
 // segments; the run is recorded as failed and resumes from its last merged checkpoint.
 TEST_F(ProcessesCli, KilledWorkerFailsTheRunWhichResumes) {

@@ -97,10 +97,13 @@ Normalizer Normalizer::fit(Mode mode, const Dataset& train, const Reduce& reduce
 Dataset Normalizer::apply(const Dataset& dataset) const {
     if (dataset.empty())
         return dataset;
+    // In place on the float32 copy when converting made one, so that normalizing never holds a
+    // second float copy of the rows; data already float32 is not this Dataset's to change.
     auto x = dataset.features().to(torch::kFloat32);
+    const bool own = !x.is_same(dataset.features());
     if (mode == Mode::None)
         return dataset.withFeatures(x);
-    x = x / scale;
+    x = own ? x.div_(scale) : x / scale;
     if (mode == Mode::Standardize) {
         const int64_t channels = x.size(1);
         if (static_cast<size_t>(channels) != mean.size() || mean.size() != this->std.size())
@@ -110,7 +113,7 @@ Dataset Normalizer::apply(const Dataset& dataset) const {
         view[1] = channels;
         const auto m = torch::tensor(mean, torch::kFloat64).to(torch::kFloat32).view(view);
         const auto s = torch::tensor(this->std, torch::kFloat64).to(torch::kFloat32).view(view);
-        x = (x - m) / s;
+        x = x.sub_(m).div_(s); // x is a copy by now
     }
     return dataset.withFeatures(x.contiguous());
 }
@@ -159,6 +162,7 @@ PreparedData prepare(const LoadedSource& source, double validationFraction, uint
     }
     out.normalizer = Normalizer::fit(mode, train);
     out.train = out.normalizer.apply(train);
+    train = Dataset(); // the raw copy of the training rows goes before the other sets are made
     out.validation = out.normalizer.apply(out.validation);
     out.test = out.normalizer.apply(source.test);
     out.rowsRead = source.rowsRead;

@@ -209,8 +209,16 @@ void RunLoop::buildReplicas() {
         r.module = segmented ? model::GraphModule(
                                    std::dynamic_pointer_cast<model::GraphModuleImpl>(m_module->clone(r.device)))
                              : m_module;
-        r.x = m_data.train.features().index_select(0, shards[size_t(s)]).to(r.device);
-        r.y = m_data.train.labels().index_select(0, shards[size_t(s)]).to(r.device);
+        // On the CPU the replicas read the training rows where they are, through their shard's
+        // indices: no copy of the data per segment. A device gets a copy of its shard's rows.
+        if (r.device.is_cpu() && m_data.train.features().device().is_cpu()) {
+            r.x = m_data.train.features();
+            r.y = m_data.train.labels();
+            r.rowsOf = shards[size_t(s)];
+        } else {
+            r.x = m_data.train.features().index_select(0, shards[size_t(s)]).to(r.device);
+            r.y = m_data.train.labels().index_select(0, shards[size_t(s)]).to(r.device);
+        }
         r.batch = minibatchOf(m_config.batchSize, r.rows());
         r.optimizer = makeOptimizer(m_config.optimizer, r.module->parameters());
         // Segment 0's streams are the single strategy's, so that one segment repeats it exactly.
@@ -326,7 +334,10 @@ void RunLoop::runEpoch(int epoch) {
     ep.startStep = m_loop.globalStep;
     for (auto& r : m_replicas) {
         auto sg = std::make_unique<Epoch::Segment>(r.device);
-        sg->order = torch::randperm(r.rows(), r.permutation, torch::kLong).to(r.device);
+        sg->order = torch::randperm(r.rows(), r.permutation, torch::kLong);
+        if (r.rowsOf.defined()) // the same minibatches as from a copy of the shard: its rows in that order
+            sg->order = r.rowsOf.index_select(0, sg->order);
+        sg->order = sg->order.to(r.device);
         ep.seg.push_back(std::move(sg));
     }
     ep.lastProgress = Clock::now();

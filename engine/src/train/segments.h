@@ -27,9 +27,12 @@ struct Replica {
     std::unique_ptr<torch::optim::Optimizer> optimizer;
     at::Generator permutation; ///< the epoch order of its rows
     at::Generator dropout;     ///< its Dropout masks (undefined on a GPU: the device's default)
-    torch::Tensor x, y;        ///< its rows, resident on its device
-    int64_t batch = 0;         ///< min(batch size, rows)
-    int64_t rows() const { return x.size(0); }
+    torch::Tensor x, y;        ///< rows resident on its device: its own, or all of them (see `rowsOf`)
+    /// The rows of x, y it trains on (int64, on its device), when x, y are shared with the other
+    /// replicas on the CPU rather than copied; undefined: all of x.
+    torch::Tensor rowsOf;
+    int64_t batch = 0; ///< min(batch size, rows)
+    int64_t rows() const { return rowsOf.defined() ? rowsOf.size(0) : x.size(0); }
     int64_t stepsPerEpoch() const { return (rows() + batch - 1) / batch; }
 };
 

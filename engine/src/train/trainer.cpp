@@ -77,15 +77,25 @@ at::Tensor indexTensor(const std::vector<int64_t>& positions) {
     return torch::tensor(at::ArrayRef<int64_t>(positions), torch::kInt64);
 }
 
+/// Once prepared, the rows as read are not needed: the run holds their normalized copy only.
+void releaseRows(data::LoadedSource& source) {
+    source.train = data::Dataset();
+    source.test = data::Dataset();
+}
+
 /// The whole source, split and normalized here.
 LoadedData loadWhole(const TrainConfig& config, const data::SourceOptions& options, bool readShards) {
     const data::LoadedSource source = data::loadSource(config.data.location, options);
     if (readShards && !source.train.homeSegments().defined())
         throw ConfigError("the '" + config.distribution + "' distribution keeps each row on the segment the " +
                           "database holds it on: it needs a pg: source, not " + source.kind + " " + source.location);
-    LoadedData loaded{source,
-                      data::prepare(source, config.data.validationFraction, config.seed, config.data.normalization),
-                      source.schema(), data::computeStatistics(source.train)};
+    // The statistics first, while the rows as read are the only copy in memory.
+    LoadedData loaded;
+    loaded.schema = source.schema();
+    loaded.statistics = data::computeStatistics(source.train);
+    loaded.prepared = data::prepare(source, config.data.validationFraction, config.seed, config.data.normalization);
+    loaded.source = source;
+    releaseRows(loaded.source);
     return loaded;
 }
 
@@ -189,6 +199,7 @@ LoadedData loadRankRows(const TrainConfig& config, data::SourceOptions options, 
     loaded.schema.trainRows = rows.trainRows + rows.validationRows;
     loaded.schema.testRows = rows.testRows;
     loaded.source = std::move(source);
+    releaseRows(loaded.source);
     return loaded;
 }
 

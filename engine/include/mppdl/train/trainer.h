@@ -85,7 +85,9 @@ TrainResult train(const TrainConfig& config, const model::Architecture& architec
 
 /// The source as read and the data prepared from it (split, normalized).
 struct LoadedData {
-    data::LoadedSource source; ///< what this process read (in a multi-process run, its own rows)
+    /// What this process read (in a multi-process run, its own rows), without the rows: once
+    /// prepared they are released, so that a run holds one copy of its data (in `prepared`).
+    data::LoadedSource source;
     data::PreparedData prepared;
     /// The whole source's, even where this process read only its own rows (then computed over
     /// the processes): what the project records of the dataset.

@@ -404,6 +404,95 @@ EncodedLabels collectLabels(const std::vector<ShardRows>& shards, int64_t rows, 
     return labels;
 }
 
+/// For a read of some rows of one stream (SourceOptions::rows, with an id): every row's label in id
+/// order (the whole table's classes), and `read` rewritten to send only the selected rows, numbered
+/// in that order on the server and joined with the wanted numbers. `sourceRows`: the table's rows.
+EncodedLabels numberSelectedRows(PgConnection& db, ReadPlan& read, const std::string& label, bool textLabels,
+                                 const SourceOptions& options, const std::string& where, int64_t& sourceRows) {
+    const auto labelRows = db.query("SELECT " + label + (textLabels ? "::text" : "::int8") + " FROM " + read.from +
+                                    " ORDER BY " + read.orderBy +
+                                    (options.limit > 0 ? " LIMIT " + std::to_string(options.limit) : ""));
+    ShardRows all;
+    for (int r = 0; r < labelRows.rows(); ++r) {
+        if (labelRows.isNull(r, 0))
+            throw DataError(where + ": row " + std::to_string(r + 1) + " (in " + options.id +
+                            " order): the label is NULL");
+        if (textLabels)
+            all.textLabels.push_back(labelRows.text(r, 0));
+        else
+            all.intLabels.push_back(std::stoll(labelRows.text(r, 0)));
+    }
+    sourceRows = labelRows.rows();
+    std::string wanted;
+    for (const int64_t r : options.rows->train)
+        wanted += (wanted.empty() ? "" : ",") + std::to_string(r);
+    read.from = "(SELECT *, row_number() OVER (ORDER BY " + read.orderBy + ") - 1 AS mppdl_ordinal FROM " + read.from +
+                ") AS mppdl_numbered JOIN unnest('{" + wanted +
+                "}'::int8[]) AS mppdl_wanted(ordinal) ON mppdl_numbered.mppdl_ordinal = mppdl_wanted.ordinal";
+    read.orderBy = "mppdl_ordinal";
+    read.limit = 0; // the numbers are within the limit
+    return collectLabels({all}, sourceRows, textLabels);
+}
+
+/// Every shard's rows: those read, and a count of the others.
+std::vector<int64_t> shardRowCounts(PgConnection& db, const ReadPlan& read, const std::vector<ShardRows>& shards,
+                                    const std::vector<int>& wanted, const std::string& where) {
+    std::vector<int64_t> counts(shards.size(), 0);
+    for (int s = 0; s < int(shards.size()); ++s) {
+        if (std::find(wanted.begin(), wanted.end(), s) != wanted.end()) {
+            counts[size_t(s)] = shards[size_t(s)].rows;
+            continue;
+        }
+        db.setWhere(where + ", segment " + std::to_string(s) + " (" + read.shards.condition(s) + ")");
+        counts[size_t(s)] = std::stoll(db.query(read.countStatement(s), {}).text(0, 0));
+    }
+    db.setWhere(where);
+    return counts;
+}
+
+/// A read that selected no rows: the table's row counts and classes, and no features.
+LoadedSource noRowsRead(const SourceOptions& options, const EncodedLabels* everyLabel, int64_t sourceRows,
+                        const std::vector<int64_t>& shardRows) {
+    LoadedSource out;
+    std::vector<int64_t> shape{0};
+    shape.insert(shape.end(), options.shape.begin(), options.shape.end());
+    if (shape.size() == 1)
+        shape.push_back(0);
+    out.train = Dataset(torch::empty(shape, torch::kFloat32), torch::empty({0}, torch::kInt64),
+                        everyLabel ? everyLabel->classNames : std::vector<std::string>{});
+    out.sourceTrainRows = everyLabel ? sourceRows : 0;
+    out.sourceTestRows = 0;
+    if (everyLabel)
+        out.allLabels.assign(everyLabel->indices.data_ptr<int64_t>(),
+                             everyLabel->indices.data_ptr<int64_t>() + sourceRows);
+    out.shardRows = shardRows;
+    return out;
+}
+
+/// The rows read over every shard, after checking that no shard is empty and that all have rows
+/// of one width (`width`: theirs).
+int64_t checkShards(const std::vector<ShardRows>& shards, const std::vector<int64_t>& shardRows, const ReadPlan& read,
+                    const std::string& where, int64_t& width) {
+    int64_t rows = 0;
+    for (int s = 0; s < int(shards.size()); ++s) {
+        const auto& shard = shards[size_t(s)];
+        if (shardRows[size_t(s)] == 0 && read.shards.segments > 0)
+            throw DataError(where + ": segment " + std::to_string(s) + " of " + std::to_string(int(shards.size())) +
+                            " has no rows (" + read.shards.condition(s) + ")" +
+                            (read.shards.by == ShardPlan::By::GreenplumSegment
+                                 ? "; Greenplum keeps the table on " + std::to_string(read.shards.serverSegments) +
+                                       " segments: train with at most as many"
+                                 : "; use fewer segments or another distribution key"));
+        if (shard.rows > 0 && width >= 0 && shard.width != width)
+            throw DataError(where + ": segment " + std::to_string(s) + "'s rows have " + std::to_string(shard.width) +
+                            " feature values where segment 0's have " + std::to_string(width));
+        if (shard.rows > 0)
+            width = shard.width;
+        rows += shard.rows;
+    }
+    return rows;
+}
+
 } // namespace
 
 bool detectPostgres(const std::string& location) { return location.rfind(kPrefix, 0) == 0; }
@@ -480,31 +569,9 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     const bool selected = options.rows && read.shards.segments == 0 && !options.id.empty();
     EncodedLabels everyLabel;
     int64_t sourceRows = 0;
-    if (selected) {
-        const auto labelRows = db.query("SELECT " + quoteIdentifier(label) + (format.textLabels ? "::text" : "::int8") +
-                                        " FROM " + from + " ORDER BY " + read.orderBy +
-                                        (options.limit > 0 ? " LIMIT " + std::to_string(options.limit) : ""));
-        ShardRows all;
-        for (int r = 0; r < labelRows.rows(); ++r) {
-            if (labelRows.isNull(r, 0))
-                throw DataError(where + ": row " + std::to_string(r + 1) + " (in " + options.id +
-                                " order): the label is NULL");
-            if (format.textLabels)
-                all.textLabels.push_back(labelRows.text(r, 0));
-            else
-                all.intLabels.push_back(std::stoll(labelRows.text(r, 0)));
-        }
-        sourceRows = labelRows.rows();
-        everyLabel = collectLabels({all}, sourceRows, format.textLabels);
-        std::string wanted;
-        for (const int64_t r : options.rows->train)
-            wanted += (wanted.empty() ? "" : ",") + std::to_string(r);
-        read.from = "(SELECT *, row_number() OVER (ORDER BY " + read.orderBy + ") - 1 AS mppdl_ordinal FROM " + from +
-                    ") AS mppdl_numbered JOIN unnest('{" + wanted +
-                    "}'::int8[]) AS mppdl_wanted(ordinal) ON mppdl_numbered.mppdl_ordinal = mppdl_wanted.ordinal";
-        read.orderBy = "mppdl_ordinal";
-        read.limit = 0; // the numbers are within the limit
-    }
+    if (selected)
+        everyLabel = numberSelectedRows(db, read, quoteIdentifier(label), format.textLabels, options, where,
+                                        sourceRows);
 
     // The shards to read: all, or (a process of a multi-process run) its own; the others are counted.
     std::vector<int> wanted;
@@ -515,53 +582,14 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     if (!options.shards.empty() && read.shards.segments == 0)
         throw InternalError(where + ": shards chosen for a read that is not sharded");
     auto shards = readShards(db, read, format, options, where, wanted);
-    std::vector<int64_t> shardRows(static_cast<size_t>(shardCount), 0);
-    for (int s = 0; s < shardCount; ++s) {
-        if (std::find(wanted.begin(), wanted.end(), s) != wanted.end()) {
-            shardRows[size_t(s)] = shards[size_t(s)].rows;
-            continue;
-        }
-        db.setWhere(where + ", segment " + std::to_string(s) + " (" + read.shards.condition(s) + ")");
-        const auto counted = db.query(read.countStatement(s), {});
-        shardRows[size_t(s)] = std::stoll(counted.text(0, 0));
-    }
-    db.setWhere(where);
+    const auto shardRows = shardRowCounts(db, read, shards, wanted, where);
 
-    int64_t rows = 0, width = -1;
-    for (int s = 0; s < shardCount; ++s) {
-        const auto& shard = shards[size_t(s)];
-        if (shardRows[size_t(s)] == 0 && read.shards.segments > 0)
-            throw DataError(where + ": segment " + std::to_string(s) + " of " + std::to_string(shardCount) +
-                            " has no rows (" + read.shards.condition(s) + ")" +
-                            (read.shards.by == ShardPlan::By::GreenplumSegment
-                                 ? "; Greenplum keeps the table on " + std::to_string(read.shards.serverSegments) +
-                                       " segments: train with at most as many"
-                                 : "; use fewer segments or another distribution key"));
-        if (shard.rows > 0 && width >= 0 && shard.width != width)
-            throw DataError(where + ": segment " + std::to_string(s) + "'s rows have " + std::to_string(shard.width) +
-                            " feature values where segment 0's have " + std::to_string(width));
-        if (shard.rows > 0)
-            width = shard.width;
-        rows += shard.rows;
-    }
+    int64_t width = -1;
+    const int64_t rows = checkShards(shards, shardRows, read, where, width);
     if (rows == 0 && options.shards.empty() && !(selected && sourceRows > 0))
         throw DataError(where + (source.query ? ": the query returns no rows" : ": the table has no rows"));
-    if (rows == 0) { // a selection of no rows: the read says only what the table holds
-        LoadedSource out;
-        std::vector<int64_t> shape{0};
-        shape.insert(shape.end(), options.shape.begin(), options.shape.end());
-        if (shape.size() == 1)
-            shape.push_back(0);
-        out.train = Dataset(torch::empty(shape, torch::kFloat32), torch::empty({0}, torch::kInt64),
-                            selected ? everyLabel.classNames : std::vector<std::string>{});
-        out.sourceTrainRows = selected ? sourceRows : 0;
-        out.sourceTestRows = 0;
-        if (selected)
-            out.allLabels.assign(everyLabel.indices.data_ptr<int64_t>(),
-                                 everyLabel.indices.data_ptr<int64_t>() + sourceRows);
-        out.shardRows = shardRows;
-        return out;
-    }
+    if (rows == 0) // a selection of no rows: the read says only what the table holds
+        return noRowsRead(options, selected ? &everyLabel : nullptr, sourceRows, shardRows);
 
     EncodedLabels labels = collectLabels(shards, rows, format.textLabels);
     if (selected) { // the classes of the whole table

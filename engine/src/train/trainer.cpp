@@ -168,13 +168,25 @@ LoadedData loadRankRows(const TrainConfig& config, data::SourceOptions options, 
                             std::to_string(rows.read.train.size()));
 
     const data::Reduce reduce = [&group](at::Tensor& values, bool max) { allreduceTensors(&group, {values}, max); };
-    const auto train = source.train.select(indexTensor(rows.trainAt));
-    const auto validation = source.train.select(indexTensor(rows.validationAt));
     LoadedData loaded;
+    // The dataset's record first, while the rows as read are the only copy: the schema and the
+    // statistics of every row, each counted by one process.
+    std::vector<int64_t> owned = rows.trainAt;
+    for (const int64_t v : rows.validationOwnedAt)
+        owned.push_back(rows.validationAt[static_cast<size_t>(v)]);
+    std::sort(owned.begin(), owned.end());
+    loaded.statistics = data::computeStatistics(source.train.select(indexTensor(owned)), reduce);
+    loaded.schema = source.schema();
+    loaded.schema.trainRows = rows.trainRows + rows.validationRows;
+    loaded.schema.testRows = rows.testRows;
+
     auto& prepared = loaded.prepared;
-    prepared.normalizer = data::Normalizer::fit(config.data.normalization, train, reduce);
-    prepared.train = prepared.normalizer.apply(train);
-    prepared.validation = prepared.normalizer.apply(validation);
+    {
+        const auto train = source.train.select(indexTensor(rows.trainAt));
+        prepared.normalizer = data::Normalizer::fit(config.data.normalization, train, reduce);
+        prepared.train = prepared.normalizer.apply(train);
+    } // its raw copy goes before the others are made
+    prepared.validation = prepared.normalizer.apply(source.train.select(indexTensor(rows.validationAt)));
     prepared.test = prepared.normalizer.apply(source.test);
     prepared.rowsRead = source.rowsRead;
     prepared.bytesRead = source.bytesRead;
@@ -188,16 +200,6 @@ LoadedData loadRankRows(const TrainConfig& config, data::SourceOptions options, 
     local->testRows = rows.testRows;
     local->sharedEvaluation = layout.shareEvaluation;
     prepared.local = local;
-
-    // The dataset's record: the schema and statistics of every row, each counted by one process.
-    std::vector<int64_t> owned = rows.trainAt;
-    for (const int64_t v : rows.validationOwnedAt)
-        owned.push_back(rows.validationAt[static_cast<size_t>(v)]);
-    std::sort(owned.begin(), owned.end());
-    loaded.statistics = data::computeStatistics(source.train.select(indexTensor(owned)), reduce);
-    loaded.schema = source.schema();
-    loaded.schema.trainRows = rows.trainRows + rows.validationRows;
-    loaded.schema.testRows = rows.testRows;
     loaded.source = std::move(source);
     releaseRows(loaded.source);
     return loaded;

@@ -53,3 +53,26 @@ TEST(DataGz, MissingFileIsADataError) {
     expectError<DataError>([&] { readFile(path); }, {path + ": no such file"});
     expectError<DataError>([&] { readFile(dir.path().string()); }, {"directory"});
 }
+
+// The stream the readers of some rows use: skips and reads land on the same bytes in a raw and a
+// gzipped file (members concatenated too), and a file that ends early is named.
+TEST(DataGz, InputFileSkipsAndReadsTheSameBytesRawAndGzipped) {
+    TempDir dir;
+    const auto text = someText();
+    const auto half = text.size() / 2;
+    for (const auto& path : {dir.write("a.txt", text), dir.write("a.txt.gz", gzip(text)),
+                             dir.write("b.txt.gz", gzip(text.substr(0, half)) + gzip(text.substr(half)))}) {
+        InputFile file(path);
+        std::string got(100, '\0');
+        file.read(got.data(), 100, "the start");
+        EXPECT_EQ(got, text.substr(0, 100)) << path;
+        file.skip(half - 150, "the middle"); // across the members' boundary of b.txt.gz
+        file.read(got.data(), 100, "the middle");
+        EXPECT_EQ(got, text.substr(half - 50, 100)) << path;
+        EXPECT_EQ(file.position(), half + 50);
+        InputFile again(path);
+        again.skip(text.size() - 10, "the end");
+        expectError<DataError>([&] { again.read(got.data(), 100, "row 7"); }, {path, "truncated", "row 7"});
+    }
+    expectError<DataError>([&] { InputFile missing(dir.file("nope")); }, {dir.file("nope"), "no such file"});
+}

@@ -20,13 +20,19 @@ namespace {
 // a damaged size field from asking for gigabytes.
 constexpr uint64_t kMaxDeflateRatio = 1032;
 
-std::string readRaw(const std::string& path) {
+/// DataError unless `path` names a file (not a directory).
+void checkIsFile(const std::string& path) {
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
     if (ec || !std::filesystem::exists(status))
         throw DataError(path + ": no such file");
     if (std::filesystem::is_directory(status))
         throw DataError(path + ": is a directory, not a file");
+}
+
+std::string readRaw(const std::string& path) {
+    checkIsFile(path);
+    std::error_code ec;
 
     std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
     if (!file)
@@ -119,12 +125,7 @@ std::string readFile(const std::string& path) {
 }
 
 InputFile::InputFile(const std::string& path) : m_path(path) {
-    std::error_code ec;
-    const auto status = std::filesystem::status(path, ec);
-    if (ec || !std::filesystem::exists(status))
-        throw DataError(path + ": no such file");
-    if (std::filesystem::is_directory(status))
-        throw DataError(path + ": is a directory, not a file");
+    checkIsFile(path);
     gzFile file = gzopen(path.c_str(), "rb");
     if (!file)
         throw DataError(path + ": cannot open: " + std::strerror(errno));
@@ -177,6 +178,26 @@ void InputFile::skip(uint64_t size, const std::string& what) {
     if (gzseek(static_cast<gzFile>(m_file), target, SEEK_SET) != target)
         throw DataError(m_path + ": truncated or corrupt while skipping to " + what);
     m_position += size;
+}
+
+bool InputFile::readRows(void* out, uint64_t dataOffset, uint64_t rowBytes, int64_t rows,
+                         const std::vector<int64_t>* selected) {
+    auto* to = static_cast<char*>(out);
+    if (!selected) {
+        skip(dataOffset - m_position, "the first row");
+        const uint64_t size = uint64_t(rows) * rowBytes;
+        return readUpTo(to, size, "the rows") == size;
+    }
+    for (size_t i = 0; i < selected->size(); ++i) {
+        const int64_t row = (*selected)[i];
+        if (row < 0 || row >= rows)
+            throw InternalError(m_path + ": row " + std::to_string(row) + " selected of " + std::to_string(rows));
+        const std::string what = "row " + std::to_string(row);
+        skip(dataOffset + uint64_t(row) * rowBytes - m_position, what);
+        if (readUpTo(to + i * rowBytes, rowBytes, what) != rowBytes)
+            return false;
+    }
+    return true;
 }
 
 } // namespace mppdl::data

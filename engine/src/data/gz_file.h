@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mppdl::data {
 
@@ -36,6 +37,12 @@ public:
     /// Bytes of (decompressed) content before the read position.
     uint64_t position() const { return m_position; }
     const std::string& path() const { return m_path; }
+
+    /// Rows of `rowBytes` each stored from byte `dataOffset` on: the first `rows`, or of those only
+    /// the `selected` ones (ascending ordinals), into `out` one after the other. False when the file
+    /// ends first; InternalError for a selected row >= `rows`.
+    bool readRows(void* out, uint64_t dataOffset, uint64_t rowBytes, int64_t rows,
+                  const std::vector<int64_t>* selected);
 
 private:
     std::string m_path;

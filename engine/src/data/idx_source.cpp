@@ -100,22 +100,8 @@ Split readSplit(const std::string& imagesPath, const std::string& labelsPath, in
                          std::to_string(pixelBytes) + " bytes of pixels, the file holds " +
                          std::to_string(images.position() - kImagesHeader));
     };
-    if (!rows) {
-        const uint64_t size = static_cast<uint64_t>(n) * pixelsPerImage;
-        if (images.readUpTo(out, size, "the pixels") != size)
-            throw shorter();
-    } else {
-        for (size_t i = 0; i < rows->size(); ++i) {
-            const int64_t row = (*rows)[i];
-            if (row < 0 || row >= n)
-                throw InternalError(imagesPath + ": row " + std::to_string(row) + " selected of " + std::to_string(n));
-            images.skip(kImagesHeader + uint64_t(row) * pixelsPerImage - images.position(),
-                        "image " + std::to_string(row));
-            if (images.readUpTo(out + i * pixelsPerImage, pixelsPerImage, "image " + std::to_string(row)) !=
-                pixelsPerImage)
-                throw shorter();
-        }
-    }
+    if (!images.readRows(out, kImagesHeader, pixelsPerImage, n, rows))
+        throw shorter();
     split.bytesRead = taken * static_cast<int64_t>(pixelsPerImage);
     split.labels = torch::empty({n}, torch::kUInt8);
     std::memcpy(split.labels.data_ptr<uint8_t>(), labels.data() + kLabelsHeader, static_cast<size_t>(n));

@@ -251,21 +251,8 @@ struct NpyRows {
         auto shorter = [&] {
             return DataError(shorterThanHeader(file.path(), array, needed, file.position() - array.dataOffset));
         };
-        if (!selected) {
-            const uint64_t size = uint64_t(rows) * rowBytes;
-            if (file.readUpTo(out, size, "the rows") != size)
-                throw shorter();
-        } else {
-            for (size_t i = 0; i < selected->size(); ++i) {
-                const int64_t row = (*selected)[i];
-                if (row < 0 || row >= rows)
-                    throw InternalError(file.path() + ": row " + std::to_string(row) + " selected of " +
-                                        std::to_string(rows));
-                file.skip(array.dataOffset + uint64_t(row) * rowBytes - file.position(), "row " + std::to_string(row));
-                if (file.readUpTo(out + i * rowBytes, rowBytes, "row " + std::to_string(row)) != rowBytes)
-                    throw shorter();
-            }
-        }
+        if (!file.readRows(out, array.dataOffset, rowBytes, rows, selected))
+            throw shorter();
         bytesRead += int64_t(shape[0]) * int64_t(rowBytes);
         return t;
     }

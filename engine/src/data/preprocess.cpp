@@ -94,28 +94,60 @@ Normalizer Normalizer::fit(Mode mode, const Dataset& train, const Reduce& reduce
     return n;
 }
 
+namespace {
+
+/// The normalization of float32 features `x`, in place.
+void normalizeInPlace(const Normalizer& n, at::Tensor& x) {
+    if (n.mode == Normalizer::Mode::None)
+        return;
+    x.div_(n.scale);
+    if (n.mode == Normalizer::Mode::Standardize) {
+        const int64_t channels = x.size(1);
+        if (static_cast<size_t>(channels) != n.mean.size() || n.mean.size() != n.std.size())
+            throw DataError("the normalization was fitted on " + std::to_string(n.mean.size()) +
+                            " channels but the data has " + std::to_string(channels));
+        std::vector<int64_t> view(static_cast<size_t>(x.dim()), 1);
+        view[1] = channels;
+        const auto m = torch::tensor(n.mean, torch::kFloat64).to(torch::kFloat32).view(view);
+        const auto s = torch::tensor(n.std, torch::kFloat64).to(torch::kFloat32).view(view);
+        x.sub_(m).div_(s);
+    }
+}
+
+/// Rows gathered and converted at once by apply(dataset, rows).
+constexpr int64_t kApplyChunkRows = 1024;
+
+} // namespace
+
 Dataset Normalizer::apply(const Dataset& dataset) const {
     if (dataset.empty())
         return dataset;
     // In place on the float32 copy when converting made one, so that normalizing never holds a
     // second float copy of the rows; data already float32 is not this Dataset's to change.
     auto x = dataset.features().to(torch::kFloat32);
-    const bool own = !x.is_same(dataset.features());
-    if (mode == Mode::None)
-        return dataset.withFeatures(x);
-    x = own ? x.div_(scale) : x / scale;
-    if (mode == Mode::Standardize) {
-        const int64_t channels = x.size(1);
-        if (static_cast<size_t>(channels) != mean.size() || mean.size() != this->std.size())
-            throw DataError("the normalization was fitted on " + std::to_string(mean.size()) +
-                            " channels but the data has " + std::to_string(channels));
-        std::vector<int64_t> view(static_cast<size_t>(x.dim()), 1);
-        view[1] = channels;
-        const auto m = torch::tensor(mean, torch::kFloat64).to(torch::kFloat32).view(view);
-        const auto s = torch::tensor(this->std, torch::kFloat64).to(torch::kFloat32).view(view);
-        x = x.sub_(m).div_(s); // x is a copy by now
-    }
+    if (x.is_same(dataset.features()) && mode != Mode::None)
+        x = x.clone();
+    normalizeInPlace(*this, x);
     return dataset.withFeatures(x.contiguous());
+}
+
+Dataset Normalizer::apply(const Dataset& dataset, const at::Tensor& rows) const {
+    if (dataset.empty() || rows.numel() == 0 || dataset.features().scalar_type() != torch::kUInt8)
+        return apply(dataset.select(rows));
+    const auto& features = dataset.features();
+    auto sizes = features.sizes().vec();
+    sizes[0] = rows.size(0);
+    auto x = torch::empty(sizes, torch::kFloat32);
+    for (int64_t begin = 0; begin < rows.size(0); begin += kApplyChunkRows) {
+        const int64_t end = std::min(rows.size(0), begin + kApplyChunkRows);
+        auto part = features.index_select(0, rows.slice(0, begin, end)).to(torch::kFloat32);
+        normalizeInPlace(*this, part);
+        x.slice(0, begin, end).copy_(part);
+    }
+    Dataset out(x, dataset.labels().index_select(0, rows), dataset.classNames());
+    if (dataset.homeSegments().defined())
+        out = out.withHomeSegments(dataset.homeSegments().index_select(0, rows));
+    return out;
 }
 
 const std::vector<NormalizationKind>& normalizations() {
@@ -146,7 +178,7 @@ const char* toString(Normalizer::Mode mode) {
     return "none";
 }
 
-PreparedData prepare(const LoadedSource& source, double validationFraction, uint64_t seed, Normalizer::Mode mode) {
+PreparedData prepare(LoadedSource source, double validationFraction, uint64_t seed, Normalizer::Mode mode) {
     if (!(validationFraction >= 0.0 && validationFraction < 1.0))
         throw ConfigError("the validation fraction must be in [0, 1), got " + std::to_string(validationFraction));
     const int64_t n = source.train.size();
@@ -154,19 +186,20 @@ PreparedData prepare(const LoadedSource& source, double validationFraction, uint
         throw DataError(source.location + ": no training rows");
 
     PreparedData out;
-    Dataset train = source.train;
-    if (validationFraction > 0) {
-        const auto split = splitValidation(n, validationFraction, seed);
-        out.validation = source.train.select(indexTensor(split.validation));
-        train = source.train.select(indexTensor(split.train));
-    }
-    out.normalizer = Normalizer::fit(mode, train);
-    out.train = out.normalizer.apply(train);
-    train = Dataset(); // the raw copy of the training rows goes before the other sets are made
-    out.validation = out.normalizer.apply(out.validation);
-    out.test = out.normalizer.apply(source.test);
     out.rowsRead = source.rowsRead;
     out.bytesRead = source.bytesRead;
+    if (validationFraction > 0) {
+        const auto split = splitValidation(n, validationFraction, seed);
+        const auto trainRows = indexTensor(split.train);
+        out.normalizer = Normalizer::fit(mode, source.train.select(trainRows));
+        out.train = out.normalizer.apply(source.train, trainRows);
+        out.validation = out.normalizer.apply(source.train, indexTensor(split.validation));
+    } else {
+        out.normalizer = Normalizer::fit(mode, source.train);
+        out.train = out.normalizer.apply(source.train);
+    }
+    source.train = Dataset(); // the raw rows go (when the caller gave them up) before the test set is made
+    out.test = out.normalizer.apply(source.test);
     return out;
 }
 

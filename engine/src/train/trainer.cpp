@@ -85,7 +85,7 @@ void releaseRows(data::LoadedSource& source) {
 
 /// The whole source, split and normalized here.
 LoadedData loadWhole(const TrainConfig& config, const data::SourceOptions& options, bool readShards) {
-    const data::LoadedSource source = data::loadSource(config.data.location, options);
+    data::LoadedSource source = data::loadSource(config.data.location, options);
     if (readShards && !source.train.homeSegments().defined())
         throw ConfigError("the '" + config.distribution + "' distribution keeps each row on the segment the " +
                           "database holds it on: it needs a pg: source, not " + source.kind + " " + source.location);
@@ -93,9 +93,11 @@ LoadedData loadWhole(const TrainConfig& config, const data::SourceOptions& optio
     LoadedData loaded;
     loaded.schema = source.schema();
     loaded.statistics = data::computeStatistics(source.train);
-    loaded.prepared = data::prepare(source, config.data.validationFraction, config.seed, config.data.normalization);
     loaded.source = source;
     releaseRows(loaded.source);
+    // Handed over, so that preparing gives the raw rows back as their float copies are made.
+    loaded.prepared = data::prepare(std::move(source), config.data.validationFraction, config.seed,
+                                    config.data.normalization);
     return loaded;
 }
 
@@ -181,12 +183,11 @@ LoadedData loadRankRows(const TrainConfig& config, data::SourceOptions options, 
     loaded.schema.testRows = rows.testRows;
 
     auto& prepared = loaded.prepared;
-    {
-        const auto train = source.train.select(indexTensor(rows.trainAt));
-        prepared.normalizer = data::Normalizer::fit(config.data.normalization, train, reduce);
-        prepared.train = prepared.normalizer.apply(train);
-    } // its raw copy goes before the others are made
-    prepared.validation = prepared.normalizer.apply(source.train.select(indexTensor(rows.validationAt)));
+    const auto trainAt = indexTensor(rows.trainAt);
+    prepared.normalizer = data::Normalizer::fit(config.data.normalization, source.train.select(trainAt), reduce);
+    prepared.train = prepared.normalizer.apply(source.train, trainAt);
+    prepared.validation = prepared.normalizer.apply(source.train, indexTensor(rows.validationAt));
+    source.train = data::Dataset(); // the raw rows go before the test set is made
     prepared.test = prepared.normalizer.apply(source.test);
     prepared.rowsRead = source.rowsRead;
     prepared.bytesRead = source.bytesRead;

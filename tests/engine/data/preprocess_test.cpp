@@ -134,3 +134,20 @@ TEST(DataPreprocess, BadFractions) {
     expectError<ConfigError>([&] { prepare(source, -0.1, 1, Normalizer::Mode::None); }, {"validation"});
     expectError<ConfigError>([&] { prepare(source, 0.999, 1, Normalizer::Mode::None); }, {"no training rows"});
 }
+
+// Normalizing some rows straight from the source, in chunks, gives exactly what normalizing a
+// copy of them gives, in every mode; 3000 rows make several chunks.
+TEST(DataPreprocess, RowsNormalizedFromTheSourceEqualACopyNormalized) {
+    auto x = torch::randint(0, 256, {3000, 2, 3, 3}, torch::kInt64).to(torch::kUInt8);
+    const Dataset rows(x, torch::arange(3000) % 4, {"a", "b", "c", "d"});
+    auto some = torch::randperm(3000, torch::kLong).slice(0, 0, 2500);
+    some = std::get<0>(some.sort());
+    for (const auto mode : {Normalizer::Mode::None, Normalizer::Mode::Scale01, Normalizer::Mode::Standardize}) {
+        const auto n = Normalizer::fit(mode, rows.select(some));
+        const auto direct = n.apply(rows, some);
+        const auto copied = n.apply(rows.select(some));
+        EXPECT_EQ(direct.dtype(), "float32");
+        EXPECT_TRUE(direct.features().equal(copied.features())) << toString(mode);
+        EXPECT_TRUE(direct.labels().equal(copied.labels()));
+    }
+}

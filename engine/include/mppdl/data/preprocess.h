@@ -31,6 +31,9 @@ struct Normalizer {
     static Normalizer fit(Mode mode, const Dataset& train, const Reduce& reduce);
     /// float32 features, normalized; DataError when the channel count differs from the fitted one.
     Dataset apply(const Dataset& dataset) const;
+    /// apply(dataset.select(rows)) without a raw copy of those rows: uint8 rows are gathered and
+    /// converted in chunks straight into the float32 result.
+    Dataset apply(const Dataset& dataset, const at::Tensor& rows) const;
 };
 
 /// A normalization as the CLI, the GUI and a run's configuration name it.
@@ -76,6 +79,8 @@ struct PreparedData {
 /// Splits a seeded random `validationFraction` (in [0, 1)) of the training rows off for validation,
 /// fits the normalizer on what is left, and applies it to all three sets. The split depends only on
 /// the seed and the row count (same on every platform); both parts keep the source's row order.
-PreparedData prepare(const LoadedSource& source, double validationFraction, uint64_t seed, Normalizer::Mode mode);
+/// A source passed by std::move gives its rows back as soon as their prepared copies are made, so
+/// that preparing holds little more than the source and its float32 copy.
+PreparedData prepare(LoadedSource source, double validationFraction, uint64_t seed, Normalizer::Mode mode);
 
 } // namespace mppdl::data

@@ -15,6 +15,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <malloc.h>
 
 namespace {
 
@@ -52,10 +53,25 @@ const char* kExitCodes = R"(exit codes:
   70   internal error (a bug: please report it)
   130  cancelled with Ctrl-C)";
 
+/// glibc raises its mmap threshold to the size of each large block freed (up to 32 MB), so after
+/// loading frees the rows as read, the data's next copies of a few to 32 MB land on the heap, and
+/// what they free stays resident. Fixed thresholds keep the blocks of 16 MB and more (the data)
+/// in mmaps given back when freed, and 64 MB of freed heap for the training steps to reuse:
+/// full Fashion-MNIST (mlp) peaks at 425 MB instead of 570, with the same epoch time (fmnist_cnn,
+/// 10,000 rows: 4.3 s either way; trimming at glibc's 128 KB default made it 6.6 s).
+/// MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_, when set, still decide.
+void setAllocatorThresholds() {
+    if (!std::getenv("MALLOC_MMAP_THRESHOLD_"))
+        mallopt(M_MMAP_THRESHOLD, 16 << 20);
+    if (!std::getenv("MALLOC_TRIM_THRESHOLD_"))
+        mallopt(M_TRIM_THRESHOLD, 64 << 20);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
     using namespace mppdl;
+    setAllocatorThresholds();
     CLI::App app("mppdl " + std::string(versionString()) + ": deep learning on data in files and PostgreSQL/Greenplum",
                  "mppdl");
     app.set_version_flag("--version", [] {

@@ -138,11 +138,16 @@ Dataset Normalizer::apply(const Dataset& dataset, const at::Tensor& rows) const 
     auto sizes = features.sizes().vec();
     sizes[0] = rows.size(0);
     auto x = torch::empty(sizes, torch::kFloat32);
+    // One raw buffer for every chunk, converted by copy_ into the result and normalized there: no
+    // temporaries, which the allocator would keep resident after the big tensors went back.
+    auto raw = torch::empty({0}, torch::kUInt8);
     for (int64_t begin = 0; begin < rows.size(0); begin += kApplyChunkRows) {
         const int64_t end = std::min(rows.size(0), begin + kApplyChunkRows);
-        auto part = features.index_select(0, rows.slice(0, begin, end)).to(torch::kFloat32);
+        raw.resize_({0}); // keeps its storage; index_select_out then sizes it to the chunk
+        torch::index_select_out(raw, features, 0, rows.slice(0, begin, end));
+        auto part = x.slice(0, begin, end);
+        part.copy_(raw);
         normalizeInPlace(*this, part);
-        x.slice(0, begin, end).copy_(part);
     }
     Dataset out(x, dataset.labels().index_select(0, rows), dataset.classNames());
     if (dataset.homeSegments().defined())

@@ -113,6 +113,12 @@ struct TrainFlags {
         c.add_option("--normalize", normalization,
                      "feature normalization: " + joinChoiceNames(data::normalizationChoices(), "|"))
             ->capture_default_str();
+        c.add_option("--memory-budget", config.data.memoryBudget,
+                     "memory the prepared rows may take (512M, 2G); more trains out of core, from memory-mapped "
+                     "files of packed rows (default: half of what this process may use, its cgroup limit included)");
+        c.add_option("--cache-dir", config.data.cacheDir,
+                     "where out-of-core rows are cached, reused while the source is unchanged (default: "
+                     "$XDG_CACHE_HOME/mppdl)");
         c.add_option("--early-stopping", config.earlyStoppingPatience,
                      "stop after N epochs without a lower validation loss (0 = off)")
             ->capture_default_str();

@@ -134,11 +134,17 @@ Dataset Dataset::withHomeSegments(const at::Tensor& segments) const {
 Statistics computeStatistics(const Dataset& dataset) { return computeStatistics(dataset, Reduce()); }
 
 Statistics computeStatistics(const Dataset& dataset, const Reduce& reduce) {
+    return computeStatistics(dataset, at::Tensor(), reduce);
+}
+
+Statistics computeStatistics(const Dataset& dataset, const at::Tensor& rows, const Reduce& reduce) {
     Statistics stats;
     const int64_t classes = dataset.numClasses();
+    const bool some = rows.defined();
     auto counts = torch::zeros({classes}, torch::kFloat64);
-    if (!dataset.empty())
-        counts = torch::bincount(dataset.labels(), {}, classes).to(torch::kFloat64);
+    if (!dataset.empty() && (!some || rows.numel() > 0))
+        counts = torch::bincount(some ? dataset.labels().index_select(0, rows) : dataset.labels(), {}, classes)
+                     .to(torch::kFloat64);
     if (reduce)
         reduce(counts, false);
     stats.classCounts.assign(static_cast<size_t>(classes), 0);
@@ -147,7 +153,7 @@ Statistics computeStatistics(const Dataset& dataset, const Reduce& reduce) {
 
     const auto& x = dataset.features();
     const auto shape = dataset.sampleShape();
-    const int64_t n = x.defined() ? x.size(0) : 0;
+    const int64_t n = some ? rows.size(0) : x.defined() ? x.size(0) : 0;
     const int64_t channels = shape.empty() ? 1 : shape[0];
     int64_t perRow = 1;
     for (const auto d : shape)
@@ -160,7 +166,9 @@ Statistics computeStatistics(const Dataset& dataset, const Reduce& reduce) {
     const std::vector<int64_t> reduceDims{0, 2};
     auto chunkOf = [&](int64_t begin) {
         const int64_t end = std::min(n, begin + chunkRows);
-        return x.slice(0, begin, end).to(torch::kFloat64).reshape({end - begin, channels, -1});
+        // The selected rows gathered a chunk at a time: the same chunks as of a copy of them.
+        const auto part = some ? x.index_select(0, rows.slice(0, begin, end)) : x.slice(0, begin, end);
+        return part.to(torch::kFloat64).reshape({end - begin, channels, -1});
     };
 
     // Two passes (mean, then squared deviations) keep the variance exact for data far from zero.
@@ -180,10 +188,10 @@ Statistics computeStatistics(const Dataset& dataset, const Reduce& reduce) {
         reduce(sum, false);
         reduce(extremes, true);
     }
-    const double rows = sum[channels].item<double>();
-    if (rows == 0)
+    const double counted = sum[channels].item<double>();
+    if (counted == 0)
         return stats;
-    const double perChannel = rows * static_cast<double>(perRow / channels);
+    const double perChannel = counted * static_cast<double>(perRow / channels);
     const auto mean = sum.slice(0, 0, channels) / perChannel;
     auto squares = torch::zeros({channels}, torch::kFloat64);
     for (int64_t b = 0; b < n; b += chunkRows)

@@ -31,11 +31,23 @@ std::vector<int64_t> seededPermutation(int64_t n, uint64_t seed) {
 
 namespace {
 
-double scaleOf(const Dataset& train, const Reduce& reduce) {
+/// Rows gathered and converted at once: by fit() and apply() over some rows of a dataset.
+constexpr int64_t kChunkRows = 1024;
+
+/// The rows [begin, end) of `rows` (all rows when undefined) of x.
+at::Tensor rowsOf(const at::Tensor& x, const at::Tensor& rows, int64_t begin, int64_t end) {
+    return rows.defined() ? x.index_select(0, rows.slice(0, begin, end)) : x.slice(0, begin, end);
+}
+
+double scaleOf(const Dataset& train, const at::Tensor& rows, const Reduce& reduce) {
     const auto& x = train.features();
     if (x.scalar_type() == torch::kUInt8)
         return 255.0;
-    double largest = x.numel() == 0 ? 0.0 : x.abs().max().item<double>();
+    // A chunk at a time (a maximum is the same in any order): no |x| copy of every row.
+    const int64_t n = rows.defined() ? rows.size(0) : x.size(0);
+    double largest = 0.0;
+    for (int64_t begin = 0; begin < n; begin += kChunkRows)
+        largest = std::max(largest, rowsOf(x, rows, begin, std::min(n, begin + kChunkRows)).abs().max().item<double>());
     if (reduce) {
         auto value = torch::tensor({largest}, torch::kFloat64);
         reduce(value, true);
@@ -43,7 +55,6 @@ double scaleOf(const Dataset& train, const Reduce& reduce) {
     }
     return largest > 0 && std::isfinite(largest) ? largest : 1.0;
 }
-
 
 at::Tensor indexTensor(const std::vector<int64_t>& indices) {
     return torch::tensor(at::ArrayRef<int64_t>(indices), torch::kInt64);
@@ -74,16 +85,20 @@ ValidationSplit splitValidation(int64_t n, double fraction, uint64_t seed) {
 Normalizer Normalizer::fit(Mode mode, const Dataset& train) { return fit(mode, train, Reduce()); }
 
 Normalizer Normalizer::fit(Mode mode, const Dataset& train, const Reduce& reduce) {
+    return fit(mode, train, at::Tensor(), reduce);
+}
+
+Normalizer Normalizer::fit(Mode mode, const Dataset& train, const at::Tensor& rows, const Reduce& reduce) {
     Normalizer n;
     n.mode = mode;
     if (mode == Mode::None)
         return n;
     // A process of a run may hold no training rows; the run as a whole has some.
-    if (train.empty() && !reduce)
+    if ((train.empty() || (rows.defined() && rows.numel() == 0)) && !reduce)
         throw DataError("cannot fit the normalization: the training set is empty");
-    n.scale = scaleOf(train, reduce);
+    n.scale = scaleOf(train, rows, reduce);
     if (mode == Mode::Standardize) {
-        const auto stats = computeStatistics(train, reduce);
+        const auto stats = computeStatistics(train, rows, reduce);
         for (size_t c = 0; c < stats.channelMean.size(); ++c) {
             n.mean.push_back(stats.channelMean[c] / n.scale);
             const double sd = stats.channelStd[c] / n.scale;
@@ -114,9 +129,6 @@ void normalizeInPlace(const Normalizer& n, at::Tensor& x) {
     }
 }
 
-/// Rows gathered and converted at once by apply(dataset, rows).
-constexpr int64_t kApplyChunkRows = 1024;
-
 } // namespace
 
 Dataset Normalizer::apply(const Dataset& dataset) const {
@@ -131,24 +143,33 @@ Dataset Normalizer::apply(const Dataset& dataset) const {
     return dataset.withFeatures(x.contiguous());
 }
 
-Dataset Normalizer::apply(const Dataset& dataset, const at::Tensor& rows) const {
-    if (dataset.empty() || rows.numel() == 0 || dataset.features().scalar_type() != torch::kUInt8)
-        return apply(dataset.select(rows));
+void Normalizer::applyChunks(const Dataset& dataset, const at::Tensor& rows, const ChunkTarget& target) const {
     const auto& features = dataset.features();
-    auto sizes = features.sizes().vec();
-    sizes[0] = rows.size(0);
-    auto x = torch::empty(sizes, torch::kFloat32);
-    // One raw buffer for every chunk, converted by copy_ into the result and normalized there: no
-    // temporaries, which the allocator would keep resident after the big tensors went back.
-    auto raw = torch::empty({0}, torch::kUInt8);
-    for (int64_t begin = 0; begin < rows.size(0); begin += kApplyChunkRows) {
-        const int64_t end = std::min(rows.size(0), begin + kApplyChunkRows);
-        raw.resize_({0}); // keeps its storage; index_select_out then sizes it to the chunk
-        torch::index_select_out(raw, features, 0, rows.slice(0, begin, end));
-        auto part = x.slice(0, begin, end);
-        part.copy_(raw);
+    const int64_t n = rows.defined() ? rows.size(0) : dataset.size();
+    // One gather buffer for every chunk, converted by copy_ into the target and normalized there:
+    // no temporaries, which the allocator would keep resident after the big tensors went back.
+    auto raw = torch::empty({0}, features.scalar_type());
+    for (int64_t begin = 0; begin < n; begin += kChunkRows) {
+        const int64_t end = std::min(n, begin + kChunkRows);
+        at::Tensor chunk = features.slice(0, begin, end);
+        if (rows.defined()) {
+            raw.resize_({0}); // keeps its storage; index_select_out then sizes it to the chunk
+            torch::index_select_out(raw, features, 0, rows.slice(0, begin, end));
+            chunk = raw;
+        }
+        auto part = target(begin, end);
+        part.copy_(chunk);
         normalizeInPlace(*this, part);
     }
+}
+
+Dataset Normalizer::apply(const Dataset& dataset, const at::Tensor& rows) const {
+    if (dataset.empty() || rows.numel() == 0)
+        return apply(dataset.select(rows));
+    auto sizes = dataset.features().sizes().vec();
+    sizes[0] = rows.size(0);
+    auto x = torch::empty(sizes, torch::kFloat32);
+    applyChunks(dataset, rows, [&x](int64_t begin, int64_t end) { return x.slice(0, begin, end); });
     Dataset out(x, dataset.labels().index_select(0, rows), dataset.classNames());
     if (dataset.homeSegments().defined())
         out = out.withHomeSegments(dataset.homeSegments().index_select(0, rows));

@@ -86,6 +86,11 @@ std::string toJson(const TrainConfig& c) {
         {"threads", c.threads},
         {"early_stopping_patience", c.earlyStoppingPatience},
     };
+    // Written only when set, so that a run's configuration reads as before without them.
+    if (!c.data.memoryBudget.empty())
+        j["data"]["memory_budget"] = c.data.memoryBudget;
+    if (!c.data.cacheDir.empty())
+        j["data"]["cache_dir"] = c.data.cacheDir;
     return j.dump();
 }
 
@@ -106,6 +111,10 @@ TrainConfig trainConfigFromJson(const std::string& text) {
     std::string normalization = data::toString(c.data.normalization);
     read(d, "normalization", normalization, where);
     c.data.normalization = data::parseNormalization(normalization);
+    if (d.contains("memory_budget"))
+        read(d, "memory_budget", c.data.memoryBudget, where);
+    if (d.contains("cache_dir"))
+        read(d, "cache_dir", c.data.cacheDir, where);
     const auto& s = section(d, "source", where);
     read(s, "kind", c.data.source.kind, where);
     read(s, "label", c.data.source.label, where);

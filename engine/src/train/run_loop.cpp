@@ -64,6 +64,7 @@ struct RunLoop::Epoch {
         torch::Tensor order;
         EpochSums sums;
         int64_t cursor = 0, roundRows = 0, roundSteps = 0;
+        int64_t fetched = 0;           ///< out of core: rows of `order` handed to the prefetcher
         std::atomic<int64_t> steps{0}; // read by the reporting thread while a worker trains
         double seconds = 0, divergence = 0;
         std::atomic<double> lossSeen{0};
@@ -117,6 +118,8 @@ void RunLoop::setUp() {
         m_yVal = m_data.validation.labels().to(m_device);
     }
     buildReplicas();
+    if (m_data.residence.outOfCore)
+        m_prefetcher = std::make_unique<RowPrefetcher>();
     planSteps();
     resume();
     m_startEpoch = m_loop.epochsDone;
@@ -367,7 +370,17 @@ void RunLoop::runSegment(Epoch& ep, size_t i, bool inlineReport) {
     const bool stepHere = m_strategy.join != Join::Gradients;
     const int segment = m_strategy.segmented ? r.segment : -1;
     const auto start = Clock::now();
+    // Out of core: the rows of the next few minibatches are read while this one trains.
+    const auto readAhead = [&] {
+        if (!m_prefetcher || !r.x.device().is_cpu())
+            return;
+        const int64_t until = std::min(r.rows(), sg.cursor + RowPrefetcher::kDepth * r.batch);
+        if (until > sg.fetched)
+            m_prefetcher->ahead(r.x, sg.order, std::max(sg.fetched, sg.cursor), until);
+        sg.fetched = std::max(sg.fetched, until);
+    };
     for (int64_t k = 0; k < m_roundSteps && sg.cursor < r.rows(); ++k) {
+        readAhead();
         if (cancelled() || (m_pool && m_pool->failed.load(std::memory_order_relaxed)))
             break;
         const int64_t begin = sg.cursor;

@@ -4,6 +4,7 @@
 // over the replicas of this process. DESIGN.md, "Training strategies", gives each join's math.
 
 #include "resume_state.h"
+#include "row_prefetcher.h"
 #include "segments.h"
 #include "train_step.h"
 
@@ -131,6 +132,7 @@ private:
     data::DistributionSummary m_shardClasses;
     std::vector<Replica> m_replicas;
     std::unique_ptr<SegmentPool> m_pool;
+    std::unique_ptr<RowPrefetcher> m_prefetcher; ///< out of core: reads the next minibatches' rows
     int m_threads = 1;
 
     int64_t m_rows = 0, m_batch = 0, m_stepsPerEpoch = 0, m_totalSteps = 0;

@@ -1,11 +1,13 @@
 #include "mppdl/train/trainer.h"
 
 #include "collectives.h"
+#include "data_loading.h"
 #include "run_loop.h"
 
 #include "mppdl/core/error.h"
 #include "mppdl/core/text_table.h"
 #include "mppdl/data/distribution.h"
+#include "mppdl/data/memory.h"
 #include "mppdl/data/run_rows.h"
 #include "mppdl/model/analysis.h"
 #include "mppdl/train/devices.h"
@@ -68,145 +70,15 @@ std::vector<std::string> validate(const TrainConfig& c) {
         problems.push_back("early stopping watches the validation loss: set a validation fraction > 0");
     if (c.threads < 0)
         problems.push_back("threads must be >= 0");
-    return problems;
-}
-
-namespace {
-
-at::Tensor indexTensor(const std::vector<int64_t>& positions) {
-    return torch::tensor(at::ArrayRef<int64_t>(positions), torch::kInt64);
-}
-
-/// Once prepared, the rows as read are not needed: the run holds their normalized copy only.
-void releaseRows(data::LoadedSource& source) {
-    source.train = data::Dataset();
-    source.test = data::Dataset();
-}
-
-/// The whole source, split and normalized here.
-LoadedData loadWhole(const TrainConfig& config, const data::SourceOptions& options, bool readShards) {
-    data::LoadedSource source = data::loadSource(config.data.location, options);
-    if (readShards && !source.train.homeSegments().defined())
-        throw ConfigError("the '" + config.distribution + "' distribution keeps each row on the segment the " +
-                          "database holds it on: it needs a pg: source, not " + source.kind + " " + source.location);
-    // The statistics first, while the rows as read are the only copy in memory.
-    LoadedData loaded;
-    loaded.schema = source.schema();
-    loaded.statistics = data::computeStatistics(source.train);
-    loaded.source = source;
-    releaseRows(loaded.source);
-    // Handed over, so that preparing gives the raw rows back as their float copies are made.
-    loaded.prepared = data::prepare(std::move(source), config.data.validationFraction, config.seed,
-                                    config.data.normalization);
-    return loaded;
-}
-
-/// This process's rows of the run (data::planRankRows): read, split and normalized with the
-/// other processes' rows in view.
-LoadedData loadRankRows(const TrainConfig& config, data::SourceOptions options, Collectives& group) {
-    const auto* policy = data::findDistributionPolicy(config.distribution);
-    const StrategyKind& strategy = *findStrategy(config.strategy);
-    data::RunLayout layout;
-    layout.segments = config.segments;
-    layout.policy = config.distribution;
-    layout.seed = config.seed;
-    layout.validationFraction = config.data.validationFraction;
-    layout.rank = group.rank();
-    layout.world = group.world();
-    layout.shareEvaluation = !strategy.keepsMembers;
-    const std::string& location = config.data.location;
-
-    data::LoadedSource source;
-    data::RankRows rows;
-    if (policy->fromSource) {
-        // A table read as the segments' shards: this process's shards only, the others counted.
-        options.segments = config.segments;
-        options.shards = data::segmentsOfRank(config.segments, layout.rank, layout.world);
-        source = data::loadSource(location, options);
-        if (source.shardRows.empty())
-            throw ConfigError("the '" + config.distribution + "' distribution keeps each row on the segment the " +
-                              "database holds it on: it needs a pg: source, not " + source.kind + " " + location);
-        data::SourceRows known;
-        known.trainRows = source.sourceTrainRows;
-        known.shardRows = source.shardRows;
-        known.classes = source.train.numClasses();
-        rows = data::planRankRows(known, layout);
-    } else {
-        // Every row's label and the row counts first (no features decoded), then the own rows.
-        auto first = options;
-        first.rows = std::make_shared<data::RowSelection>();
-        source = data::loadSource(location, first);
-        const bool selective = source.sourceTrainRows >= 0;
-        data::SourceRows known;
-        known.trainRows = selective ? source.sourceTrainRows : source.train.size();
-        known.testRows = selective ? source.sourceTestRows : source.test.size();
-        known.classes = source.train.numClasses();
-        if (policy->usesLabels) {
-            if (selective)
-                known.labels = source.allLabels;
-            else {
-                const auto labels = source.train.labels().contiguous();
-                known.labels.assign(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + labels.numel());
-            }
-        }
-        rows = data::planRankRows(known, layout);
-        if (selective) {
-            options.rows = std::make_shared<data::RowSelection>(rows.read);
-            source = data::loadSource(location, options);
-        } else {
-            // A kind that reads every row (a pg: table not read by shards): its rows are taken
-            // from the whole read, which is what rows_read then says.
-            const int64_t whole = source.rowsRead;
-            source.train = source.train.select(indexTensor(rows.read.train));
-            if (!source.test.empty())
-                source.test = source.test.select(indexTensor(rows.read.test));
-            source.sourceTrainRows = known.trainRows;
-            source.sourceTestRows = known.testRows;
-            source.rowsRead = whole;
+    if (!c.data.memoryBudget.empty()) {
+        try {
+            data::parseByteSize(c.data.memoryBudget);
+        } catch (const Error& e) {
+            problems.push_back(e.what());
         }
     }
-    if (source.train.size() != static_cast<int64_t>(rows.read.train.size()))
-        throw InternalError(location + ": read " + std::to_string(source.train.size()) + " rows, planned " +
-                            std::to_string(rows.read.train.size()));
-
-    const data::Reduce reduce = [&group](at::Tensor& values, bool max) { allreduceTensors(&group, {values}, max); };
-    LoadedData loaded;
-    // The dataset's record first, while the rows as read are the only copy: the schema and the
-    // statistics of every row, each counted by one process.
-    std::vector<int64_t> owned = rows.trainAt;
-    for (const int64_t v : rows.validationOwnedAt)
-        owned.push_back(rows.validationAt[static_cast<size_t>(v)]);
-    std::sort(owned.begin(), owned.end());
-    loaded.statistics = data::computeStatistics(source.train.select(indexTensor(owned)), reduce);
-    loaded.schema = source.schema();
-    loaded.schema.trainRows = rows.trainRows + rows.validationRows;
-    loaded.schema.testRows = rows.testRows;
-
-    auto& prepared = loaded.prepared;
-    const auto trainAt = indexTensor(rows.trainAt);
-    prepared.normalizer = data::Normalizer::fit(config.data.normalization, source.train.select(trainAt), reduce);
-    prepared.train = prepared.normalizer.apply(source.train, trainAt);
-    prepared.validation = prepared.normalizer.apply(source.train, indexTensor(rows.validationAt));
-    source.train = data::Dataset(); // the raw rows go before the test set is made
-    prepared.test = prepared.normalizer.apply(source.test);
-    prepared.rowsRead = source.rowsRead;
-    prepared.bytesRead = source.bytesRead;
-    auto local = std::make_shared<data::LocalRows>();
-    local->rank = layout.rank;
-    local->world = layout.world;
-    local->segmentRows = rows.segmentRows;
-    local->segmentSizes = rows.segmentSizes;
-    local->trainRows = rows.trainRows;
-    local->validationRows = rows.validationRows;
-    local->testRows = rows.testRows;
-    local->sharedEvaluation = layout.shareEvaluation;
-    prepared.local = local;
-    loaded.source = std::move(source);
-    releaseRows(loaded.source);
-    return loaded;
+    return problems;
 }
-
-} // namespace
 
 LoadedData loadData(const TrainConfig& config, const model::Architecture& architecture, RunObserver& observer) {
     return loadData(config, architecture, observer, nullptr);
@@ -239,8 +111,8 @@ LoadedData loadData(const TrainConfig& config, const model::Architecture& archit
                             humanDuration(secondsSince(start)));
         };
         Collectives* group = processes ? processes->collectives() : nullptr;
-        const bool ownRows = group && group->world() > 1;
-        LoadedData loaded = ownRows ? loadRankRows(config, options, *group) : loadWhole(config, options, readShards);
+        LoadedData loaded = loadRunData(config, options, group, readShards,
+                                        [&](const std::string& text) { emitter.message(text); });
         const auto& prepared = loaded.prepared;
         const auto* local = prepared.local.get();
         std::ostringstream m;
@@ -252,6 +124,9 @@ LoadedData loadData(const TrainConfig& config, const model::Architecture& archit
         if (local)
             m << "; this process read " << prepared.rowsRead << " of them";
         m << ", loaded in " << humanDuration(secondsSince(start));
+        if (prepared.residence.outOfCore)
+            m << "; out of core" << (prepared.residence.reused ? ", from the cache" : "") << ": "
+              << prepared.residence.why;
         emitter.message(m.str());
         return loaded;
     });

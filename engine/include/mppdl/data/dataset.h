@@ -81,6 +81,9 @@ using Reduce = std::function<void(at::Tensor& values, bool max)>;
 /// The statistics of the rows of every process, each holding `dataset` (possibly empty): every
 /// process calls it, and `reduce` the same number of times on each.
 Statistics computeStatistics(const Dataset& dataset, const Reduce& reduce);
+/// computeStatistics(dataset.select(rows), reduce), to every digit, without a copy of the rows:
+/// they are gathered a chunk at a time (`rows` undefined: all of them).
+Statistics computeStatistics(const Dataset& dataset, const at::Tensor& rows, const Reduce& reduce);
 
 /// "1x28x28".
 std::string formatShape(const std::vector<int64_t>& shape);

@@ -5,6 +5,7 @@
 #include "mppdl/data/source.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,11 +30,19 @@ struct Normalizer {
     /// The same on the training rows of every process of a run, each holding `train` (see
     /// computeStatistics(Dataset, Reduce)).
     static Normalizer fit(Mode mode, const Dataset& train, const Reduce& reduce);
+    /// fit(mode, train.select(rows), reduce), to every digit, without a copy of the rows.
+    static Normalizer fit(Mode mode, const Dataset& train, const at::Tensor& rows, const Reduce& reduce);
     /// float32 features, normalized; DataError when the channel count differs from the fitted one.
     Dataset apply(const Dataset& dataset) const;
     /// apply(dataset.select(rows)) without a raw copy of those rows: uint8 rows are gathered and
     /// converted in chunks straight into the float32 result.
     Dataset apply(const Dataset& dataset, const at::Tensor& rows) const;
+    /// Where applyChunks() puts rows [begin, end) of its result: a float32 tensor of that many rows
+    /// of the sample shape, filled before the next call.
+    using ChunkTarget = std::function<at::Tensor(int64_t begin, int64_t end)>;
+    /// The features of `rows` (undefined: all) normalized a chunk at a time into `target`: the same
+    /// values as apply(), to every digit, whether the chunks stay in memory or go to a file.
+    void applyChunks(const Dataset& dataset, const at::Tensor& rows, const ChunkTarget& target) const;
 };
 
 /// A normalization as the CLI, the GUI and a run's configuration name it.
@@ -64,6 +73,19 @@ struct LocalRows {
     bool sharedEvaluation = true;
 };
 
+/// Where a run keeps its prepared rows, and why: what the "data:" message and the run's record say.
+struct Residence {
+    /// In memory, or out of core: files of packed rows under a cache directory, memory-mapped,
+    /// their minibatches' rows read ahead by a prefetch thread.
+    bool outOfCore = false;
+    std::string why;       ///< "188 MB of packed rows fit the memory budget of 11 GB (--memory-budget 12G)"
+    std::string cacheDir;  ///< out of core: the cache entry's directory ("" once removed: a table's)
+    bool reused = false;   ///< out of core: the entry an earlier run built
+    int64_t packedBytes = 0, budgetBytes = 0;
+    /// "in memory" or "out of core (cache reused)", as `mppdl show` and the run's record put it.
+    std::string mode() const { return outOfCore ? (reused ? "out of core (cache reused)" : "out of core") : "in memory"; }
+};
+
 /// Training, validation and test sets, normalized and ready for the trainer.
 struct PreparedData {
     Dataset train;
@@ -74,6 +96,7 @@ struct PreparedData {
     std::shared_ptr<const LocalRows> local;
     /// What this process read of the source: rows and their packed feature bytes.
     int64_t rowsRead = 0, bytesRead = 0;
+    Residence residence;
 };
 
 /// Splits a seeded random `validationFraction` (in [0, 1)) of the training rows off for validation,

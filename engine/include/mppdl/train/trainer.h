@@ -22,6 +22,11 @@ struct DataConfig {
     data::SourceOptions source;
     double validationFraction = 0.1;
     data::Normalizer::Mode normalization = data::Normalizer::Mode::Scale01;
+    /// How much memory the prepared rows may take ("512M", "2G"; empty: a share of what the
+    /// process may use, data::memoryBudget()). Rows over it train out of core, from `cacheDir`.
+    std::string memoryBudget;
+    /// Where out-of-core rows are cached (empty: data::defaultCacheRoot(), under $XDG_CACHE_HOME).
+    std::string cacheDir;
 };
 
 /// Everything needed to repeat a training run.

@@ -1,0 +1,38 @@
+#pragma once
+
+// How much memory a run may hold its packed rows in: the --memory-budget flag, or a share of what
+// the process may use (its cgroup's limit, v1 memory.limit_in_bytes or v2 memory.max, where one is
+// set; else the system's available memory).
+
+#include <cstdint>
+#include <string>
+
+namespace mppdl::data {
+
+/// "512M", "2G", "1.5GiB", "300000000": bytes (K, M, G, T are powers of 1024; an optional B or
+/// iB). ConfigError naming `what` on anything else or on a size of 0.
+int64_t parseByteSize(const std::string& text, const std::string& what = "--memory-budget");
+
+/// "1.2 GB", "188 MB", "4.0 KB": powers of 1024, three significant figures.
+std::string formatBytes(double bytes);
+
+/// What the process may use: the smallest memory limit of its cgroup and the cgroups above it,
+/// less what the cgroup already holds, and the system's available memory (/proc/meminfo).
+struct MemoryAvailable {
+    int64_t bytes = 0;
+    std::string where; ///< "the cgroup limit of 400 MB (/sys/fs/cgroup/...)", or "MemAvailable"
+};
+MemoryAvailable memoryAvailable();
+
+/// The default budget is this share of memoryAvailable(): the rest is for libtorch, the network,
+/// its optimizer state and the minibatches.
+constexpr double kDefaultBudgetShare = 0.5;
+
+/// The budget a run gets: `flag` when it is not empty (parseByteSize), else the default share.
+struct MemoryBudget {
+    int64_t bytes = 0;
+    std::string why; ///< "--memory-budget 64M", "50% of what is left of the cgroup limit of 400 MB ..."
+};
+MemoryBudget memoryBudget(const std::string& flag);
+
+} // namespace mppdl::data

@@ -5,6 +5,7 @@
 #include "mppdl/core/error.h"
 #include "mppdl/core/text_table.h"
 #include "mppdl/data/dataset.h"
+#include "mppdl/data/memory.h"
 #include "mppdl/data/distribution.h"
 #include "mppdl/data/preview.h"
 #include "mppdl/model/analysis.h"
@@ -197,6 +198,16 @@ struct DataShowFlags {
     std::string distributeBy = "random";
     uint64_t seed = 0;
     bool segmentsGiven = false;
+    std::string memoryBudget;
+
+    /// Whether a run (of one process) would keep the prepared rows in memory or out of core.
+    std::string keptText(const data::Schema& schema) const {
+        const int64_t bytes = data::preparedBytes(schema.trainRows + schema.testRows, schema.sampleShape);
+        const auto budget = data::memoryBudget(memoryBudget);
+        return data::formatBytes(double(bytes)) +
+               " prepared (float32): " + (bytes <= budget.bytes ? "trains in memory" : "trains out of core") +
+               ", budget " + data::formatBytes(double(budget.bytes)) + " (" + budget.why + ")";
+    }
 
     int run() {
         if (source.location.empty())
@@ -217,7 +228,8 @@ struct DataShowFlags {
                   << (schema.testRows > 0 ? ", " + groupThousands(schema.testRows) + " test"
                                           : std::string(" (no test split)"))
                   << '\n'
-                  << "classes  " << schema.classNames.size() << "\n\n";
+                  << "classes  " << schema.classNames.size() << '\n'
+                  << "memory   " << keptText(schema) << "\n\n";
 
         const auto trainStats = data::computeStatistics(loaded.train);
         data::Statistics testStats;
@@ -335,6 +347,8 @@ void registerInspectCommands(CLI::App& app, Command& selected) {
     dataShow->add_option("source", dataFlags->source.location, "the data source (see train --help for kinds)");
     dataFlags->source.add(*dataShow, false);
     dataShow->add_option("--rows", dataFlags->rows, "rows to preview")->capture_default_str();
+    dataShow->add_option("--memory-budget", dataFlags->memoryBudget,
+                         "the budget to say whether a run keeps the prepared rows in memory (see train --help)");
     auto* segments = dataShow
                          ->add_option("--segments", dataFlags->segments,
                                       "spread the training rows over N segments and show rows and classes per segment")

@@ -226,6 +226,11 @@ void printConfig(const store::RunRecord& r, const store::Project& project) {
     if (get(P("/data/source/limit")) != "0" && get(P("/data/source/limit")) != "-")
         split += ", first " + get(P("/data/source/limit")) + " rows";
     t.addRow({"split", split});
+    if (get(P("/rows_kept/mode")) != "-") {
+        const std::string why = get(P("/rows_kept/why")), cache = get(P("/rows_kept/cache"));
+        t.addRow({"rows kept", get(P("/rows_kept/mode")) + (why.empty() ? "" : ": " + why) +
+                                   (cache.empty() ? "" : "; cache " + cache)});
+    }
     t.addRow(
         {"strategy", r.strategy + ", " + std::to_string(r.segments) + (r.segments == 1 ? " segment" : " segments")});
     if (get(P("/search/name")) != "-")

@@ -209,8 +209,8 @@ void writeTiledFashionMnist(const std::string& dir, int copies) {
                                           static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
     };
     const uint32_t rows = 60000u * uint32_t(copies);
-    std::ofstream x(dir + "/train-images-idx3-ubyte", std::ios::binary), y(dir + "/train-labels-idx1-ubyte",
-                                                                          std::ios::binary);
+    std::ofstream x(dir + "/train-images-idx3-ubyte", std::ios::binary),
+        y(dir + "/train-labels-idx1-ubyte", std::ios::binary);
     for (const uint32_t v : {0x803u, rows, 28u, 28u})
         for (const auto b : bigEndian(v))
             x.put(static_cast<char>(b));

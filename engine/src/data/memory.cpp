@@ -154,6 +154,13 @@ MemoryAvailable memoryAvailable() {
     return out;
 }
 
+int64_t preparedBytes(int64_t rows, const std::vector<int64_t>& sampleShape) {
+    int64_t elements = 1;
+    for (const auto d : sampleShape)
+        elements *= d;
+    return rows * (elements * int64_t(sizeof(float)) + int64_t(sizeof(int64_t)));
+}
+
 MemoryBudget memoryBudget(const std::string& flag) {
     MemoryBudget out;
     if (!flag.empty()) {

@@ -78,6 +78,13 @@ int64_t createRun(store::Project& project, const train::TrainConfig& config,
     }
     if (!start.search.empty())
         recorded["search"] = nlohmann::json::parse(start.search);
+    // Where the prepared rows were kept, and why: what `mppdl show` says of the data's memory.
+    const auto& residence = loaded.prepared.residence;
+    recorded["rows_kept"] = {{"mode", residence.mode()},
+                             {"why", residence.why},
+                             {"packed_bytes", residence.packedBytes},
+                             {"budget_bytes", residence.budgetBytes},
+                             {"cache", residence.cacheDir}};
     if (!start.strategy.empty())
         run.strategy = start.strategy;
     if (start.segments > 0)

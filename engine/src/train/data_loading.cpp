@@ -127,7 +127,7 @@ data::Residence residenceOf(const TrainConfig& config, const Plan& plan) {
     const auto& r = plan.rows;
     const auto rows = static_cast<int64_t>(r.trainAt.size() + r.validationAt.size() + r.read.test.size());
     data::Residence out;
-    out.packedBytes = rows * (elementsOf(plan.sampleShape) * 4 + 8);
+    out.packedBytes = data::preparedBytes(rows, plan.sampleShape);
     out.budgetBytes = budget.bytes;
     const std::string figures = data::formatBytes(double(out.packedBytes)) + " of prepared rows" +
                                 (out.packedBytes <= budget.bytes ? " fit" : " exceed") + " the memory budget of " +

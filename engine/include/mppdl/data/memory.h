@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mppdl::data {
 
@@ -27,6 +28,9 @@ MemoryAvailable memoryAvailable();
 /// The default budget is this share of memoryAvailable(): the rest is for libtorch, the network,
 /// its optimizer state and the minibatches.
 constexpr double kDefaultBudgetShare = 0.5;
+
+/// What `rows` prepared rows of `sampleShape` take in memory: float32 features, an int64 label.
+int64_t preparedBytes(int64_t rows, const std::vector<int64_t>& sampleShape);
 
 /// The budget a run gets: `flag` when it is not empty (parseByteSize), else the default share.
 struct MemoryBudget {

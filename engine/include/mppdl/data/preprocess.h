@@ -78,12 +78,14 @@ struct Residence {
     /// In memory, or out of core: files of packed rows under a cache directory, memory-mapped,
     /// their minibatches' rows read ahead by a prefetch thread.
     bool outOfCore = false;
-    std::string why;       ///< "188 MB of packed rows fit the memory budget of 11 GB (--memory-budget 12G)"
-    std::string cacheDir;  ///< out of core: the cache entry's directory ("" once removed: a table's)
-    bool reused = false;   ///< out of core: the entry an earlier run built
+    std::string why;      ///< "188 MB of packed rows fit the memory budget of 11 GB (--memory-budget 12G)"
+    std::string cacheDir; ///< out of core: the cache entry's directory ("" once removed: a table's)
+    bool reused = false;  ///< out of core: the entry an earlier run built
     int64_t packedBytes = 0, budgetBytes = 0;
     /// "in memory" or "out of core (cache reused)", as `mppdl show` and the run's record put it.
-    std::string mode() const { return outOfCore ? (reused ? "out of core (cache reused)" : "out of core") : "in memory"; }
+    std::string mode() const {
+        return outOfCore ? (reused ? "out of core (cache reused)" : "out of core") : "in memory";
+    }
 };
 
 /// Training, validation and test sets, normalized and ready for the trainer.

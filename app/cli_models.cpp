@@ -5,6 +5,7 @@
 
 #include "mppdl/core/error.h"
 #include "mppdl/core/text_table.h"
+#include "mppdl/data/memory.h"
 #include "mppdl/data/predictions.h"
 #include "mppdl/train/devices.h"
 #include "mppdl/train/trained_model.h"
@@ -74,25 +75,29 @@ struct ModelFlags {
     }
 };
 
-/// The rows of a source that eval and predict use: `split` is test (the source's test split, or
-/// all rows when it has none), train, or all (sources without a test split). Sets `name` to what
-/// was chosen.
-const data::Dataset& chooseRows(const data::LoadedSource& loaded, const std::string& split, std::string& name) {
+/// Which rows of a source eval and predict use: `split` is test (the source's test split, or all
+/// rows when it has none), train, or all (sources without a test split). Sets `name` to what was
+/// chosen; true for the test split, false for the training rows.
+bool splitOf(const std::string& split, bool hasTest, std::string& name) {
     name = split;
     if (split == "test") {
-        if (!loaded.test.empty())
-            return loaded.test;
+        if (hasTest)
+            return true;
         name = "all";
-        return loaded.train;
+        return false;
     }
     if (split == "train")
-        return loaded.train;
+        return false;
     if (split == "all") {
-        if (!loaded.test.empty())
+        if (hasTest)
             throw ConfigError("--split all is for sources without a test split; use --split train or test");
-        return loaded.train;
+        return false;
     }
     throw ConfigError("--split must be test, train or all, got '" + split + "'");
+}
+
+const data::Dataset& chooseRows(const data::LoadedSource& loaded, const std::string& split, std::string& name) {
+    return splitOf(split, !loaded.test.empty(), name) ? loaded.test : loaded.train;
 }
 
 constexpr const char* kSplitHelp = "test (the source's test split, or all rows when it has none)|train|all";
@@ -170,17 +175,11 @@ private:
     bool m_committed = false;
 };
 
-/// Writes predictions as CSV: with topK 0, "id,class,prob_<class>..." (every class's probability);
-/// else "id,class_1,prob_1,...,class_K,prob_K" (the K most probable classes, best first, as
-/// MADlib's top_k). The id is the source's id column, else the row's 1-based position ("row").
-void writePredictionsCsv(std::ostream& out, const data::Predictions& p, const std::vector<std::string>& classNames,
-                         const std::vector<std::string>& ids, int64_t topK) {
-    char number[32];
-    auto probability = [&number](float v) {
-        std::snprintf(number, sizeof number, "%.7g", double(v));
-        return number;
-    };
-    out << (ids.empty() ? "row" : "id");
+/// The header of the predictions CSV: with topK 0, "id,class,prob_<class>..." (every class's
+/// probability); else "id,class_1,prob_1,...,class_K,prob_K" (the K most probable classes, best
+/// first, as MADlib's top_k). The id is the source's id column, else the row's 1-based position ("row").
+void writePredictionsHeader(std::ostream& out, const std::vector<std::string>& classNames, bool ids, int64_t topK) {
+    out << (ids ? "id" : "row");
     if (topK == 0) {
         out << ",class";
         for (const auto& name : classNames)
@@ -190,10 +189,20 @@ void writePredictionsCsv(std::ostream& out, const data::Predictions& p, const st
             out << ",class_" << k << ",prob_" << k;
     }
     out << "\n";
+}
+
+/// The CSV lines of `p`; without ids, rows are numbered from `firstRow` + 1.
+void writePredictionRows(std::ostream& out, const data::Predictions& p, const std::vector<std::string>& classNames,
+                         const std::vector<std::string>& ids, int64_t topK, int64_t firstRow) {
+    char number[32];
+    auto probability = [&number](float v) {
+        std::snprintf(number, sizeof number, "%.7g", double(v));
+        return number;
+    };
     std::vector<int64_t> order(size_t(p.classes));
     for (int64_t r = 0; r < p.rows; ++r) {
         const float* row = p.probabilities.data() + r * p.classes;
-        out << (ids.empty() ? std::to_string(r + 1) : csvField(ids[size_t(r)]));
+        out << (ids.empty() ? std::to_string(firstRow + r + 1) : csvField(ids[size_t(r)]));
         if (topK == 0) {
             out << "," << csvField(classNames[size_t(p.predicted[size_t(r)])]);
             for (int64_t c = 0; c < p.classes; ++c)
@@ -211,6 +220,24 @@ void writePredictionsCsv(std::ostream& out, const data::Predictions& p, const st
     }
 }
 
+/// Where predict's rows come from: the split of a source, and whether it is read a chunk at a time.
+struct PredictRows {
+    std::string name;  ///< test, train or all
+    bool test = false; ///< the source's test split (else its training rows)
+    int64_t rows = 0;
+    bool streamed = false;
+    int64_t chunkRows = 0;
+    std::string why; ///< the budget's verdict
+};
+
+/// What predict did, for its report.
+struct PredictFigures {
+    int64_t rows = 0;
+    int segments = 1;
+    int64_t chunks = 0;
+    double read = 0, predict = 0, write = 0;
+};
+
 /// mppdl predict: a model's class probabilities for every row of a source, to a CSV file and/or
 /// back to a PostgreSQL table.
 struct PredictFlags {
@@ -225,6 +252,7 @@ struct PredictFlags {
     int threads = 0;
     int segments = 0;
     int64_t batchSize = 0;
+    std::string memoryBudget;
     bool json = false;
 
     void add(CLI::App& c) {
@@ -252,6 +280,9 @@ struct PredictFlags {
             ->capture_default_str();
         c.add_option("--out-conn", outConnection, "connection of the output table (default: --conn)");
 #endif
+        c.add_option("--memory-budget", memoryBudget,
+                     "memory the rows may take (512M, 2G); more are read, predicted and written a chunk at a time "
+                     "(default: half of what this process may use, its cgroup limit included)");
         c.add_flag("--json", json, "print the result as one JSON object");
     }
 
@@ -265,10 +296,11 @@ struct PredictFlags {
         if (topK > 0 && out.empty())
             throw ConfigError("--top-k shapes the CSV of --out; a table gets every class's probability");
 #ifdef MPPDL_WITH_POSTGRES
-        const auto ifExistsMode = data::parseIfExists(ifExists);
+        m_ifExists = data::parseIfExists(ifExists);
 #endif
         // Opened first: a path that cannot be written fails before minutes of reading and predicting.
-        std::unique_ptr<AtomicFile> csv = out.empty() ? nullptr : std::make_unique<AtomicFile>(out);
+        if (!out.empty())
+            m_csv = std::make_unique<AtomicFile>(out);
         train::applyThreadCount(threads);
         // A device list ("cuda:0,1") spreads the segments; the model loads on its first device.
         const bool deviceList = model.device.find(',') != std::string::npos;
@@ -277,59 +309,189 @@ struct PredictFlags {
         if (topK > int64_t(trained.classNames().size()))
             throw ConfigError("--top-k " + std::to_string(topK) + " is more than the model's " +
                               std::to_string(trained.classNames().size()) + " classes");
-        const auto start = std::chrono::steady_clock::now();
-        const auto loaded = data::loadSource(source.location, source.options());
-        std::string splitName;
-        const auto& rows = chooseRows(loaded, split, splitName);
-        // Ids exist for a table's rows (its id column), which are always the "train" rows.
-        const auto& ids = &rows == &loaded.train ? loaded.ids : std::vector<std::string>{};
-        const auto read = std::chrono::steady_clock::now();
         train::TrainedModel::PredictOptions options;
         options.batchSize = batchSize;
         options.segments = segments;
         if (deviceList)
             options.devices = model.device;
-        const auto predictions = trained.predict(rows, options);
-        const auto predicted = std::chrono::steady_clock::now();
-        if (csv) {
-            writePredictionsCsv(csv->stream(), predictions, trained.classNames(), ids, topK);
-            csv->commit();
+        const auto start = std::chrono::steady_clock::now();
+        // The rows first, without their features: a split over the memory budget is read,
+        // predicted and written a chunk at a time, never whole.
+        auto planned = data::planSource(source.location, source.options());
+        const PredictRows rows = plan(planned);
+        const PredictFigures figures = rows.streamed ? predictStreamed(trained, rows, options)
+                                                     : predictInMemory(trained, planned, rows, options);
+        report(figures, rows, secondsBetween(start, std::chrono::steady_clock::now()));
+        return 0;
+    }
+
+private:
+    std::unique_ptr<AtomicFile> m_csv;
+#ifdef MPPDL_WITH_POSTGRES
+    data::IfExists m_ifExists = data::IfExists::Fail;
+    std::unique_ptr<data::PredictionTable> m_table;
+#endif
+    bool m_header = false;
+
+    /// The split and how it is read: whole, or (rows over the budget, of a kind that reads
+    /// selected rows) a chunk at a time.
+    PredictRows plan(const data::LoadedSource& planned) const {
+        PredictRows rows;
+        const bool selective = planned.sourceTrainRows >= 0;
+        const int64_t testRows = selective ? planned.sourceTestRows : planned.test.size();
+        rows.test = splitOf(split, testRows > 0, rows.name);
+        rows.rows = rows.test ? testRows : selective ? planned.sourceTrainRows : planned.train.size();
+        const auto budget = data::memoryBudget(memoryBudget);
+        const auto shape = planned.train.sampleShape();
+        const int64_t bytes = data::preparedBytes(rows.rows, shape);
+        rows.streamed = selective && bytes > budget.bytes;
+        rows.chunkRows = data::chunkRows(budget.bytes, data::preparedBytes(1, shape));
+        rows.why = data::formatBytes(double(bytes)) + " of rows" + (bytes > budget.bytes ? " exceed" : " fit") +
+                   " the memory budget of " + data::formatBytes(double(budget.bytes)) + " (" + budget.why + ")";
+        return rows;
+    }
+
+    PredictFigures predictInMemory(const train::TrainedModel& trained, data::LoadedSource& planned,
+                                   const PredictRows& rows, const train::TrainedModel::PredictOptions& options) {
+        PredictFigures f;
+        auto t0 = std::chrono::steady_clock::now();
+        // A kind that cannot read selected rows read everything already.
+        const auto loaded = planned.sourceTrainRows >= 0 ? data::loadSource(source.location, source.options())
+                                                         : std::move(planned);
+        const auto& data = rows.test ? loaded.test : loaded.train;
+        // Ids exist for a table's rows (its id column), which are always the "train" rows.
+        const auto ids = rows.test ? std::vector<std::string>{} : loaded.ids;
+        auto t1 = std::chrono::steady_clock::now();
+        const auto p = trained.predict(data, options);
+        auto t2 = std::chrono::steady_clock::now();
+        write(p, trained.classNames(), ids, loaded.idType, 0);
+        commit(trained.classNames(), !ids.empty());
+        f.rows = p.rows;
+        f.segments = p.segments;
+        f.chunks = 1;
+        f.read = secondsBetween(t0, t1);
+        f.predict = secondsBetween(t1, t2);
+        f.write = secondsBetween(t2, std::chrono::steady_clock::now());
+        return f;
+    }
+
+    PredictFigures predictStreamed(const train::TrainedModel& trained, const PredictRows& rows,
+                                   const train::TrainedModel::PredictOptions& options) {
+        PredictFigures f;
+        bool ids = false;
+        auto lastSaid = std::chrono::steady_clock::now();
+        for (int64_t begin = 0; begin < rows.rows; begin += rows.chunkRows) {
+            const int64_t end = std::min(rows.rows, begin + rows.chunkRows);
+            const auto t0 = std::chrono::steady_clock::now();
+            auto selection = std::make_shared<data::RowSelection>();
+            auto& ordinals = rows.test ? selection->test : selection->train;
+            ordinals.resize(size_t(end - begin));
+            std::iota(ordinals.begin(), ordinals.end(), begin);
+            auto chunkOptions = source.options();
+            chunkOptions.rows = selection;
+            const auto chunk = data::loadSource(source.location, chunkOptions);
+            const auto& part = rows.test ? chunk.test : chunk.train;
+            if (part.size() != end - begin)
+                throw InternalError(source.location + ": read " + std::to_string(part.size()) + " rows of a chunk of " +
+                                    std::to_string(end - begin));
+            const auto t1 = std::chrono::steady_clock::now();
+            const auto p = trained.predict(part, options);
+            const auto t2 = std::chrono::steady_clock::now();
+            const auto& chunkIds = rows.test ? std::vector<std::string>{} : chunk.ids;
+            ids = !chunkIds.empty();
+            write(p, trained.classNames(), chunkIds, chunk.idType, begin);
+            const auto t3 = std::chrono::steady_clock::now();
+            f.read += secondsBetween(t0, t1);
+            f.predict += secondsBetween(t1, t2);
+            f.write += secondsBetween(t2, t3);
+            f.rows += p.rows;
+            f.segments = p.segments;
+            ++f.chunks;
+            if (!json && secondsBetween(lastSaid, t3) >= 2.0) {
+                std::cerr << "predicted " << groupThousands(end) << " of " << groupThousands(rows.rows) << " rows\n";
+                lastSaid = t3;
+            }
+        }
+        const auto t = std::chrono::steady_clock::now();
+        commit(trained.classNames(), ids);
+        f.write += secondsBetween(t, std::chrono::steady_clock::now());
+        return f;
+    }
+
+    /// One chunk's predictions to the CSV and the table (opened with the first chunk, when the
+    /// ids' type is known); without ids, rows are numbered from `firstRow` + 1.
+    void write(const data::Predictions& p, const std::vector<std::string>& classNames,
+               const std::vector<std::string>& ids, const std::string& idType, int64_t firstRow) {
+        if (m_csv) {
+            if (!m_header)
+                writePredictionsHeader(m_csv->stream(), classNames, !ids.empty(), topK);
+            m_header = true;
+            writePredictionRows(m_csv->stream(), p, classNames, ids, topK, firstRow);
         }
 #ifdef MPPDL_WITH_POSTGRES
-        if (!outTable.empty())
-            data::writePredictions(outConnection.empty() ? source.connection : outConnection, outTable, ifExistsMode,
-                                   predictions, trained.classNames(), ids, loaded.idType);
+        if (!outTable.empty()) {
+            if (!m_table)
+                m_table = std::make_unique<data::PredictionTable>(outConnection.empty() ? source.connection
+                                                                                        : outConnection,
+                                                                  outTable, m_ifExists, !ids.empty(), idType);
+            m_table->append(p, classNames, ids, firstRow);
+        }
+#else
+        (void)idType;
 #endif
-        const auto end = std::chrono::steady_clock::now();
-        const double total = std::max(1e-9, secondsBetween(start, end));
-        const double forward = std::max(1e-9, secondsBetween(read, predicted));
+    }
+
+    /// The table's transaction first, then the CSV renamed into place.
+    void commit(const std::vector<std::string>& classNames, bool ids) {
+#ifdef MPPDL_WITH_POSTGRES
+        if (!outTable.empty()) {
+            if (!m_table) // no rows: the table is still made (or replaced)
+                m_table = std::make_unique<data::PredictionTable>(
+                    outConnection.empty() ? source.connection : outConnection, outTable, m_ifExists, ids, "");
+            m_table->commit();
+        }
+#endif
+        if (m_csv) {
+            if (!m_header)
+                writePredictionsHeader(m_csv->stream(), classNames, ids, topK);
+            m_csv->commit();
+        }
+    }
+
+    void report(const PredictFigures& f, const PredictRows& rows, double seconds) const {
+        const double total = std::max(1e-9, seconds);
+        const double forward = std::max(1e-9, f.predict);
+        const std::string kept = rows.streamed ? "streamed in " + std::to_string(f.chunks) + " chunks" : "in memory";
         if (json) {
-            nlohmann::json j{{"rows", predictions.rows},
-                             {"split", splitName},
-                             {"segments", predictions.segments},
+            nlohmann::json j{{"rows", f.rows},
+                             {"split", rows.name},
+                             {"segments", f.segments},
                              {"model", model.label()},
-                             {"read_seconds", secondsBetween(start, read)},
-                             {"predict_seconds", secondsBetween(read, predicted)},
-                             {"write_seconds", secondsBetween(predicted, end)},
-                             {"rows_per_sec", double(predictions.rows) / total},
-                             {"predict_rows_per_sec", double(predictions.rows) / forward}};
+                             {"read_seconds", f.read},
+                             {"predict_seconds", f.predict},
+                             {"write_seconds", f.write},
+                             {"rows_per_sec", double(f.rows) / total},
+                             {"predict_rows_per_sec", double(f.rows) / forward},
+                             {"memory", kept},
+                             {"memory_why", rows.why}};
             if (!out.empty())
                 j["csv"] = out;
             if (!outTable.empty())
                 j["table"] = outTable;
             std::cout << j.dump() << std::endl;
-        } else {
-            std::string where = out;
-            if (!outTable.empty())
-                where += (where.empty() ? "" : " and ") + std::string("table ") + outTable;
-            std::cout << "wrote " << groupThousands(predictions.rows) << " predictions (" << splitName << " rows of "
-                      << source.location << ") to " << where << " in " << humanDuration(total) << " (read "
-                      << humanDuration(secondsBetween(start, read)) << ", predict " << humanDuration(forward) << " = "
-                      << groupThousands(std::llround(double(predictions.rows) / forward)) << " rows/s on "
-                      << predictions.segments << (predictions.segments == 1 ? " segment" : " segments") << ", write "
-                      << humanDuration(secondsBetween(predicted, end)) << ")" << std::endl;
+            return;
         }
-        return 0;
+        std::string where = out;
+        if (!outTable.empty())
+            where += (where.empty() ? "" : " and ") + std::string("table ") + outTable;
+        std::cout << "wrote " << groupThousands(f.rows) << " predictions (" << rows.name << " rows of "
+                  << source.location << ") to " << where << " in " << humanDuration(total) << " (read "
+                  << humanDuration(f.read) << ", predict " << humanDuration(forward) << " = "
+                  << groupThousands(std::llround(double(f.rows) / forward)) << " rows/s on " << f.segments
+                  << (f.segments == 1 ? " segment" : " segments") << ", write " << humanDuration(f.write) << ")";
+        if (rows.streamed)
+            std::cout << "; " << kept << ": " << rows.why;
+        std::cout << std::endl;
     }
 };
 

@@ -13,7 +13,9 @@ dataset three times a memory cgroup's limit trained to completion.
    epoch in a memory cgroup of --limit MB: first with --memory-budget 100G (in memory: expected to
    be killed), then with the default budget (read from the cgroup: out of core). Reported: the
    packed size against the limit, the exit, the cgroup's peak usage, the wall time and the test
-   accuracy. The scratch files and the cgroup are removed afterwards.
+   accuracy. Then `mppdl predict` of all those rows to a CSV in the same cgroup, in memory (killed)
+   and with the default budget (streamed a chunk at a time). The scratch files and the cgroup are
+   removed afterwards.
 """
 
 import argparse
@@ -145,8 +147,9 @@ def over_the_limit(args, scratch):
             f.write(str(limit))
         prefix = "echo $$ > %s/cgroup.procs && exec " % group
         cache = os.path.join(scratch, "cache-tiled")
+        model = os.path.join(scratch, "tiled.model")
         for name, extra in (("in memory (--memory-budget 100G)", ["--memory-budget", "100G"]),
-                            ("default budget (out of core)", [])):
+                            ("default budget (out of core)", ["--save", model])):
             with open(group + "/memory.max_usage_in_bytes", "w") as f:
                 f.write("0")
             code, events, seconds = train(args, tiled, ["--cache-dir", cache, *extra], prefix=prefix, epochs=1)
@@ -159,6 +162,31 @@ def over_the_limit(args, scratch):
                          "%.2f%%" % (100 * fin["test_accuracy"]) if fin else "-"])
         header = ["run in a %d MB cgroup" % args.limit, "training data", "packed / limit", "exit", "cgroup peak MB",
                   "wall s", "test accuracy"]
+        print("\n" + render(header, rows, args.markdown))
+        # Predicting every training row back to a CSV in the same cgroup: streamed a chunk at a time.
+        rows = []
+        for name, extra in (("in memory (--memory-budget 100G)", ["--memory-budget", "100G"]),
+                            ("default budget (streamed)", [])):
+            with open(group + "/memory.max_usage_in_bytes", "w") as f:
+                f.write("0")
+            out = os.path.join(scratch, "predictions.csv")
+            cmd = [args.mppdl, "predict", "--model", model, "--data", tiled, "--split", "train", "--out", out,
+                   "--threads", str(args.threads), "--json", *extra]
+            start = time.monotonic()
+            proc = subprocess.run(["sh", "-c", prefix + " ".join("'%s'" % c for c in cmd)], capture_output=True,
+                                  text=True)
+            seconds = time.monotonic() - start
+            with open(group + "/memory.max_usage_in_bytes") as f:
+                peak = int(f.read())
+            report = json.loads(proc.stdout.splitlines()[-1]) if proc.returncode == 0 else {}
+            lines = sum(1 for _ in open(out)) - 1 if proc.returncode == 0 else 0
+            rows.append([name, "killed (signal %d)" % (proc.returncode - 128) if proc.returncode > 128 else
+                         str(proc.returncode), report.get("memory", "-"), str(lines), "%.0f" % (peak / MB),
+                         "%.0f" % seconds, "%.0f" % report.get("rows_per_sec", 0)])
+            if os.path.exists(out):
+                os.remove(out)
+        header = ["predict %d rows in the cgroup" % n, "exit", "rows kept", "CSV rows", "cgroup peak MB", "wall s",
+                  "rows/s"]
         print("\n" + render(header, rows, args.markdown))
     finally:
         shutil.rmtree(tiled, ignore_errors=True)

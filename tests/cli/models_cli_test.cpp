@@ -149,6 +149,31 @@ TEST_F(ModelsCli, SegmentsWriteTheSameCsvInRowOrder) {
     EXPECT_FALSE(fs::exists(path("bad.csv")));
 }
 
+// Over the memory budget the rows are read, predicted and written a chunk at a time: the same CSV,
+// numbered on from chunk to chunk, as predicting them whole.
+TEST_F(ModelsCli, RowsOverTheBudgetStreamToTheSameCsv) {
+    auto r = run("predict --run mlp1 --data " + kFmnist + " --segments 1 --out " + path("whole.csv"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(r.out.find("streamed"), std::string::npos) << r.out;
+    r = run("predict --run mlp1 --data " + kFmnist + " --segments 1 --memory-budget 1M --out " + path("chunks.csv"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    // 10,000 test rows of 3,144 bytes prepared, 8 MB a chunk: 4 chunks.
+    EXPECT_NE(r.out.find("streamed in 4 chunks: 30 MB of rows exceed the memory budget of 1.0 MB"), std::string::npos)
+        << r.out;
+    const auto whole = readCsv(path("whole.csv")), chunks = readCsv(path("chunks.csv"));
+    ASSERT_EQ(whole.size(), 10001u);
+    EXPECT_EQ(chunks, whole);
+    r = run("predict --run mlp1 --data " + kFmnist + " --memory-budget 1M --top-k 2 --split train --out " +
+            path("train.csv") + " --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto report = nlohmann::json::parse(r.out);
+    EXPECT_EQ(report.at("rows"), 60000);
+    EXPECT_EQ(report.at("memory"), "streamed in 23 chunks");
+    const auto train = readCsv(path("train.csv"));
+    ASSERT_EQ(train.size(), 60001u);
+    EXPECT_EQ(train.back()[0], "60000");
+}
+
 TEST_F(ModelsCli, TopKListsTheBestClassesInOrder) {
     ASSERT_EQ(run("predict --run mlp1 --data " + kFmnist + " --out " + path("all.csv")).code, 0);
     auto r = run("predict --run mlp1 --data " + kFmnist + " --split train --out " + path("train.csv") + " --json");

@@ -10,8 +10,12 @@
 #include "mppdl/train/trainer.h"
 
 #include "support/expect_error.h"
+#include "support/run_cli.h"
 
 #include <gtest/gtest.h>
+
+#include <filesystem>
+#include <unistd.h>
 
 using namespace mppdl;
 
@@ -120,4 +124,63 @@ TEST_F(PgPredictions, OutputTableNamesAreNamesNotSql) {
     EXPECT_EQ(scalar("SELECT count(*) FROM " + data::quoteIdentifier(hostile)), "300");
     EXPECT_EQ(scalar("SELECT count(*) FROM " + data::quoteIdentifier(rowsTable)), "300");
     expectError<ConfigError>([&] { write("a.b.c", data::IfExists::Fail); }, {"not TABLE or SCHEMA.TABLE"});
+}
+
+// Chunks appended in one transaction: the table of one write; dropped unfinished, nothing.
+TEST_F(PgPredictions, ChunksAppendedInOneTransactionMakeTheSameTable) {
+    for (const char* t : {"whole_write", "chunk_write", "never"})
+        db->query(std::string("DROP TABLE IF EXISTS ") + t);
+    write("whole_write", data::IfExists::Fail);
+    {
+        // The same predictions, cut into chunks (predicting chunks apart may round differently).
+        const auto all = model.predict(source.train);
+        data::PredictionTable table(testConnection(), "chunk_write", data::IfExists::Fail, true, source.idType);
+        for (int64_t begin = 0; begin < all.rows; begin += 128) {
+            const int64_t end = std::min<int64_t>(all.rows, begin + 128);
+            data::Predictions part;
+            part.rows = end - begin;
+            part.classes = all.classes;
+            part.probabilities.assign(all.probabilities.begin() + begin * all.classes,
+                                      all.probabilities.begin() + end * all.classes);
+            part.predicted.assign(all.predicted.begin() + begin, all.predicted.begin() + end);
+            table.append(part, model.classNames(),
+                         std::vector<std::string>(source.ids.begin() + begin, source.ids.begin() + end), begin);
+        }
+        EXPECT_EQ(table.commit(), 300);
+    }
+    EXPECT_EQ(scalar("SELECT count(*) FROM (SELECT * FROM whole_write EXCEPT SELECT * FROM chunk_write) d"), "0");
+    EXPECT_EQ(scalar("SELECT count(*) FROM chunk_write"), "300");
+    {
+        data::PredictionTable table(testConnection(), "never", data::IfExists::Fail, true, source.idType);
+        table.append(model.predict(source.train.slice(0, 10)), model.classNames(),
+                     std::vector<std::string>(source.ids.begin(), source.ids.begin() + 10), 0);
+    }
+    EXPECT_EQ(scalar("SELECT to_regclass('never') IS NULL"), "t");
+}
+
+// `mppdl predict` of a table over the memory budget: read by id a chunk at a time, written back in
+// one transaction; the same rows as predicting it whole.
+TEST_F(PgPredictions, ATableOverTheBudgetStreamsBackInOneTransaction) {
+    setenv("PGPASSWORD", std::getenv("MPPDL_TEST_PG_PASSWORD"), 1);
+    data::SourceOptions o;
+    o.limit = 6000;
+    createFashionTable(*db, "stream_rows", "bytea", data::loadSource(MPPDL_FASHION_MNIST_DIR, o).train);
+    const std::string model =
+        (std::filesystem::temp_directory_path() / ("mppdl_stream_" + std::to_string(getpid()) + ".model")).string();
+    const std::string data = " --data pg:stream_rows --conn '" + std::string(std::getenv("MPPDL_TEST_PG")) +
+                             "' --id id --shape 1,28,28";
+    auto r = runMppdl("train" + data + " --arch mlp --epochs 1 --limit 1000 --no-project --quiet --save " + model);
+    ASSERT_EQ(r.code, 0) << r.out;
+    for (const char* t : {"stream_whole", "stream_chunks"})
+        db->query(std::string("DROP TABLE IF EXISTS ") + t);
+    r = runMppdl("predict --model " + model + data + " --segments 1 --out-table stream_whole");
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = runMppdl("predict --model " + model + data + " --segments 1 --memory-budget 1M --out-table stream_chunks");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("streamed in 3 chunks"), std::string::npos) << r.out;
+    EXPECT_EQ(scalar("SELECT count(*) FROM stream_chunks"), "6000");
+    EXPECT_EQ(scalar("SELECT count(*) FROM (SELECT * FROM stream_whole EXCEPT SELECT * FROM stream_chunks) d"), "0");
+    for (const char* t : {"stream_rows", "stream_whole", "stream_chunks"})
+        db->query(std::string("DROP TABLE ") + t);
+    std::filesystem::remove(model);
 }

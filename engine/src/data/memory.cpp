@@ -161,6 +161,11 @@ int64_t preparedBytes(int64_t rows, const std::vector<int64_t>& sampleShape) {
     return rows * (elements * int64_t(sizeof(float)) + int64_t(sizeof(int64_t)));
 }
 
+int64_t chunkRows(int64_t budget, int64_t rowBytes) {
+    const int64_t bytes = std::clamp<int64_t>(budget / 8, int64_t(8) << 20, int64_t(256) << 20);
+    return std::max<int64_t>(256, bytes / std::max<int64_t>(1, rowBytes));
+}
+
 MemoryBudget memoryBudget(const std::string& flag) {
     MemoryBudget out;
     if (!flag.empty()) {

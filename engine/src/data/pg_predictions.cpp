@@ -18,35 +18,50 @@ IfExists parseIfExists(const std::string& text) {
     throw ConfigError("--if-exists must be fail, replace or append, got '" + text + "'");
 }
 
-int64_t writePredictions(const std::string& connection, const std::string& table, IfExists ifExists,
-                         const Predictions& p, const std::vector<std::string>& classNames,
-                         const std::vector<std::string>& ids, const std::string& idType) {
+PredictionTable::PredictionTable(const std::string& connection, const std::string& table, IfExists ifExists, bool ids,
+                                 const std::string& idType)
+    : m_ids(ids) {
     const std::string where = "output table " + table;
-    const std::string name = quoteQualifiedName(table, where);
-    if (!ids.empty() && int64_t(ids.size()) != p.rows)
-        throw InternalError("predictions for " + std::to_string(p.rows) + " rows with " + std::to_string(ids.size()) +
-                            " ids");
-    PgConnection db(connection, where);
+    m_name = quoteQualifiedName(table, where);
+    m_db = std::make_unique<PgConnection>(connection, where);
     // One transaction: the table appears, is replaced or grows only if every row made it.
-    db.query("BEGIN");
-    const bool exists = !db.query("SELECT to_regclass($1)", {name}).isNull(0, 0);
+    m_db->query("BEGIN");
+    m_open = true;
+    const bool exists = !m_db->query("SELECT to_regclass($1)", {m_name}).isNull(0, 0);
     if (exists && ifExists == IfExists::Fail)
-        throw ConfigError(where + " already exists in " + db.describe() +
+        throw ConfigError(where + " already exists in " + m_db->describe() +
                           " (--if-exists replace to overwrite it, append to add rows)");
     if (exists && ifExists == IfExists::Replace)
-        db.query("DROP TABLE " + name);
+        m_db->query("DROP TABLE " + m_name);
     if (!exists || ifExists == IfExists::Replace) {
         // The id keeps the source's type (so the table joins back to it); a SQL type name from the
         // catalog, checked by the server like any type name.
-        const std::string type = ids.empty() ? "bigint" : idType.empty() ? "text" : idType;
-        db.query("CREATE TABLE " + name + " (id " + type +
-                 ", predicted_index integer, predicted_class text, probabilities real[])");
+        const std::string type = !ids ? "bigint" : idType.empty() ? "text" : idType;
+        m_db->query("CREATE TABLE " + m_name + " (id " + type +
+                    ", predicted_index integer, predicted_class text, probabilities real[])");
     }
+}
+
+PredictionTable::~PredictionTable() {
+    if (m_open) {
+        try {
+            m_db->query("ROLLBACK");
+        } catch (const Error&) {
+            // The connection closes next; the server rolls back what it had.
+        }
+    }
+}
+
+void PredictionTable::append(const Predictions& p, const std::vector<std::string>& classNames,
+                             const std::vector<std::string>& ids, int64_t firstRow) {
+    if (m_ids != !ids.empty() || (!ids.empty() && int64_t(ids.size()) != p.rows))
+        throw InternalError("predictions for " + std::to_string(p.rows) + " rows with " + std::to_string(ids.size()) +
+                            " ids");
     std::string text;
     text.reserve(size_t(p.rows) * size_t(p.classes) * 12 + size_t(p.rows) * 32);
     char number[32];
     for (int64_t r = 0; r < p.rows; ++r) {
-        text += ids.empty() ? std::to_string(r + 1) : copyText(ids[size_t(r)]);
+        text += ids.empty() ? std::to_string(firstRow + r + 1) : copyText(ids[size_t(r)]);
         const int64_t k = p.predicted[size_t(r)];
         text += '\t' + std::to_string(k) + '\t' + copyText(classNames.at(size_t(k))) + "\t{";
         for (int64_t c = 0; c < p.classes; ++c) {
@@ -56,9 +71,25 @@ int64_t writePredictions(const std::string& connection, const std::string& table
         }
         text += "}\n";
     }
-    db.copyIn("COPY " + name + " (id, predicted_index, predicted_class, probabilities) FROM STDIN", text);
-    db.query("COMMIT");
-    return p.rows;
+    m_db->copyIn("COPY " + m_name + " (id, predicted_index, predicted_class, probabilities) FROM STDIN", text);
+    m_rows += p.rows;
+}
+
+int64_t PredictionTable::commit() {
+    m_db->query("COMMIT");
+    m_open = false;
+    return m_rows;
+}
+
+int64_t writePredictions(const std::string& connection, const std::string& table, IfExists ifExists,
+                         const Predictions& p, const std::vector<std::string>& classNames,
+                         const std::vector<std::string>& ids, const std::string& idType) {
+    if (!ids.empty() && int64_t(ids.size()) != p.rows)
+        throw InternalError("predictions for " + std::to_string(p.rows) + " rows with " + std::to_string(ids.size()) +
+                            " ids");
+    PredictionTable out(connection, table, ifExists, !ids.empty(), idType);
+    out.append(p, classNames, ids, 0);
+    return out.commit();
 }
 
 } // namespace mppdl::data

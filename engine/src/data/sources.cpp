@@ -184,4 +184,22 @@ uint64_t checkedMultiply(uint64_t a, uint64_t b, const std::string& what) {
     return result;
 }
 
+LoadedSource planSource(const std::string& location, const SourceOptions& options) {
+    auto none = options;
+    none.rows = std::make_shared<RowSelection>();
+    LoadedSource plan = loadSource(location, none);
+    if (plan.sourceTrainRows <= 0)
+        return plan;
+    int64_t elements = 1;
+    for (const auto d : plan.train.sampleShape())
+        elements *= d;
+    if (plan.train.sampleShape().empty() || elements == 0) {
+        // A kind that learns the shape from a row: read one.
+        auto probe = options;
+        probe.rows = std::make_shared<RowSelection>(RowSelection{{0}, {}});
+        plan.train = loadSource(location, probe).train.slice(0, 0);
+    }
+    return plan;
+}
+
 } // namespace mppdl::data

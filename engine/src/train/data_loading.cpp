@@ -80,9 +80,7 @@ Plan planRows(const TrainConfig& config, const data::SourceOptions& options, int
     plan.layout = layoutOf(config, rank, world);
     const auto* policy = data::findDistributionPolicy(config.distribution);
     // Every row's label and the row counts first (no features decoded), then the own rows.
-    auto first = options;
-    first.rows = std::make_shared<data::RowSelection>();
-    plan.source = data::loadSource(config.data.location, first);
+    plan.source = data::planSource(config.data.location, options);
     const auto& source = plan.source;
     plan.selective = source.sourceTrainRows >= 0;
     data::SourceRows known;
@@ -100,25 +98,7 @@ Plan planRows(const TrainConfig& config, const data::SourceOptions& options, int
     plan.rows = data::planRankRows(known, plan.layout);
     plan.sampleShape = source.train.sampleShape();
     plan.dtype = source.train.dtype();
-    int64_t elements = 1;
-    for (const auto d : plan.sampleShape)
-        elements *= d;
-    if (plan.selective && (plan.sampleShape.empty() || elements == 0) && known.trainRows > 0) {
-        // A kind that learns the shape from a row: read one.
-        auto probe = options;
-        probe.rows = std::make_shared<data::RowSelection>(data::RowSelection{{0}, {}});
-        const auto one = data::loadSource(config.data.location, probe);
-        plan.sampleShape = one.train.sampleShape();
-        plan.dtype = one.train.dtype();
-    }
     return plan;
-}
-
-int64_t elementsOf(const std::vector<int64_t>& shape) {
-    int64_t n = 1;
-    for (const auto d : shape)
-        n *= d;
-    return n;
 }
 
 /// In memory or out of core: the prepared rows (float32 features, int64 labels) against the budget.
@@ -330,12 +310,6 @@ std::string cacheStamp(const TrainConfig& config, const Plan& plan) {
     return key.str();
 }
 
-/// Rows read from the source a chunk at a time: prepared-row bytes per chunk.
-int64_t chunkRowsOf(const data::Residence& residence, int64_t rowBytes) {
-    const int64_t bytes = std::clamp<int64_t>(residence.budgetBytes / 8, int64_t(8) << 20, int64_t(256) << 20);
-    return std::max<int64_t>(256, bytes / std::max<int64_t>(1, rowBytes));
-}
-
 struct ChunkedRead {
     std::string location;
     data::SourceOptions options;
@@ -464,7 +438,7 @@ nlohmann::json buildCache(const TrainConfig& config, const data::SourceOptions& 
     read.location = config.data.location;
     read.options = options;
     read.classNames = plan.source.train.classNames();
-    read.chunkRows = chunkRowsOf(residence, elementsOf(plan.sampleShape) * 4);
+    read.chunkRows = data::chunkRows(residence.budgetBytes, data::preparedBytes(1, plan.sampleShape));
     read.say = say;
     const auto& rows = plan.rows;
     const auto reduce = reduceOver(group);

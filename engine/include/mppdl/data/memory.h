@@ -32,6 +32,10 @@ constexpr double kDefaultBudgetShare = 0.5;
 /// What `rows` prepared rows of `sampleShape` take in memory: float32 features, an int64 label.
 int64_t preparedBytes(int64_t rows, const std::vector<int64_t>& sampleShape);
 
+/// Rows read from a source at a time when its rows do not fit `budget`: an eighth of it (8 to
+/// 256 MB) of rows of `rowBytes`, at least 256.
+int64_t chunkRows(int64_t budget, int64_t rowBytes);
+
 /// The budget a run gets: `flag` when it is not empty (parseByteSize), else the default share.
 struct MemoryBudget {
     int64_t bytes = 0;

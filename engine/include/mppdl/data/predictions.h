@@ -3,6 +3,7 @@
 // What a model says about rows, and writing it back to a PostgreSQL table.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,33 @@ struct Predictions {
 enum class IfExists { Fail, Replace, Append };
 /// "fail", "replace", "append"; ConfigError otherwise.
 IfExists parseIfExists(const std::string& text);
+
+class PgConnection;
+
+/// Predictions written to a table as they come, chunk by chunk, in one transaction: the table
+/// appears, is replaced or grows only at commit(); a failure or a destruction before it leaves
+/// nothing behind. Opened first, so that a table that cannot be written fails before any work.
+class PredictionTable {
+public:
+    /// `ids`: whether the rows have ids (written as text cast to `idType`), else 1-based positions.
+    PredictionTable(const std::string& connection, const std::string& table, IfExists ifExists, bool ids,
+                    const std::string& idType);
+    ~PredictionTable();
+    PredictionTable(const PredictionTable&) = delete;
+    PredictionTable& operator=(const PredictionTable&) = delete;
+
+    /// The rows of `predictions` (one COPY); without ids, numbered from `firstRow` + 1.
+    void append(const Predictions& predictions, const std::vector<std::string>& classNames,
+                const std::vector<std::string>& ids, int64_t firstRow);
+    /// Commits; the rows written.
+    int64_t commit();
+
+private:
+    std::unique_ptr<PgConnection> m_db;
+    std::string m_name;
+    bool m_ids = false, m_open = false;
+    int64_t m_rows = 0;
+};
 
 /// Writes one row per prediction to `table` ("TABLE" or "SCHEMA.TABLE") as (id, predicted_index,
 /// predicted_class, probabilities real[]), with COPY, in one transaction: a failure leaves nothing

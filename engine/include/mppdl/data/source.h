@@ -124,4 +124,10 @@ bool readsFiles(const std::string& kind);
 /// data, ConfigError on options that do not fit the source (unknown kind, missing label column).
 LoadedSource loadSource(const std::string& location, const SourceOptions& options = {});
 
+/// What a source holds, read without its features (a selection of no rows): the row counts
+/// (sourceTrainRows, sourceTestRows), every training row's label, and `train` and `test` without
+/// rows but with the sample shape and type (learnt from one row where the kind needs one). A kind
+/// that cannot read selected rows (a pg: table without --id) reads everything: sourceTrainRows < 0.
+LoadedSource planSource(const std::string& location, const SourceOptions& options);
+
 } // namespace mppdl::data

@@ -151,3 +151,39 @@ TEST(DataPreprocess, RowsNormalizedFromTheSourceEqualACopyNormalized) {
         EXPECT_TRUE(direct.labels().equal(copied.labels()));
     }
 }
+
+// Fitted over some rows where they lie (out of core: a memory-mapped file), or over a copy of them:
+// the same statistics and normalizer to every digit, and the chunks applyChunks() hands out hold
+// exactly apply()'s values, for 8-bit and float data.
+TEST(DataPreprocess, FittingAndApplyingSomeRowsInPlaceEqualsACopy) {
+    const auto pixels = torch::randint(0, 256, {3000, 2, 3, 3}, torch::kInt64).to(torch::kUInt8);
+    const auto floats = torch::randn({3000, 7}) * 40 + 3;
+    auto some = std::get<0>(torch::randperm(3000, torch::kLong).slice(0, 0, 2600).sort());
+    for (const auto& x : {pixels, floats}) {
+        const Dataset rows(x, torch::arange(3000) % 4, {"a", "b", "c", "d"});
+        const auto copy = rows.select(some);
+        const auto a = computeStatistics(copy), b = computeStatistics(rows, some, Reduce());
+        EXPECT_EQ(a.channelMean, b.channelMean);
+        EXPECT_EQ(a.channelStd, b.channelStd);
+        EXPECT_EQ(a.classCounts, b.classCounts);
+        EXPECT_EQ(a.min, b.min);
+        EXPECT_EQ(a.max, b.max);
+        for (const auto mode : {Normalizer::Mode::Scale01, Normalizer::Mode::Standardize}) {
+            const auto n = Normalizer::fit(mode, copy), m = Normalizer::fit(mode, rows, some, Reduce());
+            EXPECT_EQ(n.scale, m.scale);
+            EXPECT_EQ(n.mean, m.mean);
+            EXPECT_EQ(n.std, m.std);
+            auto sizes = x.sizes().vec();
+            sizes[0] = some.size(0);
+            auto out = torch::full(sizes, -1.0f);
+            int64_t next = 0;
+            m.applyChunks(rows, some, [&](int64_t begin, int64_t end) {
+                EXPECT_EQ(begin, next);
+                next = end;
+                return out.slice(0, begin, end);
+            });
+            EXPECT_EQ(next, some.size(0));
+            EXPECT_TRUE(out.equal(n.apply(copy).features())) << toString(mode);
+        }
+    }
+}

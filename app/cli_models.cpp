@@ -1,6 +1,7 @@
 // mppdl eval, predict, export: using a trained model (a model file or a recorded run's weights).
 
 #include "cli_common.h"
+#include "cli_processes.h"
 #include "cli_project.h"
 
 #include "mppdl/core/error.h"
@@ -8,6 +9,7 @@
 #include "mppdl/data/memory.h"
 #include "mppdl/data/predictions.h"
 #include "mppdl/train/devices.h"
+#include "mppdl/train/process_group.h"
 #include "mppdl/train/trained_model.h"
 #ifdef MPPDL_WITH_ONNX
 #include "mppdl/interop/onnx.h"
@@ -253,6 +255,9 @@ struct PredictFlags {
     int segments = 0;
     int64_t batchSize = 0;
     std::string memoryBudget;
+    int processes = 1;
+    ProcessFlags processFlags;
+    bool outPerRank = false;
     bool json = false;
 
     void add(CLI::App& c) {
@@ -283,7 +288,67 @@ struct PredictFlags {
         c.add_option("--memory-budget", memoryBudget,
                      "memory the rows may take (512M, 2G); more are read, predicted and written a chunk at a time "
                      "(default: half of what this process may use, its cgroup limit included)");
+        c.add_option("--processes", processes,
+                     "processes that each read and predict a contiguous share of the rows (c10d rendezvous; on "
+                     "other hosts 'mppdl worker' joins); a table appears all at once, a CSV is one file in row order")
+            ->capture_default_str()
+            ->check(CLI::Range(1, 4096));
+        processFlags.add(c);
+        c.add_flag("--out-per-rank", outPerRank,
+                   "with --processes: each process writes its rows to a CSV of its own, NAME-R.csv for --out NAME.csv");
         c.add_flag("--json", json, "print the result as one JSON object");
+    }
+
+    /// What a worker needs to predict its share: the flags that shape the work (every process
+    /// reads the source and the model under the same names).
+    nlohmann::json job() const {
+        train::TrainConfig config; // the source as a run's configuration writes it (never a password)
+        config.data.location = m_location;
+        config.data.source = m_options;
+        return {{"data", nlohmann::json::parse(train::toJson(config)).at("data")},
+                {"model",
+                 {{"path", model.modelPath},
+                  {"run", model.runRef},
+                  {"epoch", model.epoch},
+                  {"project", model.project},
+                  {"device", model.device}}},
+                {"split", split},
+                {"out", out},
+                {"top_k", topK},
+                {"out_table", outTable},
+                {"if_exists", ifExists},
+                {"out_connection", outConnection},
+                {"threads", threads},
+                {"segments", segments},
+                {"batch_size", batchSize},
+                {"memory_budget", memoryBudget},
+                {"out_per_rank", outPerRank}};
+    }
+
+    /// A worker's flags from rank 0's job().
+    static PredictFlags fromJob(const nlohmann::json& j) {
+        PredictFlags f;
+        const auto data = train::trainConfigFromJson(nlohmann::json{{"data", j.at("data")}}.dump()).data;
+        f.m_location = data.location;
+        f.m_options = data.source;
+        const auto& m = j.at("model");
+        f.model.modelPath = m.at("path");
+        f.model.runRef = m.at("run");
+        f.model.epoch = m.at("epoch");
+        f.model.project = m.at("project");
+        f.model.device = m.at("device");
+        f.split = j.at("split");
+        f.out = j.at("out");
+        f.topK = j.at("top_k");
+        f.outTable = j.at("out_table");
+        f.ifExists = j.at("if_exists");
+        f.outConnection = j.at("out_connection");
+        f.threads = j.at("threads");
+        f.segments = j.at("segments");
+        f.batchSize = j.at("batch_size");
+        f.memoryBudget = j.at("memory_budget");
+        f.outPerRank = j.at("out_per_rank");
+        return f;
     }
 
     int run() {
@@ -295,12 +360,92 @@ struct PredictFlags {
             );
         if (topK > 0 && out.empty())
             throw ConfigError("--top-k shapes the CSV of --out; a table gets every class's probability");
+        if (outPerRank && (processes < 2 || out.empty()))
+            throw ConfigError("--out-per-rank splits the CSV of --out over the processes of --processes N");
+        m_location = source.location;
+        m_options = source.options();
+        std::unique_ptr<JobProcesses> launched;
+        if (processes > 1) {
+            const int local = processFlags.localProcesses > 0 ? std::min(processFlags.localProcesses, processes)
+                                                              : processes;
+            // --threads counts the host's threads, as in training: its processes share them.
+            threads = std::max(1, (threads > 0 ? threads : train::defaultThreadCount()) / local);
+            // Where this process's output goes is known (and checked) before the others start.
+            openOutputs(0, processes);
+            launched = JobProcesses::start(processes, processFlags, "predicting its share of the rows",
+                                           nlohmann::json{{"predict", job()}});
+            m_processes = launched.get();
+            return predictRank(launched->group());
+        }
+        openOutputs(0, 1);
+        return predictRank(std::nullopt);
+    }
+
+    /// A worker's share of a prediction over processes (mppdl worker).
+    int runWorker(train::ProcessGroup& group) {
+        openOutputs(group.rank(), group.world());
+        try {
+            return predictRank(std::ref(group));
+        } catch (const Error& e) {
+            group.set(doneKey(group.rank()), nlohmann::json{{"error", e.what()}}.dump());
+            throw;
+        }
+    }
+
+private:
+    std::string m_location;
+    data::SourceOptions m_options;
+    int m_rank = 0, m_world = 1;
+    JobProcesses* m_processes = nullptr; ///< rank 0 of a run over processes: its workers
+    std::unique_ptr<AtomicFile> m_csv;   ///< where this process writes its rows
+    std::unique_ptr<AtomicFile> m_whole; ///< rank 0 over processes: the one CSV the parts make
+#ifdef MPPDL_WITH_POSTGRES
+    data::IfExists m_ifExists = data::IfExists::Fail;
+    std::unique_ptr<data::PredictionTable> m_table;
+#endif
+    bool m_header = false;
+    bool m_ids = false;                    ///< the rows have ids (a table's --id)
+    std::vector<std::string> m_classNames; ///< the model's
+
+    static std::string doneKey(int rank) { return "mppdl/predict/done/" + std::to_string(rank); }
+
+    /// Rank `rank`'s own CSV of a run over processes: NAME-R.csv for NAME.csv.
+    std::string rankCsv(int rank) const {
+        const auto dot = out.rfind('.');
+        const auto slash = out.rfind('/');
+        const bool extension = dot != std::string::npos && (slash == std::string::npos || dot > slash);
+        return (extension ? out.substr(0, dot) : out) + "-" + std::to_string(rank) + (extension ? out.substr(dot) : "");
+    }
+    std::string partCsv(int rank) const { return out + ".part-" + std::to_string(rank); }
+
+    /// Opened first: a path that cannot be written fails before minutes of reading and predicting.
+    /// Over processes each writes its rows to a part (a file beside the CSV, a table beside the
+    /// output table), which rank 0 joins when every process has written its own.
+    void openOutputs(int rank, int world) {
+        m_rank = rank;
+        m_world = world;
 #ifdef MPPDL_WITH_POSTGRES
         m_ifExists = data::parseIfExists(ifExists);
 #endif
-        // Opened first: a path that cannot be written fails before minutes of reading and predicting.
-        if (!out.empty())
+        if (out.empty())
+            return;
+        if (world == 1) {
             m_csv = std::make_unique<AtomicFile>(out);
+            return;
+        }
+        if (outPerRank) {
+            m_csv = std::make_unique<AtomicFile>(rankCsv(rank));
+            return;
+        }
+        if (rank == 0)
+            m_whole = std::make_unique<AtomicFile>(out);
+        m_csv = std::make_unique<AtomicFile>(partCsv(rank));
+        m_header = true; // the whole file's, written by rank 0
+    }
+
+    /// This process's rows: all of them, or its share of a run over processes (then rank 0 joins
+    /// the parts and reports).
+    int predictRank(std::optional<std::reference_wrapper<train::ProcessGroup>> group) {
         train::applyThreadCount(threads);
         // A device list ("cuda:0,1") spreads the segments; the model loads on its first device.
         const bool deviceList = model.device.find(',') != std::string::npos;
@@ -309,6 +454,7 @@ struct PredictFlags {
         if (topK > int64_t(trained.classNames().size()))
             throw ConfigError("--top-k " + std::to_string(topK) + " is more than the model's " +
                               std::to_string(trained.classNames().size()) + " classes");
+        m_classNames = trained.classNames();
         train::TrainedModel::PredictOptions options;
         options.batchSize = batchSize;
         options.segments = segments;
@@ -317,22 +463,102 @@ struct PredictFlags {
         const auto start = std::chrono::steady_clock::now();
         // The rows first, without their features: a split over the memory budget is read,
         // predicted and written a chunk at a time, never whole.
-        auto planned = data::planSource(source.location, source.options());
+        auto planned = data::planSource(m_location, m_options);
         const PredictRows rows = plan(planned);
-        const PredictFigures figures = rows.streamed ? predictStreamed(trained, rows, options)
-                                                     : predictInMemory(trained, planned, rows, options);
-        report(figures, rows, secondsBetween(start, std::chrono::steady_clock::now()));
+        PredictFigures figures;
+        if (m_world == 1 && !rows.streamed) {
+            figures = predictInMemory(trained, planned, rows, options);
+        } else {
+            if (planned.sourceTrainRows < 0)
+                throw ConfigError("predict --processes reads each process's rows by their number in the source: a " +
+                                  planned.kind + " source needs an order to number them by (name the table's --id)");
+            // A contiguous share of the rows each, numbered on from the share before.
+            const int64_t first = rows.rows * m_rank / m_world, last = rows.rows * (m_rank + 1) / m_world;
+            figures = predictRange(trained, rows, first, last, options);
+        }
+        if (!group) {
+            report(figures, rows, secondsBetween(start, std::chrono::steady_clock::now()), {});
+            return 0;
+        }
+        auto& g = group->get();
+        nlohmann::json mine{{"rank", m_rank},
+                            {"rows", figures.rows},
+                            {"read_seconds", figures.read},
+                            {"predict_seconds", figures.predict},
+                            {"write_seconds", figures.write},
+                            {"chunks", figures.chunks}};
+        if (m_rank > 0) {
+            g.set(doneKey(m_rank), mine.dump());
+            return 0;
+        }
+        auto ranks = joinParts(g, mine);
+        // The run's figures: every row, and each phase's slowest process (the critical path).
+        figures.rows = 0;
+        for (const auto& r : ranks) {
+            figures.rows += r.at("rows").get<int64_t>();
+            figures.read = std::max(figures.read, r.at("read_seconds").get<double>());
+            figures.predict = std::max(figures.predict, r.at("predict_seconds").get<double>());
+            figures.write = std::max(figures.write, r.at("write_seconds").get<double>());
+        }
+        report(figures, rows, secondsBetween(start, std::chrono::steady_clock::now()), ranks);
         return 0;
     }
 
-private:
-    std::unique_ptr<AtomicFile> m_csv;
+    /// Rank 0: every process's figures, then their parts joined into the outputs (the table in one
+    /// transaction, the CSV renamed into place); on a process's failure the parts go.
+    nlohmann::json joinParts(train::ProcessGroup& g, const nlohmann::json& mine) {
+        nlohmann::json ranks = nlohmann::json::array({mine});
+        std::string failure;
+        for (int r = 1; r < m_world && failure.empty(); ++r) {
+            try {
+                auto done = nlohmann::json::parse(g.get(doneKey(r)));
+                if (done.contains("error"))
+                    failure = "process " + std::to_string(r) + " failed: " + done.at("error").get<std::string>();
+                ranks.push_back(std::move(done));
+            } catch (const Error& e) {
+                const std::string ended = m_processes ? m_processes->describeEnded() : "";
+                failure = ended.empty() ? std::string(e.what()) : ended;
+            }
+        }
+        if (!failure.empty()) {
+            removeParts();
+            throw DataError("predict over " + std::to_string(m_world) + " processes: " + failure +
+                            "; nothing was written");
+        }
+        const auto t = std::chrono::steady_clock::now();
+        try {
 #ifdef MPPDL_WITH_POSTGRES
-    data::IfExists m_ifExists = data::IfExists::Fail;
-    std::unique_ptr<data::PredictionTable> m_table;
+            if (!outTable.empty())
+                data::mergePredictionParts(outConnection.empty() ? m_options.connection : outConnection, outTable,
+                                           m_ifExists, m_world);
 #endif
-    bool m_header = false;
+            if (m_whole) {
+                writePredictionsHeader(m_whole->stream(), m_classNames, m_ids, topK);
+                for (int r = 0; r < m_world; ++r) {
+                    std::ifstream part(partCsv(r), std::ios::binary);
+                    if (part.peek() != std::ifstream::traits_type::eof()) // streaming no bytes fails the stream
+                        m_whole->stream() << part.rdbuf();
+                }
+                m_whole->commit();
+            }
+        } catch (...) {
+            removeParts();
+            throw;
+        }
+        removeParts();
+        ranks[0]["merge_seconds"] = secondsBetween(t, std::chrono::steady_clock::now());
+        return ranks;
+    }
 
+    void removeParts() {
+        if (m_whole)
+            for (int r = 0; r < m_world; ++r)
+                std::remove(partCsv(r).c_str());
+#ifdef MPPDL_WITH_POSTGRES
+        if (!outTable.empty())
+            data::dropPredictionParts(outConnection.empty() ? m_options.connection : outConnection, outTable, m_world);
+#endif
+    }
     /// The split and how it is read: whole, or (rows over the budget, of a kind that reads
     /// selected rows) a chunk at a time.
     PredictRows plan(const data::LoadedSource& planned) const {
@@ -356,16 +582,15 @@ private:
         PredictFigures f;
         auto t0 = std::chrono::steady_clock::now();
         // A kind that cannot read selected rows read everything already.
-        const auto loaded = planned.sourceTrainRows >= 0 ? data::loadSource(source.location, source.options())
-                                                         : std::move(planned);
+        const auto loaded = planned.sourceTrainRows >= 0 ? data::loadSource(m_location, m_options) : std::move(planned);
         const auto& data = rows.test ? loaded.test : loaded.train;
         // Ids exist for a table's rows (its id column), which are always the "train" rows.
         const auto ids = rows.test ? std::vector<std::string>{} : loaded.ids;
         auto t1 = std::chrono::steady_clock::now();
         const auto p = trained.predict(data, options);
         auto t2 = std::chrono::steady_clock::now();
-        write(p, trained.classNames(), ids, loaded.idType, 0);
-        commit(trained.classNames(), !ids.empty());
+        write(p, ids, loaded.idType, 0);
+        commit();
         f.rows = p.rows;
         f.segments = p.segments;
         f.chunks = 1;
@@ -375,31 +600,32 @@ private:
         return f;
     }
 
-    PredictFigures predictStreamed(const train::TrainedModel& trained, const PredictRows& rows,
-                                   const train::TrainedModel::PredictOptions& options) {
+    /// Rows [first, last) of the split, read, predicted and written a chunk at a time (one chunk
+    /// when they fit the budget).
+    PredictFigures predictRange(const train::TrainedModel& trained, const PredictRows& rows, int64_t first,
+                                int64_t last, const train::TrainedModel::PredictOptions& options) {
         PredictFigures f;
-        bool ids = false;
+        const int64_t chunkRows = rows.streamed ? rows.chunkRows : std::max<int64_t>(1, last - first);
         auto lastSaid = std::chrono::steady_clock::now();
-        for (int64_t begin = 0; begin < rows.rows; begin += rows.chunkRows) {
-            const int64_t end = std::min(rows.rows, begin + rows.chunkRows);
+        for (int64_t begin = first; begin < last; begin += chunkRows) {
+            const int64_t end = std::min(last, begin + chunkRows);
             const auto t0 = std::chrono::steady_clock::now();
             auto selection = std::make_shared<data::RowSelection>();
             auto& ordinals = rows.test ? selection->test : selection->train;
             ordinals.resize(size_t(end - begin));
             std::iota(ordinals.begin(), ordinals.end(), begin);
-            auto chunkOptions = source.options();
+            auto chunkOptions = m_options;
             chunkOptions.rows = selection;
-            const auto chunk = data::loadSource(source.location, chunkOptions);
+            const auto chunk = data::loadSource(m_location, chunkOptions);
             const auto& part = rows.test ? chunk.test : chunk.train;
             if (part.size() != end - begin)
-                throw InternalError(source.location + ": read " + std::to_string(part.size()) + " rows of a chunk of " +
+                throw InternalError(m_location + ": read " + std::to_string(part.size()) + " rows of a chunk of " +
                                     std::to_string(end - begin));
             const auto t1 = std::chrono::steady_clock::now();
             const auto p = trained.predict(part, options);
             const auto t2 = std::chrono::steady_clock::now();
             const auto& chunkIds = rows.test ? std::vector<std::string>{} : chunk.ids;
-            ids = !chunkIds.empty();
-            write(p, trained.classNames(), chunkIds, chunk.idType, begin);
+            write(p, chunkIds, chunk.idType, begin);
             const auto t3 = std::chrono::steady_clock::now();
             f.read += secondsBetween(t0, t1);
             f.predict += secondsBetween(t1, t2);
@@ -407,58 +633,68 @@ private:
             f.rows += p.rows;
             f.segments = p.segments;
             ++f.chunks;
-            if (!json && secondsBetween(lastSaid, t3) >= 2.0) {
-                std::cerr << "predicted " << groupThousands(end) << " of " << groupThousands(rows.rows) << " rows\n";
+            if (!json && m_rank == 0 && secondsBetween(lastSaid, t3) >= 2.0) {
+                std::cerr << "predicted " << groupThousands(end - first) << " of " << groupThousands(last - first)
+                          << " rows\n";
                 lastSaid = t3;
             }
         }
         const auto t = std::chrono::steady_clock::now();
-        commit(trained.classNames(), ids);
+        commit();
         f.write += secondsBetween(t, std::chrono::steady_clock::now());
         return f;
     }
 
     /// One chunk's predictions to the CSV and the table (opened with the first chunk, when the
-    /// ids' type is known); without ids, rows are numbered from `firstRow` + 1.
-    void write(const data::Predictions& p, const std::vector<std::string>& classNames,
-               const std::vector<std::string>& ids, const std::string& idType, int64_t firstRow) {
+    /// ids' type is known; over processes, this process's part of it); without ids, rows are
+    /// numbered from `firstRow` + 1.
+    void write(const data::Predictions& p, const std::vector<std::string>& ids, const std::string& idType,
+               int64_t firstRow) {
+        m_ids = !ids.empty();
         if (m_csv) {
             if (!m_header)
-                writePredictionsHeader(m_csv->stream(), classNames, !ids.empty(), topK);
+                writePredictionsHeader(m_csv->stream(), m_classNames, m_ids, topK);
             m_header = true;
-            writePredictionRows(m_csv->stream(), p, classNames, ids, topK, firstRow);
+            writePredictionRows(m_csv->stream(), p, m_classNames, ids, topK, firstRow);
         }
 #ifdef MPPDL_WITH_POSTGRES
         if (!outTable.empty()) {
             if (!m_table)
-                m_table = std::make_unique<data::PredictionTable>(outConnection.empty() ? source.connection
-                                                                                        : outConnection,
-                                                                  outTable, m_ifExists, !ids.empty(), idType);
-            m_table->append(p, classNames, ids, firstRow);
+                openTable(m_ids, idType);
+            m_table->append(p, m_classNames, ids, firstRow);
         }
 #else
         (void)idType;
 #endif
     }
 
+#ifdef MPPDL_WITH_POSTGRES
+    void openTable(bool ids, const std::string& idType) {
+        const std::string connection = outConnection.empty() ? m_options.connection : outConnection;
+        m_table = m_world == 1
+                      ? std::make_unique<data::PredictionTable>(connection, outTable, m_ifExists, ids, idType)
+                      : std::make_unique<data::PredictionTable>(connection, data::partTableName(outTable, m_rank),
+                                                                data::IfExists::Replace, ids, idType);
+    }
+#endif
+
     /// The table's transaction first, then the CSV renamed into place.
-    void commit(const std::vector<std::string>& classNames, bool ids) {
+    void commit() {
 #ifdef MPPDL_WITH_POSTGRES
         if (!outTable.empty()) {
             if (!m_table) // no rows: the table is still made (or replaced)
-                m_table = std::make_unique<data::PredictionTable>(
-                    outConnection.empty() ? source.connection : outConnection, outTable, m_ifExists, ids, "");
+                openTable(m_ids, "");
             m_table->commit();
         }
 #endif
         if (m_csv) {
             if (!m_header)
-                writePredictionsHeader(m_csv->stream(), classNames, ids, topK);
+                writePredictionsHeader(m_csv->stream(), m_classNames, m_ids, topK);
             m_csv->commit();
         }
     }
 
-    void report(const PredictFigures& f, const PredictRows& rows, double seconds) const {
+    void report(const PredictFigures& f, const PredictRows& rows, double seconds, const nlohmann::json& ranks) const {
         const double total = std::max(1e-9, seconds);
         const double forward = std::max(1e-9, f.predict);
         const std::string kept = rows.streamed ? "streamed in " + std::to_string(f.chunks) + " chunks" : "in memory";
@@ -473,22 +709,34 @@ private:
                              {"rows_per_sec", double(f.rows) / total},
                              {"predict_rows_per_sec", double(f.rows) / forward},
                              {"memory", kept},
-                             {"memory_why", rows.why}};
+                             {"memory_why", rows.why},
+                             {"processes", m_world}};
+            if (!ranks.empty())
+                j["ranks"] = ranks;
             if (!out.empty())
-                j["csv"] = out;
+                j["csv"] = outPerRank ? rankCsv(0) + " ... " + rankCsv(m_world - 1) : out;
             if (!outTable.empty())
                 j["table"] = outTable;
             std::cout << j.dump() << std::endl;
             return;
         }
-        std::string where = out;
+        std::string where = outPerRank ? rankCsv(0) + " ... " + rankCsv(m_world - 1) : out;
         if (!outTable.empty())
             where += (where.empty() ? "" : " and ") + std::string("table ") + outTable;
-        std::cout << "wrote " << groupThousands(f.rows) << " predictions (" << rows.name << " rows of "
-                  << source.location << ") to " << where << " in " << humanDuration(total) << " (read "
-                  << humanDuration(f.read) << ", predict " << humanDuration(forward) << " = "
-                  << groupThousands(std::llround(double(f.rows) / forward)) << " rows/s on " << f.segments
-                  << (f.segments == 1 ? " segment" : " segments") << ", write " << humanDuration(f.write) << ")";
+        std::cout << "wrote " << groupThousands(f.rows) << " predictions (" << rows.name << " rows of " << m_location
+                  << ") to " << where << " in " << humanDuration(total);
+        if (m_world > 1) {
+            std::cout << " = " << groupThousands(std::llround(double(f.rows) / total)) << " rows/s over " << m_world
+                      << " processes (";
+            for (size_t r = 0; r < ranks.size(); ++r)
+                std::cout << (r ? ", " : "") << "process " << ranks[r].value("rank", 0) << " "
+                          << groupThousands(ranks[r].value("rows", int64_t(0))) << " rows";
+            std::cout << ")";
+        } else {
+            std::cout << " (read " << humanDuration(f.read) << ", predict " << humanDuration(forward) << " = "
+                      << groupThousands(std::llround(double(f.rows) / forward)) << " rows/s on " << f.segments
+                      << (f.segments == 1 ? " segment" : " segments") << ", write " << humanDuration(f.write) << ")";
+        }
         if (rows.streamed)
             std::cout << "; " << kept << ": " << rows.why;
         std::cout << std::endl;
@@ -583,6 +831,11 @@ void addCommand(CLI::App& app, Command& selected, const char* name, const char* 
 }
 
 } // namespace
+
+int runPredictJob(const nlohmann::json& job, train::ProcessGroup& group) {
+    auto flags = PredictFlags::fromJob(job);
+    return flags.runWorker(group);
+}
 
 void registerModelCommands(CLI::App& app, Command& selected) {
     addCommand<EvalFlags>(app, selected, "eval", "evaluate a saved model or a recorded run on a data source");

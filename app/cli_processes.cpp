@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <functional>
 #include <cstring>
 #include <iostream>
 #include <spawn.h>
@@ -25,8 +26,9 @@ constexpr const char* kRunKey = "mppdl/run";
 /// The worker processes this process started; stopped when it goes away.
 class LocalWorkers {
 public:
-    /// Workers of a run of `world` processes over `segments` segments.
-    LocalWorkers(int world, int segments) : m_world(world), m_segments(segments) {}
+    /// Workers of a run of `world` processes; `task(rank)` says what a rank does, for a failure's
+    /// message.
+    LocalWorkers(int world, std::function<std::string(int rank)> task) : m_world(world), m_task(std::move(task)) {}
     ~LocalWorkers() {
         for (auto& w : m_workers)
             if (!w.reaped)
@@ -64,7 +66,7 @@ public:
                 if (!w.reaped)
                     continue;
                 out += (out.empty() ? "" : "; ") + std::string("process ") + std::to_string(w.rank) + " (pid " +
-                       std::to_string(w.pid) + ", training segment" + segmentsOf(w.rank) + ") ";
+                       std::to_string(w.pid) + ", " + m_task(w.rank) + ") ";
                 if (WIFSIGNALED(w.status))
                     out += std::string("was killed by signal ") + std::to_string(WTERMSIG(w.status)) + " (" +
                            strsignal(WTERMSIG(w.status)) + ")";
@@ -78,14 +80,6 @@ public:
     }
 
 private:
-    std::string segmentsOf(int rank) const {
-        std::string list;
-        int count = 0;
-        for (int s = rank; s < m_segments; s += m_world, ++count)
-            list += (list.empty() ? " " : ", ") + std::to_string(s);
-        return (count > 1 ? "s" : "") + list;
-    }
-
     struct Worker {
         int rank;
         pid_t pid;
@@ -93,9 +87,37 @@ private:
         int status;
     };
     int m_world;
-    int m_segments;
+    std::function<std::string(int)> m_task;
     std::vector<Worker> m_workers;
 };
+
+/// "training segments 1, 3": what rank `rank` of `world` trains.
+std::string segmentsOf(int rank, int world, int segments) {
+    std::string list;
+    int count = 0;
+    for (int s = rank; s < segments; s += world, ++count)
+        list += (list.empty() ? " " : ", ") + std::to_string(s);
+    return "training segment" + std::string(count > 1 ? "s" : "") + list;
+}
+
+/// Joins this process as rank 0 of `world`, starting `local` - 1 of the workers here; the others
+/// are told how to join from their hosts.
+std::unique_ptr<train::ProcessGroup> launch(int world, int local, const ProcessFlags& flags, LocalWorkers& workers) {
+    const std::string master = !flags.master.empty() ? flags.master : local == world ? "127.0.0.1:0" : "0.0.0.0:29500";
+    auto group = train::ProcessGroup::join(0, world, master, flags.timeoutSeconds, [&](int port) {
+        for (int rank = 1; rank < local; ++rank)
+            workers.start(rank, "127.0.0.1:" + std::to_string(port), flags.timeoutSeconds);
+        if (local < world) {
+            char host[256] = "THIS-HOST";
+            gethostname(host, sizeof host);
+            std::cerr << "waiting for processes " << local << " to " << world - 1
+                      << " to join: on each host run\n  mppdl worker --rank R --world " << world << " --master " << host
+                      << ":" << port << std::endl;
+        }
+    });
+    group->setFailureContext([&workers] { return workers.describeEnded(); });
+    return group;
+}
 
 /// A worker's run reports nothing itself: rank 0 speaks for the run.
 class SilentObserver : public RunObserver {
@@ -119,7 +141,8 @@ void ProcessFlags::add(CLI::App& c) {
 }
 
 struct ProcessRun::Impl {
-    Impl(int world, int segments) : workers(world, segments) {}
+    Impl(int world, int segments)
+        : workers(world, [world, segments](int rank) { return segmentsOf(rank, world, segments); }) {}
     train::TrainConfig config;
     LocalWorkers workers; // stopped after the group is gone (declared before it)
     std::unique_ptr<train::ProcessGroup> group;
@@ -144,26 +167,31 @@ std::unique_ptr<ProcessRun> ProcessRun::start(const train::TrainConfig& given, c
     // --threads counts the host's threads, as on the thread pool: its processes share them. Then
     // each segment computes with as many threads as it would on the pool, so the two agree.
     config.threads = std::max(1, (config.threads > 0 ? config.threads : train::defaultThreadCount()) / local);
-    const std::string master = !flags.master.empty()       ? flags.master
-                               : local == config.processes ? "127.0.0.1:0"
-                                                           : "0.0.0.0:29500";
-    auto& workers = impl->workers;
-    impl->group = train::ProcessGroup::join(0, config.processes, master, flags.timeoutSeconds, [&](int port) {
-        for (int rank = 1; rank < local; ++rank)
-            workers.start(rank, "127.0.0.1:" + std::to_string(port), flags.timeoutSeconds);
-        if (local < config.processes) {
-            char host[256] = "THIS-HOST";
-            gethostname(host, sizeof host);
-            std::cerr << "waiting for processes " << local << " to " << config.processes - 1
-                      << " to join: on each host run\n  mppdl worker --rank R --world " << config.processes
-                      << " --master " << host << ":" << port << std::endl;
-        }
-    });
-    impl->group->setFailureContext([&workers] { return workers.describeEnded(); });
+    impl->group = launch(config.processes, local, flags, impl->workers);
     impl->group->set(kRunKey, nlohmann::json{{"config", nlohmann::json::parse(train::toJson(config))},
                                              {"architecture", nlohmann::json::parse(model::toJson(architecture))}}
                                   .dump());
     return std::unique_ptr<ProcessRun>(new ProcessRun(std::move(impl)));
+}
+
+struct JobProcesses::Impl {
+    Impl(int world, const std::string& task) : workers(world, [task](int) { return task; }) {}
+    mutable LocalWorkers workers; // stopped after the group is gone (declared before it)
+    std::unique_ptr<train::ProcessGroup> group;
+};
+
+JobProcesses::JobProcesses(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+JobProcesses::~JobProcesses() = default;
+train::ProcessGroup& JobProcesses::group() const { return *m_impl->group; }
+std::string JobProcesses::describeEnded() const { return m_impl->workers.describeEnded(); }
+
+std::unique_ptr<JobProcesses> JobProcesses::start(int processes, const ProcessFlags& flags, const std::string& task,
+                                                  const nlohmann::json& job) {
+    auto impl = std::make_unique<Impl>(processes, task);
+    const int local = flags.localProcesses > 0 ? std::min(flags.localProcesses, processes) : processes;
+    impl->group = launch(processes, local, flags, impl->workers);
+    impl->group->set(kRunKey, job.dump());
+    return std::unique_ptr<JobProcesses>(new JobProcesses(std::move(impl)));
 }
 
 train::TrainResult trainInProcesses(const train::TrainConfig& config, const model::Architecture& architecture,
@@ -203,6 +231,8 @@ struct WorkerFlags {
         } catch (const nlohmann::json::exception& e) {
             throw ConfigError(std::string("the master sent a run this worker cannot read: ") + e.what());
         }
+        if (run.contains("predict"))
+            return runPredictJob(run.at("predict"), *group);
         const auto config = train::trainConfigFromJson(run.at("config").dump());
         const auto architecture = model::parseArchitecture(run.at("architecture").dump(), "the run's architecture");
         SilentObserver silent;

@@ -10,7 +10,10 @@
 #include "mppdl/model/architecture.h"
 #include "mppdl/train/trainer.h"
 
+#include <nlohmann/json.hpp>
+
 #include <memory>
+#include <string>
 
 namespace mppdl::cli {
 
@@ -47,6 +50,30 @@ private:
     explicit ProcessRun(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> m_impl;
 };
+
+/// The processes of a job other than a training run (predict --processes): this one is rank 0,
+/// serves the rendezvous and starts this host's workers, which take `job` from it (under the key a
+/// training run's configuration goes); workers on other hosts join with `mppdl worker`.
+class JobProcesses {
+public:
+    /// `task`: what each process does, for a failure's message ("predicting its share of the rows").
+    static std::unique_ptr<JobProcesses> start(int processes, const ProcessFlags& flags, const std::string& task,
+                                               const nlohmann::json& job);
+    ~JobProcesses();
+    train::ProcessGroup& group() const;
+    /// Which of this host's workers have ended, and how ("" while all run).
+    std::string describeEnded() const;
+
+    struct Impl;
+
+private:
+    explicit JobProcesses(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> m_impl;
+};
+
+/// What a worker does with rank 0's predict job (cli_models.cpp): predicts its share and writes
+/// its part; the exit code.
+int runPredictJob(const nlohmann::json& job, train::ProcessGroup& group);
 
 /// train::train(), over the processes of `processes` when given (it was started for `config`).
 train::TrainResult trainInProcesses(const train::TrainConfig& config, const model::Architecture& architecture,

@@ -174,6 +174,48 @@ TEST_F(ModelsCli, RowsOverTheBudgetStreamToTheSameCsv) {
     EXPECT_EQ(train.back()[0], "60000");
 }
 
+// --processes P: each process reads and predicts a contiguous share of the rows; the CSV is the
+// one process's, in row order, or one file per process.
+TEST_F(ModelsCli, ProcessesPredictTheirSharesIntoOneCsvInRowOrder) {
+    auto r = run("predict --run mlp1 --data " + kFmnist + " --threads 2 --out " + path("one.csv"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = run("predict --run mlp1 --data " + kFmnist + " --threads 2 --processes 2 --json --out " + path("two.csv"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto report = nlohmann::json::parse(r.out); // one line: the result
+    EXPECT_EQ(report.at("processes"), 2);
+    ASSERT_EQ(report.at("ranks").size(), 2u);
+    EXPECT_EQ(report.at("ranks")[0].at("rows"), 5000);
+    EXPECT_EQ(report.at("ranks")[1].at("rows"), 5000);
+    EXPECT_EQ(report.at("rows"), 10000);
+    EXPECT_FALSE(fs::exists(path("two.csv.part-0")));
+    EXPECT_FALSE(fs::exists(path("two.csv.part-1")));
+    const auto one = readCsv(path("one.csv")), two = readCsv(path("two.csv"));
+    ASSERT_EQ(one.size(), 10001u);
+    ASSERT_EQ(two.size(), one.size());
+    for (size_t i = 0; i < one.size(); ++i) {
+        ASSERT_EQ(two[i][0], one[i][0]) << "row " << i;
+        EXPECT_EQ(two[i][1], one[i][1]) << "row " << i;
+        for (size_t c = 2; i > 0 && c < one[i].size(); ++c)
+            EXPECT_NEAR(std::stod(two[i][c]), std::stod(one[i][c]), 1e-6) << "row " << i;
+    }
+
+    r = run("predict --run mlp1 --data " + kFmnist + " --threads 2 --processes 2 --out-per-rank --out " +
+            path("rank.csv"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto first = readCsv(path("rank-0.csv")), second = readCsv(path("rank-1.csv"));
+    ASSERT_EQ(first.size(), 5001u);
+    ASSERT_EQ(second.size(), 5001u);
+    EXPECT_EQ(first[0], one[0]);
+    EXPECT_EQ(second[0], one[0]);
+    EXPECT_EQ(first[1][0], "1");
+    EXPECT_EQ(second[1][0], "5001");
+    EXPECT_EQ(second.back()[0], "10000");
+
+    r = run("predict --run mlp1 --data " + kFmnist + " --out-per-rank --out " + path("x.csv"));
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("--out-per-rank splits the CSV of --out over the processes"), std::string::npos) << r.out;
+}
+
 TEST_F(ModelsCli, TopKListsTheBestClassesInOrder) {
     ASSERT_EQ(run("predict --run mlp1 --data " + kFmnist + " --out " + path("all.csv")).code, 0);
     auto r = run("predict --run mlp1 --data " + kFmnist + " --split train --out " + path("train.csv") + " --json");

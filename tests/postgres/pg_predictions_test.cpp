@@ -158,6 +158,43 @@ TEST_F(PgPredictions, ChunksAppendedInOneTransactionMakeTheSameTable) {
     EXPECT_EQ(scalar("SELECT to_regclass('never') IS NULL"), "t");
 }
 
+// `predict --processes 2` back to a table: each process writes a part beside it, and the parts
+// become the table in one transaction; on a failure (here the table exists) nothing is left.
+TEST_F(PgPredictions, ProcessesWritePartsThatBecomeTheTableAtOnce) {
+    setenv("PGPASSWORD", std::getenv("MPPDL_TEST_PG_PASSWORD"), 1);
+    data::SourceOptions o;
+    o.limit = 3000;
+    createFashionTable(*db, "procs_rows", "bytea", data::loadSource(MPPDL_FASHION_MNIST_DIR, o).train);
+    const std::string modelFile =
+        (std::filesystem::temp_directory_path() / ("mppdl_procs_" + std::to_string(getpid()) + ".model")).string();
+    const std::string data = " --data pg:procs_rows --conn '" + std::string(std::getenv("MPPDL_TEST_PG")) +
+                             "' --id id --shape 1,28,28";
+    auto r = runMppdl("train" + data + " --arch mlp --epochs 1 --limit 1000 --no-project --quiet --save " + modelFile);
+    ASSERT_EQ(r.code, 0) << r.out;
+    for (const char* t : {"procs_one", "procs_two"})
+        db->query(std::string("DROP TABLE IF EXISTS ") + t);
+    r = runMppdl("predict --model " + modelFile + data + " --threads 2 --out-table procs_one");
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = runMppdl("predict --model " + modelFile + data + " --threads 2 --processes 2 --out-table procs_two");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("over 2 processes (process 0 1,500 rows, process 1 1,500 rows)"), std::string::npos) << r.out;
+    EXPECT_EQ(scalar("SELECT count(*) FROM procs_two"), "3000");
+    EXPECT_EQ(scalar("SELECT count(*) FROM procs_one a JOIN procs_two b USING (id) WHERE a.predicted_class = "
+                     "b.predicted_class AND abs(a.probabilities[1] - b.probabilities[1]) < 1e-6"),
+              "3000");
+    const std::string parts = "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'procs_two_mppdl_part_%'";
+    EXPECT_EQ(scalar(parts), "0");
+
+    r = runMppdl("predict --model " + modelFile + data + " --threads 2 --processes 2 --out-table procs_two");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("output table procs_two already exists"), std::string::npos) << r.out;
+    EXPECT_EQ(scalar(parts), "0");
+    EXPECT_EQ(scalar("SELECT count(*) FROM procs_two"), "3000");
+    for (const char* t : {"procs_rows", "procs_one", "procs_two"})
+        db->query(std::string("DROP TABLE ") + t);
+    std::filesystem::remove(modelFile);
+}
+
 // `mppdl predict` of a table over the memory budget: read by id a chunk at a time, written back in
 // one transaction; the same rows as predicting it whole.
 TEST_F(PgPredictions, ATableOverTheBudgetStreamsBackInOneTransaction) {

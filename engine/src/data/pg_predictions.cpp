@@ -3,6 +3,7 @@
 #include "data/pg_connection.h"
 
 #include "mppdl/core/error.h"
+#include "mppdl/data/catalog.h"
 
 #include <cstdio>
 
@@ -18,6 +19,53 @@ IfExists parseIfExists(const std::string& text) {
     throw ConfigError("--if-exists must be fail, replace or append, got '" + text + "'");
 }
 
+namespace {
+
+/// In an open transaction: fails, drops or keeps an output table that exists (`ifExists`), and
+/// creates it with `columns` ("(...)" or "(LIKE other)") unless it is appended to.
+void openOutputTable(PgConnection& db, const std::string& name, const std::string& where, IfExists ifExists,
+                     const std::string& columns) {
+    const bool exists = !db.query("SELECT to_regclass($1)", {name}).isNull(0, 0);
+    if (exists && ifExists == IfExists::Fail)
+        throw ConfigError(where + " already exists in " + db.describe() +
+                          " (--if-exists replace to overwrite it, append to add rows)");
+    if (exists && ifExists == IfExists::Replace)
+        db.query("DROP TABLE " + name);
+    if (!exists || ifExists == IfExists::Replace)
+        db.query("CREATE TABLE " + name + " " + columns);
+}
+
+} // namespace
+
+std::string partTableName(const std::string& table, int part) {
+    const auto name = parseQualifiedName(table, "output table " + table);
+    return (name.schema.empty() ? "" : quoteIdentifier(name.schema) + ".") +
+           quoteIdentifier(name.table + "_mppdl_part_" + std::to_string(part));
+}
+
+int64_t mergePredictionParts(const std::string& connection, const std::string& table, IfExists ifExists, int parts) {
+    const std::string where = "output table " + table;
+    const std::string name = quoteQualifiedName(table, where);
+    PgConnection db(connection, where);
+    db.query("BEGIN");
+    openOutputTable(db, name, where, ifExists, "(LIKE " + partTableName(table, 0) + ")");
+    int64_t rows = 0;
+    for (int part = 0; part < parts; ++part) {
+        const std::string from = partTableName(table, part);
+        rows += std::stoll(db.query("SELECT count(*) FROM " + from).text(0, 0));
+        db.query("INSERT INTO " + name + " SELECT * FROM " + from);
+        db.query("DROP TABLE " + from);
+    }
+    db.query("COMMIT");
+    return rows;
+}
+
+void dropPredictionParts(const std::string& connection, const std::string& table, int parts) {
+    PgConnection db(connection, "output table " + table);
+    for (int part = 0; part < parts; ++part)
+        db.query("DROP TABLE IF EXISTS " + partTableName(table, part));
+}
+
 PredictionTable::PredictionTable(const std::string& connection, const std::string& table, IfExists ifExists, bool ids,
                                  const std::string& idType)
     : m_ids(ids) {
@@ -27,19 +75,11 @@ PredictionTable::PredictionTable(const std::string& connection, const std::strin
     // One transaction: the table appears, is replaced or grows only if every row made it.
     m_db->query("BEGIN");
     m_open = true;
-    const bool exists = !m_db->query("SELECT to_regclass($1)", {m_name}).isNull(0, 0);
-    if (exists && ifExists == IfExists::Fail)
-        throw ConfigError(where + " already exists in " + m_db->describe() +
-                          " (--if-exists replace to overwrite it, append to add rows)");
-    if (exists && ifExists == IfExists::Replace)
-        m_db->query("DROP TABLE " + m_name);
-    if (!exists || ifExists == IfExists::Replace) {
-        // The id keeps the source's type (so the table joins back to it); a SQL type name from the
-        // catalog, checked by the server like any type name.
-        const std::string type = !ids ? "bigint" : idType.empty() ? "text" : idType;
-        m_db->query("CREATE TABLE " + m_name + " (id " + type +
-                    ", predicted_index integer, predicted_class text, probabilities real[])");
-    }
+    // The id keeps the source's type (so the table joins back to it); a SQL type name from the
+    // catalog, checked by the server like any type name.
+    const std::string type = !ids ? "bigint" : idType.empty() ? "text" : idType;
+    openOutputTable(*m_db, m_name, where, ifExists,
+                    "(id " + type + ", predicted_index integer, predicted_class text, probabilities real[])");
 }
 
 PredictionTable::~PredictionTable() {

@@ -49,6 +49,18 @@ private:
     int64_t m_rows = 0;
 };
 
+/// Part `part` of a prediction written by several processes: a table beside `table` (its schema),
+/// named "<table>_mppdl_part_<part>", quoted.
+std::string partTableName(const std::string& table, int part);
+
+/// Moves the rows of parts 0 to `parts` - 1 into `table` in part order and drops the parts, in one
+/// transaction: the table appears (is replaced, or grows) with every part's rows or not at all.
+/// Returns the rows. ConfigError when the table exists and `ifExists` is Fail.
+int64_t mergePredictionParts(const std::string& connection, const std::string& table, IfExists ifExists, int parts);
+
+/// Drops the part tables of `table` that exist (what a failed prediction left).
+void dropPredictionParts(const std::string& connection, const std::string& table, int parts);
+
 /// Writes one row per prediction to `table` ("TABLE" or "SCHEMA.TABLE") as (id, predicted_index,
 /// predicted_class, probabilities real[]), with COPY, in one transaction: a failure leaves nothing
 /// behind (no table, or the appended-to table as it was). `ids` empty: the ids are the rows' 1-based

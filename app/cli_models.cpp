@@ -491,7 +491,7 @@ private:
             g.set(doneKey(m_rank), mine.dump());
             return 0;
         }
-        auto ranks = joinParts(g, mine);
+        auto ranks = joinParts(mine);
         // The run's figures: every row, and each phase's slowest process (the critical path).
         figures.rows = 0;
         for (const auto& r : ranks) {
@@ -506,24 +506,28 @@ private:
 
     /// Rank 0: every process's figures, then their parts joined into the outputs (the table in one
     /// transaction, the CSV renamed into place); on a process's failure the parts go.
-    nlohmann::json joinParts(train::ProcessGroup& g, const nlohmann::json& mine) {
+    nlohmann::json joinParts(const nlohmann::json& mine) {
         nlohmann::json ranks = nlohmann::json::array({mine});
         std::string failure;
+        bool died = false; // else a worker reported its failure
         for (int r = 1; r < m_world && failure.empty(); ++r) {
             try {
-                auto done = nlohmann::json::parse(g.get(doneKey(r)));
+                auto done = nlohmann::json::parse(m_processes->awaitKey(doneKey(r), r, processFlags.timeoutSeconds));
                 if (done.contains("error"))
                     failure = "process " + std::to_string(r) + " failed: " + done.at("error").get<std::string>();
                 ranks.push_back(std::move(done));
-            } catch (const Error& e) {
-                const std::string ended = m_processes ? m_processes->describeEnded() : "";
-                failure = ended.empty() ? std::string(e.what()) : ended;
+            } catch (const DeviceError& e) {
+                failure = e.what();
+                died = true;
             }
         }
         if (!failure.empty()) {
             removeParts();
-            throw DataError("predict over " + std::to_string(m_world) + " processes: " + failure +
-                            "; nothing was written");
+            const std::string message = "predict over " + std::to_string(m_world) + " processes: " + failure +
+                                        "; nothing was written";
+            if (died)
+                throw DeviceError(message);
+            throw DataError(message);
         }
         const auto t = std::chrono::steady_clock::now();
         try {
@@ -552,8 +556,10 @@ private:
 
     void removeParts() {
         if (m_whole)
-            for (int r = 0; r < m_world; ++r)
+            for (int r = 0; r < m_world; ++r) {
                 std::remove(partCsv(r).c_str());
+                std::remove((partCsv(r) + ".tmp").c_str()); // a killed process's, as AtomicFile names it
+            }
 #ifdef MPPDL_WITH_POSTGRES
         if (!outTable.empty())
             data::dropPredictionParts(outConnection.empty() ? m_options.connection : outConnection, outTable, m_world);

@@ -57,10 +57,13 @@ public:
 
     /// Which workers have ended and how: what a failed collective's message needs. Waits up to
     /// two seconds for a death the broken connection announced to become visible.
-    std::string describeEnded() {
+    /// `only` >= 0: that rank's worker alone, looked at once ("" while it runs).
+    std::string describeEnded(int only = -1) {
         std::string out;
-        for (int attempt = 0; attempt < 20 && out.empty(); ++attempt) {
+        for (int attempt = 0; attempt < (only >= 0 ? 1 : 20) && out.empty(); ++attempt) {
             for (auto& w : m_workers) {
+                if (only >= 0 && w.rank != only)
+                    continue;
                 if (!w.reaped && waitpid(w.pid, &w.status, WNOHANG) == w.pid)
                     w.reaped = true;
                 if (!w.reaped)
@@ -73,7 +76,7 @@ public:
                 else
                     out += "exited with status " + std::to_string(WEXITSTATUS(w.status));
             }
-            if (out.empty())
+            if (out.empty() && only < 0)
                 std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
         return out;
@@ -184,6 +187,23 @@ JobProcesses::JobProcesses(std::unique_ptr<Impl> impl) : m_impl(std::move(impl))
 JobProcesses::~JobProcesses() = default;
 train::ProcessGroup& JobProcesses::group() const { return *m_impl->group; }
 std::string JobProcesses::describeEnded() const { return m_impl->workers.describeEnded(); }
+
+std::string JobProcesses::awaitKey(const std::string& key, int rank, double timeoutSeconds) const {
+    auto& group = *m_impl->group;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeoutSeconds);
+    while (!group.has(key)) {
+        // A worker of this host that ended without its key fails the job at once, naming it (one
+        // that set it and then exited is fine: the key is looked at again).
+        const std::string ended = m_impl->workers.describeEnded(rank);
+        if (!ended.empty() && !group.has(key))
+            throw DeviceError(ended);
+        if (std::chrono::steady_clock::now() > until)
+            throw DeviceError("process " + std::to_string(rank) + " did not report within " +
+                              std::to_string(int(timeoutSeconds)) + " s (--timeout)");
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return group.get(key);
+}
 
 std::unique_ptr<JobProcesses> JobProcesses::start(int processes, const ProcessFlags& flags, const std::string& task,
                                                   const nlohmann::json& job) {

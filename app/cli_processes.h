@@ -63,6 +63,9 @@ public:
     train::ProcessGroup& group() const;
     /// Which of this host's workers have ended, and how ("" while all run).
     std::string describeEnded() const;
+    /// The value process `rank` sets under `key`, once it has: DeviceError as soon as that process,
+    /// started here, ends without it, or after `timeoutSeconds`.
+    std::string awaitKey(const std::string& key, int rank, double timeoutSeconds) const;
 
     struct Impl;
 

@@ -7,7 +7,8 @@ default fmnist_cnn) is trained one epoch on 1,000 of them and saved; then, for e
 process reads its contiguous share of the rows (numbered in id order on the server), predicts it and
 COPYs it into a part table beside the output, and rank 0 turns the parts into the output table in
 one transaction (`mppdl predict --model M --data pg:T --id id --out-table T_out --if-exists replace
---processes P --threads T`). --threads is the host's: P processes share it. rows/s is end to end,
+--processes P --threads T`). --threads is the host's: P processes share it; with
+--threads-per-process N each process gets N (T = N x P), as when the cluster grows with P. rows/s is end to end,
 first byte read to the merge's COMMIT (not process start or model loading); each process's read,
 predict and write seconds and rank 0's merge come from the --json report. The seed's claim: batch
 inference throughput grows linearly with the cluster.
@@ -31,7 +32,9 @@ def parse_args():
     add_common_args(p)
     p.add_argument("--processes", default="1,2,4")
     p.add_argument("--arch", default="fmnist_cnn")
-    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="the host's threads, shared by the processes")
+    p.add_argument("--threads-per-process", type=int, default=0,
+                   help="instead: this many threads for each process (a cluster that grows with P)")
     p.add_argument("--table", default="bench_predict_processes")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--markdown", action="store_true")
@@ -67,9 +70,10 @@ def main():
         base = None
         for p in [int(x) for x in args.processes.split(",")]:
             best = None
+            threads = args.threads_per_process * p if args.threads_per_process else args.threads
             for _ in range(args.repeats):
                 proc = subprocess.run([args.mppdl, "predict", "--model", model, *source, "--out-table",
-                                       args.table + "_out", "--if-exists", "replace", "--threads", str(args.threads),
+                                       args.table + "_out", "--if-exists", "replace", "--threads", str(threads),
                                        "--processes", str(p), "--json"], env=ENV, capture_output=True, text=True)
                 if proc.returncode != 0:
                     raise SystemExit("predict failed: %s%s" % (proc.stdout, proc.stderr))
@@ -82,7 +86,7 @@ def main():
                                         "write_seconds": best["write_seconds"]}])
             split = "; ".join("%d: %.2f/%.2f/%.2f" % (i, r["read_seconds"], r["predict_seconds"], r["write_seconds"])
                               for i, r in enumerate(ranks))
-            rows.append([str(p), str(max(1, args.threads // p)), str(best["rows"]), "%.0f" % best["rows_per_sec"],
+            rows.append([str(p), str(max(1, threads // p)), str(best["rows"]), "%.0f" % best["rows_per_sec"],
                          "%.2fx" % (best["rows_per_sec"] / base), split,
                          "%.2f" % ranks[0].get("merge_seconds", 0.0)])
     run_psql(args.psql, args.conn, "DROP TABLE IF EXISTS %s; DROP TABLE IF EXISTS %s_out" % (args.table, args.table))

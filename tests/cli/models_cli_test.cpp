@@ -4,6 +4,7 @@
 
 #include "mppdl/store/project.h"
 
+#include "support/background.h"
 #include "support/run_cli.h"
 #include "support/scratch_dir.h"
 
@@ -12,6 +13,9 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -214,6 +218,28 @@ TEST_F(ModelsCli, ProcessesPredictTheirSharesIntoOneCsvInRowOrder) {
     r = run("predict --run mlp1 --data " + kFmnist + " --out-per-rank --out " + path("x.csv"));
     EXPECT_EQ(r.code, 2) << r.out;
     EXPECT_NE(r.out.find("--out-per-rank splits the CSV of --out over the processes"), std::string::npos) << r.out;
+}
+
+// A worker killed mid-way fails the prediction at once, naming it; no CSV and no part is left.
+TEST_F(ModelsCli, AKilledWorkerFailsThePredictionAndLeavesNothing) {
+    Background predicting("predict --run mlp1 --project " + path("p.mppdl") + " --data " + kFmnist +
+                          " --split train --memory-budget 1M --threads 2 --processes 2 --out " + path("p.csv"));
+    // Its part file is opened once it has joined: then it is inside its share of 30,000 rows.
+    for (int i = 0; i < 4000 && !fs::exists(path("p.csv.part-1.tmp")); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_TRUE(fs::exists(path("p.csv.part-1.tmp"))) << "the worker never started its part";
+    pid_t worker = 0;
+    std::ifstream("/proc/" + std::to_string(predicting.pid()) + "/task/" + std::to_string(predicting.pid()) +
+                  "/children") >>
+        worker;
+    ASSERT_GT(worker, 0);
+    kill(worker, SIGKILL);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(predicting.wait(), 4); // a device error
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20.0);
+    EXPECT_FALSE(fs::exists(path("p.csv")));
+    for (const auto& e : fs::directory_iterator(m_dir))
+        EXPECT_EQ(e.path().filename().string().find("p.csv"), std::string::npos) << e.path();
 }
 
 TEST_F(ModelsCli, TopKListsTheBestClassesInOrder) {

@@ -190,6 +190,8 @@ void ProcessGroup::set(const std::string& key, const std::string& value) {
     m_impl->store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
 }
 
+bool ProcessGroup::has(const std::string& key) { return m_impl->store->check({key}); }
+
 std::string ProcessGroup::get(const std::string& key) {
     try {
         const auto bytes = m_impl->store->get(key);

@@ -35,6 +35,8 @@ public:
     /// A value every process can read (the run's configuration, from rank 0); get() waits for it.
     void set(const std::string& key, const std::string& value);
     std::string get(const std::string& key);
+    /// Whether some process has set `key` (does not wait).
+    bool has(const std::string& key);
 
     /// What a failed collective adds to its message, such as which worker process died and how
     /// (the launcher of the workers knows; the group only sees a broken connection).

@@ -204,9 +204,9 @@ struct DataShowFlags {
     std::string keptText(const data::Schema& schema) const {
         const int64_t bytes = data::preparedBytes(schema.trainRows + schema.testRows, schema.sampleShape);
         const auto budget = data::memoryBudget(memoryBudget);
-        return data::formatBytes(double(bytes)) +
+        return humanBytes(double(bytes)) +
                " prepared (float32): " + (bytes <= budget.bytes ? "trains in memory" : "trains out of core") +
-               ", budget " + data::formatBytes(double(budget.bytes)) + " (" + budget.why + ")";
+               ", budget " + humanBytes(double(budget.bytes)) + " (" + budget.why + ")";
     }
 
     int run() {

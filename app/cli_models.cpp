@@ -578,8 +578,8 @@ private:
         const int64_t bytes = data::preparedBytes(rows.rows, shape);
         rows.streamed = selective && bytes > budget.bytes;
         rows.chunkRows = data::chunkRows(budget.bytes, data::preparedBytes(1, shape));
-        rows.why = data::formatBytes(double(bytes)) + " of rows" + (bytes > budget.bytes ? " exceed" : " fit") +
-                   " the memory budget of " + data::formatBytes(double(budget.bytes)) + " (" + budget.why + ")";
+        rows.why = humanBytes(double(bytes)) + " of rows" + (bytes > budget.bytes ? " exceed" : " fit") +
+                   " the memory budget of " + humanBytes(double(budget.bytes)) + " (" + budget.why + ")";
         return rows;
     }
 

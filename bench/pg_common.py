@@ -88,3 +88,17 @@ def render(header, rows, markdown):
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([fmt(header), "-" * len(fmt(header))] + [fmt(r) for r in rows])
+
+
+def create_fashion_table(psql, conn, data, table):
+    """Fashion-MNIST's 60,000 training images as TABLE (id integer, label integer, pixels bytea),
+    analyzed; returns the row count."""
+    dims, pixels = read_idx(os.path.join(data, "train-images-idx3-ubyte.gz"))
+    _, labels = read_idx(os.path.join(data, "train-labels-idx1-ubyte.gz"))
+    n = dims[0]
+    run_psql(psql, conn, "DROP TABLE IF EXISTS {0}; CREATE TABLE {0} (id integer, label integer, "
+             "pixels bytea)".format(table))
+    copy_in(psql, conn, table, ("%d\t%d\t\\\\x%s\n" % (i, labels[i], pixels[i * 784:(i + 1) * 784].hex())
+                                for i in range(n)))
+    run_psql(psql, conn, "ANALYZE %s" % table)
+    return n

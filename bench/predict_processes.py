@@ -24,7 +24,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pg_common import ENV, add_common_args, check_binary, copy_in, log, read_idx, render, run_psql  # noqa: E402
+from pg_common import ENV, add_common_args, check_binary, create_fashion_table, log, render, run_psql  # noqa: E402
 
 
 def parse_args():
@@ -41,18 +41,6 @@ def parse_args():
     return p.parse_args()
 
 
-def create_table(args):
-    dims, pixels = read_idx(os.path.join(args.data, "train-images-idx3-ubyte.gz"))
-    _, labels = read_idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz"))
-    n = dims[0]
-    run_psql(args.psql, args.conn, "DROP TABLE IF EXISTS {0}; CREATE TABLE {0} (id integer, label integer, "
-             "pixels bytea)".format(args.table))
-    copy_in(args.psql, args.conn, args.table, ("%d\t%d\t\\\\x%s\n" % (i, labels[i], pixels[i * 784:(i + 1) * 784].hex())
-                                               for i in range(n)))
-    run_psql(args.psql, args.conn, "ANALYZE %s" % args.table)
-    return n
-
-
 def main():
     args = parse_args()
     if not check_binary(args.mppdl):
@@ -60,7 +48,7 @@ def main():
     if not args.conn:
         log("needs a server: run under packaging/pg-test-server.sh")
         return 2
-    n = create_table(args)
+    n = create_fashion_table(args.psql, args.conn, args.data, args.table)
     source = ["--data", "pg:" + args.table, "--conn", args.conn, "--id", "id", "--shape", "1,28,28"]
     rows = []
     with tempfile.TemporaryDirectory() as scratch:

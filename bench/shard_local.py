@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pg_common import ENV, add_common_args, check_binary, copy_in, log, read_idx, render, run_psql  # noqa: E402
+from pg_common import ENV, add_common_args, check_binary, create_fashion_table, log, read_idx, render, run_psql  # noqa: E402
 
 MB = 1024.0 * 1024.0
 
@@ -58,18 +58,6 @@ def single_peak(args, source, extra=(), limit=None):
     return finished["ranks"][0]["peak_rss_bytes"]
 
 
-def create_table(args):
-    dims, pixels = read_idx(os.path.join(args.data, "train-images-idx3-ubyte.gz"))
-    _, labels = read_idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz"))
-    n = dims[0]
-    run_psql(args.psql, args.conn, "DROP TABLE IF EXISTS {0}; CREATE TABLE {0} (id integer, label integer, "
-             "pixels bytea)".format(args.table))
-    copy_in(args.psql, args.conn, args.table, ("%d\t%d\t\\\\x%s\n" % (i, labels[i], pixels[i * 784:(i + 1) * 784].hex())
-                                               for i in range(n)))
-    run_psql(args.psql, args.conn, "ANALYZE %s" % args.table)
-    return n
-
-
 def study(args, name, source, rows, extra, metric):
     out = []
     baseline = None
@@ -97,7 +85,7 @@ def main():
               "accuracy (vs P=1)", "wall s"]
     rows = study(args, "fashion-mnist files", args.data, 70000, [], "test_accuracy")
     if args.conn:
-        n = create_table(args)
+        n = create_fashion_table(args.psql, args.conn, args.data, args.table)
         log("table %s: %d rows" % (args.table, n))
         for policy, extra in (("database", ["--distribute-by", "database", "--distributed-by", "id"]),
                               ("random", [])):

@@ -63,6 +63,18 @@ std::vector<int> testLabels() {
     return std::vector<int>(bytes.begin() + 8, bytes.end());
 }
 
+/// Two prediction CSVs of the same rows, made apart (other shards, processes): the same header,
+/// ids and classes, probabilities within float rounding.
+void expectSameRows(const std::vector<std::vector<std::string>>& a, const std::vector<std::vector<std::string>>& b) {
+    ASSERT_EQ(b.size(), a.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+        ASSERT_EQ(b[i][0], a[i][0]) << "row " << i;
+        EXPECT_EQ(b[i][1], a[i][1]) << "row " << i;
+        for (size_t c = 2; i > 0 && c < a[i].size(); ++c)
+            EXPECT_NEAR(std::stod(b[i][c]), std::stod(a[i][c]), 1e-6) << "row " << i;
+    }
+}
+
 /// One trained run shared by the tests (an MLP, two epochs on 2,000 rows: a second), in a project
 /// each test copies into its scratch directory.
 class ModelsCli : public ScratchDirTest {
@@ -139,15 +151,8 @@ TEST_F(ModelsCli, SegmentsWriteTheSameCsvInRowOrder) {
     const auto one = readCsv(path("one.csv")), three = readCsv(path("three.csv")),
                automatic = readCsv(path("auto.csv"));
     ASSERT_EQ(one.size(), 10001u);
-    ASSERT_EQ(three.size(), one.size());
-    ASSERT_EQ(automatic.size(), one.size());
-    for (size_t i = 0; i < one.size(); ++i) {
-        ASSERT_EQ(three[i][0], one[i][0]) << "row " << i;
-        EXPECT_EQ(three[i][1], one[i][1]) << "row " << i;
-        EXPECT_EQ(automatic[i][1], one[i][1]) << "row " << i;
-        for (size_t c = 2; i > 0 && c < one[i].size(); ++c)
-            EXPECT_NEAR(std::stod(three[i][c]), std::stod(one[i][c]), 1e-6) << "row " << i;
-    }
+    expectSameRows(one, three);
+    expectSameRows(one, automatic);
     r = run("predict --run mlp1 --data " + kFmnist + " --segments -2 --out " + path("bad.csv"));
     EXPECT_EQ(r.code, 2) << r.out;
     EXPECT_FALSE(fs::exists(path("bad.csv")));
@@ -195,13 +200,7 @@ TEST_F(ModelsCli, ProcessesPredictTheirSharesIntoOneCsvInRowOrder) {
     EXPECT_FALSE(fs::exists(path("two.csv.part-1")));
     const auto one = readCsv(path("one.csv")), two = readCsv(path("two.csv"));
     ASSERT_EQ(one.size(), 10001u);
-    ASSERT_EQ(two.size(), one.size());
-    for (size_t i = 0; i < one.size(); ++i) {
-        ASSERT_EQ(two[i][0], one[i][0]) << "row " << i;
-        EXPECT_EQ(two[i][1], one[i][1]) << "row " << i;
-        for (size_t c = 2; i > 0 && c < one[i].size(); ++c)
-            EXPECT_NEAR(std::stod(two[i][c]), std::stod(one[i][c]), 1e-6) << "row " << i;
-    }
+    expectSameRows(one, two);
 
     r = run("predict --run mlp1 --data " + kFmnist + " --threads 2 --processes 2 --out-per-rank --out " +
             path("rank.csv"));

@@ -58,6 +58,30 @@ protected:
     train::TrainedModel model;
 };
 
+/// A table `table` of the first `rows` Fashion-MNIST rows (bytea, by id) and an MLP trained on
+/// 1,000 of them and saved, for the command line: the `--data ...` flags that read the table, and
+/// the model file (removed by the caller).
+struct TableAndModel {
+    std::string data, model;
+};
+
+TableAndModel tableAndModel(data::PgConnection& db, const std::string& table, int64_t rows) {
+    setenv("PGPASSWORD", std::getenv("MPPDL_TEST_PG_PASSWORD"), 1);
+    data::SourceOptions o;
+    o.limit = rows;
+    createFashionTable(db, table, "bytea", data::loadSource(MPPDL_FASHION_MNIST_DIR, o).train);
+    TableAndModel out;
+    out.model = (std::filesystem::temp_directory_path() /
+                 ("mppdl_" + table + "_" + std::to_string(getpid()) + ".model"))
+                    .string();
+    out.data = " --data pg:" + table + " --conn '" + std::string(std::getenv("MPPDL_TEST_PG")) +
+               "' --id id --shape 1,28,28";
+    const auto r = runMppdl("train" + out.data + " --arch mlp --epochs 1 --limit 1000 --no-project --quiet --save " +
+                            out.model);
+    EXPECT_EQ(r.code, 0) << r.out;
+    return out;
+}
+
 } // namespace
 
 TEST_F(PgPredictions, WritesEveryRowKeyedByTheSourceIds) {
@@ -161,16 +185,8 @@ TEST_F(PgPredictions, ChunksAppendedInOneTransactionMakeTheSameTable) {
 // `predict --processes 2` back to a table: each process writes a part beside it, and the parts
 // become the table in one transaction; on a failure (here the table exists) nothing is left.
 TEST_F(PgPredictions, ProcessesWritePartsThatBecomeTheTableAtOnce) {
-    setenv("PGPASSWORD", std::getenv("MPPDL_TEST_PG_PASSWORD"), 1);
-    data::SourceOptions o;
-    o.limit = 3000;
-    createFashionTable(*db, "procs_rows", "bytea", data::loadSource(MPPDL_FASHION_MNIST_DIR, o).train);
-    const std::string modelFile =
-        (std::filesystem::temp_directory_path() / ("mppdl_procs_" + std::to_string(getpid()) + ".model")).string();
-    const std::string data = " --data pg:procs_rows --conn '" + std::string(std::getenv("MPPDL_TEST_PG")) +
-                             "' --id id --shape 1,28,28";
-    auto r = runMppdl("train" + data + " --arch mlp --epochs 1 --limit 1000 --no-project --quiet --save " + modelFile);
-    ASSERT_EQ(r.code, 0) << r.out;
+    const auto [data, modelFile] = tableAndModel(*db, "procs_rows", 3000);
+    CliResult r;
     for (const char* t : {"procs_one", "procs_two"})
         db->query(std::string("DROP TABLE IF EXISTS ") + t);
     r = runMppdl("predict --model " + modelFile + data + " --threads 2 --out-table procs_one");
@@ -198,16 +214,8 @@ TEST_F(PgPredictions, ProcessesWritePartsThatBecomeTheTableAtOnce) {
 // `mppdl predict` of a table over the memory budget: read by id a chunk at a time, written back in
 // one transaction; the same rows as predicting it whole.
 TEST_F(PgPredictions, ATableOverTheBudgetStreamsBackInOneTransaction) {
-    setenv("PGPASSWORD", std::getenv("MPPDL_TEST_PG_PASSWORD"), 1);
-    data::SourceOptions o;
-    o.limit = 6000;
-    createFashionTable(*db, "stream_rows", "bytea", data::loadSource(MPPDL_FASHION_MNIST_DIR, o).train);
-    const std::string model =
-        (std::filesystem::temp_directory_path() / ("mppdl_stream_" + std::to_string(getpid()) + ".model")).string();
-    const std::string data = " --data pg:stream_rows --conn '" + std::string(std::getenv("MPPDL_TEST_PG")) +
-                             "' --id id --shape 1,28,28";
-    auto r = runMppdl("train" + data + " --arch mlp --epochs 1 --limit 1000 --no-project --quiet --save " + model);
-    ASSERT_EQ(r.code, 0) << r.out;
+    const auto [data, model] = tableAndModel(*db, "stream_rows", 6000);
+    CliResult r;
     for (const char* t : {"stream_whole", "stream_chunks"})
         db->query(std::string("DROP TABLE IF EXISTS ") + t);
     r = runMppdl("predict --model " + model + data + " --segments 1 --out-table stream_whole");

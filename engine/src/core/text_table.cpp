@@ -1,6 +1,7 @@
 #include "mppdl/core/text_table.h"
 
 #include <sstream>
+#include <utility>
 
 #include <algorithm>
 #include <cmath>
@@ -67,18 +68,36 @@ std::string groupThousands(long long value) {
     return value < 0 ? "-" + out : out;
 }
 
-std::string humanCount(double value) {
-    const char* units[] = {"", " K", " M", " G", " T"};
+namespace {
+
+/// `value` divided by `base` until below it (at most 4 times), with the unit of that power.
+std::pair<double, int> scaled(double value, double base) {
     int u = 0;
-    while (std::fabs(value) >= 1000.0 && u < 4) {
-        value /= 1000.0;
+    while (std::fabs(value) >= base && u < 4) {
+        value /= base;
         ++u;
     }
+    return {value, u};
+}
+
+} // namespace
+
+std::string humanCount(double value) {
+    const char* units[] = {"", " K", " M", " G", " T"};
+    const auto [v, u] = scaled(value, 1000.0);
     char buf[32];
     if (u == 0)
-        std::snprintf(buf, sizeof buf, "%.0f", value);
+        std::snprintf(buf, sizeof buf, "%.0f", v);
     else
-        std::snprintf(buf, sizeof buf, "%.2f%s", value, units[u]);
+        std::snprintf(buf, sizeof buf, "%.2f%s", v, units[u]);
+    return buf;
+}
+
+std::string humanBytes(double bytes) {
+    const char* units[] = {"bytes", "KB", "MB", "GB", "TB"};
+    const auto [v, u] = scaled(bytes, 1024.0);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, u == 0 || v >= 10 ? "%.0f %s" : "%.1f %s", v, units[u]);
     return buf;
 }
 

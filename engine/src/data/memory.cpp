@@ -1,6 +1,7 @@
 #include "mppdl/data/memory.h"
 
 #include "mppdl/core/error.h"
+#include "mppdl/core/text_table.h"
 
 #include <algorithm>
 #include <cctype>
@@ -45,21 +46,6 @@ int64_t parseByteSize(const std::string& text, const std::string& what) {
     if (!(bytes >= 1) || bytes > double(std::numeric_limits<int64_t>::max() / 2))
         throw bad();
     return static_cast<int64_t>(bytes);
-}
-
-std::string formatBytes(double bytes) {
-    static const char* names[] = {"bytes", "KB", "MB", "GB", "TB"};
-    int unit = 0;
-    while (bytes >= 1024 && unit < 4) {
-        bytes /= 1024;
-        ++unit;
-    }
-    char out[32];
-    if (unit == 0)
-        std::snprintf(out, sizeof out, "%.0f bytes", bytes);
-    else
-        std::snprintf(out, sizeof out, bytes < 10 ? "%.1f %s" : "%.0f %s", bytes, names[unit]);
-    return out;
 }
 
 namespace {
@@ -148,7 +134,7 @@ MemoryAvailable memoryAvailable() {
     const Limit cgroup = cgroupLimit();
     if (cgroup.limit > 0 && cgroup.limit - cgroup.usage < out.bytes) {
         out.bytes = std::max<int64_t>(0, cgroup.limit - cgroup.usage);
-        out.where = "what is left of the cgroup limit of " + formatBytes(double(cgroup.limit)) + " (" + cgroup.file +
+        out.where = "what is left of the cgroup limit of " + humanBytes(double(cgroup.limit)) + " (" + cgroup.file +
                     ")";
     }
     return out;
@@ -176,7 +162,7 @@ MemoryBudget memoryBudget(const std::string& flag) {
     const auto available = memoryAvailable();
     out.bytes = std::max<int64_t>(1, static_cast<int64_t>(double(available.bytes) * kDefaultBudgetShare));
     std::ostringstream why;
-    why << int(kDefaultBudgetShare * 100) << "% of " << available.where << ", " << formatBytes(double(available.bytes));
+    why << int(kDefaultBudgetShare * 100) << "% of " << available.where << ", " << humanBytes(double(available.bytes));
     out.why = why.str();
     return out;
 }

@@ -3,6 +3,7 @@
 #include "data/packed_cache.h"
 
 #include "mppdl/core/error.h"
+#include "mppdl/core/text_table.h"
 #include "mppdl/data/distribution.h"
 #include "mppdl/data/memory.h"
 #include "mppdl/data/run_rows.h"
@@ -109,9 +110,9 @@ data::Residence residenceOf(const TrainConfig& config, const Plan& plan) {
     data::Residence out;
     out.packedBytes = data::preparedBytes(rows, plan.sampleShape);
     out.budgetBytes = budget.bytes;
-    const std::string figures = data::formatBytes(double(out.packedBytes)) + " of prepared rows" +
+    const std::string figures = humanBytes(double(out.packedBytes)) + " of prepared rows" +
                                 (out.packedBytes <= budget.bytes ? " fit" : " exceed") + " the memory budget of " +
-                                data::formatBytes(double(budget.bytes)) + " (" + budget.why + ")";
+                                humanBytes(double(budget.bytes)) + " (" + budget.why + ")";
     out.outOfCore = out.packedBytes > budget.bytes && plan.selective;
     out.why = figures;
     if (out.packedBytes > budget.bytes && !plan.selective)

@@ -3,6 +3,7 @@
 #include "data/packed_cache.h"
 
 #include "mppdl/core/error.h"
+#include "mppdl/core/text_table.h"
 #include "mppdl/data/memory.h"
 
 #include "support/expect_error.h"
@@ -27,10 +28,10 @@ TEST(MemoryBudget, SizesParseAsUsersWriteThem) {
 }
 
 TEST(MemoryBudget, FiguresAreWrittenInPowersOf1024) {
-    EXPECT_EQ(data::formatBytes(512), "512 bytes");
-    EXPECT_EQ(data::formatBytes(1536), "1.5 KB");
-    EXPECT_EQ(data::formatBytes(188.0 * 1024 * 1024), "188 MB");
-    EXPECT_EQ(data::formatBytes(1.2 * 1024 * 1024 * 1024), "1.2 GB");
+    EXPECT_EQ(humanBytes(512), "512 bytes");
+    EXPECT_EQ(humanBytes(1536), "1.5 KB");
+    EXPECT_EQ(humanBytes(188.0 * 1024 * 1024), "188 MB");
+    EXPECT_EQ(humanBytes(1.2 * 1024 * 1024 * 1024), "1.2 GB");
     EXPECT_EQ(data::preparedBytes(10, {1, 28, 28}), 10 * (784 * 4 + 8));
 }
 

@@ -26,6 +26,8 @@ private:
 std::string groupThousands(long long value);
 /// 1.5e9 -> "1.50 G"; for FLOPs and parameter counts.
 std::string humanCount(double value);
+/// Bytes in powers of 1024, three significant figures: "512 bytes", "1.5 KB", "188 MB", "1.2 GB".
+std::string humanBytes(double bytes);
 /// (0.92345, 2) -> "0.92".
 std::string fixedText(double value, int digits);
 /// A fraction as a percentage with two decimals: 0.9229 -> "92.29%".

@@ -14,9 +14,6 @@ namespace mppdl::data {
 /// iB). ConfigError naming `what` on anything else or on a size of 0.
 int64_t parseByteSize(const std::string& text, const std::string& what = "--memory-budget");
 
-/// "1.2 GB", "188 MB", "4.0 KB": powers of 1024, three significant figures.
-std::string formatBytes(double bytes);
-
 /// What the process may use: the smallest memory limit of its cgroup and the cgroups above it,
 /// less what the cgroup already holds, and the system's available memory (/proc/meminfo).
 struct MemoryAvailable {

@@ -62,6 +62,14 @@ def train(args, data, extra, prefix=None, epochs=None):
     return proc.returncode, events, seconds
 
 
+def exit_text(code):
+    """A child's exit as a user reads it: 0, a status, or the signal that killed it (the shell
+    exec'd mppdl, so Python sees the signal as a negative code)."""
+    if code < 0 or code > 128:
+        return "killed (signal %d)" % (-code if code < 0 else code - 128)
+    return str(code)
+
+
 def finished_of(events):
     done = [e for e in events if e.get("event") == "finished"]
     return done[-1] if done else None
@@ -157,7 +165,7 @@ def over_the_limit(args, scratch):
                 peak = int(f.read())
             fin = finished_of(events)
             rows.append([name, "%d rows, %.0f MB" % (n, packed / MB), "%.2fx" % (packed / limit),
-                         "killed (signal %d)" % (code - 128 if code > 128 else -code) if code != 0 else "0",
+                         exit_text(code),
                          "%.0f" % (peak / MB), "%.0f" % seconds,
                          "%.2f%%" % (100 * fin["test_accuracy"]) if fin else "-"])
         header = ["run in a %d MB cgroup" % args.limit, "training data", "packed / limit", "exit", "cgroup peak MB",
@@ -180,8 +188,7 @@ def over_the_limit(args, scratch):
                 peak = int(f.read())
             report = json.loads(proc.stdout.splitlines()[-1]) if proc.returncode == 0 else {}
             lines = sum(1 for _ in open(out)) - 1 if proc.returncode == 0 else 0
-            rows.append([name, "killed (signal %d)" % (proc.returncode - 128) if proc.returncode > 128 else
-                         str(proc.returncode), report.get("memory", "-"), str(lines), "%.0f" % (peak / MB),
+            rows.append([name, exit_text(proc.returncode), report.get("memory", "-"), str(lines), "%.0f" % (peak / MB),
                          "%.0f" % seconds, "%.0f" % report.get("rows_per_sec", 0)])
             if os.path.exists(out):
                 os.remove(out)

@@ -35,15 +35,10 @@ uint32_t addChecksum(uint32_t crc, const unsigned char* data, int64_t bytes) {
     return crc;
 }
 
-/// FNV-1a, 64 bits: names an entry's directory (the manifest keeps the whole key to compare).
+/// An entry's directory name (the manifest keeps the whole key to compare).
 std::string hashName(const std::string& key) {
-    uint64_t h = 1469598103934665603ull;
-    for (const unsigned char c : key) {
-        h ^= c;
-        h *= 1099511628211ull;
-    }
     char out[17];
-    std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+    std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(fnv1a(key.data(), key.size())));
     return out;
 }
 
@@ -58,6 +53,15 @@ void syncDirectory(const std::string& dir) {
 }
 
 } // namespace
+
+uint64_t fnv1a(const void* data, size_t bytes, uint64_t h) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < bytes; ++i) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
 
 at::Tensor mapRows(const std::string& path, at::ScalarType type, const std::vector<int64_t>& sizes, bool randomAccess) {
     int64_t expected = static_cast<int64_t>(c10::elementSize(type));

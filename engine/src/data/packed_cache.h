@@ -46,6 +46,10 @@ private:
     int64_t m_bytes = 0, m_unsynced = 0;
 };
 
+/// FNV-1a (64 bits) of `bytes` bytes, continuing from `h`: what names cache entries and digests
+/// the rows they hold.
+uint64_t fnv1a(const void* data, size_t bytes, uint64_t h = 1469598103934665603ull);
+
 /// The CRC-32 of a file, read in chunks.
 uint32_t fileChecksum(const std::string& path);
 

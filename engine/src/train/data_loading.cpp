@@ -1,4 +1,5 @@
 #include "data_loading.h"
+#include "normalizer_json.h"
 
 #include "data/packed_cache.h"
 
@@ -233,17 +234,8 @@ LoadedData loadRankShards(const TrainConfig& config, data::SourceOptions options
 
 // ---- Out of core -------------------------------------------------------------------------------
 
-uint64_t fnv1a(const void* data, size_t bytes, uint64_t h = 1469598103934665603ull) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < bytes; ++i) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 uint64_t digestOf(const std::vector<int64_t>& values, uint64_t h) {
-    return fnv1a(values.data(), values.size() * sizeof(int64_t), fnv1a(&h, sizeof h));
+    return data::fnv1a(values.data(), values.size() * sizeof(int64_t), data::fnv1a(&h, sizeof h));
 }
 
 /// What the files of a file source are now: every regular file of the directory (or beside the
@@ -375,19 +367,6 @@ data::Statistics statisticsFrom(const nlohmann::json& j) {
     s.min = j.at("min").get<double>();
     s.max = j.at("max").get<double>();
     return s;
-}
-
-nlohmann::json normalizerJson(const data::Normalizer& n) {
-    return {{"mode", data::toString(n.mode)}, {"scale", n.scale}, {"mean", n.mean}, {"std", n.std}};
-}
-
-data::Normalizer normalizerFrom(const nlohmann::json& j) {
-    data::Normalizer n;
-    n.mode = data::parseNormalization(j.at("mode").get<std::string>());
-    n.scale = j.at("scale").get<double>();
-    n.mean = j.at("mean").get<std::vector<double>>();
-    n.std = j.at("std").get<std::vector<double>>();
-    return n;
 }
 
 /// A part of the prepared rows on disk: `NAME.f32` (float32 rows) and `NAME.labels` (int64).

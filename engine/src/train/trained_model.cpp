@@ -1,6 +1,7 @@
 #include "mppdl/train/trained_model.h"
 
 #include "evaluate.h"
+#include "normalizer_json.h"
 #include "segments.h"
 #include "trained_model_impl.h"
 #include "weights.h"
@@ -22,18 +23,10 @@ namespace {
 constexpr const char* kFormat = "mppdl-model";
 constexpr int64_t kFormatVersion = 1;
 
-nlohmann::json normalizationJson(const data::Normalizer& n) {
-    return {{"mode", data::toString(n.mode)}, {"scale", n.scale}, {"mean", n.mean}, {"std", n.std}};
-}
-
 /// Reads class names, normalizer and member count (the keys of modelInfoJson) into `impl`.
 int64_t readModelInfo(const nlohmann::json& meta, TrainedModel::Impl& impl) {
     impl.classNames = meta.at("classes").get<std::vector<std::string>>();
-    const auto& n = meta.at("normalization");
-    impl.normalizer.mode = data::parseNormalization(n.at("mode").get<std::string>());
-    impl.normalizer.scale = n.at("scale").get<double>();
-    impl.normalizer.mean = n.at("mean").get<std::vector<double>>();
-    impl.normalizer.std = n.at("std").get<std::vector<double>>();
+    impl.normalizer = normalizerFrom(meta.at("normalization"));
     const int64_t members = meta.value("members", int64_t(1));
     if (members < 1 || members > 4096)
         throw StorageError("an ensemble of " + std::to_string(members) + " members");
@@ -46,7 +39,7 @@ nlohmann::json metadata(const TrainedModel::Impl& m) {
     j["version"] = kFormatVersion;
     j["architecture"] = nlohmann::json::parse(model::toJson(m.architecture));
     j["classes"] = m.classNames;
-    j["normalization"] = normalizationJson(m.normalizer);
+    j["normalization"] = normalizerJson(m.normalizer);
     j["members"] = m.members.size();
     return j;
 }
@@ -147,8 +140,7 @@ TrainedModel TrainedModel::fromWeights(const model::Architecture& architecture, 
 
 std::string modelInfoJson(const data::Normalizer& normalizer, const std::vector<std::string>& classNames,
                           int64_t members) {
-    return nlohmann::json{
-        {"classes", classNames}, {"normalization", normalizationJson(normalizer)}, {"members", members}}
+    return nlohmann::json{{"classes", classNames}, {"normalization", normalizerJson(normalizer)}, {"members", members}}
         .dump();
 }
 

@@ -119,6 +119,9 @@ struct TrainFlags {
         c.add_option("--cache-dir", config.data.cacheDir,
                      "where out-of-core rows are cached, reused while the source is unchanged (default: "
                      "$XDG_CACHE_HOME/mppdl)");
+        c.add_flag("--no-cache", config.data.noCache,
+                   "pg: tables: read the training rows from the server again every epoch, in blocks shuffled "
+                   "with a seed, keeping nothing of them (as MADlib without use_caching)");
         c.add_option("--early-stopping", config.earlyStoppingPatience,
                      "stop after N epochs without a lower validation loss (0 = off)")
             ->capture_default_str();

@@ -1,4 +1,5 @@
 #include "mppdl/data/dataset.h"
+#include "mppdl/data/row_set.h"
 
 #include "mppdl/core/error.h"
 
@@ -138,22 +139,40 @@ Statistics computeStatistics(const Dataset& dataset, const Reduce& reduce) {
 }
 
 Statistics computeStatistics(const Dataset& dataset, const at::Tensor& rows, const Reduce& reduce) {
-    Statistics stats;
-    const int64_t classes = dataset.numClasses();
+    return computeStatistics(rowSetOf(dataset, rows), reduce);
+}
+
+RowSet rowSetOf(const Dataset& dataset, const at::Tensor& rows) {
+    RowSet set;
+    const auto& x = dataset.features();
     const bool some = rows.defined();
+    set.rows = some ? rows.size(0) : x.defined() ? x.size(0) : 0;
+    set.sampleShape = dataset.sampleShape();
+    set.type = x.defined() ? x.scalar_type() : at::kFloat;
+    set.classes = dataset.numClasses();
+    if (set.rows > 0)
+        set.labels = some ? dataset.labels().index_select(0, rows) : dataset.labels();
+    // The selected rows gathered a chunk at a time: the same chunks as of a copy of them.
+    set.features = [x, rows, some](int64_t begin, int64_t end) {
+        return some ? x.index_select(0, rows.slice(0, begin, end)) : x.slice(0, begin, end);
+    };
+    return set;
+}
+
+Statistics computeStatistics(const RowSet& set, const Reduce& reduce) {
+    Statistics stats;
+    const int64_t classes = set.classes;
     auto counts = torch::zeros({classes}, torch::kFloat64);
-    if (!dataset.empty() && (!some || rows.numel() > 0))
-        counts = torch::bincount(some ? dataset.labels().index_select(0, rows) : dataset.labels(), {}, classes)
-                     .to(torch::kFloat64);
+    if (set.rows > 0)
+        counts = torch::bincount(set.labels, {}, classes).to(torch::kFloat64);
     if (reduce)
         reduce(counts, false);
     stats.classCounts.assign(static_cast<size_t>(classes), 0);
     for (int64_t c = 0; c < classes; ++c)
         stats.classCounts[static_cast<size_t>(c)] = static_cast<int64_t>(counts[c].item<double>());
 
-    const auto& x = dataset.features();
-    const auto shape = dataset.sampleShape();
-    const int64_t n = some ? rows.size(0) : x.defined() ? x.size(0) : 0;
+    const auto& shape = set.sampleShape;
+    const int64_t n = set.rows;
     const int64_t channels = shape.empty() ? 1 : shape[0];
     int64_t perRow = 1;
     for (const auto d : shape)
@@ -166,9 +185,7 @@ Statistics computeStatistics(const Dataset& dataset, const at::Tensor& rows, con
     const std::vector<int64_t> reduceDims{0, 2};
     auto chunkOf = [&](int64_t begin) {
         const int64_t end = std::min(n, begin + chunkRows);
-        // The selected rows gathered a chunk at a time: the same chunks as of a copy of them.
-        const auto part = some ? x.index_select(0, rows.slice(0, begin, end)) : x.slice(0, begin, end);
-        return part.to(torch::kFloat64).reshape({end - begin, channels, -1});
+        return set.features(begin, end).to(torch::kFloat64).reshape({end - begin, channels, -1});
     };
 
     // Two passes (mean, then squared deviations) keep the variance exact for data far from zero.

@@ -1,4 +1,5 @@
 #include "mppdl/data/preprocess.h"
+#include "mppdl/data/row_set.h"
 
 #include "mppdl/core/error.h"
 #include "seeded.h"
@@ -34,20 +35,14 @@ namespace {
 /// Rows gathered and converted at once: by fit() and apply() over some rows of a dataset.
 constexpr int64_t kChunkRows = 1024;
 
-/// The rows [begin, end) of `rows` (all rows when undefined) of x.
-at::Tensor rowsOf(const at::Tensor& x, const at::Tensor& rows, int64_t begin, int64_t end) {
-    return rows.defined() ? x.index_select(0, rows.slice(0, begin, end)) : x.slice(0, begin, end);
-}
-
-double scaleOf(const Dataset& train, const at::Tensor& rows, const Reduce& reduce) {
-    const auto& x = train.features();
-    if (x.scalar_type() == torch::kUInt8)
+double scaleOf(const RowSet& train, const Reduce& reduce) {
+    if (train.type == torch::kUInt8)
         return 255.0;
     // A chunk at a time (a maximum is the same in any order): no |x| copy of every row.
-    const int64_t n = rows.defined() ? rows.size(0) : x.size(0);
     double largest = 0.0;
-    for (int64_t begin = 0; begin < n; begin += kChunkRows)
-        largest = std::max(largest, rowsOf(x, rows, begin, std::min(n, begin + kChunkRows)).abs().max().item<double>());
+    for (int64_t begin = 0; begin < train.rows; begin += kChunkRows)
+        largest = std::max(largest,
+                           train.features(begin, std::min(train.rows, begin + kChunkRows)).abs().max().item<double>());
     if (reduce) {
         auto value = torch::tensor({largest}, torch::kFloat64);
         reduce(value, true);
@@ -89,16 +84,20 @@ Normalizer Normalizer::fit(Mode mode, const Dataset& train, const Reduce& reduce
 }
 
 Normalizer Normalizer::fit(Mode mode, const Dataset& train, const at::Tensor& rows, const Reduce& reduce) {
+    return fit(mode, rowSetOf(train, rows), reduce);
+}
+
+Normalizer Normalizer::fit(Mode mode, const RowSet& train, const Reduce& reduce) {
     Normalizer n;
     n.mode = mode;
     if (mode == Mode::None)
         return n;
     // A process of a run may hold no training rows; the run as a whole has some.
-    if ((train.empty() || (rows.defined() && rows.numel() == 0)) && !reduce)
+    if (train.rows == 0 && !reduce)
         throw DataError("cannot fit the normalization: the training set is empty");
-    n.scale = scaleOf(train, rows, reduce);
+    n.scale = scaleOf(train, reduce);
     if (mode == Mode::Standardize) {
-        const auto stats = computeStatistics(train, rows, reduce);
+        const auto stats = computeStatistics(train, reduce);
         for (size_t c = 0; c < stats.channelMean.size(); ++c) {
             n.mean.push_back(stats.channelMean[c] / n.scale);
             const double sd = stats.channelStd[c] / n.scale;

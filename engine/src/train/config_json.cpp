@@ -91,6 +91,8 @@ std::string toJson(const TrainConfig& c) {
         j["data"]["memory_budget"] = c.data.memoryBudget;
     if (!c.data.cacheDir.empty())
         j["data"]["cache_dir"] = c.data.cacheDir;
+    if (c.data.noCache)
+        j["data"]["no_cache"] = true;
     return j.dump();
 }
 
@@ -115,6 +117,8 @@ TrainConfig trainConfigFromJson(const std::string& text) {
         read(d, "memory_budget", c.data.memoryBudget, where);
     if (d.contains("cache_dir"))
         read(d, "cache_dir", c.data.cacheDir, where);
+    if (d.contains("no_cache"))
+        read(d, "no_cache", c.data.noCache, where);
     const auto& s = section(d, "source", where);
     read(s, "kind", c.data.source.kind, where);
     read(s, "label", c.data.source.label, where);

@@ -2,6 +2,7 @@
 #include "normalizer_json.h"
 
 #include "data/packed_cache.h"
+#include "streamed_rows.h"
 
 #include "mppdl/core/error.h"
 #include "mppdl/core/text_table.h"
@@ -13,6 +14,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -518,6 +520,122 @@ LoadedData loadOutOfCore(const TrainConfig& config, const data::SourceOptions& o
     return loaded;
 }
 
+// ---- Streamed every epoch (--no-cache) ---------------------------------------------------------
+
+/// The labels of these positions of the rows as read, from the planning read's every label.
+at::Tensor labelsAt(const Plan& plan, const std::vector<int64_t>& positions) {
+    const auto& all = plan.source.allLabels;
+    const auto& ordinals = plan.rows.read.train;
+    std::vector<int64_t> labels;
+    labels.reserve(positions.size());
+    for (const int64_t p : positions)
+        labels.push_back(all.at(size_t(ordinals[size_t(p)])));
+    return indexTensor(labels);
+}
+
+/// The test rows, read at once (a table has none; a view of another kind might).
+data::Dataset readTestRows(const TrainConfig& config, data::SourceOptions options, const Plan& plan) {
+    if (plan.rows.read.test.empty())
+        return data::Dataset();
+    auto selection = std::make_shared<data::RowSelection>();
+    selection->test = plan.rows.read.test;
+    options.rows = selection;
+    return data::loadSource(config.data.location, options).test;
+}
+
+/// --no-cache: this process's training rows are read from the server again every epoch, a block
+/// at a time (StreamedRows). The statistics and the normalizer are fitted over a first read of
+/// them, as in memory and to every digit; the validation (and test) rows, read once, stay in memory.
+LoadedData loadStreamed(const TrainConfig& config, const data::SourceOptions& options, Plan& plan, Collectives* group,
+                        data::Residence residence, const std::function<void(const std::string&)>& say) {
+    if (!plan.selective)
+        throw ConfigError("--no-cache reads " + config.data.location +
+                          " a block of rows at a time, numbered in the order of a unique column: name it with --id");
+    const auto& rows = plan.rows;
+    const std::string location = config.data.location;
+    auto read = [location, options](const std::vector<int64_t>& ordinals, int64_t& bytes) {
+        auto o = options;
+        auto selection = std::make_shared<data::RowSelection>();
+        selection->train = ordinals;
+        o.rows = selection;
+        auto block = data::loadSource(location, o);
+        if (block.train.size() != int64_t(ordinals.size()))
+            throw InternalError(location + ": read " + std::to_string(block.train.size()) + " rows of a block of " +
+                                std::to_string(ordinals.size()));
+        bytes += block.bytesRead;
+        return block.train;
+    };
+    const int64_t rowBytes = data::preparedBytes(1, plan.sampleShape);
+    const int64_t blockRows = StreamedRows::blockRowsFor(rowBytes);
+    constexpr int kHeldBlocks = 3; // the one training, one a lagging segment still reads, the next
+    const int64_t sourceRows = plan.source.sourceTrainRows;
+    // The rows as read (training and validation) for the fitting, holding what the budget allows
+    // through its passes (the statistics' two, the scale's, the validation rows'): one read of
+    // them where they fit. Then the training rows alone for the epochs.
+    const int fittingBlocks = int(
+        std::clamp<int64_t>(residence.budgetBytes / std::max<int64_t>(1, blockRows * rowBytes), kHeldBlocks,
+                            std::numeric_limits<int>::max()));
+    StreamedRows fitting(read, rows.read.train, sourceRows, rows.trainAt, blockRows, fittingBlocks, config.seed);
+    std::vector<int64_t> trainOrdinals, trainAt;
+    for (const int64_t p : rows.trainAt) {
+        trainAt.push_back(int64_t(trainOrdinals.size()));
+        trainOrdinals.push_back(rows.read.train[size_t(p)]);
+    }
+    auto stream = std::make_shared<StreamedRows>(read, std::move(trainOrdinals), sourceRows, std::move(trainAt),
+                                                 blockRows, kHeldBlocks, config.seed);
+    const auto& planned = plan.source.train;
+    const auto type = planned.features().defined() ? planned.features().scalar_type() : at::kFloat;
+    const auto classes = planned.numClasses();
+    const auto reduce = reduceOver(group);
+
+    LoadedData loaded;
+    auto& prepared = loaded.prepared;
+    if (say)
+        say("streaming " + location +
+            " from the server every epoch (--no-cache): " + std::to_string(stream->blocksRead()) + " blocks of up to " +
+            std::to_string(blockRows) + " rows; fitting the statistics and the normalization");
+    const auto statistics = statisticsRows(rows).contiguous();
+    const std::vector<int64_t> statisticsAt(statistics.data_ptr<int64_t>(),
+                                            statistics.data_ptr<int64_t>() + statistics.numel());
+    loaded.statistics = data::computeStatistics(
+        fitting.rawRows(statisticsAt, labelsAt(plan, statisticsAt), plan.sampleShape, type, classes), reduce);
+    prepared.normalizer = data::Normalizer::fit(
+        config.data.normalization,
+        fitting.rawRows(rows.trainAt, labelsAt(plan, rows.trainAt), plan.sampleShape, type, classes), reduce);
+    if (!rows.validationAt.empty())
+        prepared.validation = prepared.normalizer.apply(fitting.rawGather(rows.validationAt));
+    const auto test = readTestRows(config, options, plan);
+    if (!test.empty())
+        prepared.test = prepared.normalizer.apply(test);
+    stream->normalizeWith(prepared.normalizer);
+
+    // The training rows' labels, and one zero row broadcast to their count in place of their
+    // features (no memory): what sizes the run; the rows themselves come from the stream.
+    std::vector<int64_t> sizes{int64_t(rows.trainAt.size())};
+    sizes.insert(sizes.end(), plan.sampleShape.begin(), plan.sampleShape.end());
+    auto one = sizes;
+    one[0] = 1;
+    prepared.train = data::Dataset(torch::zeros(one, torch::kFloat32).expand(sizes), labelsAt(plan, rows.trainAt),
+                                   planned.classNames());
+    prepared.stream = stream;
+    prepared.local = localRowsOf(plan);
+    prepared.rowsRead = fitting.rowsRead() + test.size();
+    prepared.bytesRead = fitting.bytesRead();
+    loaded.schema = schemaOf(plan);
+    loaded.schema.classNames = planned.classNames();
+    residence.outOfCore = false;
+    residence.streamed = true;
+    const auto held = double(kHeldBlocks * blockRows * rowBytes);
+    residence.why = "--no-cache: the training rows are read from the server every epoch, " +
+                    std::to_string(stream->blocksRead()) + (stream->blocksRead() == 1 ? " block" : " blocks") +
+                    " of up to " + std::to_string(blockRows) + " rows in a seeded order, at most " +
+                    std::to_string(kHeldBlocks) + " held (" + humanBytes(held) + "); " + residence.why;
+    prepared.residence = residence;
+    loaded.source = std::move(plan.source);
+    releaseRows(loaded.source);
+    return loaded;
+}
+
 } // namespace
 
 LoadedData loadRunData(const TrainConfig& config, const data::SourceOptions& options, Collectives* group,
@@ -536,6 +654,8 @@ LoadedData loadRunData(const TrainConfig& config, const data::SourceOptions& opt
     Plan plan = planRows(config, options, ranks ? group->rank() : 0, ranks ? group->world() : 1);
     const auto residence = residenceOf(config, plan);
     LoadedData loaded;
+    if (config.data.noCache)
+        return loadStreamed(config, options, plan, ranks ? group : nullptr, residence, say);
     if (residence.outOfCore)
         return loadOutOfCore(config, options, plan, ranks ? group : nullptr, residence, say);
     if (ranks)

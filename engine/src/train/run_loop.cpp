@@ -120,6 +120,10 @@ void RunLoop::setUp() {
     buildReplicas();
     if (m_data.residence.outOfCore)
         m_prefetcher = std::make_unique<RowPrefetcher>();
+    if (m_data.stream) {
+        m_streamReadAtLoad = m_data.stream->rowsRead();
+        m_streamBytesAtLoad = m_data.stream->bytesRead();
+    }
     planSteps();
     resume();
     m_startEpoch = m_loop.epochsDone;
@@ -214,7 +218,8 @@ void RunLoop::buildReplicas() {
                              : m_module;
         // On the CPU the replicas read the training rows where they are, through their shard's
         // indices: no copy of the data per segment. A device gets a copy of its shard's rows.
-        if (r.device.is_cpu() && m_data.train.features().device().is_cpu()) {
+        // Streamed (--no-cache): only the shard's positions; its minibatches come from the stream.
+        if (m_data.stream || (r.device.is_cpu() && m_data.train.features().device().is_cpu())) {
             r.x = m_data.train.features();
             r.y = m_data.train.labels();
             r.rowsOf = shards[size_t(s)];
@@ -337,10 +342,14 @@ void RunLoop::runEpoch(int epoch) {
     ep.startStep = m_loop.globalStep;
     for (auto& r : m_replicas) {
         auto sg = std::make_unique<Epoch::Segment>(r.device);
-        sg->order = torch::randperm(r.rows(), r.permutation, torch::kLong);
-        if (r.rowsOf.defined()) // the same minibatches as from a copy of the shard: its rows in that order
-            sg->order = r.rowsOf.index_select(0, sg->order);
-        sg->order = sg->order.to(r.device);
+        if (m_data.stream) {
+            sg->order = m_data.stream->epochOrder(epoch, r.segment, r.rowsOf);
+        } else {
+            sg->order = torch::randperm(r.rows(), r.permutation, torch::kLong);
+            if (r.rowsOf.defined()) // the same minibatches as from a copy of the shard: its rows in that order
+                sg->order = r.rowsOf.index_select(0, sg->order);
+            sg->order = sg->order.to(r.device);
+        }
         ep.seg.push_back(std::move(sg));
     }
     ep.lastProgress = Clock::now();
@@ -385,7 +394,9 @@ void RunLoop::runSegment(Epoch& ep, size_t i, bool inlineReport) {
             break;
         const int64_t begin = sg.cursor;
         const int64_t end = std::min(r.rows(), begin + r.batch);
-        const auto figures = trainMinibatch(r.module, *r.optimizer, r.x, r.y, sg.order, begin, end, stepHere, sg.sums);
+        const auto figures = m_data.stream ? trainStreamed(r, sg.order, begin, end, stepHere, sg.sums)
+                                           : trainMinibatch(r.module, *r.optimizer, r.x, r.y, sg.order, begin, end,
+                                                            stepHere, sg.sums);
         sg.cursor = end;
         sg.roundRows += end - begin;
         ++sg.roundSteps;
@@ -402,6 +413,16 @@ void RunLoop::runSegment(Epoch& ep, size_t i, bool inlineReport) {
             progress(ep, true);
     }
     sg.seconds += secondsSince(start);
+}
+
+// A minibatch of a streamed run: its rows gathered from the blocks the stream holds (reading any it
+// does not), then trained as a minibatch of rows in memory.
+StepFigures RunLoop::trainStreamed(Replica& r, const torch::Tensor& order, int64_t begin, int64_t end, bool stepHere,
+                                   EpochSums& sums) {
+    const auto batch = m_data.stream->gather(order.slice(0, begin, end));
+    const auto rows = torch::arange(end - begin, torch::TensorOptions(torch::kLong).device(r.device));
+    return trainMinibatch(r.module, *r.optimizer, batch.features().to(r.device), batch.labels().to(r.device), rows, 0,
+                          end - begin, stepHere, sums);
 }
 
 // Progress from this process's segments. `sameThread`: called from the thread that trains (it
@@ -774,8 +795,11 @@ data::DistributionSummary RunLoop::summarizeLocalShards(const std::vector<torch:
 std::vector<RankFigures> RunLoop::rankFigures() {
     enum Figure { RowsRead, BytesRead, PeakRss, Figures };
     auto figures = torch::zeros({m_world, Figures}, torch::kDouble);
-    figures[m_rank][RowsRead] = double(m_data.rowsRead);
-    figures[m_rank][BytesRead] = double(m_data.bytesRead);
+    // A stream reads every epoch: what it has read by now, the validation and test rows besides.
+    figures[m_rank][RowsRead] = double(m_data.rowsRead +
+                                       (m_data.stream ? m_data.stream->rowsRead() - m_streamReadAtLoad : 0));
+    figures[m_rank][BytesRead] = double(m_data.bytesRead +
+                                        (m_data.stream ? m_data.stream->bytesRead() - m_streamBytesAtLoad : 0));
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     figures[m_rank][PeakRss] = double(usage.ru_maxrss) * 1024.0; // Linux counts kilobytes

@@ -76,6 +76,9 @@ private:
     void runEpoch(int epoch);
     void runRound(Epoch& ep);
     void runSegment(Epoch& ep, size_t i, bool inlineReport);
+    /// A minibatch of a streamed run (--no-cache): the rows order[begin, end) from the stream.
+    StepFigures trainStreamed(Replica& r, const torch::Tensor& order, int64_t begin, int64_t end, bool stepHere,
+                              EpochSums& sums);
     void progress(Epoch& ep, bool sameThread);
     /// Exchanges the round's counts and joins; false when some process cancels.
     bool join(Epoch& ep);
@@ -133,6 +136,8 @@ private:
     std::vector<Replica> m_replicas;
     std::unique_ptr<SegmentPool> m_pool;
     std::unique_ptr<RowPrefetcher> m_prefetcher; ///< out of core: reads the next minibatches' rows
+    /// Streamed: what its stream had read when the run began (rows, bytes).
+    int64_t m_streamReadAtLoad = 0, m_streamBytesAtLoad = 0;
     int m_threads = 1;
 
     int64_t m_rows = 0, m_batch = 0, m_stepsPerEpoch = 0, m_totalSteps = 0;

@@ -70,6 +70,16 @@ std::vector<std::string> validate(const TrainConfig& c) {
         problems.push_back("early stopping watches the validation loss: set a validation fraction > 0");
     if (c.threads < 0)
         problems.push_back("threads must be >= 0");
+    if (c.data.noCache) {
+        const auto* policy = data::findDistributionPolicy(c.distribution);
+        if (c.data.location.rfind("pg:", 0) != 0)
+            problems.push_back("--no-cache reads a pg: table from its server again every epoch; " + c.data.location +
+                               " is not one (files are read once: in memory, or from the cache "
+                               "out of core)");
+        else if (policy && policy->fromSource)
+            problems.push_back("--no-cache streams the rows the trainer deals to segments; the '" + c.distribution +
+                               "' distribution reads each segment's shard once, in memory");
+    }
     if (!c.data.memoryBudget.empty()) {
         try {
             data::parseByteSize(c.data.memoryBudget);
@@ -121,12 +131,14 @@ LoadedData loadData(const TrainConfig& config, const model::Architecture& archit
           << (local ? local->validationRows : prepared.validation.size()) << " validation / "
           << (local ? local->testRows : prepared.test.size()) << " test rows of "
           << data::formatShape(prepared.train.sampleShape()) << ", " << prepared.train.numClasses() << " classes";
-        if (local)
+        if (local && local->world > 1 && !prepared.residence.streamed)
             m << "; this process read " << prepared.rowsRead << " of them";
         m << ", loaded in " << humanDuration(secondsSince(start));
         if (prepared.residence.outOfCore)
             m << "; out of core" << (prepared.residence.reused ? ", from the cache" : "") << ": "
               << prepared.residence.why;
+        if (prepared.residence.streamed)
+            m << "; " << prepared.residence.why;
         emitter.message(m.str());
         return loaded;
     });

@@ -85,6 +85,15 @@ Statistics computeStatistics(const Dataset& dataset, const Reduce& reduce);
 /// they are gathered a chunk at a time (`rows` undefined: all of them).
 Statistics computeStatistics(const Dataset& dataset, const at::Tensor& rows, const Reduce& reduce);
 
+struct RowSet; // row_set.h: rows read on demand
+
+/// The rows `rows` (undefined: all) of `dataset` as a RowSet that gathers them a chunk at a time.
+RowSet rowSetOf(const Dataset& dataset, const at::Tensor& rows);
+
+/// computeStatistics() of rows read on demand: the same figures, to every digit, as of a dataset
+/// holding them.
+Statistics computeStatistics(const RowSet& rows, const Reduce& reduce);
+
 /// "1x28x28".
 std::string formatShape(const std::vector<int64_t>& shape);
 

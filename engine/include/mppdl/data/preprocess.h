@@ -32,6 +32,8 @@ struct Normalizer {
     static Normalizer fit(Mode mode, const Dataset& train, const Reduce& reduce);
     /// fit(mode, train.select(rows), reduce), to every digit, without a copy of the rows.
     static Normalizer fit(Mode mode, const Dataset& train, const at::Tensor& rows, const Reduce& reduce);
+    /// The same of rows read on demand (a table streamed from its server), to every digit.
+    static Normalizer fit(Mode mode, const RowSet& train, const Reduce& reduce);
     /// float32 features, normalized; DataError when the channel count differs from the fitted one.
     Dataset apply(const Dataset& dataset) const;
     /// apply(dataset.select(rows)) without a raw copy of those rows: uint8 rows are gathered and
@@ -81,11 +83,33 @@ struct Residence {
     std::string why;      ///< "188 MB of packed rows fit the memory budget of 11 GB (--memory-budget 12G)"
     std::string cacheDir; ///< out of core: the cache entry's directory ("" once removed: a table's)
     bool reused = false;  ///< out of core: the entry an earlier run built
+    /// --no-cache: the training rows are read from the server again every epoch (PreparedData::stream).
+    bool streamed = false;
     int64_t packedBytes = 0, budgetBytes = 0;
-    /// "in memory" or "out of core (cache reused)", as `mppdl show` and the run's record put it.
+    /// "in memory", "out of core (cache reused)" or "streamed every epoch", as `mppdl show` and
+    /// the run's record put it.
     std::string mode() const {
+        if (streamed)
+            return "streamed every epoch";
         return outOfCore ? (reused ? "out of core (cache reused)" : "out of core") : "in memory";
     }
+};
+
+/// Training rows a run does not keep: read from their source again for every epoch, a block of
+/// rows at a time (a pg: table with --no-cache). Positions are those of PreparedData::train.
+class RowStream {
+public:
+    virtual ~RowStream() = default;
+    /// The order in which a segment visits `rows` (ascending positions) in epoch `epoch` (0-based):
+    /// the blocks in a seeded order, the same for every segment, and the segment's rows of each
+    /// block in a seeded order of their own. The same for the same seed, epoch, segment and rows.
+    virtual at::Tensor epochOrder(int epoch, int segment, const at::Tensor& rows) = 0;
+    /// The normalized rows at `positions`, reading blocks from the source as they are needed
+    /// (callable from several threads at once).
+    virtual Dataset gather(const at::Tensor& positions) = 0;
+    /// What has been read from the source so far: rows, and their feature bytes.
+    virtual int64_t rowsRead() const = 0;
+    virtual int64_t bytesRead() const = 0;
 };
 
 /// Training, validation and test sets, normalized and ready for the trainer.
@@ -99,6 +123,9 @@ struct PreparedData {
     /// What this process read of the source: rows and their packed feature bytes.
     int64_t rowsRead = 0, bytesRead = 0;
     Residence residence;
+    /// --no-cache: where the training rows come from, every epoch; `train` then holds no rows,
+    /// only their shape and classes.
+    std::shared_ptr<RowStream> stream;
 };
 
 /// Splits a seeded random `validationFraction` (in [0, 1)) of the training rows off for validation,

@@ -27,6 +27,9 @@ struct DataConfig {
     std::string memoryBudget;
     /// Where out-of-core rows are cached (empty: data::defaultCacheRoot(), under $XDG_CACHE_HOME).
     std::string cacheDir;
+    /// A pg: table's training rows are read from the server again every epoch, in blocks, and
+    /// nothing of them is kept between epochs (MADlib without use_caching): see streamed_rows.h.
+    bool noCache = false;
 };
 
 /// Everything needed to repeat a training run.

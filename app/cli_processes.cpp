@@ -6,14 +6,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <csignal>
-#include <functional>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <spawn.h>
+#include <string>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 extern char** environ;
 
@@ -33,12 +38,26 @@ public:
         for (auto& w : m_workers)
             if (!w.reaped)
                 ::kill(w.pid, SIGTERM);
+        // A grace period to stop, then SIGKILL for a worker that does not (stuck in a read).
+        const auto until = std::chrono::steady_clock::now() + kGracePeriod;
         for (auto& w : m_workers)
-            if (!w.reaped)
-                waitpid(w.pid, nullptr, 0);
+            while (!w.reaped) {
+                if (waitpid(w.pid, &w.status, WNOHANG) == w.pid) {
+                    w.reaped = true;
+                } else if (std::chrono::steady_clock::now() > until) {
+                    ::kill(w.pid, SIGKILL);
+                    waitpid(w.pid, &w.status, 0);
+                    w.reaped = true;
+                } else {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                }
+            }
     }
+    static constexpr std::chrono::seconds kGracePeriod{5};
 
-    void start(int rank, const std::string& master, double timeoutSeconds) {
+    /// Starts rank `rank`, which verifies the run's configuration with `secret` (handed over in
+    /// its environment, which only this user and root can read, not on its command line).
+    void start(int rank, const std::string& master, double timeoutSeconds, const std::string& secret) {
         const std::vector<std::string> args = {"mppdl",     "worker",
                                                "--rank",    std::to_string(rank),
                                                "--world",   std::to_string(m_world),
@@ -48,8 +67,17 @@ public:
         for (const auto& a : args)
             argv.push_back(const_cast<char*>(a.c_str()));
         argv.push_back(nullptr);
+        std::vector<std::string> variables{"MPPDL_CLUSTER_SECRET=" + secret,
+                                           "MPPDL_LOCAL_WORKER=" + std::to_string(getpid())};
+        for (char** e = environ; *e; ++e)
+            if (std::strncmp(*e, "MPPDL_CLUSTER_SECRET=", 21) != 0 && std::strncmp(*e, "MPPDL_LOCAL_WORKER=", 19) != 0)
+                variables.emplace_back(*e);
+        std::vector<char*> env;
+        for (auto& v : variables)
+            env.push_back(v.data());
+        env.push_back(nullptr);
         pid_t pid = 0;
-        const int error = posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ);
+        const int error = posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), env.data());
         if (error != 0)
             throw DeviceError("cannot start worker process " + std::to_string(rank) + ": " + std::strerror(error));
         m_workers.push_back({rank, pid, false, 0});
@@ -94,6 +122,29 @@ private:
     std::vector<Worker> m_workers;
 };
 
+/// A worker this host's rank 0 started (MPPDL_LOCAL_WORKER holds its pid) ends with it, even
+/// when rank 0 is killed and cannot stop it.
+void stopWithParent() {
+    const char* parent = std::getenv("MPPDL_LOCAL_WORKER");
+    if (!parent)
+        return;
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (std::to_string(getppid()) != parent) // the parent died before the call above
+        std::_Exit(128 + SIGTERM);
+}
+
+void addSecretOption(CLI::App& c, std::string& secretFile) {
+    c.add_option("--secret-file", secretFile,
+                 "file (mode 0600) holding the cluster secret that signs the run's configuration for workers on "
+                 "other hosts (default: $MPPDL_CLUSTER_SECRET; a run of this host makes its own)");
+}
+
+void addInterfaceOption(CLI::App& c, std::string& interface) {
+    c.add_option("--interface", interface,
+                 "network interface for the collectives between hosts, such as eth0 (default: $GLOO_SOCKET_IFNAME, "
+                 "else the one that routes to the master)");
+}
+
 /// "training segments 1, 3": what rank `rank` of `world` trains.
 std::string segmentsOf(int rank, int world, int segments) {
     std::string list;
@@ -103,21 +154,39 @@ std::string segmentsOf(int rank, int world, int segments) {
     return "training segment" + std::string(count > 1 ? "s" : "") + list;
 }
 
+/// The secret that signs the run's configuration: the user's, or for a run of this host only a
+/// fresh one its workers get from this process.
+std::string runSecret(int world, int local, const ProcessFlags& flags) {
+    auto secret = train::clusterSecret(flags.secretFile);
+    if (!secret.empty())
+        return secret;
+    if (local < world)
+        throw ConfigError("processes on other hosts take the run's configuration only signed with the cluster "
+                          "secret: set MPPDL_CLUSTER_SECRET (or --secret-file FILE, mode 0600) to the same value "
+                          "here and on every host");
+    return train::freshClusterSecret();
+}
+
 /// Joins this process as rank 0 of `world`, starting `local` - 1 of the workers here; the others
 /// are told how to join from their hosts.
-std::unique_ptr<train::ProcessGroup> launch(int world, int local, const ProcessFlags& flags, LocalWorkers& workers) {
+std::unique_ptr<train::ProcessGroup> launch(int world, int local, const ProcessFlags& flags, LocalWorkers& workers,
+                                            const std::string& secret) {
     const std::string master = !flags.master.empty() ? flags.master : local == world ? "127.0.0.1:0" : "0.0.0.0:29500";
-    auto group = train::ProcessGroup::join(0, world, master, flags.timeoutSeconds, [&](int port) {
+    const std::string masterHost = master.substr(0, master.rfind(':'));
+    const auto listening = [&](int port, const train::GlooInterface& network) {
         for (int rank = 1; rank < local; ++rank)
-            workers.start(rank, "127.0.0.1:" + std::to_string(port), flags.timeoutSeconds);
+            workers.start(rank, "127.0.0.1:" + std::to_string(port), flags.timeoutSeconds, secret);
         if (local < world) {
-            char host[256] = "THIS-HOST";
-            gethostname(host, sizeof host);
+            // The address the others reach this host at: the one --master names, else (0.0.0.0)
+            // that of the interface this process's collectives use.
+            const std::string host = masterHost == "0.0.0.0" ? network.address : masterHost;
             std::cerr << "waiting for processes " << local << " to " << world - 1
                       << " to join: on each host run\n  mppdl worker --rank R --world " << world << " --master " << host
-                      << ":" << port << std::endl;
+                      << ":" << port << "\n(this host's collectives use " << network.name << " " << network.address
+                      << ", chosen by " << network.why << ")" << std::endl;
         }
-    });
+    };
+    auto group = train::ProcessGroup::join(0, world, master, flags.timeoutSeconds, listening, flags.interface);
     group->setFailureContext([&workers] { return workers.describeEnded(); });
     return group;
 }
@@ -141,6 +210,8 @@ void ProcessFlags::add(CLI::App& c) {
     c.add_option("--timeout", timeoutSeconds, "seconds to wait for the processes to join and for a silent one")
         ->capture_default_str()
         ->check(CLI::Range(1.0, 86400.0));
+    addInterfaceOption(c, interface);
+    addSecretOption(c, secretFile);
 }
 
 struct ProcessRun::Impl {
@@ -170,10 +241,13 @@ std::unique_ptr<ProcessRun> ProcessRun::start(const train::TrainConfig& given, c
     // --threads counts the host's threads, as on the thread pool: its processes share them. Then
     // each segment computes with as many threads as it would on the pool, so the two agree.
     config.threads = std::max(1, (config.threads > 0 ? config.threads : train::defaultThreadCount()) / local);
-    impl->group = launch(config.processes, local, flags, impl->workers);
-    impl->group->set(kRunKey, nlohmann::json{{"config", nlohmann::json::parse(train::toJson(config))},
-                                             {"architecture", nlohmann::json::parse(model::toJson(architecture))}}
-                                  .dump());
+    const auto secret = runSecret(config.processes, local, flags);
+    impl->group = launch(config.processes, local, flags, impl->workers, secret);
+    impl->group->setSigned(kRunKey,
+                           nlohmann::json{{"config", nlohmann::json::parse(train::toJson(config))},
+                                          {"architecture", nlohmann::json::parse(model::toJson(architecture))}}
+                               .dump(),
+                           secret);
     return std::unique_ptr<ProcessRun>(new ProcessRun(std::move(impl)));
 }
 
@@ -209,8 +283,9 @@ std::unique_ptr<JobProcesses> JobProcesses::start(int processes, const ProcessFl
                                                   const nlohmann::json& job) {
     auto impl = std::make_unique<Impl>(processes, task);
     const int local = flags.localProcesses > 0 ? std::min(flags.localProcesses, processes) : processes;
-    impl->group = launch(processes, local, flags, impl->workers);
-    impl->group->set(kRunKey, job.dump());
+    const auto secret = runSecret(processes, local, flags);
+    impl->group = launch(processes, local, flags, impl->workers, secret);
+    impl->group->setSigned(kRunKey, job.dump(), secret);
     return std::unique_ptr<JobProcesses>(new JobProcesses(std::move(impl)));
 }
 
@@ -229,6 +304,8 @@ struct WorkerFlags {
     int rank = -1;
     int world = 0;
     std::string master;
+    std::string interface;
+    std::string secretFile;
     double timeoutSeconds = 60;
 
     void add(CLI::App& c) {
@@ -237,6 +314,8 @@ struct WorkerFlags {
         c.add_option("--master", master, "HOST:PORT of the run's rank 0")->required();
         c.add_option("--timeout", timeoutSeconds, "seconds to wait for the master and for a silent process")
             ->capture_default_str();
+        addInterfaceOption(c, interface);
+        addSecretOption(c, secretFile);
     }
 
     int execute() {
@@ -244,10 +323,16 @@ struct WorkerFlags {
             throw ConfigError("--rank " + std::to_string(rank) +
                               ": workers have ranks 1 to world - 1 (rank 0 is the "
                               "mppdl train process)");
-        auto group = train::ProcessGroup::join(rank, world, master, timeoutSeconds);
+        stopWithParent();
+        // Before joining: a worker without the secret cannot take any run.
+        const auto secret = train::clusterSecret(secretFile);
+        if (secret.empty())
+            throw ConfigError("no cluster secret to check the run's configuration with: set MPPDL_CLUSTER_SECRET "
+                              "(or --secret-file FILE, mode 0600) to rank 0's");
+        auto group = train::ProcessGroup::join(rank, world, master, timeoutSeconds, {}, interface);
         nlohmann::json run;
         try {
-            run = nlohmann::json::parse(group->get(kRunKey));
+            run = nlohmann::json::parse(group->getSigned(kRunKey, secret));
         } catch (const nlohmann::json::exception& e) {
             throw ConfigError(std::string("the master sent a run this worker cannot read: ") + e.what());
         }

@@ -26,6 +26,10 @@ struct ProcessFlags {
     std::string master;
     /// How long to wait for the processes to join, and for a silent one in a collective.
     double timeoutSeconds = 60;
+    /// The network interface for the collectives (train::chooseInterface; empty: chosen).
+    std::string interface;
+    /// The cluster secret's file (train::clusterSecret; empty: $MPPDL_CLUSTER_SECRET).
+    std::string secretFile;
 
     void add(CLI::App& command);
 };

@@ -9,7 +9,9 @@ packages=(
   # engine
   libtorch-dev libopenblas0-pthread libgloo-dev
   libsqlite3-dev sqlite3 libpqxx-dev libpq-dev
-  nlohmann-json3-dev libcli11-dev libstb-dev zlib1g-dev
+  nlohmann-json3-dev libcli11-dev libstb-dev zlib1g-dev libssl-dev
+  # tests: hosts as network namespaces (ip, tc)
+  iproute2
   libprotobuf-dev protobuf-compiler libonnx-dev
   # GUI
   qt6-base-dev libqcustomplot-dev libgl-dev

@@ -1,6 +1,8 @@
 // Segments over processes through the real binary: the same training as on threads, a killed
-// worker, resuming, and the rendezvous's refusals.
+// worker, resuming, the rendezvous's refusals, a forged run configuration refused, the cluster
+// secret kept private, and the network interface of the collectives.
 
+#include "mppdl/train/process_group.h"
 #include "mppdl/train/trained_model.h"
 
 #include "support/background.h"
@@ -16,7 +18,9 @@
 
 #include <arpa/inet.h>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <thread>
@@ -167,6 +171,7 @@ TEST_F(ProcessesCli, RendezvousRefusalsAreClear) {
     EXPECT_NE(r.out.find("in use"), std::string::npos) << r.out;
     close(fd);
 
+    setenv("MPPDL_CLUSTER_SECRET", "the run's secret", 1); // workers refuse to start without one
     r = runMppdl("worker --rank 1 --world 2 --master no-such-host.invalid:29500");
     EXPECT_EQ(r.code, 2) << r.out;
     EXPECT_NE(r.out.find("does not resolve"), std::string::npos) << r.out;
@@ -186,4 +191,80 @@ TEST_F(ProcessesCli, RendezvousRefusalsAreClear) {
     r = runMppdl(quick("mlp", 1, 500) + " --no-project --strategy model-averaging --segments 2 --processes 3");
     EXPECT_EQ(r.code, 2) << r.out;
     EXPECT_NE(r.out.find("3 processes for 2 segments"), std::string::npos) << r.out;
+}
+
+// Anyone who can reach a run's rendezvous can write to it, so a worker takes its run only signed
+// with the cluster secret. A stranger (libtorch's c10d store and Gloo group, as any program may
+// use them) serves a rendezvous and writes a run that would send the worker to a database of its
+// choosing: unsigned, then signed with another secret. The worker refuses both and says why.
+TEST_F(ProcessesCli, AWorkerRefusesAForgedRunConfiguration) {
+    setenv("MPPDL_CLUSTER_SECRET", "the worker's secret", 1);
+    const std::string forged = R"({"config":{"data":{"location":"pg:secrets","source":{"connection":)"
+                               R"("host=elsewhere.invalid"}}}})";
+    for (const bool otherSecret : {false, true}) {
+        CliResult worker;
+        std::thread runner;
+        auto stranger = train::ProcessGroup::join(0, 2, "127.0.0.1:0", 30, [&](int port, const train::GlooInterface&) {
+            runner = std::thread([&worker, port] {
+                worker = runMppdl("worker --rank 1 --world 2 --master 127.0.0.1:" + std::to_string(port) +
+                                  " --timeout 30");
+            });
+        });
+        if (otherSecret)
+            stranger->setSigned("mppdl/run", forged, "the stranger's secret");
+        else
+            stranger->set("mppdl/run", forged);
+        runner.join();
+        EXPECT_EQ(worker.code, 2) << worker.out;
+        EXPECT_NE(worker.out.find(otherSecret ? "is not signed with this worker's cluster secret"
+                                              : "is not signed: refused"),
+                  std::string::npos)
+            << worker.out;
+        EXPECT_EQ(worker.out.find("elsewhere"), std::string::npos) << worker.out;
+    }
+    unsetenv("MPPDL_CLUSTER_SECRET");
+}
+
+TEST_F(ProcessesCli, TheClusterSecretIsKeptPrivate) {
+    std::ofstream("secret") << "s3cret\n";
+    fs::permissions("secret",
+                    fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
+    const std::string noSecret = "env -u MPPDL_CLUSTER_SECRET ";
+    auto r = runMppdl("worker --rank 1 --world 2 --master 127.0.0.1:29500 --secret-file secret", noSecret);
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("others may read it (mode 0644)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("chmod 600 secret"), std::string::npos) << r.out;
+    r = runMppdl("worker --rank 1 --world 2 --master 127.0.0.1:29500", noSecret);
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("no cluster secret"), std::string::npos) << r.out;
+    // A run with workers on other hosts needs one before it waits for them; a run of this host
+    // makes its own and hands it to its workers (the other tests' runs).
+    r = runMppdl(quick("mlp", 1, 500) +
+                     " --no-project --strategy model-averaging --segments 2 --processes 2 --local-processes 1",
+                 noSecret);
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("set MPPDL_CLUSTER_SECRET"), std::string::npos) << r.out;
+}
+
+TEST_F(ProcessesCli, TheInterfaceOfTheCollectivesIsChosenOrNamed) {
+    // The master on loopback: loopback. An interface named: that one, or an error listing those
+    // that have an address.
+    auto chosen = train::chooseInterface("", "127.0.0.1", 29500);
+    EXPECT_EQ(chosen.name, "lo");
+    EXPECT_EQ(chosen.address, "127.0.0.1");
+    chosen = train::chooseInterface("lo", "10.255.0.1", 29500);
+    EXPECT_EQ(chosen.address, "127.0.0.1");
+    EXPECT_EQ(chosen.why, "--interface lo");
+    setenv("MPPDL_CLUSTER_SECRET", "the run's secret", 1);
+    auto r = runMppdl("worker --rank 1 --world 2 --master 10.255.0.1:29500 --interface nosuch0 --timeout 2");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("--interface nosuch0: the interface has no IPv4 address here (interfaces with one: lo "
+                         "127.0.0.1"),
+              std::string::npos)
+        << r.out;
+    r = runMppdl("worker --rank 1 --world 2 --master 10.255.0.1:29500 --timeout 2", "GLOO_SOCKET_IFNAME=nosuch1 ");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("GLOO_SOCKET_IFNAME=nosuch1: the interface has no IPv4 address here"), std::string::npos)
+        << r.out;
+    unsetenv("MPPDL_CLUSTER_SECRET");
 }

@@ -16,7 +16,8 @@
 /// mppdl started in the background with its stdout on a pipe, read line by line.
 class Background {
 public:
-    explicit Background(const std::string& args) {
+    /// `shell`: what runs it, before the binary ("ip netns exec NAME ").
+    explicit Background(const std::string& args, const std::string& shell = "") {
         int fds[2];
         if (pipe(fds) != 0)
             throw std::runtime_error("pipe");
@@ -25,7 +26,8 @@ public:
             dup2(fds[1], 1);
             close(fds[0]);
             close(fds[1]);
-            execl("/bin/sh", "sh", "-c", (std::string("exec ") + MPPDL_BINARY + " " + args + " 2>/dev/null").c_str(),
+            execl("/bin/sh", "sh", "-c",
+                  (std::string("exec ") + shell + MPPDL_BINARY + " " + args + " 2>/dev/null").c_str(),
                   static_cast<char*>(nullptr));
             _exit(127);
         }

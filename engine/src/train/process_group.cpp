@@ -10,10 +10,26 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
-#include <chrono>
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <arpa/inet.h>
 #include <dlfcn.h>
+#include <ifaddrs.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace mppdl::train {
 
@@ -45,11 +61,173 @@ bool resolves(const std::string& host) {
     return error == 0;
 }
 
+/// The IPv4 addresses of this host's network interfaces, name and address, in the system's order.
+std::vector<std::pair<std::string, std::string>> interfaceAddresses() {
+    std::vector<std::pair<std::string, std::string>> out;
+    ifaddrs* list = nullptr;
+    if (getifaddrs(&list) != 0)
+        return out;
+    for (const ifaddrs* a = list; a; a = a->ifa_next) {
+        if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET)
+            continue;
+        char text[INET_ADDRSTRLEN] = "";
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr, text, sizeof text);
+        out.emplace_back(a->ifa_name, text);
+    }
+    freeifaddrs(list);
+    return out;
+}
+
+/// "lo 127.0.0.1, eth0 10.0.0.5": for messages.
+std::string listInterfaces() {
+    std::string list;
+    for (const auto& [name, address] : interfaceAddresses())
+        list += (list.empty() ? "" : ", ") + name + " " + address;
+    return list.empty() ? "none" : list;
+}
+
+/// The address this host reaches `host` from: the kernel's choice of source address for a UDP
+/// socket connected to it (connecting a UDP socket sends nothing). "" when there is no route.
+std::string sourceAddressFor(const std::string& host, int port) {
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_DGRAM;
+    addrinfo* found = nullptr;
+    if (getaddrinfo(host.c_str(), std::to_string(port > 0 ? port : 9).c_str(), &hints, &found) != 0 || !found)
+        return "";
+    std::string address;
+    const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, found->ai_addr, found->ai_addrlen) == 0) {
+        sockaddr_in local{};
+        socklen_t size = sizeof local;
+        char text[INET_ADDRSTRLEN] = "";
+        if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &size) == 0 &&
+            inet_ntop(AF_INET, &local.sin_addr, text, sizeof text))
+            address = text;
+    }
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(found);
+    return address;
+}
+
+bool isLoopback(const std::string& address) { return address.rfind("127.", 0) == 0; }
+
+std::string hex(const unsigned char* bytes, size_t n) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (size_t i = 0; i < n; ++i) {
+        out += digits[bytes[i] >> 4];
+        out += digits[bytes[i] & 15];
+    }
+    return out;
+}
+
+std::string hmacSha256(const std::string& secret, const std::string& message) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    if (!HMAC(EVP_sha256(), secret.data(), int(secret.size()), reinterpret_cast<const unsigned char*>(message.data()),
+              message.size(), digest, &size))
+        throw InternalError("HMAC-SHA256 failed");
+    return hex(digest, size);
+}
+
+/// How a signed value starts: its HMAC-SHA256 (hex) follows, then a newline and the value.
+constexpr const char* kSignedPrefix = "mppdl-signed hmac-sha256 ";
+
 } // namespace
+
+std::string clusterSecret(const std::string& secretFile) {
+    std::string secret;
+    if (!secretFile.empty()) {
+        struct stat info {};
+        if (stat(secretFile.c_str(), &info) != 0)
+            throw ConfigError("--secret-file " + secretFile + ": cannot read it: " + std::strerror(errno));
+        if (info.st_mode & (S_IRWXG | S_IRWXO)) {
+            char mode[8];
+            std::snprintf(mode, sizeof mode, "%04o", unsigned(info.st_mode & 07777));
+            throw ConfigError("--secret-file " + secretFile + ": others may read it (mode " + mode +
+                              "): make it the owner's only with chmod 600 " + secretFile);
+        }
+        std::ifstream in(secretFile, std::ios::binary);
+        std::ostringstream text;
+        text << in.rdbuf();
+        if (!in)
+            throw ConfigError("--secret-file " + secretFile + ": cannot read it");
+        secret = text.str();
+        if (!secret.empty() && secret.back() == '\n')
+            secret.pop_back();
+        if (secret.empty())
+            throw ConfigError("--secret-file " + secretFile + " is empty");
+        return secret;
+    }
+    if (const char* env = std::getenv("MPPDL_CLUSTER_SECRET")) {
+        secret = env;
+        if (secret.empty())
+            throw ConfigError("MPPDL_CLUSTER_SECRET is set but empty");
+    }
+    return secret;
+}
+
+std::string freshClusterSecret() {
+    unsigned char bytes[32];
+    if (RAND_bytes(bytes, sizeof bytes) != 1)
+        throw InternalError("no random bytes for the run's secret (OpenSSL's RAND_bytes failed)");
+    return hex(bytes, sizeof bytes);
+}
+
+GlooInterface chooseInterface(const std::string& interface, const std::string& masterHost, int masterPort) {
+    GlooInterface out;
+    const char* env = std::getenv("GLOO_SOCKET_IFNAME");
+    // PyTorch's variable may list several interfaces; the first is the one it would use.
+    const std::string fromEnv = env ? std::string(env).substr(0, std::string(env).find(',')) : "";
+    out.name = !interface.empty() ? interface : fromEnv;
+    out.why = !interface.empty() ? "--interface " + interface : "GLOO_SOCKET_IFNAME=" + fromEnv;
+    if (!out.name.empty()) {
+        for (const auto& [name, address] : interfaceAddresses())
+            if (name == out.name) {
+                out.address = address;
+                return out;
+            }
+        throw ConfigError(out.why +
+                          ": the interface has no IPv4 address here (interfaces with one: " + listInterfaces() + ")");
+    }
+    if (masterHost == "0.0.0.0") {
+        // Rank 0 serving on every interface: the one other hosts reach, when there is one.
+        std::vector<std::pair<std::string, std::string>> outside;
+        for (const auto& entry : interfaceAddresses())
+            if (!isLoopback(entry.second))
+                outside.push_back(entry);
+        if (outside.size() != 1)
+            throw ConfigError("--master 0.0.0.0 serves on every interface: name the one the other hosts reach this "
+                              "one on with --interface (interfaces: " +
+                              listInterfaces() + ")");
+        out.name = outside.front().first;
+        out.address = outside.front().second;
+        out.why = "the only interface besides loopback";
+        return out;
+    }
+    out.address = sourceAddressFor(masterHost, masterPort);
+    if (out.address.empty())
+        throw ConfigError("no route from this host to the master " + masterHost +
+                          " (name the interface to use with --interface; interfaces: " + listInterfaces() + ")");
+    for (const auto& [name, address] : interfaceAddresses())
+        if (address == out.address)
+            out.name = name;
+    out.why = "the route to the master " + masterHost;
+    // A master reached over loopback is this host's own address: keep it, it is what peers see,
+    // unless the master itself is on loopback.
+    if (isLoopback(out.address) && !isLoopback(masterHost) && masterHost != "localhost")
+        throw ConfigError("the master " + masterHost + " is reached over loopback (" + out.address +
+                          "), which other hosts cannot reach: name the interface with --interface (interfaces: " +
+                          listInterfaces() + ")");
+    return out;
+}
 
 struct ProcessGroup::Impl : Collectives {
     int rankValue = 0, worldValue = 1, portValue = 0;
     std::string master;
+    GlooInterface network;
     c10::intrusive_ptr<c10d::TCPStore> store;
     c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
     std::function<std::string()> failureContext;
@@ -123,7 +301,7 @@ void ProcessGroup::setFailureContext(std::function<std::string()> context) {
 }
 
 std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std::string& master, double timeoutSeconds,
-                                                 const std::function<void(int port)>& listening) {
+                                                 const Listening& listening, const std::string& interface) {
     if (world < 1)
         throw ConfigError("a run needs at least one process, got a world of " + std::to_string(world));
     if (rank < 0 || rank >= world)
@@ -145,6 +323,14 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std:
     const std::string host = master.substr(0, colon);
     if (!resolves(host))
         throw ConfigError("--master '" + master + "': the host '" + host + "' does not resolve to an address");
+    // Loopback for a run on one host; otherwise the interface chosen, never loopback (peers on
+    // other hosts would be told to connect to themselves).
+    const bool local = host == "127.0.0.1" || host == "localhost" || host == "::1";
+    GlooInterface network;
+    if (local)
+        network = GlooInterface{"lo", "127.0.0.1", "a master on loopback"};
+    else
+        network = chooseInterface(interface, host, port);
     quietenGlog();
 
     auto impl = std::make_unique<Impl>();
@@ -170,27 +356,49 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std:
                           " s (is rank 0 running there, and the port open?): " + firstLine(e));
     }
     impl->portValue = impl->store->getPort();
+    impl->network = network;
     if (rank == 0 && listening)
-        listening(impl->portValue);
+        listening(impl->portValue, network);
     try {
         auto glooOptions = c10d::ProcessGroupGloo::Options::create(milliseconds(timeoutSeconds));
-        // Loopback for a run on one host; otherwise the address this host reaches the master from.
-        const bool local = host == "127.0.0.1" || host == "localhost" || host == "::1";
-        glooOptions->devices.push_back(local ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                             : c10d::ProcessGroupGloo::createDefaultDevice());
+        glooOptions->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(network.address));
         impl->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, rank, world, glooOptions);
     } catch (const std::exception& e) {
         throw DeviceError("process " + std::to_string(rank) + " of " + std::to_string(world) +
-                          " could not connect to the others: " + firstLine(e));
+                          " could not connect to the others from " + network.address + " (" + network.name + ", " +
+                          network.why + "): " + firstLine(e));
     }
     return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(impl)));
 }
+
+const GlooInterface& ProcessGroup::network() const { return m_impl->network; }
 
 void ProcessGroup::set(const std::string& key, const std::string& value) {
     m_impl->store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
 }
 
 bool ProcessGroup::has(const std::string& key) { return m_impl->store->check({key}); }
+
+void ProcessGroup::setSigned(const std::string& key, const std::string& value, const std::string& secret) {
+    set(key, kSignedPrefix + hmacSha256(secret, value) + "\n" + value);
+}
+
+std::string ProcessGroup::getSigned(const std::string& key, const std::string& secret) {
+    const std::string stored = get(key);
+    const std::string from = "the run's configuration from the master at " + m_impl->master;
+    const std::string prefix = kSignedPrefix;
+    const auto newline = stored.find('\n');
+    if (stored.compare(0, prefix.size(), prefix) != 0 || newline == std::string::npos)
+        throw ConfigError(from + " is not signed: refused (is it an mppdl run of this version? anyone who can "
+                                 "reach the port can write there)");
+    const std::string claimed = stored.substr(prefix.size(), newline - prefix.size());
+    const std::string value = stored.substr(newline + 1);
+    const std::string expected = hmacSha256(secret, value);
+    if (claimed.size() != expected.size() || CRYPTO_memcmp(claimed.data(), expected.data(), expected.size()) != 0)
+        throw ConfigError(from + " is not signed with this worker's cluster secret (MPPDL_CLUSTER_SECRET or "
+                                 "--secret-file, the same on every host): refused");
+    return value;
+}
 
 std::string ProcessGroup::get(const std::string& key) {
     try {

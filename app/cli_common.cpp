@@ -3,6 +3,9 @@
 #include "mppdl/core/build_info.h"
 #include "mppdl/core/error.h"
 #include "mppdl/core/text_table.h"
+#ifdef MPPDL_WITH_POSTGRES
+#include "mppdl/data/catalog.h"
+#endif
 
 #include <nlohmann/json.hpp>
 
@@ -58,7 +61,12 @@ std::vector<int64_t> parseShape(const std::string& text) {
 
 } // namespace
 
-void installSignalHandlers() { std::signal(SIGINT, onInterrupt); }
+void installSignalHandlers() {
+    std::signal(SIGINT, onInterrupt);
+#ifdef MPPDL_WITH_POSTGRES
+    data::setReadCancelFlag(&cancelFlag()); // a Ctrl-C cancels a COPY on the server too
+#endif
+}
 
 void SourceFlags::add(CLI::App& c, bool required) {
     auto* data = c.add_option("--data", location,

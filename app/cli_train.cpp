@@ -415,12 +415,20 @@ struct ResumeFlags {
                                                       processRun = ProcessRun::start(config, architecture, processes);
                                                       return processRun ? processRun->group() : nullptr;
                                                   });
-        if (!json)
+        if (point.fromStart)
+            // Said in --json mode too (on stderr): the run starts over rather than continues.
+            std::cerr << point.label << " stopped before its first checkpoint: training it again from the "
+                      << "beginning" << std::endl;
+        else if (!json)
             std::cout << "resuming " << point.label << " after epoch " << point.checkpoint.epoch << " of "
                       << point.config.epochs << std::endl;
         train::TrainControl control;
         control.cancel = &cancelFlag();
-        control.resumeFrom = &point.checkpoint;
+        control.resumeFrom = point.fromStart ? nullptr : &point.checkpoint;
+        if (point.warmStart) {
+            control.initialWeights = &point.warmStart->checkpoint.weights;
+            control.initialWeightsFrom = point.warmStart->label;
+        }
         trainRecorded(store, point.run.id, point.config, point.architecture, point.loaded.prepared, *observer, control,
                       keepCheckpoints, json, processRun.get());
         return 0;

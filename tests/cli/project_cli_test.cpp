@@ -194,6 +194,33 @@ TEST_F(ProjectCli, KilledRunResumesToTheSameResultBitForBit) {
     EXPECT_NE(r.out.find("--warm-start"), std::string::npos) << r.out;
 }
 
+// A run killed before its first checkpoint starts again from the beginning, saying so, and ends
+// as the same run never interrupted.
+TEST_F(ProjectCli, ARunKilledInItsFirstEpochResumesFromTheBeginning) {
+    const std::string flags = quick("fmnist_cnn", 2, 6000) + " --project p.mppdl --json";
+    {
+        Background training(flags);
+        ASSERT_TRUE(waitForProgressOfEpoch(training, 1)) << "never saw a progress event of epoch 1";
+        training.kill9();
+        EXPECT_EQ(training.wait(), 128 + SIGKILL);
+    }
+    auto runs = runsJson("p.mppdl");
+    ASSERT_EQ(runs.size(), 1u);
+    EXPECT_EQ(runs[0]["epochs_done"], 0);
+    auto r = run("resume 1 --project p.mppdl");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("run 1 (fmnist_cnn-1) stopped before its first checkpoint: training it again from the "
+                         "beginning"),
+              std::string::npos)
+        << r.out;
+    runs = runsJson("p.mppdl");
+    EXPECT_EQ(runs[0]["state"], "finished");
+    EXPECT_EQ(runs[0]["epochs_done"], 2);
+    r = run(flags);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(epochMetrics("p.mppdl", 1, path("a.csv")), epochMetrics("p.mppdl", 2, path("b.csv")));
+}
+
 // Ctrl-C ends a run as cancelled, with its error recorded; it can be resumed like an interrupted one.
 TEST_F(ProjectCli, CancelledRunIsRecordedAndResumable) {
     {

@@ -7,7 +7,15 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <utility>
+#include <vector>
+
+#include <poll.h>
 
 namespace mppdl::data {
 
@@ -107,8 +115,63 @@ std::string connectionWithoutPassword(const std::string& connection) {
     return out;
 }
 
+namespace {
+
+std::atomic<const std::atomic<bool>*> g_readCancel{nullptr};
+
+bool readCancelled() {
+    const auto* flag = g_readCancel.load();
+    return flag && flag->load();
+}
+
+/// Connects with `connection` over defaults that notice a lost server: listed first, so that what
+/// the user's string (expanded at "dbname", last) sets wins.
+PGconn* connectWithDefaults(const std::string& connection) {
+    std::vector<const char*> keywords, values;
+    if (!std::getenv("PGCONNECT_TIMEOUT")) {
+        keywords.push_back("connect_timeout");
+        values.push_back("10");
+    }
+    for (const auto& [key, value] : {std::pair<const char*, const char*>{"keepalives", "1"},
+                                     {"keepalives_idle", "10"},
+                                     {"keepalives_interval", "5"},
+                                     {"keepalives_count", "3"},
+                                     {"tcp_user_timeout", "30000"}}) {
+        keywords.push_back(key);
+        values.push_back(value);
+    }
+    keywords.push_back("dbname");
+    values.push_back(connection.c_str());
+    keywords.push_back(nullptr);
+    values.push_back(nullptr);
+    return PQconnectdbParams(keywords.data(), values.data(), /*expand_dbname=*/1);
+}
+
+/// Asks the server to stop what the connection runs (a COPY), as psql's Ctrl-C does.
+void cancelOnServer(PGconn* conn) {
+    if (PGcancel* cancel = PQgetCancel(conn)) {
+        char error[256];
+        PQcancel(cancel, error, sizeof error);
+        PQfreeCancel(cancel);
+    }
+}
+
+} // namespace
+
+void setReadCancelFlag(const std::atomic<bool>* flag) { g_readCancel = flag; }
+
+double readStallSeconds() {
+    if (const char* env = std::getenv("MPPDL_PG_READ_TIMEOUT")) {
+        char* end = nullptr;
+        const double v = std::strtod(env, &end);
+        if (end != env && v > 0)
+            return v;
+    }
+    return 60;
+}
+
 PgConnection::PgConnection(const std::string& connection, const std::string& where) : m_where(where) {
-    m_conn = PQconnectdb(connection.c_str());
+    m_conn = connectWithDefaults(connection);
     if (PQstatus(m_conn) == CONNECTION_OK) {
         // The server's NOTICEs ("table ... does not exist, skipping") are not the user's business.
         PQsetNoticeProcessor(
@@ -179,6 +242,34 @@ std::vector<std::pair<std::string, std::string>> PgConnection::describeColumns(c
     return columns;
 }
 
+void PgConnection::waitForRows(double stallSeconds, int64_t tuples) {
+    // In quarter seconds: a Ctrl-C stops the read within one; silence for `stallSeconds` fails it.
+    const auto start = std::chrono::steady_clock::now();
+    for (;;) {
+        if (readCancelled()) {
+            cancelOnServer(m_conn);
+            throw CancelledError("cancelled while reading " + m_where + " (after " + std::to_string(tuples) + " rows)");
+        }
+        pollfd p{PQsocket(m_conn), POLLIN, 0};
+        const int ready = poll(&p, 1, 250);
+        if (ready > 0) {
+            if (!PQconsumeInput(m_conn))
+                throw DataError(m_where + ": the connection failed while streaming rows (after " +
+                                std::to_string(tuples) + " rows): " + trimmed(PQerrorMessage(m_conn)));
+            return;
+        }
+        if (ready < 0 && errno != EINTR)
+            throw DataError(m_where + ": waiting for the server failed: " + std::strerror(errno));
+        const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (waited >= stallSeconds) {
+            cancelOnServer(m_conn);
+            throw DataError(m_where + ": the server sent nothing for " + std::to_string(int(stallSeconds)) +
+                            " s while streaming rows (after " + std::to_string(tuples) +
+                            " rows): its backend stopped answering ($MPPDL_PG_READ_TIMEOUT sets the wait)");
+        }
+    }
+}
+
 void PgConnection::copyOut(const std::string& sql, const std::function<void(const char*, size_t)>& tuple) {
     {
         std::shared_ptr<PGresult> start(PQexec(m_conn, sql.c_str()), PQclear);
@@ -189,9 +280,14 @@ void PgConnection::copyOut(const std::string& sql, const std::function<void(cons
     static constexpr char kSignature[] = "PGCOPY\n\377\r\n";
     bool header = true;
     int64_t tuples = 0;
+    const double stall = readStallSeconds();
     for (;;) {
         char* buffer = nullptr;
-        const int n = PQgetCopyData(m_conn, &buffer, 0);
+        const int n = PQgetCopyData(m_conn, &buffer, /*async=*/1);
+        if (n == 0) {
+            waitForRows(stall, tuples);
+            continue;
+        }
         if (n == -1)
             break; // the end; the final result says whether it went well
         if (n == -2) {

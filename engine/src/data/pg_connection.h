@@ -28,6 +28,8 @@ class PgConnection {
 public:
     /// Connects with a libpq URI or keyword string (empty: the PG* environment variables;
     /// passwords also come from PGPASSWORD or ~/.pgpass). `where` names the source in errors.
+    /// Unless the string (or PGCONNECT_TIMEOUT) sets them: connect_timeout 10 s, TCP keepalives
+    /// (idle 10 s, every 5 s, 3 probes) and tcp_user_timeout 30 s, so a lost server is noticed.
     /// ConfigError when the server refuses (wrong or missing password, unknown database),
     /// DataError when it cannot be reached.
     PgConnection(const std::string& connection, const std::string& where);
@@ -63,6 +65,9 @@ public:
     PGconn* raw() const { return m_conn; }
 
 private:
+    /// Waits for more of a COPY's bytes (see readStallSeconds(), setReadCancelFlag()).
+    void waitForRows(double stallSeconds, int64_t tuples);
+
     PGconn* m_conn = nullptr;
     std::string m_where;
 };

@@ -23,10 +23,16 @@ ResumePoint prepareResume(
     default: break;
     }
     auto checkpoint = project.lastResumable(run.id);
-    if (!checkpoint)
-        throw ConfigError(label + " stopped before its first epoch ended: there is nothing to resume; start it "
-                                  "again with mppdl train");
-    point.checkpoint = std::move(*checkpoint);
+    if (checkpoint) {
+        point.checkpoint = std::move(*checkpoint);
+    } else {
+        // Killed before its first checkpoint: the same run from its first epoch, as recorded.
+        point.fromStart = true;
+        if (run.warmStartRun)
+            point.warmStart = runWeights(project, std::to_string(*run.warmStartRun) +
+                                                      (run.warmStartEpoch ? ":" + std::to_string(*run.warmStartEpoch)
+                                                                          : std::string()));
+    }
     point.config = train::trainConfigFromJson(run.config);
     if (threads >= 0)
         point.config.threads = threads;
@@ -45,7 +51,7 @@ ResumePoint prepareResume(
     if (!run.modelInfo.empty() && nlohmann::json::parse(info) != nlohmann::json::parse(run.modelInfo))
         throw DataError(point.config.data.location + " has changed since " + label +
                         " started (other class names or feature statistics): it cannot be resumed");
-    project.truncateMetrics(run.id, point.checkpoint.epoch);
+    project.truncateMetrics(run.id, point.fromStart ? 0 : point.checkpoint.epoch);
     return point;
 }
 

@@ -4,12 +4,23 @@
 // source can read, with their columns. No libtorch and no libpq in this header. Built only with
 // MPPDL_POSTGRES (MPPDL_WITH_POSTGRES is defined where it is).
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace mppdl::data {
+
+/// What every connection's reads watch from now on: a COPY stops within a quarter of a second of
+/// `*flag` becoming true (Ctrl-C), cancelled on the server (PQcancel), with a CancelledError.
+/// Null: nothing. Set once by the front end.
+void setReadCancelFlag(const std::atomic<bool>* flag);
+
+/// Seconds a COPY waits for the server's next bytes before it gives up (cancelling it): a
+/// backend that stops answering (stopped, or its host gone) fails the read instead of hanging it.
+/// $MPPDL_PG_READ_TIMEOUT, else 60.
+double readStallSeconds();
 
 /// A table's name as a user writes it: "TABLE" or "SCHEMA.TABLE", parts quoted as in SQL where
 /// they hold dots or quotes ("a.b"."c"), unquoted here. ConfigError naming `what` otherwise.

@@ -110,6 +110,14 @@ public:
         return out;
     }
 
+    /// "process 2 (training segment 2) stopped answering (no heartbeat for 3 s)"; "" for none.
+    std::string describeSilent(const std::vector<int>& ranks) const {
+        std::string out;
+        for (const int r : ranks)
+            out += (out.empty() ? "" : "; ") + std::string("process ") + std::to_string(r) + " (" + m_task(r) + ")";
+        return out.empty() ? out : out + " stopped answering (no heartbeat for 3 s)";
+    }
+
 private:
     struct Worker {
         int rank;
@@ -187,7 +195,13 @@ std::unique_ptr<train::ProcessGroup> launch(int world, int local, const ProcessF
         }
     };
     auto group = train::ProcessGroup::join(0, world, master, flags.timeoutSeconds, listening, flags.interface);
-    group->setFailureContext([&workers] { return workers.describeEnded(); });
+    // A local worker that ended says how; otherwise the processes whose heartbeat stopped (a
+    // host or its link gone) are named with their segments.
+    auto* joined = group.get();
+    group->setFailureContext([&workers, joined] {
+        const auto ended = workers.describeEnded();
+        return !ended.empty() ? ended : workers.describeSilent(joined->silentRanks(3));
+    });
     return group;
 }
 

@@ -135,6 +135,8 @@ TEST_F(ClusterCli, AWorkerWhoseLinkGoesDownFailsTheRunWhichResumesOnceItIsBack) 
     }
     EXPECT_LT(seconds, kTimeout + 15.0) << failure;
     EXPECT_NE(failure.find("\"event\":\"failed\""), std::string::npos) << failure;
+    // Named by the heartbeat it stopped sending: the rank and its segment.
+    EXPECT_NE(failure.find("process 2 (training segment 2) stopped answering"), std::string::npos) << failure;
     std::cerr << "the link went down; the run failed " << seconds << " s later: " << failure << "\n";
 
     ASSERT_EQ(sh("ip link set " + link(2) + " up"), 0);

@@ -19,7 +19,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <sstream>
 
 #include <arpa/inet.h>
@@ -36,6 +40,9 @@ namespace mppdl::train {
 namespace {
 
 std::chrono::milliseconds milliseconds(double seconds) { return std::chrono::milliseconds(int64_t(seconds * 1000)); }
+
+/// How long a failed collective watches the heartbeats to tell which processes went silent.
+constexpr double kSilenceProbeSeconds = 3;
 
 /// libtorch's message without its C++ backtrace: the first line.
 std::string firstLine(const std::exception& e) {
@@ -232,6 +239,81 @@ struct ProcessGroup::Impl : Collectives {
     c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
     std::function<std::string()> failureContext;
 
+    // Heartbeats: each process bumps a counter of its own in the store every second, over a
+    // connection of its own, so that a failed collective can tell which processes went silent.
+    c10::intrusive_ptr<c10d::TCPStore> beatStore;
+    std::thread beat;
+    std::mutex beatMutex;
+    std::condition_variable beatStop;
+    bool stopping = false;
+
+    ~Impl() override {
+        {
+            std::lock_guard<std::mutex> lock(beatMutex);
+            stopping = true;
+        }
+        beatStop.notify_all();
+        if (beat.joinable())
+            beat.join();
+    }
+
+    static std::string aliveKey(int rank) { return "mppdl/alive/" + std::to_string(rank); }
+
+    void startHeartbeat(const std::string& host, int port, double timeoutSeconds) {
+        c10d::TCPStoreOptions options;
+        options.port = uint16_t(port);
+        options.isServer = false;
+        options.waitWorkers = false;
+        options.timeout = milliseconds(timeoutSeconds);
+        try {
+            beatStore = c10::make_intrusive<c10d::TCPStore>(host, options);
+        } catch (const std::exception&) {
+            return; // no heartbeat: a failure then says less, nothing else changes
+        }
+        beat = std::thread([this] {
+            std::unique_lock<std::mutex> lock(beatMutex);
+            for (int64_t n = 1; !stopping; ++n) {
+                lock.unlock();
+                try {
+                    const std::string value = std::to_string(n);
+                    beatStore->set(aliveKey(rankValue), std::vector<uint8_t>(value.begin(), value.end()));
+                } catch (const std::exception&) {
+                    return; // the master is gone
+                }
+                lock.lock();
+                beatStop.wait_for(lock, std::chrono::seconds(1), [this] { return stopping; });
+            }
+        });
+    }
+
+    /// The other processes whose heartbeat did not move over `probeSeconds` (or never came);
+    /// empty when the store cannot tell (its master is gone).
+    std::vector<int> silentRanks(double probeSeconds) {
+        const auto counters = [this]() -> std::optional<std::vector<std::string>> {
+            std::vector<std::string> out(static_cast<size_t>(worldValue));
+            try {
+                for (int r = 0; r < worldValue; ++r)
+                    if (r != rankValue && store->check({aliveKey(r)})) {
+                        const auto bytes = store->get(aliveKey(r));
+                        out[size_t(r)].assign(bytes.begin(), bytes.end());
+                    }
+            } catch (const std::exception&) {
+                return std::nullopt;
+            }
+            return out;
+        };
+        const auto before = counters();
+        std::this_thread::sleep_for(milliseconds(probeSeconds));
+        const auto after = counters();
+        std::vector<int> silent;
+        if (!before || !after)
+            return silent;
+        for (int r = 0; r < worldValue; ++r)
+            if (r != rankValue && ((*after)[size_t(r)].empty() || (*after)[size_t(r)] == (*before)[size_t(r)]))
+                silent.push_back(r);
+        return silent;
+    }
+
     int rank() const override { return rankValue; }
     int world() const override { return worldValue; }
 
@@ -240,7 +322,15 @@ struct ProcessGroup::Impl : Collectives {
         try {
             work->wait();
         } catch (const std::exception& e) {
-            const std::string context = failureContext ? failureContext() : std::string();
+            std::string context = failureContext ? failureContext() : std::string();
+            if (context.empty()) {
+                const auto silent = silentRanks(kSilenceProbeSeconds);
+                for (const int r : silent)
+                    context += (context.empty() ? "process " : ", ") + std::to_string(r);
+                if (!context.empty())
+                    context += " stopped answering (no heartbeat for " + std::to_string(int(kSilenceProbeSeconds)) +
+                               " s)";
+            }
             throw DeviceError("process " + std::to_string(rankValue) + " of " + std::to_string(worldValue) + ": the " +
                               what + " with the other processes failed: " +
                               (context.empty() ? "a process of the run died or stopped answering" : context) + " (" +
@@ -363,6 +453,8 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std:
         auto glooOptions = c10d::ProcessGroupGloo::Options::create(milliseconds(timeoutSeconds));
         glooOptions->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(network.address));
         impl->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, rank, world, glooOptions);
+        if (world > 1)
+            impl->startHeartbeat(host, impl->portValue, timeoutSeconds);
     } catch (const std::exception& e) {
         throw DeviceError("process " + std::to_string(rank) + " of " + std::to_string(world) +
                           " could not connect to the others from " + network.address + " (" + network.name + ", " +
@@ -372,6 +464,8 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std:
 }
 
 const GlooInterface& ProcessGroup::network() const { return m_impl->network; }
+
+std::vector<int> ProcessGroup::silentRanks(double probeSeconds) { return m_impl->silentRanks(probeSeconds); }
 
 void ProcessGroup::set(const std::string& key, const std::string& value) {
     m_impl->store->set(key, std::vector<uint8_t>(value.begin(), value.end()));

@@ -59,6 +59,10 @@ public:
     int port() const;
     /// The interface this process's collectives use.
     const GlooInterface& network() const;
+    /// The other processes whose heartbeat (a counter each bumps in the store every second) did
+    /// not move over `probeSeconds`: after a failed collective, those that went silent. Empty when
+    /// the store cannot tell.
+    std::vector<int> silentRanks(double probeSeconds);
 
     /// A value every process can read (the run's configuration, from rank 0); get() waits for it.
     void set(const std::string& key, const std::string& value);

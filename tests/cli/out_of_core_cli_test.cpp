@@ -163,13 +163,7 @@ TEST_F(OutOfCoreCli, KilledOutOfCoreRunResumesBitForBit) {
                               path("cache");
     {
         Background training(flags);
-        bool second = false;
-        while (auto line = training.line())
-            if (has(*line, "\"event\":\"progress\"") && has(*line, "\"epoch\":2")) {
-                second = true;
-                break;
-            }
-        ASSERT_TRUE(second) << "never saw a progress event of epoch 2";
+        ASSERT_TRUE(waitForProgressOfEpoch(training, 2)) << "never saw a progress event of epoch 2";
         training.kill9();
         EXPECT_EQ(training.wait(), 128 + SIGKILL);
     }

@@ -26,9 +26,7 @@ protected:
         PgTest::SetUp();
         if (HasFailure() || IsSkipped())
             return;
-        table = std::string("faults_") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-        std::transform(table.begin(), table.end(), table.begin(), [](unsigned char c) { return std::tolower(c); });
-        table = table.substr(0, 24); // with "_slow" and "_reader", within the 63 bytes of a name
+        table = testTableName("faults_", 24); // with "_slow" and "_reader"
         createFashionTable(*db, table, "bytea", fashionRows(1200).train);
         db->query("CREATE OR REPLACE VIEW " + table +
                   "_slow AS SELECT id, label, pixels, pg_sleep(0.005)::text AS "

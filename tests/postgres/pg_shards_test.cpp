@@ -45,9 +45,7 @@ class PgShards : public PgTest {
 protected:
     void SetUp() override {
         PgTest::SetUp();
-        // Lower case: the SQL below names it unquoted.
-        table = std::string("shards_") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-        std::transform(table.begin(), table.end(), table.begin(), [](unsigned char c) { return std::tolower(c); });
+        table = testTableName("shards_", 63);
         if (!HasFailure() && !IsSkipped())
             createFashionTable(*db, table, "real[]", idxRows());
     }

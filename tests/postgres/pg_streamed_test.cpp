@@ -40,8 +40,7 @@ protected:
         PgTest::SetUp();
         if (HasFailure() || IsSkipped())
             return;
-        table = std::string("streamed_") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-        std::transform(table.begin(), table.end(), table.begin(), [](unsigned char c) { return std::tolower(c); });
+        table = testTableName("streamed_", 63);
         createFashionTable(*db, table, "bytea", idxRows());
         dir = fs::temp_directory_path() / (table + "_" + std::to_string(getpid()));
         fs::remove_all(dir);
@@ -107,13 +106,7 @@ TEST_F(PgStreamed, AKilledRunResumesBitForBit) {
     const std::string killed = flags(3, "fmnist_cnn") + " --no-cache --project " + project("killed.mppdl");
     {
         Background training(killed);
-        bool second = false;
-        while (auto line = training.line())
-            if (has(*line, "\"event\":\"progress\"") && has(*line, "\"epoch\":2")) {
-                second = true;
-                break;
-            }
-        ASSERT_TRUE(second) << "never saw a progress event of epoch 2";
+        ASSERT_TRUE(waitForProgressOfEpoch(training, 2)) << "never saw a progress event of epoch 2";
         training.kill9();
         EXPECT_EQ(training.wait(), 128 + SIGKILL);
     }

@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -134,6 +135,16 @@ private:
     std::atomic<bool> m_done{false};
     std::thread m_thread;
 };
+
+/// A table name of the running test's own, `prefix` and its name in lower case (the SQL names it
+/// unquoted; ctest runs tests in parallel processes), cut to `length` bytes so that suffixes fit
+/// in PostgreSQL's 63.
+inline std::string testTableName(const std::string& prefix, size_t length = 40) {
+    std::string name = prefix + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    for (auto& c : name)
+        c = char(std::tolower(static_cast<unsigned char>(c)));
+    return name.substr(0, length);
+}
 
 /// A test that needs the server: skipped without one, with a connection to it.
 class PgTest : public ::testing::Test {

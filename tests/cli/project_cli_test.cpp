@@ -221,6 +221,32 @@ TEST_F(ProjectCli, ARunKilledInItsFirstEpochResumesFromTheBeginning) {
     EXPECT_EQ(epochMetrics("p.mppdl", 1, path("a.csv")), epochMetrics("p.mppdl", 2, path("b.csv")));
 }
 
+// One flipped byte in a checkpoint's weights: every command that reads them refuses with a
+// storage error naming the checkpoint, and none of them writes anything.
+TEST_F(ProjectCli, ADamagedCheckpointIsAStorageErrorForEveryReader) {
+    auto r = run(quick("mlp", 1, 1000) + " --project p.mppdl");
+    ASSERT_EQ(r.code, 0) << r.out;
+    ASSERT_EQ(std::system(("sqlite3 " + path("p.mppdl") +
+                           " \"UPDATE checkpoints SET weights = CAST(substr(weights, 1, 499) || (CASE WHEN "
+                           "substr(weights, 500, 1) = X'5A' THEN X'5B' ELSE X'5A' END) || substr(weights, 501) AS "
+                           "BLOB)\"")
+                              .c_str()),
+              0);
+    for (const std::string& command : std::vector<std::string>{
+             "eval --run 1 --data " + kFmnist + " --limit 200", "export --run 1 --format onnx -o m.onnx",
+             "predict --run 1 --data " + kFmnist + " --limit 20 --out p.csv",
+             quick("mlp", 1, 500) + " --warm-start 1"}) {
+        r = run(command + " --project p.mppdl");
+        EXPECT_EQ(r.code, 5) << command << "\n" << r.out;
+        EXPECT_NE(r.out.find("the checkpoint of run 1, epoch 1 (weights) is damaged"), std::string::npos)
+            << command << "\n"
+            << r.out;
+    }
+    EXPECT_FALSE(fs::exists("m.onnx"));
+    EXPECT_FALSE(fs::exists("p.csv"));
+    EXPECT_EQ(runsJson("p.mppdl").size(), 1u) << "the refused warm start recorded no run";
+}
+
 // Ctrl-C ends a run as cancelled, with its error recorded; it can be resumed like an interrupted one.
 TEST_F(ProjectCli, CancelledRunIsRecordedAndResumable) {
     {

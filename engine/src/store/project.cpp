@@ -6,6 +6,7 @@
 #include "store/sqlite.h"
 
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -558,13 +559,54 @@ std::vector<RunRecord> readRuns(sqlite::Statement& query, const std::string& pat
     return runs;
 }
 
-Checkpoint readCheckpoint(const sqlite::Statement& row) {
+// A checkpoint's blobs are stored behind a tag and their CRC-32 (little-endian), checked whenever
+// they are read: a damaged byte is a storage error, never a model of garbage weights. Blobs written
+// before the tag existed have none and are taken as they are.
+constexpr char kChecksumTag[8] = {'m', 'p', 'd', 'l', 'c', 'r', 'c', '1'};
+constexpr size_t kChecksumHeader = sizeof kChecksumTag + 4;
+
+uint32_t crcOf(const char* data, size_t size) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    // zlib takes at most 4 GB at a time.
+    for (size_t done = 0; done < size;) {
+        const auto n = static_cast<uInt>(std::min<size_t>(size - done, size_t(1) << 30));
+        crc = crc32(crc, reinterpret_cast<const Bytef*>(data + done), n);
+        done += n;
+    }
+    return static_cast<uint32_t>(crc);
+}
+
+std::string withChecksum(const std::string& blob) {
+    const uint32_t crc = crcOf(blob.data(), blob.size());
+    std::string out(kChecksumTag, sizeof kChecksumTag);
+    for (int i = 0; i < 4; ++i)
+        out += static_cast<char>((crc >> (8 * i)) & 0xff);
+    return out + blob;
+}
+
+/// The blob without its checksum header, checked; `what` names it in the error.
+std::string checkedBlob(std::string blob, const std::string& what) {
+    if (blob.size() < kChecksumHeader || std::memcmp(blob.data(), kChecksumTag, sizeof kChecksumTag) != 0)
+        return blob; // written before checksums
+    uint32_t stored = 0;
+    for (int i = 0; i < 4; ++i)
+        stored |= uint32_t(static_cast<unsigned char>(blob[sizeof kChecksumTag + size_t(i)])) << (8 * i);
+    if (crcOf(blob.data() + kChecksumHeader, blob.size() - kChecksumHeader) != stored)
+        throw StorageError(what + " is damaged: its bytes fail their checksum (CRC-32); it cannot be used");
+    return blob.substr(kChecksumHeader);
+}
+
+Checkpoint readCheckpoint(const sqlite::Statement& row, const std::string& label, int64_t runId) {
     Checkpoint c;
     c.epoch = static_cast<int>(row.integer(0));
     c.valAccuracy = row.optionalReal(1);
     c.wallSeconds = row.real(2);
-    c.weights = row.blob(3);
-    c.state = row.blob(4);
+    const std::string what = label + ": the checkpoint of run " + std::to_string(runId) + ", epoch " +
+                             std::to_string(c.epoch);
+    c.weights = checkedBlob(row.blob(3), what + " (weights)");
+    c.state = checkedBlob(row.blob(4), what + " (resume state)");
+    if (c.weights.empty())
+        throw StorageError(what + " holds no weights");
     return c;
 }
 
@@ -1094,11 +1136,14 @@ void Project::saveCheckpoint(int64_t runId, const Checkpoint& checkpoint, int ke
     sqlite::Statement insert(self.db, "INSERT OR REPLACE INTO checkpoints (run_id, epoch, val_accuracy, wall_seconds,"
                                       " weights, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
     insert.bindAll(runId, checkpoint.epoch, checkpoint.valAccuracy, checkpoint.wallSeconds);
-    insert.bindBlob(5, checkpoint.weights);
+    if (checkpoint.weights.empty())
+        throw InternalError("a checkpoint without weights (run " + std::to_string(runId) + ", epoch " +
+                            std::to_string(checkpoint.epoch) + ")");
+    insert.bindBlob(5, withChecksum(checkpoint.weights));
     if (checkpoint.state.empty())
         insert.bind(6, std::nullopt);
     else
-        insert.bindBlob(6, checkpoint.state);
+        insert.bindBlob(6, withChecksum(checkpoint.state));
     insert.bind(7, isoNow()).run();
 
     // Retention. At least the newest is kept: it is what a resume continues from.
@@ -1116,9 +1161,17 @@ void Project::saveCheckpoint(int64_t runId, const Checkpoint& checkpoint, int ke
 
 std::vector<CheckpointInfo> Project::checkpoints(int64_t runId) const {
     auto& self = implOf(m_impl);
-    sqlite::Statement query(self.db, "SELECT epoch, val_accuracy, wall_seconds, length(weights),"
-                                     " coalesce(length(state), 0), created_at FROM checkpoints"
-                                     " WHERE run_id = ? ORDER BY epoch");
+    // The blobs' own sizes, without their checksum header ('mpdlcrc1' and the CRC).
+    const std::string header = "(CASE WHEN substr(%1, 1, 8) = X'6d70646c63726331' THEN 12 ELSE 0 END)";
+    const auto payload = [&](const std::string& column) {
+        std::string h = header;
+        for (size_t at; (at = h.find("%1")) != std::string::npos;)
+            h.replace(at, 2, column);
+        return "length(" + column + ") - " + h;
+    };
+    sqlite::Statement query(self.db, "SELECT epoch, val_accuracy, wall_seconds, " + payload("weights") + ", coalesce(" +
+                                         payload("state") +
+                                         ", 0), created_at FROM checkpoints WHERE run_id = ? ORDER BY epoch");
     query.bindAll(runId);
     std::vector<CheckpointInfo> out;
     while (query.step()) {
@@ -1140,7 +1193,7 @@ std::optional<Checkpoint> Project::checkpoint(int64_t runId, int epoch) const {
                                      " WHERE run_id = ? AND epoch = ?");
     if (!query.bindAll(runId, epoch).step())
         return std::nullopt;
-    return readCheckpoint(query);
+    return readCheckpoint(query, self.db.label(), runId);
 }
 
 std::optional<Checkpoint> Project::lastResumable(int64_t runId) const {
@@ -1149,7 +1202,7 @@ std::optional<Checkpoint> Project::lastResumable(int64_t runId) const {
                                      " WHERE run_id = ? AND state IS NOT NULL ORDER BY epoch DESC LIMIT 1");
     if (!query.bindAll(runId).step())
         return std::nullopt;
-    return readCheckpoint(query);
+    return readCheckpoint(query, self.db.label(), runId);
 }
 
 int Project::bestCheckpointEpoch(int64_t runId) const {

@@ -831,6 +831,36 @@ TEST(StoreProject, CheckpointBestIsTheEarliestOfEqualsAndNoneWithoutValidation) 
     EXPECT_TRUE(project.checkpoints(none).empty());
 }
 
+// One flipped byte of a checkpoint's weights or state is a storage error when it is read (eval,
+// predict, export, resume and warm starts all read through these), never garbage weights.
+TEST(StoreProject, ADamagedCheckpointIsAStorageErrorWhenRead) {
+    TempDir dir;
+    const auto path = dir.file("damaged.mppdl");
+    int64_t id = 0;
+    {
+        auto project = Project::create(path);
+        id = addRun(project);
+        project.saveCheckpoint(id, checkpointOf(1, 0.5), 3);
+        project.saveCheckpoint(id, checkpointOf(2, 0.6), 3);
+        EXPECT_TRUE(project.checkpoint(id, 1)->weights == checkpointOf(1, 0.5).weights) << "read back whole";
+    }
+    const auto flip = [&](const std::string& column, int epoch) {
+        RawDb raw(path);
+        raw.run("UPDATE checkpoints SET " + column + " = CAST(substr(" + column + ", 1, 29) || (CASE WHEN substr(" +
+                column + ", 30, 1) = X'5A' THEN X'5B' ELSE X'5A' END) || substr(" + column +
+                ", 31) AS BLOB) WHERE epoch = " + std::to_string(epoch));
+    };
+    flip("weights", 1);
+    flip("state", 2);
+    auto project = Project::open(path, Access::Read);
+    expectError<StorageError>([&] { project.checkpoint(id, 1); },
+                              {"the checkpoint of run " + std::to_string(id) + ", epoch 1 (weights) is damaged",
+                               "fail their checksum"});
+    expectError<StorageError>([&] { project.lastResumable(id); }, {"epoch 2 (resume state) is damaged"});
+    // The listing still works: it reads no blob.
+    EXPECT_EQ(epochsOf(project.checkpoints(id)), (std::vector<int>{1, 2}));
+}
+
 TEST(StoreProject, DeletingARunDeletesItsChildren) {
     TempDir dir;
     const auto path = dir.file("cascade.mppdl");

@@ -119,6 +119,9 @@ TEST_F(PgSource, PasswordsAreAskedForAndNeverRecorded) {
     const auto kept = data::connectionWithoutPassword("host=h port=5 user=u password=secret dbname=d");
     EXPECT_EQ(kept.find("secret"), std::string::npos) << kept;
     EXPECT_NE(kept.find("dbname='d'"), std::string::npos) << kept;
+    const auto ssl = data::connectionWithoutPassword("host=h sslkey=/k.pem sslpassword=keysecret user=u");
+    EXPECT_EQ(ssl.find("keysecret"), std::string::npos) << ssl;
+    EXPECT_NE(ssl.find("sslkey='/k.pem'"), std::string::npos) << ssl;
     const auto uri = data::connectionWithoutPassword("postgresql://u:secret@h:5/d?sslmode=require");
     EXPECT_EQ(uri.find("secret"), std::string::npos) << uri;
     EXPECT_NE(uri.find("sslmode='require'"), std::string::npos) << uri;

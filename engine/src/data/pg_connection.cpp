@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -98,9 +99,44 @@ std::string connectionWithoutPassword(const std::string& connection) {
         PQfreemem(error);
         return "(an unreadable connection string)";
     }
+    // The keywords that say where and how to connect, none of them a secret: anything else
+    // (password, sslpassword, a keyword of a later libpq) is left out.
+    static const std::set<std::string> kept = {"host",
+                                               "hostaddr",
+                                               "port",
+                                               "dbname",
+                                               "user",
+                                               "passfile",
+                                               "options",
+                                               "application_name",
+                                               "fallback_application_name",
+                                               "connect_timeout",
+                                               "client_encoding",
+                                               "keepalives",
+                                               "keepalives_idle",
+                                               "keepalives_interval",
+                                               "keepalives_count",
+                                               "tcp_user_timeout",
+                                               "sslmode",
+                                               "sslcompression",
+                                               "sslcert",
+                                               "sslkey",
+                                               "sslrootcert",
+                                               "sslcrl",
+                                               "sslcrldir",
+                                               "sslsni",
+                                               "requirepeer",
+                                               "ssl_min_protocol_version",
+                                               "ssl_max_protocol_version",
+                                               "gssencmode",
+                                               "krbsrvname",
+                                               "gsslib",
+                                               "service",
+                                               "target_session_attrs",
+                                               "channel_binding"};
     std::string out;
     for (PQconninfoOption* o = options; o->keyword; ++o) {
-        if (!o->val || std::strcmp(o->keyword, "password") == 0)
+        if (!o->val || !kept.count(o->keyword))
             continue;
         std::string value = o->val;
         std::string quoted = "'";

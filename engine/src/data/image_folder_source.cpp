@@ -3,6 +3,8 @@
 #include "data/formats.h"
 #include "data/gz_file.h"
 #include "mppdl/core/error.h"
+#include "mppdl/core/text_table.h"
+#include "mppdl/data/memory.h"
 
 #include <stb/stb_image.h>
 #include <stb/stb_image_resize.h>
@@ -108,10 +110,22 @@ struct ImageShape {
     int width = 0;
 };
 
+/// The largest side an image may have, from its header or --shape: a header is the file's own
+/// claim, and a small file may claim 60000x60000 pixels (10 GB decoded).
+constexpr int kMaxSide = 1 << 15;
+
+/// Refuses an image whose header claims a side over kMaxSide, before anything is allocated.
+void checkClaimedSize(const std::string& file, int width, int height) {
+    if (width <= 0 || height <= 0 || width > kMaxSide || height > kMaxSide)
+        throw DataError(file + ": the image claims " + std::to_string(width) + "x" + std::to_string(height) +
+                        " pixels, over the " + std::to_string(kMaxSide) +
+                        " a side an image folder takes (a damaged or hostile file?)");
+}
+
 ImageShape shapeOf(const std::string& file, const SourceOptions& options) {
     if (!options.shape.empty()) {
         const auto& s = options.shape;
-        if (s.size() != 3 || (s[0] != 1 && s[0] != 3) || s[1] <= 0 || s[2] <= 0 || s[1] > 1 << 15 || s[2] > 1 << 15)
+        if (s.size() != 3 || (s[0] != 1 && s[0] != 3) || s[1] <= 0 || s[2] <= 0 || s[1] > kMaxSide || s[2] > kMaxSide)
             throw ConfigError("image folders need a shape CxHxW with C 1 or 3, got " + formatShape(s));
         return {static_cast<int>(s[0]), static_cast<int>(s[1]), static_cast<int>(s[2])};
     }
@@ -120,6 +134,7 @@ ImageShape shapeOf(const std::string& file, const SourceOptions& options) {
     if (bytes.size() > INT_MAX || !stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
                                                          static_cast<int>(bytes.size()), &w, &h, &comp))
         throw DataError(file + ": cannot decode image: " + failureReason());
+    checkClaimedSize(file, w, h);
     // Grey images (with or without alpha) stay one channel; anything with colour becomes RGB.
     return {comp <= 2 ? 1 : 3, h, w};
 }
@@ -127,13 +142,24 @@ ImageShape shapeOf(const std::string& file, const SourceOptions& options) {
 /// Decodes every file to [N, C, H, W] uint8, resizing those of another size.
 at::Tensor decode(const Listing& listing, const ImageShape& shape) {
     const int64_t n = static_cast<int64_t>(listing.files.size());
+    const size_t imageBytes = static_cast<size_t>(shape.height) * shape.width * shape.channels; // < 2^32
+    size_t total = 0;
+    if (__builtin_mul_overflow(imageBytes, static_cast<size_t>(n), &total) ||
+        static_cast<int64_t>(total) > memoryAvailable().bytes)
+        throw DataError(std::to_string(n) + " images of " + std::to_string(shape.channels) + "x" +
+                        std::to_string(shape.height) + "x" + std::to_string(shape.width) + " take " +
+                        humanBytes(double(n) * double(imageBytes)) + " decoded, more than this process may use (" +
+                        humanBytes(double(memoryAvailable().bytes)) + "): give a smaller size with --shape C,H,W");
     auto hwc = torch::empty({n, shape.height, shape.width, shape.channels}, torch::kUInt8);
-    const size_t imageBytes = static_cast<size_t>(shape.height) * shape.width * shape.channels;
     auto* out = hwc.data_ptr<uint8_t>();
     for (int64_t i = 0; i < n; ++i) {
         const auto& file = listing.files[static_cast<size_t>(i)];
         const std::string bytes = readFile(file);
         int w = 0, h = 0, comp = 0;
+        // The header first: a file claiming a huge size is refused before its pixels are allocated.
+        if (bytes.size() <= INT_MAX && stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
+                                                             static_cast<int>(bytes.size()), &w, &h, &comp))
+            checkClaimedSize(file, w, h);
         std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
             bytes.size() > INT_MAX
                 ? nullptr

@@ -100,3 +100,22 @@ TEST(DataImages, NoClassFolders) {
     options.kind = "images";
     expectError<DataError>([&] { loadSource(dir.file("empty"), options); }, {"no class subfolders"});
 }
+
+// A small PNG whose header claims 40000x10 pixels (stb_image takes up to 2^30 bytes an image) is
+// a data error naming the file, with or without --shape, before its pixels are allocated.
+// (stb_image itself refuses one of 60000x60000: "too large".)
+TEST(DataImages, AHeaderClaimingAHugeImageIsADataError) {
+    TempDir dir;
+    writePng(dir.file("pics/a/small.png"), 4, 4, 3, 1);
+    const auto bigEndian = [](uint32_t v) { return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; };
+    std::string png = "\x89PNG\r\n\x1a\n";
+    png += bigEndian(13) + "IHDR" + bigEndian(40000) + bigEndian(10) + std::string("\x08\x02\x00\x00\x00", 5);
+    png += bigEndian(0); // the chunk's CRC, which a header reader does not check
+    png += bigEndian(0) + "IEND" + bigEndian(0xAE426082);
+    dir.write("pics/a/huge.png", png);
+    expectError<DataError>([&] { loadSource(dir.file("pics")); },
+                           {"huge.png: the image claims 40000x10 pixels, over the 32768 a side"});
+    SourceOptions o;
+    o.shape = {3, 8, 8};
+    expectError<DataError>([&] { loadSource(dir.file("pics"), o); }, {"huge.png: the image claims 40000x10"});
+}

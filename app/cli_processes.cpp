@@ -115,7 +115,9 @@ public:
         std::string out;
         for (const int r : ranks)
             out += (out.empty() ? "" : "; ") + std::string("process ") + std::to_string(r) + " (" + m_task(r) + ")";
-        return out.empty() ? out : out + " stopped answering (no heartbeat for 3 s)";
+        return out.empty() ? out
+                           : out + " stopped answering (no heartbeat for " +
+                                 std::to_string(int(train::ProcessGroup::kSilenceProbeSeconds)) + " s)";
     }
 
 private:
@@ -200,7 +202,8 @@ std::unique_ptr<train::ProcessGroup> launch(int world, int local, const ProcessF
     auto* joined = group.get();
     group->setFailureContext([&workers, joined] {
         const auto ended = workers.describeEnded();
-        return !ended.empty() ? ended : workers.describeSilent(joined->silentRanks(3));
+        return !ended.empty() ? ended
+                              : workers.describeSilent(joined->silentRanks(train::ProcessGroup::kSilenceProbeSeconds));
     });
     return group;
 }

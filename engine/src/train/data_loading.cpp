@@ -314,6 +314,22 @@ struct ChunkedRead {
     std::function<void(const std::string&)> say;
 };
 
+/// The rows `ordinals` of the source's training (or test) split, read at once (all of the source
+/// read for them: the chunk of an out-of-core build, a block of a stream, the test rows); checked
+/// to be as many as asked for.
+data::LoadedSource readSelected(const std::string& location, data::SourceOptions options,
+                                const std::vector<int64_t>& ordinals, bool test) {
+    auto selection = std::make_shared<data::RowSelection>();
+    (test ? selection->test : selection->train) = ordinals;
+    options.rows = selection;
+    auto read = data::loadSource(location, options);
+    const auto got = (test ? read.test : read.train).size();
+    if (got != int64_t(ordinals.size()))
+        throw InternalError(location + ": read " + std::to_string(got) + " rows of " + std::to_string(ordinals.size()) +
+                            " selected");
+    return read;
+}
+
 /// The rows `ordinals` of the source's training (or test) split, read a chunk at a time into the
 /// file `path` as they come (raw, as the source holds them), mapped back as one dataset.
 data::Dataset readRawPart(ChunkedRead& read, const std::vector<int64_t>& ordinals, bool test, const std::string& path,
@@ -327,15 +343,9 @@ data::Dataset readRawPart(ChunkedRead& read, const std::vector<int64_t>& ordinal
     const auto total = static_cast<int64_t>(ordinals.size());
     for (int64_t begin = 0; begin < total; begin += read.chunkRows) {
         const int64_t end = std::min(total, begin + read.chunkRows);
-        auto selection = std::make_shared<data::RowSelection>();
-        (test ? selection->test : selection->train).assign(ordinals.begin() + begin, ordinals.begin() + end);
-        auto options = read.options;
-        options.rows = selection;
-        const auto chunk = data::loadSource(read.location, options);
+        const auto chunk = readSelected(read.location, read.options,
+                                        std::vector<int64_t>(ordinals.begin() + begin, ordinals.begin() + end), test);
         const auto& part = test ? chunk.test : chunk.train;
-        if (part.size() != end - begin)
-            throw InternalError(read.location + ": read " + std::to_string(part.size()) + " rows of a chunk of " +
-                                std::to_string(end - begin));
         writer.append(part.features());
         labels.push_back(part.labels());
         shape = part.sampleShape();
@@ -534,13 +544,10 @@ at::Tensor labelsAt(const Plan& plan, const std::vector<int64_t>& positions) {
 }
 
 /// The test rows, read at once (a table has none; a view of another kind might).
-data::Dataset readTestRows(const TrainConfig& config, data::SourceOptions options, const Plan& plan) {
+data::Dataset readTestRows(const TrainConfig& config, const data::SourceOptions& options, const Plan& plan) {
     if (plan.rows.read.test.empty())
         return data::Dataset();
-    auto selection = std::make_shared<data::RowSelection>();
-    selection->test = plan.rows.read.test;
-    options.rows = selection;
-    return data::loadSource(config.data.location, options).test;
+    return readSelected(config.data.location, options, plan.rows.read.test, true).test;
 }
 
 /// --no-cache: this process's training rows are read from the server again every epoch, a block
@@ -554,14 +561,7 @@ LoadedData loadStreamed(const TrainConfig& config, const data::SourceOptions& op
     const auto& rows = plan.rows;
     const std::string location = config.data.location;
     auto read = [location, options](const std::vector<int64_t>& ordinals, int64_t& bytes) {
-        auto o = options;
-        auto selection = std::make_shared<data::RowSelection>();
-        selection->train = ordinals;
-        o.rows = selection;
-        auto block = data::loadSource(location, o);
-        if (block.train.size() != int64_t(ordinals.size()))
-            throw InternalError(location + ": read " + std::to_string(block.train.size()) + " rows of a block of " +
-                                std::to_string(ordinals.size()));
+        auto block = readSelected(location, options, ordinals, false);
         bytes += block.bytesRead;
         return block.train;
     };

@@ -41,8 +41,6 @@ namespace {
 
 std::chrono::milliseconds milliseconds(double seconds) { return std::chrono::milliseconds(int64_t(seconds * 1000)); }
 
-/// How long a failed collective watches the heartbeats to tell which processes went silent.
-constexpr double kSilenceProbeSeconds = 3;
 
 /// libtorch's message without its C++ backtrace: the first line.
 std::string firstLine(const std::exception& e) {
@@ -324,12 +322,12 @@ struct ProcessGroup::Impl : Collectives {
         } catch (const std::exception& e) {
             std::string context = failureContext ? failureContext() : std::string();
             if (context.empty()) {
-                const auto silent = silentRanks(kSilenceProbeSeconds);
+                const auto silent = silentRanks(ProcessGroup::kSilenceProbeSeconds);
                 for (const int r : silent)
                     context += (context.empty() ? "process " : ", ") + std::to_string(r);
                 if (!context.empty())
-                    context += " stopped answering (no heartbeat for " + std::to_string(int(kSilenceProbeSeconds)) +
-                               " s)";
+                    context += " stopped answering (no heartbeat for " +
+                               std::to_string(int(ProcessGroup::kSilenceProbeSeconds)) + " s)";
             }
             throw DeviceError("process " + std::to_string(rankValue) + " of " + std::to_string(worldValue) + ": the " +
                               what + " with the other processes failed: " +

@@ -63,6 +63,8 @@ public:
     /// not move over `probeSeconds`: after a failed collective, those that went silent. Empty when
     /// the store cannot tell.
     std::vector<int> silentRanks(double probeSeconds);
+    /// How long a failed collective watches the heartbeats to tell which processes went silent.
+    static constexpr double kSilenceProbeSeconds = 3;
 
     /// A value every process can read (the run's configuration, from rank 0); get() waits for it.
     void set(const std::string& key, const std::string& value);

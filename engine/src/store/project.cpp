@@ -22,6 +22,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <utility>
 #include <ctime>
 #include <filesystem>
 #include <functional>
@@ -584,9 +588,13 @@ std::string withChecksum(const std::string& blob) {
     return out + blob;
 }
 
+bool hasChecksum(const std::string& blob) {
+    return blob.size() >= kChecksumHeader && std::memcmp(blob.data(), kChecksumTag, sizeof kChecksumTag) == 0;
+}
+
 /// The blob without its checksum header, checked; `what` names it in the error.
 std::string checkedBlob(std::string blob, const std::string& what) {
-    if (blob.size() < kChecksumHeader || std::memcmp(blob.data(), kChecksumTag, sizeof kChecksumTag) != 0)
+    if (!hasChecksum(blob))
         return blob; // written before checksums
     uint32_t stored = 0;
     for (int i = 0; i < 4; ++i)
@@ -628,10 +636,70 @@ bool allDigits(const std::string& text) {
            std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
+/// The project files this process holds SQLite connections to, by inode. A POSIX lock belongs to
+/// a process and a file, and closing any descriptor of the file releases all of the process's
+/// locks on it, SQLite's included (sqlite.org/howtocorrupt.html, 2.2.1): another process could
+/// then checkpoint and delete the -wal and -shm files this one still uses, and its reads come back
+/// "malformed". So the raw header check, which opens and closes the file, runs only while no
+/// connection of this process has the file open (its connections share their locks correctly).
+class OpenProjects {
+public:
+    class Registration {
+    public:
+        Registration() = default;
+        Registration(dev_t device, ino_t inode) : m_key{device, inode}, m_active(true) {}
+        Registration(Registration&& o) noexcept : m_key(o.m_key), m_active(std::exchange(o.m_active, false)) {}
+        Registration& operator=(Registration&& o) noexcept {
+            release();
+            m_key = o.m_key;
+            m_active = std::exchange(o.m_active, false);
+            return *this;
+        }
+        ~Registration() { release(); }
+
+    private:
+        void release() {
+            if (!m_active)
+                return;
+            std::lock_guard<std::mutex> lock(mutex());
+            if (--counts()[m_key] == 0)
+                counts().erase(m_key);
+            m_active = false;
+        }
+        std::pair<dev_t, ino_t> m_key{};
+        bool m_active = false;
+    };
+
+    /// Registers a connection about to open `path`; `examine` (the header check) runs first when
+    /// no other connection of this process has the file open.
+    static Registration enter(const std::string& path, const std::function<void()>& examine) {
+        std::lock_guard<std::mutex> lock(mutex());
+        struct stat st {};
+        if (stat(path.c_str(), &st) != 0 || counts().count({st.st_dev, st.st_ino}) == 0)
+            examine(); // throws for a missing or unfit file
+        if (stat(path.c_str(), &st) != 0)
+            throw StorageError(path + ": no such project file");
+        ++counts()[{st.st_dev, st.st_ino}];
+        return Registration(st.st_dev, st.st_ino);
+    }
+
+private:
+    static std::mutex& mutex() {
+        static std::mutex m;
+        return m;
+    }
+    static std::map<std::pair<dev_t, ino_t>, int>& counts() {
+        static std::map<std::pair<dev_t, ino_t>, int> c;
+        return c;
+    }
+};
+
 } // namespace
 
 struct Project::Impl {
     std::string path;
+    /// Declared before the connection: released after it closes.
+    OpenProjects::Registration registration;
     sqlite::Database db;
     bool writable = false;
     int schemaVersion = 0;
@@ -696,7 +764,7 @@ Project::Impl& implOf(const std::unique_ptr<Project::Impl>& impl) {
 } // namespace
 
 Project Project::open(const std::string& path, Access access) {
-    examineHeader(path);
+    auto registration = OpenProjects::enter(path, [&] { examineHeader(path); });
     const bool readOnlyFile = isReadOnlyFile(path);
     if (access == Access::Write) {
         if (readOnlyFile)
@@ -705,6 +773,7 @@ Project Project::open(const std::string& path, Access access) {
     }
     auto impl = std::make_unique<Impl>();
     impl->path = path;
+    impl->registration = std::move(registration);
     impl->db = connect(path, readOnlyFile);
     upgrade(impl->db, checkIdentity(impl->db), readOnlyFile);
     impl->schemaVersion = userVersion(impl->db);
@@ -1139,6 +1208,17 @@ void Project::saveCheckpoint(int64_t runId, const Checkpoint& checkpoint, int ke
     if (checkpoint.weights.empty())
         throw InternalError("a checkpoint without weights (run " + std::to_string(runId) + ", epoch " +
                             std::to_string(checkpoint.epoch) + ")");
+    // SQLite keeps a value of at most SQLITE_LIMIT_LENGTH bytes (10^9 by default): a larger model
+    // is refused here, saying so, rather than with SQLite's "string or blob too big".
+    const int64_t limit = sqlite3_limit(self.db.handle(), SQLITE_LIMIT_LENGTH, -1);
+    for (const auto* blob : {&checkpoint.weights, &checkpoint.state})
+        if (int64_t(blob->size() + kChecksumHeader) > limit)
+            throw StorageError(self.db.label() + ": the checkpoint of run " + std::to_string(runId) + ", epoch " +
+                               std::to_string(checkpoint.epoch) + " (" +
+                               (blob == &checkpoint.weights ? "weights" : "resume state") + ") is " +
+                               std::to_string(blob->size()) + " bytes, over the " + std::to_string(limit) +
+                               " bytes SQLite keeps in one value: a model this large cannot be kept in a project "
+                               "file (train with --no-project --save FILE)");
     insert.bindBlob(5, withChecksum(checkpoint.weights));
     if (checkpoint.state.empty())
         insert.bind(6, std::nullopt);
@@ -1203,6 +1283,27 @@ std::optional<Checkpoint> Project::lastResumable(int64_t runId) const {
     if (!query.bindAll(runId).step())
         return std::nullopt;
     return readCheckpoint(query, self.db.label(), runId);
+}
+
+CheckpointCheck Project::checkCheckpoints() const {
+    auto& self = implOf(m_impl);
+    CheckpointCheck out;
+    sqlite::Statement query(self.db, "SELECT epoch, val_accuracy, wall_seconds, weights, state, run_id FROM "
+                                     "checkpoints ORDER BY run_id, epoch");
+    while (query.step()) {
+        const int64_t runId = query.integer(5);
+        ++out.checked;
+        const auto weights = query.blob(3);
+        out.bytes += int64_t(weights.size()) + int64_t(query.blob(4).size());
+        if (!hasChecksum(weights))
+            ++out.unchecked;
+        try {
+            readCheckpoint(query, self.db.label(), runId);
+        } catch (const StorageError& e) {
+            out.problems.push_back(e.what());
+        }
+    }
+    return out;
 }
 
 int Project::bestCheckpointEpoch(int64_t runId) const {

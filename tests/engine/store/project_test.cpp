@@ -859,6 +859,30 @@ TEST(StoreProject, ADamagedCheckpointIsAStorageErrorWhenRead) {
     expectError<StorageError>([&] { project.lastResumable(id); }, {"epoch 2 (resume state) is damaged"});
     // The listing still works: it reads no blob.
     EXPECT_EQ(epochsOf(project.checkpoints(id)), (std::vector<int>{1, 2}));
+    // The check reads every one and names both.
+    const auto check = project.checkCheckpoints();
+    EXPECT_EQ(check.checked, 2);
+    EXPECT_EQ(check.unchecked, 0);
+    ASSERT_EQ(check.problems.size(), 2u);
+    EXPECT_NE(check.problems[0].find("epoch 1 (weights) is damaged"), std::string::npos) << check.problems[0];
+    EXPECT_NE(check.problems[1].find("epoch 2 (resume state) is damaged"), std::string::npos) << check.problems[1];
+}
+
+// A checkpoint over SQLite's limit for one value (10^9 bytes) is refused with a message that
+// says so, and the project keeps what it had.
+TEST(StoreProject, ACheckpointLargerThanSqliteKeepsIsAClearStorageError) {
+    TempDir dir;
+    auto project = Project::create(dir.file("large.mppdl"));
+    const auto id = addRun(project);
+    project.saveCheckpoint(id, checkpointOf(1, 0.5), 3);
+    auto huge = checkpointOf(2, 0.6);
+    huge.weights.assign(size_t(1000) * 1000 * 1000, 'w');
+    expectError<StorageError>(
+        [&] { project.saveCheckpoint(id, huge, 3); },
+        {"the checkpoint of run " + std::to_string(id) + ", epoch 2 (weights) is 1000000000 bytes",
+         "SQLite keeps in one value", "--no-project --save FILE"});
+    EXPECT_EQ(epochsOf(project.checkpoints(id)), (std::vector<int>{1}));
+    EXPECT_TRUE(project.checkCheckpoints().problems.empty());
 }
 
 TEST(StoreProject, DeletingARunDeletesItsChildren) {
@@ -958,4 +982,37 @@ TEST(StoreProject, TwoWritersTakeTurns) {
     other.join();
     EXPECT_EQ(error, "");
     EXPECT_EQ(first.metrics(id).size(), 200u);
+}
+
+// A process that opens a project while it already has it open (the workbenches read the file
+// again and again while a run writes it) must not drop the first connection's locks: the header
+// check's open and close of the file used to release them, and the next process to close its
+// connection then took itself for the last one, checkpointed and deleted the -wal file the first
+// connection still wrote to. The second run below was lost that way.
+TEST(StoreProject, OpeningAgainKeepsTheLocksOfTheConnectionAlreadyOpen) {
+    TempDir dir;
+    const auto path = dir.file("shared.mppdl");
+    auto writer = Project::create(path);
+    addRun(writer, "first");
+    {
+        const auto reader = Project::open(path, Access::Read);
+        EXPECT_EQ(reader.runs().size(), 1u);
+    }
+    // Another process opens and closes the project.
+    ASSERT_EQ(std::system(("sqlite3 " + path + " 'SELECT count(*) FROM runs' >/dev/null").c_str()), 0);
+    addRun(writer, "second");
+    // A third process sees both runs, and the file is sound.
+    const auto count = [&] {
+        std::string out;
+        FILE* pipe = popen(("sqlite3 " + path + " 'SELECT count(*) FROM runs; PRAGMA integrity_check' 2>&1").c_str(),
+                           "r");
+        char buf[256];
+        while (pipe && fgets(buf, sizeof buf, pipe))
+            out += buf;
+        if (pipe)
+            pclose(pipe);
+        return out;
+    };
+    EXPECT_EQ(count(), "2\nok\n");
+    EXPECT_EQ(writer.runs().size(), 2u);
 }

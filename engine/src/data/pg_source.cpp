@@ -10,6 +10,7 @@
 #include "data/formats.h"
 #include "data/pg_connection.h"
 #include "data/pg_read.h"
+#include "data/pg_tuple.h"
 
 #include "mppdl/core/error.h"
 
@@ -35,15 +36,7 @@ constexpr const char* kPrefix = "pg:";
 constexpr int kMaxStreams = 8;
 /// Rows a stream reads between looks at the clock for progress reports.
 constexpr int64_t kProgressRows = 256;
-/// The most bytes reserved up front from the planner's row estimate, which may be stale.
-constexpr size_t kReserveCap = size_t(1) << 30;
 
-uint16_t be16(const char* p) { return uint16_t((uint8_t(p[0]) << 8) | uint8_t(p[1])); }
-uint32_t be32(const char* p) {
-    return (uint32_t(uint8_t(p[0])) << 24) | (uint32_t(uint8_t(p[1])) << 16) | (uint32_t(uint8_t(p[2])) << 8) |
-           uint32_t(uint8_t(p[3]));
-}
-uint64_t be64(const char* p) { return (uint64_t(be32(p)) << 32) | be32(p + 4); }
 
 struct Column {
     std::string name;
@@ -89,7 +82,7 @@ std::string columnList(const std::vector<Column>& columns) {
 /// The features as the SELECT reads them, and what the COPY sends back for them.
 struct FeaturePlan {
     std::string expression;
-    enum Wire { FloatArray, Bytes } wire = FloatArray;
+    FeatureWire wire = FeatureWire::FloatArray;
     std::string description; ///< for messages: "pixels real[]", "784 numeric columns"
 };
 
@@ -127,7 +120,7 @@ FeaturePlan planFeatures(const std::vector<Column>& columns, const std::vector<s
         const auto& c = chosen[0];
         if (c.type == "bytea") {
             plan.expression = quoteIdentifier(c.name);
-            plan.wire = FeaturePlan::Bytes;
+            plan.wire = FeatureWire::Bytes;
         } else {
             const std::string element = c.type.substr(0, c.type.size() - 2);
             if (!isNumeric(element))
@@ -148,114 +141,6 @@ FeaturePlan planFeatures(const std::vector<Column>& columns, const std::vector<s
     plan.expression = "ARRAY[" + list + "]::float4[]";
     plan.description = std::to_string(chosen.size()) + " numeric columns";
     return plan;
-}
-
-/// One shard's rows as they stream in, decoded straight into packed buffers.
-struct ShardRows {
-    std::vector<float> floats;  ///< float4[] and float32 bytea features
-    std::vector<uint8_t> bytes; ///< uint8 bytea features
-    std::vector<int64_t> intLabels;
-    std::vector<std::string> textLabels;
-    std::vector<std::string> ids;
-    int64_t rows = 0;
-    int64_t width = -1;
-};
-
-/// What every shard's decoder needs to know.
-struct TupleFormat {
-    bool textLabels = false;
-    FeaturePlan::Wire wire = FeaturePlan::FloatArray;
-    bool floatBytes = false;
-    bool hasId = false;
-    std::string idColumn;
-    int64_t expected = 0; ///< rows the shard is expected to hold (0: unknown), to reserve once
-};
-
-/// Decodes one binary COPY tuple into `out`; DataError naming `where` and the row otherwise.
-void decodeTuple(const char* p, size_t n, const TupleFormat& format, const std::string& where, ShardRows& out) {
-    auto rowError = [&](const std::string& what) {
-        return DataError(where + ", row " + std::to_string(out.rows + 1) +
-                         (format.hasId ? " in " + format.idColumn + " order" : "") + ": " + what);
-    };
-    const int16_t fields = format.hasId ? 3 : 2;
-    // One tuple: field count, then (length, bytes) per field.
-    if (n < 2 || int16_t(be16(p)) != fields)
-        throw rowError("unexpected COPY tuple");
-    size_t at = 2;
-    auto field = [&](const char*& data, int32_t& length) {
-        if (at + 4 > n)
-            throw rowError("truncated COPY tuple");
-        length = int32_t(be32(p + at));
-        at += 4;
-        data = p + at;
-        if (length > 0) {
-            if (at + size_t(length) > n)
-                throw rowError("truncated COPY tuple");
-            at += size_t(length);
-        }
-    };
-    const char* data;
-    int32_t length;
-    field(data, length);
-    if (length < 0)
-        throw rowError("the label is NULL");
-    if (format.textLabels)
-        out.textLabels.emplace_back(data, size_t(length));
-    else
-        out.intLabels.push_back(int64_t(be64(data)));
-    field(data, length);
-    if (length < 0)
-        throw rowError("the features are NULL");
-    int64_t count = 0;
-    if (format.wire == FeaturePlan::Bytes) {
-        if (format.floatBytes) {
-            if (length % 4 != 0)
-                throw rowError("a float32 bytea of " + std::to_string(length) + " bytes (not a multiple of 4)");
-            count = length / 4;
-            if (out.floats.empty() && format.expected > 0)
-                out.floats.reserve(std::min(kReserveCap / sizeof(float), size_t(format.expected) * size_t(count)));
-            const size_t old = out.floats.size();
-            out.floats.resize(old + size_t(count));
-            std::memcpy(out.floats.data() + old, data, size_t(length)); // little-endian float32, as numpy writes
-        } else {
-            count = length;
-            if (out.bytes.empty() && format.expected > 0)
-                out.bytes.reserve(std::min(kReserveCap, size_t(format.expected) * size_t(length)));
-            out.bytes.insert(out.bytes.end(), data, data + length);
-        }
-    } else {
-        // float4[]: ndim, has-null flag, element type, then (size, lower bound) per dimension.
-        const int32_t ndim = length >= 12 ? int32_t(be32(data)) : -1;
-        if (ndim != 0) {
-            if (ndim != 1 || length < 20)
-                throw rowError("the features array has " + std::to_string(ndim) + " dimensions; expected one");
-            count = int32_t(be32(data + 12));
-            const char* element = data + 20;
-            if (20 + count * 8 != length)
-                throw rowError("the features array has a NULL element");
-            if (out.floats.empty() && format.expected > 0)
-                out.floats.reserve(std::min(kReserveCap / sizeof(float), size_t(format.expected) * size_t(count)));
-            const size_t old = out.floats.size();
-            out.floats.resize(old + size_t(count));
-            float* values = out.floats.data() + old;
-            for (int64_t k = 0; k < count; ++k, element += 8) {
-                const uint32_t bits = be32(element + 4);
-                std::memcpy(values + k, &bits, 4);
-            }
-        }
-    }
-    if (format.hasId) {
-        field(data, length);
-        if (length < 0)
-            throw rowError("the id is NULL");
-        out.ids.emplace_back(data, size_t(length));
-    }
-    if (out.width < 0)
-        out.width = count;
-    else if (count != out.width)
-        throw rowError("has " + std::to_string(count) + " feature values where the rows before have " +
-                       std::to_string(out.width));
-    ++out.rows;
 }
 
 /// Thrown inside a shard's stream when another shard has failed: it stops reading.
@@ -523,7 +408,7 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     const auto plan = planFeatures(columns, options.features, label, options.id, where);
     format.wire = plan.wire;
     format.floatBytes = options.bytea == "float32";
-    if (plan.wire == FeaturePlan::Bytes && !format.floatBytes && options.bytea != "uint8")
+    if (plan.wire == FeatureWire::Bytes && !format.floatBytes && options.bytea != "uint8")
         throw ConfigError("--bytea must be uint8 or float32, got '" + options.bytea + "'");
     std::string idType;
     if (!options.id.empty()) {
@@ -601,7 +486,7 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     for (auto& shard : shards)
         for (auto& id : shard.ids)
             ids.push_back(std::move(id));
-    const at::Tensor x = plan.wire == FeaturePlan::Bytes && !format.floatBytes
+    const at::Tensor x = plan.wire == FeatureWire::Bytes && !format.floatBytes
                              ? packedRows(shards, &ShardRows::bytes, rows, width, torch::kUInt8)
                              : packedRows(shards, &ShardRows::floats, rows, width, torch::kFloat32);
     LoadedSource out;

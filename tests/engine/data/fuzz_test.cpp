@@ -2,6 +2,7 @@
 
 #include "mppdl/data/source.h"
 
+#include "data/pg_tuple.h"
 #include "data/test_files.h"
 #include "mppdl/core/error.h"
 
@@ -9,7 +10,13 @@
 #include <torch/torch.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
 #include <random>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 using namespace mppdl;
 using namespace mppdl::data;
@@ -83,6 +90,12 @@ int rounds() {
     return env && std::atoi(env) > 0 ? std::atoi(env) : 120;
 }
 
+/// What a fuzz test tried, for bench/fuzz.py, which runs each for 100,000 inputs or more.
+void report(const std::string& what, int total, const Outcomes& outcomes) {
+    std::cout << "fuzzed " << total << " " << what << ": " << outcomes.loaded << " accepted, " << outcomes.rejected
+              << " rejected\n";
+}
+
 } // namespace
 
 TEST(DataFuzz, IdxFiles) {
@@ -118,6 +131,7 @@ TEST(DataFuzz, IdxFiles) {
     }
     EXPECT_GT(outcomes.loaded, 0);
     EXPECT_GT(outcomes.rejected, 0);
+    report("IDX file pairs", total, outcomes);
 }
 
 TEST(DataFuzz, CsvFiles) {
@@ -148,6 +162,7 @@ TEST(DataFuzz, CsvFiles) {
     }
     EXPECT_GT(outcomes.loaded, 0);
     EXPECT_GT(outcomes.rejected, 0);
+    report("CSV files", total, outcomes);
 }
 
 TEST(DataFuzz, NpyFiles) {
@@ -170,4 +185,156 @@ TEST(DataFuzz, NpyFiles) {
     }
     EXPECT_GT(outcomes.loaded, 0);
     EXPECT_GT(outcomes.rejected, 0);
+    report("NPY file pairs", total, outcomes);
 }
+
+TEST(DataFuzz, ImageFolders) {
+    // Four good PNGs in two class folders; each round damages one of them (or the folder layout).
+    TempDir dir;
+    const std::vector<std::string> files = {"cat/a.png", "cat/b.png", "dog/c.png", "dog/d.png"};
+    std::vector<std::string> good;
+    for (size_t i = 0; i < files.size(); ++i) {
+        writePng(dir.file(files[i]), 6, 5, i % 2 == 0 ? 3 : 1, int(i));
+        std::ifstream in(dir.file(files[i]), std::ios::binary);
+        good.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    const int total = rounds();
+    Outcomes outcomes;
+    Mutator mutator(5);
+    for (int round = 0; round < total; ++round) {
+        for (size_t i = 0; i < files.size(); ++i)
+            dir.write(files[i], good[i]);
+        const size_t victim = mutator.below(files.size());
+        // The PNG header and IHDR chunk (width, height, depth, colour type) are the first 33 bytes.
+        dir.write(files[victim], mutator.mutate(good[victim], 33));
+        SourceOptions options;
+        options.kind = "images";
+        if (round % 3 == 1)
+            options.shape = {3, 4, 4};
+        if (round % 3 == 2)
+            options.shape = {1, 6, 5};
+        loadOrError(dir.path().string(), options, "image folder round " + std::to_string(round), outcomes);
+    }
+    EXPECT_GT(outcomes.loaded, 0);
+    EXPECT_GT(outcomes.rejected, 0);
+    report("image folders", total, outcomes);
+}
+
+#ifdef MPPDL_WITH_POSTGRES
+
+namespace {
+
+/// Bytes placed so that the first byte past them is a PROT_NONE page: a decoder that reads one
+/// byte too many crashes the test instead of reading whatever lies there.
+class GuardedBytes {
+public:
+    explicit GuardedBytes(const std::string& bytes) {
+        const size_t page = size_t(sysconf(_SC_PAGESIZE));
+        m_size = (bytes.size() + page - 1) / page * page + page;
+        m_base = static_cast<char*>(mmap(nullptr, m_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        EXPECT_NE(m_base, MAP_FAILED);
+        char* guard = m_base + m_size - page;
+        EXPECT_EQ(mprotect(guard, page, PROT_NONE), 0);
+        m_data = guard - bytes.size();
+        std::memcpy(m_data, bytes.data(), bytes.size());
+    }
+    ~GuardedBytes() { munmap(m_base, m_size); }
+    GuardedBytes(const GuardedBytes&) = delete;
+    GuardedBytes& operator=(const GuardedBytes&) = delete;
+    const char* data() const { return m_data; }
+
+private:
+    char* m_base = nullptr;
+    char* m_data = nullptr;
+    size_t m_size = 0;
+};
+
+std::string be(uint64_t value, int bytes) {
+    std::string out;
+    for (int b = bytes - 1; b >= 0; --b)
+        out.push_back(static_cast<char>((value >> (8 * b)) & 0xff));
+    return out;
+}
+
+std::string field(const std::string& value) { return be(value.size(), 4) + value; }
+
+/// A binary COPY tuple as PostgreSQL sends it for `format`: label, `width` features[, id].
+std::string copyTuple(const TupleFormat& format, int64_t row, int width) {
+    std::string out = be(format.hasId ? 3 : 2, 2);
+    out += field(format.textLabels ? "class-" + std::to_string(row % 3) : be(uint64_t(row % 3), 8));
+    std::string features;
+    if (format.wire == FeatureWire::Bytes) {
+        for (int k = 0; k < width; ++k) {
+            if (format.floatBytes) {
+                const float value = float(row) + 0.25f * float(k);
+                features.append(reinterpret_cast<const char*>(&value), 4);
+            } else {
+                features.push_back(static_cast<char>(row + k));
+            }
+        }
+    } else {
+        // float4[]: 1 dimension, no NULLs, element type float4 (oid 700), size and lower bound.
+        features = be(1, 4) + be(0, 4) + be(700, 4) + be(uint64_t(width), 4) + be(1, 4);
+        for (int k = 0; k < width; ++k) {
+            const float value = float(row) - 0.5f * float(k);
+            uint32_t bits;
+            std::memcpy(&bits, &value, 4);
+            features += be(4, 4) + be(bits, 4);
+        }
+    }
+    out += field(features);
+    if (format.hasId)
+        out += field(be(uint64_t(row), 8));
+    return out;
+}
+
+} // namespace
+
+TEST(DataFuzz, PostgresCopyTuples) {
+    std::vector<TupleFormat> formats;
+    for (const bool text : {false, true})
+        for (const int wire : {0, 1, 2})
+            for (const bool id : {false, true}) {
+                TupleFormat f;
+                f.textLabels = text;
+                f.wire = wire == 0 ? FeatureWire::FloatArray : FeatureWire::Bytes;
+                f.floatBytes = wire == 2;
+                f.hasId = id;
+                f.idColumn = "id";
+                f.expected = 4;
+                formats.push_back(f);
+            }
+    const int total = rounds() * 20; // a tuple is cheap to decode
+    Outcomes outcomes;
+    Mutator mutator(4);
+    for (int round = 0; round < total; ++round) {
+        const TupleFormat& format = formats[mutator.below(formats.size())];
+        ShardRows rows;
+        const std::string what = "tuple round " + std::to_string(round);
+        try {
+            // A good first row fixes the width; the damaged second row is decoded against it.
+            const std::string first = copyTuple(format, 0, 5);
+            GuardedBytes good(first);
+            decodeTuple(good.data(), first.size(), format, "pg:t", rows);
+            const std::string damaged = mutator.mutate(copyTuple(format, 1, 5), 26);
+            GuardedBytes bad(damaged);
+            decodeTuple(bad.data(), damaged.size(), format, "pg:t", rows);
+            EXPECT_EQ(rows.rows, 2) << what;
+            EXPECT_EQ(rows.width, 5) << what;
+            const size_t labels = format.textLabels ? rows.textLabels.size() : rows.intLabels.size();
+            EXPECT_EQ(labels, 2u) << what;
+            EXPECT_EQ(rows.floats.size() + rows.bytes.size(), 10u) << what;
+            ++outcomes.loaded;
+        } catch (const DataError& e) {
+            EXPECT_NE(std::string(e.what()).find("pg:t, row 2"), std::string::npos) << what << ": " << e.what();
+            ++outcomes.rejected;
+        } catch (const std::exception& e) {
+            ADD_FAILURE() << what << ": threw a non-DataError exception: " << e.what();
+        }
+    }
+    EXPECT_GT(outcomes.loaded, 0);
+    EXPECT_GT(outcomes.rejected, 0);
+    report("PostgreSQL binary COPY tuples", total, outcomes);
+}
+
+#endif // MPPDL_WITH_POSTGRES

@@ -1,6 +1,7 @@
 #include "model/graph_module.h"
 #include "model/model_test_util.h"
 #include "mppdl/core/error.h"
+#include "mppdl/model/keras.h"
 #include "mppdl/model/layers.h"
 
 #include <gtest/gtest.h>
@@ -181,7 +182,118 @@ TEST(ModelFuzz, MutatedExamplesNeverBreakParsingAnalysisOrTheBuilder) {
     EXPECT_GT(parsed, rounds / 2);
     EXPECT_GT(parsed - valid, rounds / 4);
     EXPECT_GT(built, rounds / 10);
-    std::cout << "parsed " << parsed << ", valid " << valid << ", built " << built << "\n";
+    std::cout << "fuzzed " << rounds << " architecture JSONs: parsed " << parsed << ", valid " << valid << ", built "
+              << built << "\n";
+}
+
+
+/// Damages a Keras model JSON's layers: their class names, their configs' values, their order.
+void mutateKeras(Mutator& mutator, json& doc) {
+    if (!doc.contains("config") || !doc["config"].is_object() || !doc["config"]["layers"].is_array()) {
+        doc["config"] = mutator.randomValue();
+        return;
+    }
+    json& layers = doc["config"]["layers"];
+    if (layers.empty())
+        return;
+    const size_t i = mutator.below(layers.size());
+    json& layer = layers[i];
+    static const char* const classes[] = {"Conv2D",  "Dense",       "MaxPooling2D",      "Flatten", "Dropout",
+                                          "ReLU",    "InputLayer",  "Softmax",           "LSTM",    "Conv3D",
+                                          "Reshape", "AveragePool", "BatchNormalization"};
+    static const char* const keys[] = {"filters", "kernel_size", "strides",     "padding",
+                                       "units",   "rate",        "pool_size",   "activation",
+                                       "name",    "use_bias",    "data_format", "batch_input_shape"};
+    static const json values[] = {"relu",
+                                  "softmax",
+                                  "same",
+                                  "channels_first",
+                                  "elu",
+                                  nullptr,
+                                  json::object(),
+                                  json{{"class_name", "X"}},
+                                  json{nullptr, 0, 0, 1},
+                                  json{nullptr, 28, 28, 1},
+                                  json{nullptr, -3}};
+    switch (mutator.below(6)) {
+    case 0: layer["class_name"] = classes[mutator.below(std::size(classes))]; break;
+    case 1:
+        if (layer["config"].is_object())
+            layer["config"][keys[mutator.below(std::size(keys))]] = mutator.below(2)
+                                                                        ? mutator.randomValue()
+                                                                        : values[mutator.below(std::size(values))];
+        else
+            layer["config"] = json::object();
+        break;
+    case 2:
+        if (layer["config"].is_object() && !layer["config"].empty()) {
+            auto it = layer["config"].begin();
+            std::advance(it, static_cast<std::ptrdiff_t>(mutator.below(layer["config"].size())));
+            layer["config"].erase(it);
+        }
+        break;
+    case 3: layers.erase(i); break;
+    case 4: std::swap(layers[i], layers[mutator.below(layers.size())]); break;
+    default: layers.insert(layers.begin() + static_cast<std::ptrdiff_t>(mutator.below(layers.size())), layer); break;
+    }
+}
+
+TEST(ModelFuzz, MutatedKerasJsonNeverBreaksTheImportOrTheBuilder) {
+    torch::manual_seed(0);
+    // The Keras JSON of every example Keras' Sequential can say.
+    std::vector<json> examples;
+    for (const auto& file : test::exampleFiles()) {
+        std::ifstream in(test::examplePath(file));
+        const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        try {
+            examples.push_back(json::parse(toKerasJson(parseArchitecture(text, file))));
+        } catch (const ConfigError&) {
+        }
+    }
+    ASSERT_GE(examples.size(), 2u);
+    const char* roundsText = std::getenv("MPPDL_FUZZ_ROUNDS");
+    const char* seedText = std::getenv("MPPDL_FUZZ_SEED");
+    const int rounds = roundsText ? std::atoi(roundsText) : 400;
+    Mutator mutator(seedText ? static_cast<unsigned>(std::atol(seedText)) : 54321u);
+    int imported = 0, built = 0;
+    for (int round = 0; round < rounds; ++round) {
+        json doc = examples[mutator.below(examples.size())];
+        const size_t mutations = 1 + mutator.below(3);
+        for (size_t m = 0; m < mutations; ++m)
+            mutateKeras(mutator, doc);
+        std::string text = doc.dump();
+        if (mutator.below(5) == 0)
+            mutator.damage(text);
+        SCOPED_TRACE("round " + std::to_string(round) + ":\n" + text);
+        Architecture design;
+        try {
+            design = fromKerasJson(text, "fuzz.json");
+        } catch (const ConfigError& e) {
+            EXPECT_NE(std::string(e.what()).find("fuzz.json"), std::string::npos) << e.what();
+            continue;
+        } catch (const std::exception& e) {
+            FAIL() << "the Keras import threw something other than ConfigError: " << e.what();
+        }
+        ++imported;
+        const Analysis analysis = analyze(design);
+        ASSERT_TRUE(analysis.ok()) << "an imported design does not analyse: " << formatProblems(analysis.problems);
+        if (analysis.totalParams > 20'000'000 || analysis.totalFlops > 1'000'000'000)
+            continue;
+        try {
+            GraphModule module(design);
+            std::vector<int64_t> batch = {2};
+            batch.insert(batch.end(), analysis.inputShape.begin(), analysis.inputShape.end());
+            module->forward(torch::randn(batch));
+            ++built;
+        } catch (const std::exception& e) {
+            FAIL() << "an imported design failed to build or run: " << e.what();
+        }
+    }
+    EXPECT_GT(imported, rounds / 10);
+    EXPECT_GT(rounds - imported, rounds / 4);
+    EXPECT_GT(built, 0);
+    std::cout << "fuzzed " << rounds << " Keras model JSONs: " << imported << " accepted, " << rounds - imported
+              << " rejected\n";
 }
 
 } // namespace

@@ -37,6 +37,12 @@ struct EncodedLabels {
 EncodedLabels encodeIntegerLabels(const at::Tensor& values);
 constexpr int64_t kMaxDenseLabel = 1 << 16;
 
+/// The most values one sample may have (2^32: 16 GiB of float32), whatever its shape says.
+constexpr int64_t kMaxSampleElements = int64_t(1) << 32;
+/// The values a sample of `shape` has: ConfigError naming `location` for a dimension that is not
+/// positive, or a product that overflows or passes kMaxSampleElements.
+int64_t shapeElements(const std::vector<int64_t>& shape, const std::string& location);
+
 /// `features` [N, ...] reshaped to [N, ...shape]; ConfigError naming both element counts when they
 /// differ. An empty `shape` leaves the tensor as it is.
 at::Tensor reshapeFeatures(const at::Tensor& features, const std::vector<int64_t>& shape, const std::string& location);

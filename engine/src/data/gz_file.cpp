@@ -1,6 +1,8 @@
 #include "data/gz_file.h"
 
 #include "mppdl/core/error.h"
+#include "mppdl/core/text_table.h"
+#include "mppdl/data/memory.h"
 
 #include <zlib.h>
 
@@ -19,6 +21,9 @@ namespace {
 // deflate cannot compress better than about 1032:1; a larger claim is corrupt data, and the cap keeps
 // a damaged size field from asking for gigabytes.
 constexpr uint64_t kMaxDeflateRatio = 1032;
+/// The most a whole gzip file is decompressed into (memory permitting): 64 GiB, so that a small
+/// file of repeated bytes (a "zip bomb") is a clear error, never an out-of-memory kill.
+constexpr uint64_t kMaxExpanded = uint64_t(64) << 30;
 
 /// DataError unless `path` names a file (not a directory).
 void checkIsFile(const std::string& path) {
@@ -50,8 +55,13 @@ std::string readRaw(const std::string& path) {
     return bytes;
 }
 
-std::string gunzip(const std::string& path, const std::string& compressed) {
+std::string gunzip(const std::string& path, const std::string& compressed, uint64_t maxExpanded) {
     auto corrupt = [&] { return DataError(path + ": truncated or corrupt gzip data"); };
+    auto tooLarge = [&] {
+        return DataError(path + ": expands to more than " + humanBytes(double(maxExpanded)) +
+                         ", the most a gzip file is decompressed into memory (this process may use " +
+                         humanBytes(double(memoryAvailable().bytes)) + "): gunzip it, or give it uncompressed");
+    };
 
     z_stream zs{};
     // 15 + 16: a gzip wrapper (not zlib), with the largest window.
@@ -59,7 +69,8 @@ std::string gunzip(const std::string& path, const std::string& compressed) {
         throw DataError(path + ": cannot initialise zlib");
     std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&zs, &inflateEnd);
 
-    const uint64_t limit = static_cast<uint64_t>(compressed.size()) * kMaxDeflateRatio + (1 << 16);
+    const uint64_t ratioLimit = static_cast<uint64_t>(compressed.size()) * kMaxDeflateRatio + (1 << 16);
+    const uint64_t limit = std::min(ratioLimit, maxExpanded);
     // The gzip trailer's ISIZE is the uncompressed size modulo 2^32: a good first guess.
     uint64_t guess = compressed.size() * 4;
     if (compressed.size() >= 18) {
@@ -74,8 +85,10 @@ std::string gunzip(const std::string& path, const std::string& compressed) {
     size_t produced = 0;
     for (;;) {
         if (produced == out.size()) {
-            if (out.size() >= limit)
+            if (out.size() >= ratioLimit)
                 throw corrupt();
+            if (out.size() >= limit)
+                throw tooLarge();
             out.resize(static_cast<size_t>(std::min<uint64_t>(limit, out.size() * 2)));
         }
         // zlib counts in uInt: feed at most UINT_MAX bytes a call.
@@ -113,12 +126,19 @@ bool isGzip(const std::string& bytes) {
            static_cast<unsigned char>(bytes[1]) == 0x8b;
 }
 
-std::string readFile(const std::string& path) {
+uint64_t maxExpandedBytes() {
+    // Half of what the process may use: the rows decoded from the text still need room.
+    return std::min<uint64_t>(kMaxExpanded, uint64_t(memoryAvailable().bytes) / 2);
+}
+
+std::string readFile(const std::string& path) { return readFile(path, maxExpandedBytes()); }
+
+std::string readFile(const std::string& path, uint64_t maxExpanded) {
     auto bytes = readRaw(path);
     if (!isGzip(bytes))
         return bytes;
     try {
-        return gunzip(path, bytes);
+        return gunzip(path, bytes, maxExpanded);
     } catch (const std::bad_alloc&) {
         throw DataError(path + ": not enough memory to decompress");
     }

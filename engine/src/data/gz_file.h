@@ -11,7 +11,12 @@ namespace mppdl::data {
 /// The whole contents of a file, gunzipped when it starts with the gzip magic (concatenated gzip
 /// members are read one after another, as gzip does). Throws DataError "PATH: ..." when the file is
 /// missing or unreadable, or its gzip data is truncated or corrupt.
+/// A gzip file may expand to at most maxExpandedBytes(): DataError naming it beyond that.
 std::string readFile(const std::string& path);
+/// The same with a cap of the caller's (`maxExpanded` bytes of decompressed content).
+std::string readFile(const std::string& path, uint64_t maxExpanded);
+/// 64 GiB, or half the memory this process may use (memoryAvailable()) when that is less.
+uint64_t maxExpandedBytes();
 
 /// Whether `bytes` start with the gzip magic (1f 8b).
 bool isGzip(const std::string& bytes);

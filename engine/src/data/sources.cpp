@@ -81,6 +81,7 @@ LoadedSource loadSource(const std::string& location, const SourceOptions& option
     }
     if (options.limit < 0)
         throw ConfigError("limit must be 0 (all rows) or positive, got " + std::to_string(options.limit));
+    shapeElements(options.shape, location);
     if (!chosen) // tables first: their names are not paths
         for (const auto& kind : sourceKinds())
             if (!kind.readsFiles && kind.detect(location))
@@ -141,15 +142,22 @@ EncodedLabels encodeIntegerLabels(const at::Tensor& values) {
     return out;
 }
 
+int64_t shapeElements(const std::vector<int64_t>& shape, const std::string& location) {
+    int64_t elements = 1;
+    for (const auto s : shape) {
+        if (s <= 0)
+            throw ConfigError(location + ": shape " + formatShape(shape) + " has a dimension that is not positive");
+        if (__builtin_mul_overflow(elements, s, &elements) || elements > kMaxSampleElements)
+            throw ConfigError(location + ": shape " + formatShape(shape) + " has more than " +
+                              std::to_string(kMaxSampleElements) + " values a sample");
+    }
+    return elements;
+}
+
 at::Tensor reshapeFeatures(const at::Tensor& features, const std::vector<int64_t>& shape, const std::string& location) {
     if (shape.empty())
         return features;
-    int64_t wanted = 1;
-    for (const auto s : shape) {
-        if (s <= 0)
-            throw ConfigError("shape " + formatShape(shape) + " has a dimension that is not positive");
-        wanted *= s;
-    }
+    const int64_t wanted = shapeElements(shape, location);
     const int64_t n = features.size(0);
     const int64_t have = n == 0 ? 0 : features.numel() / n;
     if (wanted != have)

@@ -47,6 +47,19 @@ TEST(DataGz, TruncatedOrCorruptDataIsADataError) {
     expectError<DataError>([&] { readFile(path); }, {path, "truncated or corrupt gzip data"});
 }
 
+// A small file of repeated bytes that would expand past the cap is a clear error naming it, and
+// decompresses no further than the cap (here 1 MiB; by default 64 GiB or half of memory).
+TEST(DataGz, AFileExpandingPastTheCapIsADataError) {
+    TempDir dir;
+    const std::string zeros(8 << 20, '0');
+    const auto path = dir.write("bomb.csv.gz", gzip(zeros));
+    expectError<DataError>([&] { readFile(path, 1 << 20); }, {path, "expands to more than 1.0 MB", "gunzip it"});
+    EXPECT_EQ(readFile(path, 16 << 20), zeros);
+    EXPECT_EQ(readFile(path), zeros);
+    EXPECT_LE(maxExpandedBytes(), uint64_t(64) << 30);
+    EXPECT_GT(maxExpandedBytes(), uint64_t(16) << 20);
+}
+
 TEST(DataGz, MissingFileIsADataError) {
     TempDir dir;
     const auto path = dir.file("nope.gz");

@@ -72,3 +72,19 @@ TEST(DataSources, NegativeLimitIsAConfigError) {
     options.limit = -1;
     expectError<ConfigError>([&] { loadSource(path, options); }, {"limit"});
 }
+
+// A shape whose product overflows, or passes 2^32 values a sample, is refused before anything is
+// read or allocated, for every kind.
+TEST(DataSources, AShapeTooLargeOrOverflowingIsAConfigError) {
+    TempDir dir;
+    const auto csv = dir.write("a.csv", "x,y,label\n1,2,0\n3,4,1\n");
+    SourceOptions options;
+    options.shape = {int64_t(1) << 40, int64_t(1) << 40, 16};
+    expectError<ConfigError>([&] { loadSource(csv, options); }, {csv, "has more than 4294967296 values a sample"});
+    options.shape = {3, int64_t(1) << 31};
+    expectError<ConfigError>([&] { loadSource(csv, options); }, {"has more than"});
+    options.shape = {2, 0};
+    expectError<ConfigError>([&] { loadSource(csv, options); }, {"not positive"});
+    options.shape = {2};
+    EXPECT_EQ(loadSource(csv, options).train.sampleShape(), (std::vector<int64_t>{2}));
+}

@@ -108,6 +108,46 @@ namespace {
 
 // ---------------------------------------------------------------- runs
 
+/// mppdl project check: SQLite's integrity check, the schema version, every checkpoint's checksums.
+/// Exit 0 when all is well; the storage error's code, after listing every finding, otherwise.
+int checkProject(const std::string& projectFlag, bool json) {
+    const auto project = openProject(projectFlag, store::Access::Read);
+    const std::string integrity = project.integrityCheck();
+    const bool intact = integrity == "ok";
+    const auto checkpoints = project.checkCheckpoints();
+    const bool good = intact && checkpoints.problems.empty();
+    if (json) {
+        std::cout << nlohmann::json{{"project", project.path()},
+                                    {"schema_version", project.schemaVersion()},
+                                    {"current_schema_version", store::currentSchemaVersion()},
+                                    {"integrity", integrity},
+                                    {"checkpoints", checkpoints.checked},
+                                    {"checkpoint_bytes", checkpoints.bytes},
+                                    {"checkpoints_without_checksum", checkpoints.unchecked},
+                                    {"problems", checkpoints.problems},
+                                    {"ok", good}}
+                         .dump()
+                  << std::endl;
+    } else {
+        std::cout << project.path() << ": schema version " << project.schemaVersion()
+                  << (project.schemaVersion() == store::currentSchemaVersion() ? " (current)" : "") << "\n"
+                  << "integrity: " << (intact ? "ok (SQLite's integrity_check)" : integrity) << "\n"
+                  << "checkpoints: " << checkpoints.checked << " read, " << humanBytes(double(checkpoints.bytes));
+        if (checkpoints.unchecked > 0)
+            std::cout << ", " << checkpoints.unchecked << " written before checkpoints had checksums";
+        std::cout << (checkpoints.problems.empty() ? ", every checksum good" : "") << "\n";
+        for (const auto& problem : checkpoints.problems)
+            std::cout << "  damaged: " << problem << "\n";
+        std::cout << std::flush;
+    }
+    if (good)
+        return 0;
+    std::cerr << "mppdl: " << project.path() << " is damaged" << (intact ? "" : " (SQLite's integrity check failed)")
+              << ": " << checkpoints.problems.size() << " checkpoint" << (checkpoints.problems.size() == 1 ? "" : "s")
+              << " cannot be used" << std::endl;
+    return exitCode(ErrorKind::Storage);
+}
+
 int listRuns(const std::string& projectFlag, bool json) {
     const auto project = openProject(projectFlag, store::Access::Read);
     const auto runs = project.runs();
@@ -582,6 +622,21 @@ void registerProjectCommands(CLI::App& app, Command& selected) {
         c->add_option("--project", *projectFlag,
                       "project file (default: $MPPDL_PROJECT, else the one *.mppdl in this directory)");
     };
+
+    auto* projectCommand = app.add_subcommand("project", "look after a project file");
+    projectCommand->require_subcommand(1);
+    auto* check = projectCommand->add_subcommand(
+        "check", "check a project file: SQLite's integrity check, its schema version, every checkpoint's checksum");
+    auto checkFile = std::make_shared<std::string>();
+    auto checkJson = std::make_shared<bool>(false);
+    check->add_option("FILE", *checkFile, "the project file (default: as --project)");
+    addProject(check);
+    check->add_flag("--json", *checkJson, "one JSON object");
+    check->callback([&selected, projectFlag, checkFile, checkJson] {
+        selected = [projectFlag, checkFile, checkJson] {
+            return checkProject(checkFile->empty() ? *projectFlag : *checkFile, *checkJson);
+        };
+    });
 
     auto* runs = app.add_subcommand("runs", "the runs recorded in a project: state, best accuracy, time");
     addProject(runs);

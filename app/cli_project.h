@@ -33,4 +33,8 @@ using session::runWeights;
 
 void registerProjectCommands(CLI::App& app, Command& selected);
 
+/// `mppdl tui [PROJECT]` (cli_tui.cpp), and the workbench it opens on `projectFlag`'s project.
+void registerTuiCommand(CLI::App& app, Command& selected);
+int openTerminalWorkbench(const std::string& projectFlag);
+
 } // namespace mppdl::cli

@@ -226,6 +226,11 @@ TEST_F(ProjectCli, ARunKilledInItsFirstEpochResumesFromTheBeginning) {
 TEST_F(ProjectCli, ADamagedCheckpointIsAStorageErrorForEveryReader) {
     auto r = run(quick("mlp", 1, 1000) + " --project p.mppdl");
     ASSERT_EQ(r.code, 0) << r.out;
+    r = run("project check p.mppdl");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("integrity: ok"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("checkpoints: 1 read"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("every checksum good"), std::string::npos) << r.out;
     ASSERT_EQ(std::system(("sqlite3 " + path("p.mppdl") +
                            " \"UPDATE checkpoints SET weights = CAST(substr(weights, 1, 499) || (CASE WHEN "
                            "substr(weights, 500, 1) = X'5A' THEN X'5B' ELSE X'5A' END) || substr(weights, 501) AS "
@@ -245,6 +250,17 @@ TEST_F(ProjectCli, ADamagedCheckpointIsAStorageErrorForEveryReader) {
     EXPECT_FALSE(fs::exists("m.onnx"));
     EXPECT_FALSE(fs::exists("p.csv"));
     EXPECT_EQ(runsJson("p.mppdl").size(), 1u) << "the refused warm start recorded no run";
+    // `mppdl project check` finds it, names it, and exits with the storage error's code.
+    r = run("project check --project p.mppdl --json");
+    EXPECT_EQ(r.code, 5) << r.out;
+    const auto report = nlohmann::json::parse(r.out.substr(0, r.out.find('\n')));
+    EXPECT_EQ(report["integrity"], "ok");
+    EXPECT_EQ(report["checkpoints"], 1);
+    EXPECT_EQ(report["ok"], false);
+    ASSERT_EQ(report["problems"].size(), 1u);
+    EXPECT_NE(report["problems"][0].get<std::string>().find("the checkpoint of run 1, epoch 1 (weights) is damaged"),
+              std::string::npos);
+    EXPECT_NE(r.out.find("is damaged: 1 checkpoint cannot be used"), std::string::npos) << r.out;
 }
 
 // Ctrl-C ends a run as cancelled, with its error recorded; it can be resumed like an interrupted one.

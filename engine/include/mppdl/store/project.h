@@ -133,6 +133,14 @@ struct CheckpointInfo {
     std::string createdAt;
 };
 
+/// What Project::checkCheckpoints() found: every checkpoint read and its checksums verified.
+struct CheckpointCheck {
+    int checked = 0;
+    int64_t bytes = 0;
+    int unchecked = 0;                 ///< written before checkpoints carried a checksum
+    std::vector<std::string> problems; ///< one message per damaged checkpoint, naming run and epoch
+};
+
 struct EvaluationRecord {
     int64_t id = 0;
     int epoch = 0; ///< the epoch whose weights were evaluated
@@ -232,6 +240,8 @@ public:
     std::optional<Checkpoint> checkpoint(int64_t runId, int epoch) const;
     /// The latest checkpoint that has resume state.
     std::optional<Checkpoint> lastResumable(int64_t runId) const;
+    /// Reads every checkpoint of every run and verifies its checksums (mppdl project check).
+    CheckpointCheck checkCheckpoints() const;
     /// Epoch numbers of the kept best and last checkpoints (0 when none).
     int bestCheckpointEpoch(int64_t runId) const;
     int lastCheckpointEpoch(int64_t runId) const;

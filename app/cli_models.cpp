@@ -512,7 +512,8 @@ private:
         bool died = false; // else a worker reported its failure
         for (int r = 1; r < m_world && failure.empty(); ++r) {
             try {
-                auto done = nlohmann::json::parse(m_processes->awaitKey(doneKey(r), r, processFlags.timeoutSeconds));
+                auto done = nlohmann::json::parse(
+                    m_processes->awaitKey(doneKey(r), r, processFlags.loadTimeoutSeconds));
                 if (done.contains("error"))
                     failure = "process " + std::to_string(r) + " failed: " + done.at("error").get<std::string>();
                 ranks.push_back(std::move(done));

@@ -6,10 +6,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <spawn.h>
@@ -52,17 +54,37 @@ public:
                     std::this_thread::sleep_for(std::chrono::milliseconds(20));
                 }
             }
+        if (!m_rendezvousDir.empty()) {
+            std::error_code ignored;
+            std::filesystem::remove_all(m_rendezvousDir, ignored);
+        }
     }
     static constexpr std::chrono::seconds kGracePeriod{5};
 
+    /// "file:///tmp/mppdl-rendezvous-XXXXXX/store": a rendezvous for workers of this host only,
+    /// in a directory only this user may open (mkdtemp makes it 0700), removed with the workers.
+    /// No port is opened for it, so nobody else on the host or the network can join or write it.
+    std::string rendezvousFile() {
+        if (m_rendezvousDir.empty()) {
+            const char* tmp = std::getenv("TMPDIR");
+            std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/mppdl-rendezvous-XXXXXX";
+            if (!mkdtemp(pattern.data()))
+                throw DeviceError("cannot make a directory for the run's rendezvous (" + pattern +
+                                  "): " + std::strerror(errno));
+            m_rendezvousDir = pattern;
+        }
+        return "file://" + m_rendezvousDir + "/store";
+    }
+
     /// Starts rank `rank`, which verifies the run's configuration with `secret` (handed over in
     /// its environment, which only this user and root can read, not on its command line).
-    void start(int rank, const std::string& master, double timeoutSeconds, const std::string& secret) {
-        const std::vector<std::string> args = {"mppdl",     "worker",
-                                               "--rank",    std::to_string(rank),
-                                               "--world",   std::to_string(m_world),
-                                               "--master",  master,
-                                               "--timeout", std::to_string(int(timeoutSeconds))};
+    void start(int rank, const std::string& master, const ProcessFlags& flags, const std::string& secret) {
+        const std::vector<std::string> args = {"mppdl",          "worker",
+                                               "--rank",         std::to_string(rank),
+                                               "--world",        std::to_string(m_world),
+                                               "--master",       master,
+                                               "--timeout",      std::to_string(flags.timeoutSeconds),
+                                               "--load-timeout", std::to_string(flags.loadTimeoutSeconds)};
         std::vector<char*> argv;
         for (const auto& a : args)
             argv.push_back(const_cast<char*>(a.c_str()));
@@ -130,6 +152,7 @@ private:
     int m_world;
     std::function<std::string(int)> m_task;
     std::vector<Worker> m_workers;
+    std::string m_rendezvousDir;
 };
 
 /// A worker this host's rank 0 started (MPPDL_LOCAL_WORKER holds its pid) ends with it, even
@@ -147,6 +170,14 @@ void addSecretOption(CLI::App& c, std::string& secretFile) {
     c.add_option("--secret-file", secretFile,
                  "file (mode 0600) holding the cluster secret that signs the run's configuration for workers on "
                  "other hosts (default: $MPPDL_CLUSTER_SECRET; a run of this host makes its own)");
+}
+
+void addLoadTimeoutOption(CLI::App& c, double& seconds) {
+    c.add_option("--load-timeout", seconds,
+                 "seconds to wait for the other processes to read their rows before the first collective (a process "
+                 "that stops answering fails the run sooner)")
+        ->capture_default_str()
+        ->check(CLI::Range(1.0, 7.0 * 86400.0));
 }
 
 void addInterfaceOption(CLI::App& c, std::string& interface) {
@@ -181,22 +212,28 @@ std::string runSecret(int world, int local, const ProcessFlags& flags) {
 /// are told how to join from their hosts.
 std::unique_ptr<train::ProcessGroup> launch(int world, int local, const ProcessFlags& flags, LocalWorkers& workers,
                                             const std::string& secret) {
-    const std::string master = !flags.master.empty() ? flags.master : local == world ? "127.0.0.1:0" : "0.0.0.0:29500";
-    const std::string masterHost = master.substr(0, master.rfind(':'));
+    // Processes all of this host meet in a private file: no port at all (libtorch 1.13's
+    // TCPStore would listen on every interface).
+    const std::string master = !flags.master.empty() ? flags.master
+                               : local == world      ? workers.rendezvousFile()
+                                                     : "0.0.0.0:29500";
+    const bool inFile = master.rfind("file://", 0) == 0;
+    const std::string masterHost = inFile ? "" : master.substr(0, master.rfind(':'));
     const auto listening = [&](int port, const train::GlooInterface& network) {
         for (int rank = 1; rank < local; ++rank)
-            workers.start(rank, "127.0.0.1:" + std::to_string(port), flags.timeoutSeconds, secret);
+            workers.start(rank, inFile ? master : "127.0.0.1:" + std::to_string(port), flags, secret);
         if (local < world) {
             // The address the others reach this host at: the one --master names, else (0.0.0.0)
             // that of the interface this process's collectives use.
             const std::string host = masterHost == "0.0.0.0" ? network.address : masterHost;
             std::cerr << "waiting for processes " << local << " to " << world - 1
-                      << " to join: on each host run\n  mppdl worker --rank R --world " << world << " --master " << host
-                      << ":" << port << "\n(this host's collectives use " << network.name << " " << network.address
-                      << ", chosen by " << network.why << ")" << std::endl;
+                      << " to join: on each host run\n  mppdl worker --rank R --world " << world << " --master "
+                      << (inFile ? master : host + ":" + std::to_string(port)) << "\n(this host's collectives use "
+                      << network.name << " " << network.address << ", chosen by " << network.why << ")" << std::endl;
         }
     };
     auto group = train::ProcessGroup::join(0, world, master, flags.timeoutSeconds, listening, flags.interface);
+    group->setLoadingTimeout(flags.loadTimeoutSeconds);
     // A local worker that ended says how; otherwise the processes whose heartbeat stopped (a
     // host or its link gone) are named with their segments.
     auto* joined = group.get();
@@ -222,11 +259,12 @@ void ProcessFlags::add(CLI::App& c) {
                  "join from other hosts with 'mppdl worker'")
         ->check(CLI::Range(0, 4096));
     c.add_option("--master", master,
-                 "HOST:PORT this process serves the rendezvous at (default: a free loopback port, or 0.0.0.0:29500 "
-                 "when workers join from other hosts)");
+                 "HOST:PORT this process serves the rendezvous at, or file:///PATH to meet in a file (default: a "
+                 "private file when every process is on this host, else 0.0.0.0:29500)");
     c.add_option("--timeout", timeoutSeconds, "seconds to wait for the processes to join and for a silent one")
         ->capture_default_str()
         ->check(CLI::Range(1.0, 86400.0));
+    addLoadTimeoutOption(c, loadTimeoutSeconds);
     addInterfaceOption(c, interface);
     addSecretOption(c, secretFile);
 }
@@ -290,7 +328,7 @@ std::string JobProcesses::awaitKey(const std::string& key, int rank, double time
             throw DeviceError(ended);
         if (std::chrono::steady_clock::now() > until)
             throw DeviceError("process " + std::to_string(rank) + " did not report within " +
-                              std::to_string(int(timeoutSeconds)) + " s (--timeout)");
+                              std::to_string(int(timeoutSeconds)) + " s (--load-timeout)");
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return group.get(key);
@@ -324,13 +362,16 @@ struct WorkerFlags {
     std::string interface;
     std::string secretFile;
     double timeoutSeconds = 60;
+    double loadTimeoutSeconds = 3600;
 
     void add(CLI::App& c) {
         c.add_option("--rank", rank, "this process's rank, 1 to world - 1 (rank 0 is the train command)")->required();
         c.add_option("--world", world, "processes in the run")->required();
-        c.add_option("--master", master, "HOST:PORT of the run's rank 0")->required();
+        c.add_option("--master", master, "HOST:PORT of the run's rank 0 (or file:///PATH, a rendezvous in a file)")
+            ->required();
         c.add_option("--timeout", timeoutSeconds, "seconds to wait for the master and for a silent process")
             ->capture_default_str();
+        addLoadTimeoutOption(c, loadTimeoutSeconds);
         addInterfaceOption(c, interface);
         addSecretOption(c, secretFile);
     }
@@ -347,6 +388,7 @@ struct WorkerFlags {
             throw ConfigError("no cluster secret to check the run's configuration with: set MPPDL_CLUSTER_SECRET "
                               "(or --secret-file FILE, mode 0600) to rank 0's");
         auto group = train::ProcessGroup::join(rank, world, master, timeoutSeconds, {}, interface);
+        group->setLoadingTimeout(loadTimeoutSeconds);
         nlohmann::json run;
         try {
             run = nlohmann::json::parse(group->getSigned(kRunKey, secret));

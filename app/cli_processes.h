@@ -21,11 +21,13 @@ struct ProcessFlags {
     /// Processes started on this host, rank 0 included; 0: all of them. The others join with
     /// `mppdl worker` from other hosts.
     int localProcesses = 0;
-    /// HOST:PORT rank 0 serves the rendezvous at; empty: a free loopback port when every process
-    /// is local, else 0.0.0.0:29500.
+    /// HOST:PORT rank 0 serves the rendezvous at (or file:///PATH); empty: a private file when
+    /// every process is local, else 0.0.0.0:29500.
     std::string master;
     /// How long to wait for the processes to join, and for a silent one in a collective.
     double timeoutSeconds = 60;
+    /// How long to wait for the others to read their rows (ProcessGroup::setLoadingTimeout).
+    double loadTimeoutSeconds = 3600;
     /// The network interface for the collectives (train::chooseInterface; empty: chosen).
     std::string interface;
     /// The cluster secret's file (train::clusterSecret; empty: $MPPDL_CLUSTER_SECRET).

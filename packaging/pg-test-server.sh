@@ -20,6 +20,9 @@
 # When MPPDL_TEST_PG is already set, no server is started and the given one is used.
 # MPPDL_PG_BIN overrides the directory of initdb/pg_ctl (default /usr/lib/postgresql/15/bin).
 # MPPDL_PG_OPTS adds server options, e.g. MPPDL_PG_OPTS='-c log_statement=all'.
+# MPPDL_PG_LISTEN is the address to listen on (default 127.0.0.1), MPPDL_PG_CLIENTS a network
+# whose clients may also log in with a password: for a server that other network namespaces
+# reach (tests/postgres/pg_cluster_test.cpp).
 # PostgreSQL refuses to run as root: as root, the server runs as the `postgres` system user.
 # The traps replace any EXIT/INT/TERM traps the sourcing shell had set before.
 
@@ -136,9 +139,13 @@ local   all       postgres                 trust
 local   all       all                      scram-sha-256
 host    all       all       127.0.0.1/32   scram-sha-256
 EOF
+  local listen=${MPPDL_PG_LISTEN:-127.0.0.1}
+  if [ -n "${MPPDL_PG_CLIENTS:-}" ]; then
+    echo "host    all       all       $MPPDL_PG_CLIENTS   scram-sha-256" >>"$_mppdl_pg_dir/data/pg_hba.conf"
+  fi
 
   # pg_ctl hands -o to a shell command line: one line, no spaces inside a value.
-  local opts="-c listen_addresses=127.0.0.1 -c unix_socket_directories=$_mppdl_pg_dir"
+  local opts="-c listen_addresses=$listen -c unix_socket_directories=$_mppdl_pg_dir"
   opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   opts+=" -c max_connections=50 -c shared_buffers=32MB -c password_encryption=scram-sha-256"
   [ -n "${MPPDL_PG_OPTS:-}" ] && opts+=" $MPPDL_PG_OPTS"
@@ -168,10 +175,10 @@ EOF
     return 1
   fi
 
-  export MPPDL_TEST_PG="host=127.0.0.1 port=$port dbname=mppdl_test user=mppdl"
+  export MPPDL_TEST_PG="host=$listen port=$port dbname=mppdl_test user=mppdl"
   export MPPDL_TEST_PG_PASSWORD=mppdl-test
   export MPPDL_TEST_PG_SUPERUSER="host=$_mppdl_pg_dir port=$port dbname=mppdl_test user=postgres"
-  _mppdl_pg_log "PostgreSQL $("$_mppdl_pg_bin/pg_ctl" --version | awk '{print $3}') on 127.0.0.1:$port," \
+  _mppdl_pg_log "PostgreSQL $("$_mppdl_pg_bin/pg_ctl" --version | awk '{print $3}') on $listen:$port," \
     "socket in $_mppdl_pg_dir, ready in $(((${EPOCHREALTIME/[.,]/} - started) / 1000)) ms"
   return 0
 }

@@ -22,6 +22,8 @@
 #include <filesystem>
 #include <fstream>
 #include <netinet/in.h>
+#include <set>
+#include <sstream>
 #include <sys/socket.h>
 #include <thread>
 
@@ -267,4 +269,88 @@ TEST_F(ProcessesCli, TheInterfaceOfTheCollectivesIsChosenOrNamed) {
     EXPECT_NE(r.out.find("GLOO_SOCKET_IFNAME=nosuch1: the interface has no IPv4 address here"), std::string::npos)
         << r.out;
     unsetenv("MPPDL_CLUSTER_SECRET");
+}
+
+namespace {
+
+/// The inodes of the sockets process `pid` holds open.
+std::set<std::string> socketInodes(pid_t pid) {
+    std::set<std::string> out;
+    std::error_code error;
+    for (const auto& fd : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", error)) {
+        const auto target = fs::read_symlink(fd.path(), error).string();
+        if (target.rfind("socket:[", 0) == 0)
+            out.insert(target.substr(8, target.size() - 9));
+    }
+    return out;
+}
+
+/// `pid` and its children.
+std::vector<pid_t> processTree(pid_t pid) {
+    std::vector<pid_t> out{pid};
+    for (const auto& entry : fs::directory_iterator("/proc")) {
+        std::ifstream status(entry.path() / "status");
+        std::string line;
+        while (std::getline(status, line))
+            if (line.rfind("PPid:", 0) == 0 && std::stoi(line.substr(5)) == pid)
+                out.push_back(std::stoi(entry.path().filename().string()));
+    }
+    return out;
+}
+
+/// The local addresses ("0100007F:1F90", as /proc/net/tcp writes them) of the TCP sockets of
+/// `pids`: those that listen, or with `any`, every one.
+std::vector<std::string> socketAddresses(const std::vector<pid_t>& pids, bool any) {
+    std::set<std::string> inodes;
+    for (const pid_t p : pids)
+        for (const auto& inode : socketInodes(p))
+            inodes.insert(inode);
+    std::vector<std::string> out;
+    for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+        std::ifstream in(table);
+        std::string line;
+        std::getline(in, line); // the header
+        while (std::getline(in, line)) {
+            std::istringstream fields(line);
+            std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+            fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
+            if ((any || state == "0A") && inodes.count(inode)) // 0A: TCP_LISTEN
+                out.push_back(local);
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+// A run whose processes are all on this host meets in a private file (no TCPStore port, which
+// libtorch 1.13 would open on every interface), and its collectives listen on loopback only.
+TEST_F(ProcessesCli, ALocalRunListensOnLoopbackOnly) {
+    Background training(quick("lenet5", 4, 3000) + " --no-project --json --strategy model-averaging --segments 2 "
+                                                   "--processes 2",
+                        "env TMPDIR=" + m_dir.string() + " ");
+    ASSERT_TRUE(waitForProgressOfEpoch(training, 1)) << "never saw a progress event of epoch 1";
+    const auto tree = processTree(training.pid());
+    ASSERT_EQ(tree.size(), 2u) << "rank 0 and its one worker";
+    // Whatever listens, and every connection (Gloo's pairs, once joined), is on loopback.
+    const auto sockets = socketAddresses(tree, true);
+    EXPECT_FALSE(sockets.empty()) << "the two processes' collectives are connected";
+    const auto loopback = [](const std::string& address) {
+        const auto host = address.substr(0, address.find(':'));
+        return host == "0100007F" || host == "00000000000000000000000001000000" ||
+               host == "0000000000000000FFFF00000100007F";
+    };
+    for (const auto& address : sockets)
+        EXPECT_TRUE(loopback(address)) << "a local run has a socket on " << address << " (not loopback)";
+    for (const auto& address : socketAddresses(tree, false))
+        EXPECT_TRUE(loopback(address)) << "a local run listens on " << address << " (not loopback)";
+    // The rendezvous file's directory is the user's only, and goes with the run.
+    std::vector<fs::path> rendezvous;
+    for (const auto& entry : fs::directory_iterator(m_dir))
+        if (entry.path().filename().string().rfind("mppdl-rendezvous-", 0) == 0)
+            rendezvous.push_back(entry.path());
+    ASSERT_EQ(rendezvous.size(), 1u);
+    EXPECT_EQ(fs::status(rendezvous[0]).permissions() & fs::perms::all, fs::perms::owner_all);
+    EXPECT_EQ(training.wait(), 0);
+    EXPECT_FALSE(fs::exists(rendezvous[0]));
 }

@@ -1,10 +1,13 @@
-// A cluster of three hosts, each a network namespace of its own joined to the others through a
-// bridge by a rate-limited veth pair (tc tbf): rank 0 in one, a worker in each of the others,
-// each reading only its own rows. The run trains what the thread pool trains; a worker's link
-// taken down mid-run fails the run within its timeout, and `mppdl resume` completes it once the
-// link is back. Needs root and iproute2 (skipped otherwise, saying so); the namespaces, the
-// bridge and the links are removed afterwards, also when a test fails.
+// A cluster of hosts, each a network namespace of its own joined to the others through a bridge
+// by a rate-limited veth pair (tc tbf): PostgreSQL on one (packaging/pg-test-server.sh, listening
+// on that host's address), rank 0 on another, a worker on each of the others, each rank reading
+// only its own shards of the table over the network. The run trains what the thread pool trains;
+// a rank whose shard takes longer to come than --timeout is waited for (--load-timeout); a
+// worker's link taken down mid-run fails the run within its timeout, and `mppdl resume` completes
+// it once the link is back. Needs root and iproute2 (skipped otherwise, saying so); the server,
+// the namespaces, the bridge and the links are removed afterwards, also when a test fails.
 
+#include "postgres/pg_test_db.h"
 #include "support/background.h"
 #include "support/json_events.h"
 #include "support/run_cli.h"
@@ -14,8 +17,11 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
+#include <fstream>
 #include <string>
+#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -23,7 +29,9 @@
 namespace {
 
 const std::string kFmnist = MPPDL_FASHION_MNIST_DIR;
-constexpr int kHosts = 3;
+constexpr int kHosts = 3;             ///< the hosts that train: rank 0 on host 0
+constexpr int kDatabaseHost = kHosts; ///< PostgreSQL's host
+constexpr int kTableRows = 3000;
 
 int sh(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()); }
 
@@ -40,8 +48,10 @@ protected:
         m_bridge = "mb" + pid;
         m_link = "mv" + pid + "_";
         m_subnet = "10.77." + std::to_string(20 + getpid() % 200) + ".";
-        bool ok = sh("ip link add " + m_bridge + " type bridge") == 0 && sh("ip link set " + m_bridge + " up") == 0;
-        for (int i = 0; ok && i < kHosts; ++i) {
+        // The bridge has an address too: this test reaches the database host through it.
+        bool ok = sh("ip link add " + m_bridge + " type bridge") == 0 && sh("ip link set " + m_bridge + " up") == 0 &&
+                  sh("ip addr add " + m_subnet + "254/24 dev " + m_bridge) == 0;
+        for (int i = 0; ok && i <= kDatabaseHost; ++i) {
             const std::string ns = host(i), link = m_link + std::to_string(i);
             ok = sh("ip netns add " + ns) == 0 &&
                  sh("ip link add " + link + " type veth peer name eth0 netns " + ns) == 0 &&
@@ -57,8 +67,9 @@ protected:
         setenv("MPPDL_CLUSTER_SECRET", "the cluster's secret", 1);
     }
     void TearDown() override {
+        stopDatabase();
         if (!m_prefix.empty()) {
-            for (int i = 0; i < kHosts; ++i) {
+            for (int i = 0; i <= kDatabaseHost; ++i) {
                 sh("ip netns pids " + host(i) + " | xargs -r kill -9");
                 sh("ip netns delete " + host(i)); // takes its end of the link, and so the link
             }
@@ -76,7 +87,53 @@ protected:
                master() + " --timeout " + std::to_string(timeout);
     }
 
+    /// Starts PostgreSQL on the database host with a table of kTableRows Fashion-MNIST rows
+    /// (pixels real[], id); returns the keyword string without the password, "" on failure.
+    std::string startDatabase() {
+        const std::string env = path("pg.env"), pid = path("pg.pid");
+        m_server = fork();
+        if (m_server == 0) {
+            // The script stops the server when its command (this sleep) ends.
+            const std::string command = in(kDatabaseHost) +
+                                        "env -u MPPDL_TEST_PG MPPDL_PG_LISTEN=" + address(kDatabaseHost) +
+                                        " MPPDL_PG_CLIENTS=" + m_subnet + "0/24 " + MPPDL_SOURCE_DIR +
+                                        "/packaging/pg-test-server.sh sh -c 'echo \"$MPPDL_TEST_PG\" > " + env +
+                                        ".part && mv " + env + ".part " + env + " && echo $$ > " + pid +
+                                        " && exec sleep 900' >" + path("pg.log") + " 2>&1";
+            execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+            _exit(127);
+        }
+        for (int i = 0; i < 600 && !std::filesystem::exists(env); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        std::ifstream envFile(env);
+        std::string conn;
+        std::getline(envFile, conn);
+        std::ifstream pidIn(pid);
+        pidIn >> m_sleeper;
+        if (conn.empty())
+            return "";
+        mppdl::data::PgConnection db(conn + " password=mppdl-test", "the cluster's database");
+        createFashionTable(db, "fashion", "real[]", fashionRows(kTableRows).train);
+        setenv("PGPASSWORD", "mppdl-test", 1);
+        return conn;
+    }
+    void stopDatabase() {
+        if (m_server <= 0)
+            return;
+        if (m_sleeper > 0)
+            kill(m_sleeper, SIGTERM); // the script then stops the server and removes its files
+        int status = 0;
+        for (int i = 0; i < 300 && waitpid(m_server, &status, WNOHANG) == 0; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (waitpid(m_server, &status, WNOHANG) == 0) {
+            kill(m_server, SIGKILL);
+            waitpid(m_server, &status, 0);
+        }
+        m_server = -1;
+    }
+
     std::string m_prefix, m_bridge, m_link, m_subnet;
+    pid_t m_server = -1, m_sleeper = -1;
 };
 
 std::string run(const std::string& arch, int epochs, int limit) {
@@ -85,14 +142,25 @@ std::string run(const std::string& arch, int epochs, int limit) {
            " --strategy model-averaging --segments " + std::to_string(kHosts) + " --json";
 }
 
+/// A run of the table: 3 segments by the database's distribution (hash of id), each rank reading
+/// its own segment's shard.
+std::string tableRun(const std::string& conn, int epochs, const std::string& arch = "mlp") {
+    return "train --data pg:fashion --conn '" + conn + "' --shape 1,28,28 --id id --distribute-by database " +
+           "--distributed-by id --arch " + arch + " --epochs " + std::to_string(epochs) +
+           " --batch-size 64 --optimizer sgd --lr 0.05 --momentum 0.9 --seed 5 --threads 2" +
+           " --strategy model-averaging --segments " + std::to_string(kHosts) + " --json --no-project";
+}
+
 } // namespace
 
-TEST_F(ClusterCli, ThreeHostsTrainWhatThreadsTrainEachReadingItsOwnRows) {
-    const auto threads = runMppdl(run("mlp", 2, 3000) + " --no-project");
+TEST_F(ClusterCli, ThreeHostsTrainWhatThreadsTrainEachReadingItsOwnShard) {
+    const std::string conn = startDatabase();
+    ASSERT_FALSE(conn.empty()) << "PostgreSQL did not start on the database host: see " << path("pg.log");
+    const auto threads = runMppdl(tableRun(conn, 2));
     ASSERT_EQ(threads.code, 0) << threads.out;
     std::vector<std::unique_ptr<Background>> workers;
     const std::string hosts = " --processes 3 --local-processes 1 --master " + master() + " --timeout 60";
-    auto rank0 = std::make_unique<Background>(run("mlp", 2, 3000) + " --no-project" + hosts, in(0));
+    auto rank0 = std::make_unique<Background>(tableRun(conn, 2) + hosts, in(0));
     for (int rank = 1; rank < kHosts; ++rank)
         workers.push_back(std::make_unique<Background>(worker(rank, 60), in(rank)));
     std::string out;
@@ -102,15 +170,42 @@ TEST_F(ClusterCli, ThreeHostsTrainWhatThreadsTrainEachReadingItsOwnRows) {
     for (auto& w : workers)
         EXPECT_EQ(w->wait(), 0);
     const auto one = finishedEvent(threads.out), three = finishedEvent(out);
-    EXPECT_NEAR(three["test_loss"].get<double>(), one["test_loss"].get<double>(), 1e-6);
-    EXPECT_NEAR(three["test_accuracy"].get<double>(), one["test_accuracy"].get<double>(), 1e-9);
+    EXPECT_NEAR(three["val_loss"].get<double>(), one["val_loss"].get<double>(), 1e-6);
+    EXPECT_NEAR(three["val_accuracy"].get<double>(), one["val_accuracy"].get<double>(), 1e-9);
     ASSERT_EQ(three["ranks"].size(), size_t(kHosts)) << out;
     int64_t rows = 0;
     for (const auto& r : three["ranks"]) {
         EXPECT_GT(r["rows_read"].get<int64_t>(), 0);
         rows += r["rows_read"].get<int64_t>();
     }
-    EXPECT_EQ(rows, 3000 + 10000) << "every training and test row read once, by one host";
+    EXPECT_EQ(rows, kTableRows) << "every row of the table read once, by one host";
+    std::cerr << "three hosts: val_loss " << three["val_loss"] << ", val_accuracy " << three["val_accuracy"]
+              << "; the thread pool: val_loss " << one["val_loss"] << ", val_accuracy " << one["val_accuracy"] << "\n";
+}
+
+// Host 2's link slowed to a few Mbit/s: its shard takes longer to come than --timeout, and the
+// others wait for it (--load-timeout) instead of failing their first collective.
+TEST_F(ClusterCli, AShardSlowerThanTheTimeoutIsWaitedFor) {
+    const std::string conn = startDatabase();
+    ASSERT_FALSE(conn.empty()) << "PostgreSQL did not start on the database host: see " << path("pg.log");
+    ASSERT_EQ(sh("tc qdisc change dev " + link(2) + " root tbf rate 4mbit burst 32kb latency 400ms"), 0);
+    constexpr int kTimeout = 4; // LeNet-5's 61,706 weights cross the slow link well within it
+    const std::string hosts = " --processes 3 --local-processes 1 --master " + master() + " --timeout " +
+                              std::to_string(kTimeout) + " --load-timeout 120";
+    const auto start = std::chrono::steady_clock::now();
+    Background rank0(tableRun(conn, 1, "lenet5") + hosts, in(0));
+    Background worker1(worker(1, kTimeout) + " --load-timeout 120", in(1));
+    Background worker2(worker(2, kTimeout) + " --load-timeout 120", in(2));
+    std::string out;
+    while (auto line = rank0.line())
+        out += *line + "\n";
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ASSERT_EQ(rank0.wait(), 0) << out;
+    EXPECT_EQ(worker1.wait(), 0);
+    EXPECT_EQ(worker2.wait(), 0);
+    EXPECT_GT(seconds, 2.0 * kTimeout) << "host 2's shard came too fast to show anything";
+    std::cerr << "a run whose slowest shard took longer than --timeout " << kTimeout << " s finished in " << seconds
+              << " s\n";
 }
 
 TEST_F(ClusterCli, AWorkerWhoseLinkGoesDownFailsTheRunWhichResumesOnceItIsBack) {

@@ -21,6 +21,10 @@ public:
     virtual void broadcast(torch::Tensor& tensor, int root) = 0;
     /// Every process's bytes, in rank order, at every process.
     virtual std::vector<std::string> allgather(const std::string& bytes) = 0;
+    /// Waits, up to the loading timeout rather than a collective's, until every process has
+    /// called it: between reading a shard, which may take long, and the first collective after.
+    /// A process that goes silent meanwhile fails the wait at once, named.
+    virtual void awaitLoaded() {}
 };
 
 /// Sums (or maximums) `tensors` over the processes in one collective: they are packed into one

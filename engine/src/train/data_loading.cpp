@@ -156,10 +156,20 @@ data::Schema schemaOf(const Plan& plan) {
     return schema;
 }
 
+/// The reduction of the statistics over the processes. Its first call comes once this process has
+/// read all of its rows: that is where it waits for the others to have read theirs, under the
+/// loading timeout, so that a large shard does not trip the timeout of the collective after it.
 data::Reduce reduceOver(Collectives* group) {
     if (!group)
         return data::Reduce();
-    return [group](at::Tensor& values, bool max) { allreduceTensors(group, {values}, max); };
+    auto first = std::make_shared<bool>(true);
+    return [group, first](at::Tensor& values, bool max) {
+        if (*first) {
+            group->awaitLoaded();
+            *first = false;
+        }
+        allreduceTensors(group, {values}, max);
+    };
 }
 
 /// This process's rows of a multi-process run as read (`source`), prepared in memory.

@@ -1,4 +1,4 @@
-// The processes of a run over c10d: TCPStore rendezvous and Gloo collectives (DESIGN.md:
+// The processes of a run over c10d: a TCPStore or FileStore rendezvous and Gloo collectives (DESIGN.md:
 // scale-out uses PyTorch's distributed engine, never a protocol of our own).
 
 #include "mppdl/train/process_group.h"
@@ -7,6 +7,7 @@
 
 #include "mppdl/core/error.h"
 
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -233,13 +234,13 @@ struct ProcessGroup::Impl : Collectives {
     int rankValue = 0, worldValue = 1, portValue = 0;
     std::string master;
     GlooInterface network;
-    c10::intrusive_ptr<c10d::TCPStore> store;
+    c10::intrusive_ptr<c10d::Store> store;
     c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
     std::function<std::string()> failureContext;
 
     // Heartbeats: each process bumps a counter of its own in the store every second, over a
     // connection of its own, so that a failed collective can tell which processes went silent.
-    c10::intrusive_ptr<c10d::TCPStore> beatStore;
+    c10::intrusive_ptr<c10d::Store> beatStore;
     std::thread beat;
     std::mutex beatMutex;
     std::condition_variable beatStop;
@@ -257,14 +258,9 @@ struct ProcessGroup::Impl : Collectives {
 
     static std::string aliveKey(int rank) { return "mppdl/alive/" + std::to_string(rank); }
 
-    void startHeartbeat(const std::string& host, int port, double timeoutSeconds) {
-        c10d::TCPStoreOptions options;
-        options.port = uint16_t(port);
-        options.isServer = false;
-        options.waitWorkers = false;
-        options.timeout = milliseconds(timeoutSeconds);
+    void startHeartbeat(const std::function<c10::intrusive_ptr<c10d::Store>()>& connect) {
         try {
-            beatStore = c10::make_intrusive<c10d::TCPStore>(host, options);
+            beatStore = connect();
         } catch (const std::exception&) {
             return; // no heartbeat: a failure then says less, nothing else changes
         }
@@ -284,30 +280,33 @@ struct ProcessGroup::Impl : Collectives {
         });
     }
 
+    /// Every process's heartbeat counter as the store holds it ("" for none yet, and for this
+    /// process); empty when the store cannot tell (its master is gone).
+    std::vector<std::string> heartbeats() {
+        std::vector<std::string> out(static_cast<size_t>(worldValue));
+        try {
+            for (int r = 0; r < worldValue; ++r)
+                if (r != rankValue && store->check({aliveKey(r)})) {
+                    const auto bytes = store->get(aliveKey(r));
+                    out[size_t(r)].assign(bytes.begin(), bytes.end());
+                }
+        } catch (const std::exception&) {
+            return {};
+        }
+        return out;
+    }
+
     /// The other processes whose heartbeat did not move over `probeSeconds` (or never came);
     /// empty when the store cannot tell (its master is gone).
     std::vector<int> silentRanks(double probeSeconds) {
-        const auto counters = [this]() -> std::optional<std::vector<std::string>> {
-            std::vector<std::string> out(static_cast<size_t>(worldValue));
-            try {
-                for (int r = 0; r < worldValue; ++r)
-                    if (r != rankValue && store->check({aliveKey(r)})) {
-                        const auto bytes = store->get(aliveKey(r));
-                        out[size_t(r)].assign(bytes.begin(), bytes.end());
-                    }
-            } catch (const std::exception&) {
-                return std::nullopt;
-            }
-            return out;
-        };
-        const auto before = counters();
+        const auto before = heartbeats();
         std::this_thread::sleep_for(milliseconds(probeSeconds));
-        const auto after = counters();
+        const auto after = heartbeats();
         std::vector<int> silent;
-        if (!before || !after)
+        if (before.empty() || after.empty())
             return silent;
         for (int r = 0; r < worldValue; ++r)
-            if (r != rankValue && ((*after)[size_t(r)].empty() || (*after)[size_t(r)] == (*before)[size_t(r)]))
+            if (r != rankValue && (after[size_t(r)].empty() || after[size_t(r)] == before[size_t(r)]))
                 silent.push_back(r);
         return silent;
     }
@@ -315,24 +314,94 @@ struct ProcessGroup::Impl : Collectives {
     int rank() const override { return rankValue; }
     int world() const override { return worldValue; }
 
+    /// Why the others failed this process: rank 0's account of its workers when it has one, else
+    /// the processes in `silent` (probed when not given); "" when nobody can tell.
+    std::string whyOthersFailed(std::optional<std::vector<int>> silent = std::nullopt) {
+        std::string context = failureContext ? failureContext() : std::string();
+        if (context.empty()) {
+            if (!silent)
+                silent = silentRanks(ProcessGroup::kSilenceProbeSeconds);
+            for (const int r : *silent)
+                context += (context.empty() ? "process " : ", ") + std::to_string(r);
+            if (!context.empty())
+                context += " stopped answering (no heartbeat for " +
+                           std::to_string(int(ProcessGroup::kSilenceProbeSeconds)) + " s)";
+        }
+        return context;
+    }
+
     /// Waits for a collective; a peer that died or went silent becomes a DeviceError that says so.
     void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
         try {
             work->wait();
         } catch (const std::exception& e) {
-            std::string context = failureContext ? failureContext() : std::string();
-            if (context.empty()) {
-                const auto silent = silentRanks(ProcessGroup::kSilenceProbeSeconds);
-                for (const int r : silent)
-                    context += (context.empty() ? "process " : ", ") + std::to_string(r);
-                if (!context.empty())
-                    context += " stopped answering (no heartbeat for " +
-                               std::to_string(int(ProcessGroup::kSilenceProbeSeconds)) + " s)";
-            }
+            const std::string context = whyOthersFailed();
             throw DeviceError("process " + std::to_string(rankValue) + " of " + std::to_string(worldValue) + ": the " +
                               what + " with the other processes failed: " +
                               (context.empty() ? "a process of the run died or stopped answering" : context) + " (" +
                               firstLine(e) + ")");
+        }
+    }
+
+    double loadingSeconds = 3600;
+    int awaits = 0; ///< awaitLoaded() calls so far, the same number in every process
+
+    /// A barrier in the store: each process sets its key and polls for the others'. Heartbeats
+    /// are compared every probe interval, so a process that stops answering fails it at once.
+    void awaitLoaded() override {
+        if (worldValue <= 1)
+            return;
+        const std::string prefix = "mppdl/loaded/" + std::to_string(awaits++) + "/";
+        const auto key = [&](int r) { return prefix + std::to_string(r); };
+        try {
+            store->set(key(rankValue), std::vector<uint8_t>{'1'});
+        } catch (const std::exception& e) {
+            throw DeviceError("process " + std::to_string(rankValue) + " of " + std::to_string(worldValue) +
+                              ": the run's master at " + master + " is gone (" + firstLine(e) + ")");
+        }
+        const auto start = std::chrono::steady_clock::now();
+        const auto probe = milliseconds(ProcessGroup::kSilenceProbeSeconds);
+        auto lastProbe = start;
+        std::vector<std::string> beats = heartbeats();
+        for (;;) {
+            std::vector<int> waiting;
+            try {
+                for (int r = 0; r < worldValue; ++r)
+                    if (r != rankValue && !store->check({key(r)}))
+                        waiting.push_back(r);
+            } catch (const std::exception& e) {
+                throw DeviceError("process " + std::to_string(rankValue) + " of " + std::to_string(worldValue) +
+                                  ": the run's master at " + master + " is gone (" + firstLine(e) + ")");
+            }
+            if (waiting.empty())
+                return;
+            const auto now = std::chrono::steady_clock::now();
+            std::string list;
+            for (const int r : waiting)
+                list += (list.empty() ? "" : ", ") + std::to_string(r);
+            if (now - start > milliseconds(loadingSeconds))
+                throw DeviceError("process " + std::to_string(rankValue) + " of " + std::to_string(worldValue) +
+                                  ": process" + (waiting.size() > 1 ? "es " : " ") + list +
+                                  " did not finish reading its rows within " + std::to_string(int(loadingSeconds)) +
+                                  " s (--load-timeout)");
+            if (now - lastProbe >= probe) {
+                const auto current = heartbeats();
+                if (current.empty() || beats.empty())
+                    throw DeviceError("process " + std::to_string(rankValue) + " of " + std::to_string(worldValue) +
+                                      ": the run's master at " + master + " is gone");
+                std::vector<int> silent;
+                for (const int r : waiting)
+                    if (current[size_t(r)].empty() || current[size_t(r)] == beats[size_t(r)])
+                        silent.push_back(r);
+                if (!silent.empty()) {
+                    const std::string context = whyOthersFailed(silent);
+                    throw DeviceError("process " + std::to_string(rankValue) + " of " + std::to_string(worldValue) +
+                                      ": waiting for the others to read their rows failed: " + context);
+                }
+                beats = current;
+                lastProbe = now;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
     }
 
@@ -388,13 +457,27 @@ void ProcessGroup::setFailureContext(std::function<std::string()> context) {
     m_impl->failureContext = std::move(context);
 }
 
-std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std::string& master, double timeoutSeconds,
-                                                 const Listening& listening, const std::string& interface) {
-    if (world < 1)
-        throw ConfigError("a run needs at least one process, got a world of " + std::to_string(world));
-    if (rank < 0 || rank >= world)
-        throw ConfigError("rank " + std::to_string(rank) + " is not in a world of " + std::to_string(world) +
-                          " processes (ranks 0 to " + std::to_string(world - 1) + ")");
+namespace {
+
+/// Where a run's processes meet: c10d's TCPStore served by rank 0 at HOST:PORT, or c10d's
+/// FileStore in a file (`file://PATH`, PyTorch's init_method for processes sharing a filesystem),
+/// which opens no port at all.
+struct Rendezvous {
+    std::string path; ///< the file; empty for a TCPStore
+    std::string host;
+    int port = 0;
+};
+
+constexpr const char* kFileScheme = "file://";
+
+Rendezvous parseMaster(const std::string& master, int rank) {
+    Rendezvous out;
+    if (master.rfind(kFileScheme, 0) == 0) {
+        out.path = master.substr(std::strlen(kFileScheme));
+        if (out.path.empty() || out.path.front() != '/')
+            throw ConfigError("--master '" + master + "': a file rendezvous is file:///ABSOLUTE/PATH");
+        return out;
+    }
     const auto colon = master.rfind(':');
     int port = -1;
     try {
@@ -408,32 +491,60 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std:
     }
     if (port < 0 || port > 65535 || (port == 0 && rank != 0))
         throw ConfigError("--master '" + master + "': expected HOST:PORT, such as 10.0.0.5:29500");
-    const std::string host = master.substr(0, colon);
-    if (!resolves(host))
-        throw ConfigError("--master '" + master + "': the host '" + host + "' does not resolve to an address");
+    out.host = master.substr(0, colon);
+    out.port = port;
+    if (!resolves(out.host))
+        throw ConfigError("--master '" + master + "': the host '" + out.host + "' does not resolve to an address");
+    return out;
+}
+
+} // namespace
+
+std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std::string& master, double timeoutSeconds,
+                                                 const Listening& listening, const std::string& interface) {
+    if (world < 1)
+        throw ConfigError("a run needs at least one process, got a world of " + std::to_string(world));
+    if (rank < 0 || rank >= world)
+        throw ConfigError("rank " + std::to_string(rank) + " is not in a world of " + std::to_string(world) +
+                          " processes (ranks 0 to " + std::to_string(world - 1) + ")");
+    const Rendezvous where = parseMaster(master, rank);
+    const bool file = !where.path.empty();
     // Loopback for a run on one host; otherwise the interface chosen, never loopback (peers on
     // other hosts would be told to connect to themselves).
-    const bool local = host == "127.0.0.1" || host == "localhost" || host == "::1";
+    const bool local = file || where.host == "127.0.0.1" || where.host == "localhost" || where.host == "::1";
     GlooInterface network;
-    if (local)
-        network = GlooInterface{"lo", "127.0.0.1", "a master on loopback"};
+    if (local && (!file || interface.empty()))
+        network = GlooInterface{"lo", "127.0.0.1",
+                                file ? "a rendezvous in a file of this host" : "a master on loopback"};
     else
-        network = chooseInterface(interface, host, port);
+        network = chooseInterface(interface, file ? "127.0.0.1" : where.host, where.port);
     quietenGlog();
 
     auto impl = std::make_unique<Impl>();
     impl->rankValue = rank;
     impl->worldValue = world;
     impl->master = master;
-    c10d::TCPStoreOptions options;
-    options.port = uint16_t(port);
-    options.isServer = rank == 0;
-    options.numWorkers = size_t(world);
-    options.waitWorkers = false; // the Gloo rendezvous below waits for everyone
-    options.timeout = milliseconds(timeoutSeconds);
+    // The store for the rendezvous, and a second connection for the heartbeats.
+    const auto connect = [&](bool serve) -> c10::intrusive_ptr<c10d::Store> {
+        if (file) {
+            // -1: no count of workers, so no instance deletes the file; its owner removes it.
+            auto store = c10::make_intrusive<c10d::FileStore>(where.path, -1);
+            store->setTimeout(milliseconds(timeoutSeconds));
+            return store;
+        }
+        c10d::TCPStoreOptions options;
+        options.port = uint16_t(impl->portValue > 0 ? impl->portValue : where.port); // the port chosen for 0
+        options.isServer = serve;
+        options.numWorkers = size_t(world);
+        options.waitWorkers = false; // the Gloo rendezvous below waits for everyone
+        options.timeout = milliseconds(timeoutSeconds);
+        return c10::make_intrusive<c10d::TCPStore>(where.host, options);
+    };
     try {
-        impl->store = c10::make_intrusive<c10d::TCPStore>(host, options);
+        impl->store = connect(rank == 0);
     } catch (const std::exception& e) {
+        if (file)
+            throw DeviceError("cannot use the run's rendezvous file " + where.path + ": " + firstLine(e));
         if (rank == 0)
             throw DeviceError("cannot serve the run's rendezvous at " + master +
                               " (is the port in use? choose "
@@ -443,7 +554,8 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std:
                           std::to_string(int(timeoutSeconds)) +
                           " s (is rank 0 running there, and the port open?): " + firstLine(e));
     }
-    impl->portValue = impl->store->getPort();
+    if (!file)
+        impl->portValue = static_cast<c10d::TCPStore&>(*impl->store).getPort();
     impl->network = network;
     if (rank == 0 && listening)
         listening(impl->portValue, network);
@@ -452,7 +564,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std:
         glooOptions->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(network.address));
         impl->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, rank, world, glooOptions);
         if (world > 1)
-            impl->startHeartbeat(host, impl->portValue, timeoutSeconds);
+            impl->startHeartbeat([&] { return connect(false); });
     } catch (const std::exception& e) {
         throw DeviceError("process " + std::to_string(rank) + " of " + std::to_string(world) +
                           " could not connect to the others from " + network.address + " (" + network.name + ", " +
@@ -464,6 +576,8 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(int rank, int world, const std:
 const GlooInterface& ProcessGroup::network() const { return m_impl->network; }
 
 std::vector<int> ProcessGroup::silentRanks(double probeSeconds) { return m_impl->silentRanks(probeSeconds); }
+
+void ProcessGroup::setLoadingTimeout(double seconds) { m_impl->loadingSeconds = seconds; }
 
 void ProcessGroup::set(const std::string& key, const std::string& value) {
     m_impl->store->set(key, std::vector<uint8_t>(value.begin(), value.end()));

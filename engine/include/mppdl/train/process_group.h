@@ -33,15 +33,18 @@ std::string clusterSecret(const std::string& secretFile);
 std::string freshClusterSecret();
 
 /// The processes of one run, joined through PyTorch's c10d: a TCPStore rendezvous at the master
-/// (rank 0 serves it) and a Gloo process group whose collectives merge the segments each process
-/// trains. The same object serves processes on one host (`--processes N`) and on several
+/// (rank 0 serves it), or a FileStore for processes of one host, and a Gloo process group whose collectives merge the
+/// segments each process trains. The same object serves processes on one host (`--processes N`) and on several
 /// (`mppdl worker --master HOST:PORT`).
 class ProcessGroup {
 public:
     ~ProcessGroup();
 
     /// Joins as `rank` of `world` processes. Rank 0 serves the rendezvous at `master` ("HOST:PORT";
-    /// port 0 picks a free one, see port()); the others connect to it. Waits up to `timeoutSeconds`
+    /// port 0 picks a free one, see port()); the others connect to it. libtorch 1.13's TCPStore
+    /// listens on every interface whatever HOST is; `master` "file:///PATH" instead meets in a file
+    /// (c10d's FileStore: no port at all, for processes of one host or of a shared filesystem;
+    /// the file must not hold an earlier run's keys, and whoever made it removes it). Waits up to `timeoutSeconds`
     /// for everyone, which is also how long a collective waits for a silent peer. Throws
     /// ConfigError for a malformed address or rank, DeviceError when the port is taken or the
     /// master cannot be reached in time.
@@ -65,6 +68,10 @@ public:
     std::vector<int> silentRanks(double probeSeconds);
     /// How long a failed collective watches the heartbeats to tell which processes went silent.
     static constexpr double kSilenceProbeSeconds = 3;
+    /// How long a process waits for the others to finish reading their rows before the first
+    /// collective after the reading (default an hour; the join timeout is for everything else).
+    /// A process that stops answering meanwhile still fails the run within kSilenceProbeSeconds.
+    void setLoadingTimeout(double seconds);
 
     /// A value every process can read (the run's configuration, from rank 0); get() waits for it.
     void set(const std::string& key, const std::string& value);

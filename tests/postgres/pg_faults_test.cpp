@@ -14,6 +14,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 namespace {
@@ -45,11 +46,12 @@ protected:
                "' --shape 1,28,28 --features pixels --arch mlp --epochs 1 "
                "--no-project";
     }
-    /// The pid of the backend running this test's COPY, once it runs (up to 10 s); 0 if never.
-    int copyingBackend() {
+    /// The pid of the backend running this test's COPY (whose text is LIKE `pattern`), once it
+    /// runs (up to 10 s); 0 if never.
+    int copyingBackend(const std::string& pattern = "COPY%") {
         for (int i = 0; i < 1000; ++i) {
-            const auto r = db->query(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'COPY%'", {application});
+            const auto r = db->query("SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE $2",
+                                     {application, pattern});
             if (r.rows() > 0)
                 return std::stoi(r.text(0, 0));
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -84,6 +86,49 @@ TEST_F(PgFaults, AStoppedBackendFailsTheReadWithinTheTimeoutNamingTheTable) {
     EXPECT_GE(took, 2.5);
     EXPECT_LT(took, 8.0) << "the read should fail about 3 s after the backend stopped";
     std::cerr << "a stopped backend failed the read " << took << " s later (total " << secondsSince(start) << " s)\n";
+}
+
+// The same during `predict --out-table`: the read fails within the timeout, and the table the
+// predictions were going to (its transaction open on another connection) is not left behind.
+// Without --id the rows stream as the view makes them (an ORDER BY would compute them all before
+// the first row: a wait the stall timeout leaves alone, as it does any long query; Ctrl-C ends it).
+TEST_F(PgFaults, AStoppedBackendDuringPredictLeavesNoOutputTable) {
+    const std::string conn = std::getenv("MPPDL_TEST_PG");
+    const std::string output = table + "_out";
+    const std::string model = (std::filesystem::temp_directory_path() / (table + ".model")).string();
+    auto trained = runMppdl("train --data pg:" + table + " --conn '" + conn +
+                            "' --shape 1,28,28 --features pixels --arch mlp --epochs 1 --no-project --save " + model);
+    ASSERT_EQ(trained.code, 0) << trained.out;
+    db->query("DROP TABLE IF EXISTS " + output);
+    CliResult result;
+    std::thread run([&] {
+        result = runMppdl("predict --model " + model + " --data pg:" + table + "_slow --conn '" + conn +
+                              " application_name=" + application +
+                              "' --shape 1,28,28 --features pixels --segments 1 --out-table " + output,
+                          "MPPDL_PG_READ_TIMEOUT=3 ");
+    });
+    // The COPY of the features (before it, predict reads the labels alone, which is quick).
+    const int backend = copyingBackend("COPY%pixels%");
+    if (backend <= 0) {
+        run.join();
+        FAIL() << "the COPY never showed up: " << result.out;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const bool stoppedIt = kill(backend, SIGSTOP) == 0;
+    const auto stopped = std::chrono::steady_clock::now();
+    run.join();
+    const double took = secondsSince(stopped);
+    kill(backend, SIGCONT);
+    db->query("SELECT pg_terminate_backend($1)", {std::to_string(backend)});
+    ASSERT_TRUE(stoppedIt);
+    EXPECT_EQ(result.code, 3) << result.out;
+    EXPECT_NE(result.out.find("the server sent nothing for 3 s while"), std::string::npos) << result.out;
+    EXPECT_LT(took, 8.0);
+    EXPECT_EQ(db->query("SELECT to_regclass($1) IS NULL", {output}).text(0, 0), "t")
+        << "the output table was left behind";
+    db->query("DROP TABLE IF EXISTS " + output);
+    std::filesystem::remove(model);
+    std::cerr << "predict --out-table: a stopped backend failed the read " << took << " s later, no table left\n";
 }
 
 TEST_F(PgFaults, CtrlCDuringACopyStopsWithinASecondAndCancelsTheQuery) {

@@ -243,8 +243,9 @@ PgConnection::Result PgConnection::query(const std::string& sql, const std::vect
     std::vector<const char*> values;
     for (const auto& p : parameters)
         values.push_back(p.c_str());
-    std::shared_ptr<PGresult> result(
-        PQexecParams(m_conn, sql.c_str(), int(values.size()), nullptr, values.data(), nullptr, nullptr, 0), PQclear);
+    if (!PQsendQueryParams(m_conn, sql.c_str(), int(values.size()), nullptr, values.data(), nullptr, nullptr, 0))
+        throw DataError(m_where + ": " + trimmed(PQerrorMessage(m_conn)));
+    const auto result = lastResult("running a query");
     const auto status = PQresultStatus(result.get());
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK)
         throw DataError(m_where + ": " + trimmed(PQresultErrorMessage(result.get())));
@@ -278,20 +279,20 @@ std::vector<std::pair<std::string, std::string>> PgConnection::describeColumns(c
     return columns;
 }
 
-void PgConnection::waitForRows(double stallSeconds, int64_t tuples) {
-    // In quarter seconds: a Ctrl-C stops the read within one; silence for `stallSeconds` fails it.
+void PgConnection::waitForServer(double stallSeconds, const std::string& doing) {
+    // In quarter seconds: a Ctrl-C stops the wait within one; silence for `stallSeconds` fails it.
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
         if (readCancelled()) {
             cancelOnServer(m_conn);
-            throw CancelledError("cancelled while reading " + m_where + " (after " + std::to_string(tuples) + " rows)");
+            throw CancelledError("cancelled while " + doing + " from " + m_where);
         }
         pollfd p{PQsocket(m_conn), POLLIN, 0};
         const int ready = poll(&p, 1, 250);
         if (ready > 0) {
             if (!PQconsumeInput(m_conn))
-                throw DataError(m_where + ": the connection failed while streaming rows (after " +
-                                std::to_string(tuples) + " rows): " + trimmed(PQerrorMessage(m_conn)));
+                throw DataError(m_where + ": the connection failed while " + doing + ": " +
+                                trimmed(PQerrorMessage(m_conn)));
             return;
         }
         if (ready < 0 && errno != EINTR)
@@ -300,15 +301,34 @@ void PgConnection::waitForRows(double stallSeconds, int64_t tuples) {
         if (waited >= stallSeconds) {
             cancelOnServer(m_conn);
             throw DataError(m_where + ": the server sent nothing for " + std::to_string(int(stallSeconds)) +
-                            " s while streaming rows (after " + std::to_string(tuples) +
-                            " rows): its backend stopped answering ($MPPDL_PG_READ_TIMEOUT sets the wait)");
+                            " s while " + doing +
+                            ": its backend stopped answering ($MPPDL_PG_READ_TIMEOUT sets the "
+                            "wait)");
         }
     }
 }
 
+std::shared_ptr<PGresult> PgConnection::nextResult(const std::string& doing, double stallSeconds) {
+    while (PQisBusy(m_conn))
+        waitForServer(stallSeconds, doing);
+    return std::shared_ptr<PGresult>(PQgetResult(m_conn), PQclear);
+}
+
+std::shared_ptr<PGresult> PgConnection::lastResult(const std::string& doing) {
+    std::shared_ptr<PGresult> last;
+    while (auto next = nextResult(doing))
+        last = next;
+    return last;
+}
+
 void PgConnection::copyOut(const std::string& sql, const std::function<void(const char*, size_t)>& tuple) {
     {
-        std::shared_ptr<PGresult> start(PQexec(m_conn, sql.c_str()), PQclear);
+        // Sent without waiting, then waited for as long as it takes (a sort before the first row
+        // may take minutes) but cancellable with Ctrl-C; the stall timeout starts with the rows.
+        if (!PQsendQuery(m_conn, sql.c_str()))
+            throw DataError(m_where +
+                            ": the server failed the COPY before sending any rows: " + trimmed(PQerrorMessage(m_conn)));
+        const auto start = nextResult("starting to stream rows");
         if (PQresultStatus(start.get()) != PGRES_COPY_OUT)
             throw DataError(m_where + ": the server failed the COPY before sending any rows: " +
                             trimmed(PQresultErrorMessage(start.get())));
@@ -321,7 +341,7 @@ void PgConnection::copyOut(const std::string& sql, const std::function<void(cons
         char* buffer = nullptr;
         const int n = PQgetCopyData(m_conn, &buffer, /*async=*/1);
         if (n == 0) {
-            waitForRows(stall, tuples);
+            waitForServer(stall, "streaming rows (after " + std::to_string(tuples) + " rows)");
             continue;
         }
         if (n == -1)
@@ -351,7 +371,7 @@ void PgConnection::copyOut(const std::string& sql, const std::function<void(cons
         ++tuples;
     }
     for (;;) {
-        std::shared_ptr<PGresult> end(PQgetResult(m_conn), PQclear);
+        const auto end = nextResult("finishing the stream of rows", stall);
         if (!end)
             break;
         if (PQresultStatus(end.get()) != PGRES_COMMAND_OK)
@@ -362,7 +382,9 @@ void PgConnection::copyOut(const std::string& sql, const std::function<void(cons
 
 void PgConnection::copyIn(const std::string& sql, const std::string& text) {
     {
-        std::shared_ptr<PGresult> start(PQexec(m_conn, sql.c_str()), PQclear);
+        if (!PQsendQuery(m_conn, sql.c_str()))
+            throw DataError(m_where + ": " + trimmed(PQerrorMessage(m_conn)));
+        const auto start = nextResult("starting to send rows");
         if (PQresultStatus(start.get()) != PGRES_COPY_IN)
             throw DataError(m_where + ": " + trimmed(PQresultErrorMessage(start.get())));
     }
@@ -374,8 +396,7 @@ void PgConnection::copyIn(const std::string& sql, const std::string& text) {
     if (PQputCopyEnd(m_conn, nullptr) != 1)
         throw DataError(m_where + ": the connection failed while sending rows: " + trimmed(PQerrorMessage(m_conn)));
     std::string failure;
-    while (PGresult* raw = PQgetResult(m_conn)) {
-        std::shared_ptr<PGresult> end(raw, PQclear);
+    while (const auto end = nextResult("finishing sending rows")) {
         if (PQresultStatus(end.get()) != PGRES_COMMAND_OK && failure.empty())
             failure = trimmed(PQresultErrorMessage(end.get()));
     }

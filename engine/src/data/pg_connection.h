@@ -3,6 +3,7 @@
 // Internal: one libpq connection with the errors a user can act on.
 
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -65,8 +66,16 @@ public:
     PGconn* raw() const { return m_conn; }
 
 private:
-    /// Waits for more of a COPY's bytes (see readStallSeconds(), setReadCancelFlag()).
-    void waitForRows(double stallSeconds, int64_t tuples);
+    /// Waits for the server to send more (see readStallSeconds(), setReadCancelFlag()); `doing`
+    /// says what for in the errors ("streaming rows (after 120 rows)").
+    void waitForServer(double stallSeconds, const std::string& doing);
+    /// The next result of a query sent with PQsend*, waited for as above (null after the last):
+    /// by default as long as it takes (a query may compute for long before it answers), always
+    /// cancellable with Ctrl-C.
+    std::shared_ptr<PGresult> nextResult(const std::string& doing,
+                                         double stallSeconds = std::numeric_limits<double>::infinity());
+    /// Every result of it, the last kept.
+    std::shared_ptr<PGresult> lastResult(const std::string& doing);
 
     PGconn* m_conn = nullptr;
     std::string m_where;

@@ -124,6 +124,10 @@ DatasetDialog::DatasetDialog(QWidget* parent) : QDialog(parent) {
     m_port = lineEdit("5432", database);
     m_database = lineEdit(tr("database"), database);
     m_user = lineEdit(tr("user"), database);
+    m_host->setObjectName("host");
+    m_port->setObjectName("port");
+    m_database->setObjectName("database");
+    m_user->setObjectName("user");
     m_password = lineEdit(tr("used, never recorded (or PGPASSWORD, ~/.pgpass)"), database);
     m_password->setEchoMode(QLineEdit::Password);
     auto* test = new QPushButton(tr("Test Connection"), database);
@@ -270,6 +274,18 @@ void DatasetDialog::setLimit(int rows) { m_limit->setValue(rows); }
 QString DatasetDialog::previewStatus() const { return m_previewStatus->text(); }
 QString DatasetDialog::connectionStatus() const { return m_connectionStatus->text(); }
 
+namespace {
+
+/// `key='value'` as libpq reads it: quoted, with backslashes and quotes escaped, so that a value
+/// with a space or a quote (a database "sales 2024", a password) stays one value and adds no
+/// keyword of its own.
+QString keyword(const char* key, QString value) {
+    value.replace('\\', "\\\\").replace('\'', "\\'");
+    return QString("%1='%2'").arg(key, value);
+}
+
+} // namespace
+
 std::string DatasetDialog::connectionString() const {
     QString connection = m_uri->text().trimmed();
     const bool uri = connection.startsWith("postgres://") || connection.startsWith("postgresql://");
@@ -277,7 +293,7 @@ std::string DatasetDialog::connectionString() const {
         QStringList keywords;
         auto add = [&](const char* key, const QLineEdit* edit) {
             if (!edit->text().trimmed().isEmpty())
-                keywords << QString("%1=%2").arg(key, edit->text().trimmed());
+                keywords << keyword(key, edit->text().trimmed());
         };
         add("host", m_host);
         add("port", m_port);
@@ -286,11 +302,8 @@ std::string DatasetDialog::connectionString() const {
         connection = keywords.join(' ');
     }
     // The password joins a keyword string; a URI carries its own (or PGPASSWORD does).
-    if (!m_password->text().isEmpty() && !uri) {
-        QString quoted = m_password->text();
-        quoted.replace('\\', "\\\\").replace('\'', "\\'");
-        connection += QString(" password='%1'").arg(quoted);
-    }
+    if (!m_password->text().isEmpty() && !uri)
+        connection += " " + keyword("password", m_password->text());
     return connection.trimmed().toStdString();
 }
 

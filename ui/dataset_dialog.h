@@ -60,6 +60,9 @@ public:
     /// A source as `mppdl train --data` names it: a path, or pg:TABLE with its connection (then
     /// the connection is tested and the table chosen once listed).
     void setSource(const QString& location, const QString& connection = {});
+    /// The connection the table page makes: its URI or keywords as typed, else the host, port,
+    /// database and user fields as a libpq keyword string (each value quoted), with the password.
+    std::string connectionString() const;
     /// Selects a table of the list ("schema.name") and maps its columns.
     bool chooseTable(const QString& qualified);
     void setLimit(int rows);
@@ -73,7 +76,6 @@ Q_SIGNALS:
 private:
     void schedulePreview();
     void startPreview();
-    std::string connectionString() const;
     void showTable(int index);
 
     struct Table;

@@ -5,6 +5,9 @@
 #include "mppdl/core/error.h"
 #include "mppdl/store/project.h"
 #include "mppdl/session/recorded_run.h"
+#ifdef MPPDL_WITH_POSTGRES
+#include "mppdl/data/catalog.h"
+#endif
 
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -12,11 +15,15 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QLabel>
+#include <QPushButton>
 #include <QTabWidget>
 #include <QTableWidget>
 #include <QVBoxLayout>
 
 #include <qcustomplot.h>
+
+#include <set>
+#include <string>
 
 namespace mppdl::ui {
 
@@ -61,7 +68,9 @@ DatasetView::DatasetView(const store::Project& project, int64_t datasetId, QWidg
     auto* layout = new QVBoxLayout(this);
     layout->addWidget(m_summary);
     layout->addLayout(lower, 1);
-    layout->addWidget(m_rowsStatus);
+    m_rowsRow = new QHBoxLayout;
+    m_rowsRow->addWidget(m_rowsStatus, 1);
+    layout->addLayout(m_rowsRow);
     layout->addWidget(rows, 1);
 
     const auto dataset = project.dataset(datasetId);
@@ -149,14 +158,43 @@ DatasetView::DatasetView(const store::Project& project, int64_t datasetId, QWidg
         m_rowsStatus->setText(tr("The rows cannot be read now: %1").arg(message));
         m_rowsStatus->setStyleSheet("color: #b00020");
     });
+    train::DataConfig data;
     try {
-        const auto data = session::datasetSource(*dataset);
-        m_rowsStatus->setText(tr("reading %1...").arg(QString::fromStdString(dataset->location)));
-        m_loader->load(data.location, data.source);
+        data = session::datasetSource(*dataset);
     } catch (const std::exception& e) { // options written by a newer mppdl, say
         m_rowsStatus->setText(tr("The recorded options cannot be read: %1").arg(QString::fromUtf8(e.what())));
+        return;
     }
+    const auto read = [this, data] {
+        m_rowsStatus->setText(tr("reading %1...").arg(QString::fromStdString(data.location)));
+        m_loader->load(data.location, data.source);
+    };
+#ifdef MPPDL_WITH_POSTGRES
+    // A project file may come from someone else: its datasets must not make the workbench connect
+    // to a server of their choosing unasked. Asked once per server a session.
+    static std::set<std::string> approved;
+    if (data.location.rfind("pg:", 0) == 0) {
+        const std::string server = data::describeServer(data.source.connection);
+        if (!approved.count(server)) {
+            m_rowsStatus->setText(tr("The rows of this dataset are on a PostgreSQL server: %1. Reading them "
+                                     "connects there.")
+                                      .arg(QString::fromStdString(server)));
+            m_connect = new QPushButton(tr("Connect and Read the Rows"), this);
+            m_connect->setObjectName("connectToServer");
+            m_rowsRow->addWidget(m_connect);
+            connect(m_connect, &QPushButton::clicked, this, [this, server, read] {
+                approved.insert(server);
+                m_connect->hide();
+                read();
+            });
+            return;
+        }
+    }
+#endif
+    read();
 }
+
+QString DatasetView::rowsStatusText() const { return m_rowsStatus->text(); }
 
 bool DatasetView::rowsLoading() const { return m_loader && m_loader->busy(); }
 

@@ -6,7 +6,9 @@
 #include <memory>
 
 class QCustomPlot;
+class QHBoxLayout;
 class QLabel;
+class QPushButton;
 class QTableWidget;
 
 namespace mppdl::store {
@@ -40,6 +42,10 @@ public:
     SegmentsView* segments() const { return m_segments; }
     /// Whether the rows are still being read.
     bool rowsLoading() const;
+    /// What the view says of the rows (reading, read, failed, or which server it would connect to).
+    QString rowsStatusText() const;
+    /// The button that reads a table's rows once the user agrees to connect; null when not asked.
+    QPushButton* connectButton() const { return m_connect; }
 
 private:
     int64_t m_datasetId;
@@ -47,6 +53,8 @@ private:
     QCustomPlot* m_histogram = nullptr;
     QTableWidget* m_statistics = nullptr;
     QLabel* m_rowsStatus = nullptr;
+    QHBoxLayout* m_rowsRow = nullptr;
+    QPushButton* m_connect = nullptr;
     SamplesView* m_samples = nullptr;
     SegmentsView* m_segments = nullptr;
     SourceLoader* m_loader = nullptr;

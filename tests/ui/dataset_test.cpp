@@ -8,9 +8,11 @@
 #include "ui/dataset_view.h"
 #include "ui/main_window.h"
 
+#include "mppdl/data/catalog.h"
 #include "mppdl/store/project.h"
 
 #include <QComboBox>
+#include <QLineEdit>
 #include <QListWidget>
 #include <QMessageBox>
 #include <QProcess>
@@ -79,6 +81,56 @@ private Q_SLOTS:
         QVERIFY(segments->skewText().startsWith("skew"));
         segments->setSegments(4, "database"); // needs a sharded table read: said, not thrown
         QVERIFY(segments->skewText().contains("segment"));
+    }
+
+    // A project's table dataset names its server before anything connects there; reading the
+    // rows waits for the user's yes (here to a port nobody listens on: the read then fails).
+    void aTableDatasetAsksBeforeConnecting() {
+#ifdef MPPDL_WITH_POSTGRES
+        int64_t id = 0;
+        {
+            auto project = store::Project::open(m_path.toStdString(), store::Access::Write);
+            store::DatasetRecord d;
+            d.name = "someone's table";
+            d.kind = "pg";
+            d.location = "pg:public.secrets";
+            d.options = R"({"connection": "host=127.0.0.1 port=1 dbname=warehouse user=stranger connect_timeout=5"})";
+            d.schema = R"({"dtype": "float32", "sample_shape": [4], "test_rows": 0, "train_rows": 10})";
+            d.statistics = R"({"class_counts": [5, 5], "channel_mean": [], "channel_std": [], "min": 0, "max": 1})";
+            id = project.registerDataset(d);
+        }
+        ui::MainWindow window;
+        window.show();
+        QVERIFY(window.openProject(m_path));
+        auto* view = window.showDataset(id);
+        QVERIFY(view);
+        QVERIFY(!view->rowsLoading());
+        QVERIFY2(view->rowsStatusText().contains("user stranger at 127.0.0.1:1, database warehouse"),
+                 qPrintable(view->rowsStatusText()));
+        QVERIFY(view->connectButton());
+        QVERIFY(view->connectButton()->isVisible());
+        view->connectButton()->click();
+        QTRY_VERIFY_WITH_TIMEOUT(view->rowsStatusText().contains("cannot be read now"), 30000);
+#else
+        QSKIP("built without PostgreSQL");
+#endif
+    }
+
+    // Host, database and user typed into their fields are quoted into the keyword string: a
+    // space or a quote in a name stays in that name and adds no keyword.
+    void theConnectionFieldsAreQuoted() {
+#ifdef MPPDL_WITH_POSTGRES
+        ui::DatasetDialog dialog;
+        dialog.findChild<QLineEdit*>("host")->setText("db.example.com");
+        dialog.findChild<QLineEdit*>("port")->setText("6543");
+        dialog.findChild<QLineEdit*>("database")->setText("sales 2024' sslmode=disable");
+        dialog.findChild<QLineEdit*>("user")->setText("ann o'neil");
+        const std::string connection = dialog.connectionString();
+        QCOMPARE(QString::fromStdString(data::describeServer(connection)),
+                 QString("user ann o'neil at db.example.com:6543, database sales 2024' sslmode=disable"));
+#else
+        QSKIP("built without PostgreSQL");
+#endif
     }
 
     void addingAFileDatasetPreviewsAndRecordsIt() {

@@ -7,6 +7,9 @@
 #include "data/pg_connection.h"
 #include "data/pg_read.h"
 
+#include <libpq-fe.h>
+
+#include <cstdlib>
 #include <map>
 
 namespace mppdl::data {
@@ -116,6 +119,43 @@ ServerInfo serverInfo(PgConnection& db) {
         info.segments = segments.rows() > 0 ? std::stoi(segments.text(0, 0)) : 0;
     }
     return info;
+}
+
+} // namespace mppdl::data
+
+namespace mppdl::data {
+
+std::string describeServer(const std::string& connection) {
+    char* error = nullptr;
+    PQconninfoOption* options = PQconninfoParse(connection.c_str(), &error);
+    if (!options) {
+        std::string why = error ? error : "unreadable";
+        PQfreemem(error);
+        while (!why.empty() && why.back() == '\n')
+            why.pop_back();
+        return "an unreadable connection string (" + why + ")";
+    }
+    std::map<std::string, std::string> given;
+    for (const PQconninfoOption* o = options; o->keyword; ++o)
+        if (o->val && *o->val)
+            given[o->keyword] = o->val;
+    PQconninfoFree(options);
+    // What libpq would use for what the string leaves out: the environment, then its defaults.
+    const auto value = [&](const std::string& keyword, const char* variable, const std::string& fallback) {
+        if (given.count(keyword))
+            return given[keyword];
+        const char* env = std::getenv(variable);
+        return env && *env ? std::string(env) : fallback;
+    };
+    const char* login = std::getenv("USER");
+    const std::string host = given.count("hostaddr") && !given.count("host") ? given["hostaddr"]
+                                                                             : value("host", "PGHOST", "");
+    const std::string user = value("user", "PGUSER", login ? login : "this login's name");
+    const std::string port = value("port", "PGPORT", "5432");
+    const std::string where = host.empty() || host.front() == '/'
+                                  ? "the local socket" + (host.empty() ? "" : " in " + host)
+                                  : host + ":" + port;
+    return "user " + user + " at " + where + ", database " + value("dbname", "PGDATABASE", user);
 }
 
 } // namespace mppdl::data

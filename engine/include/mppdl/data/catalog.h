@@ -69,4 +69,9 @@ struct ServerInfo {
 
 ServerInfo serverInfo(const std::string& connection);
 
+/// Where `connection` (a keyword string or URI) would connect, without connecting: "user mppdl at
+/// db.example.com:5432, database warehouse", with libpq's defaults ($PGHOST, the local socket,
+/// $PGUSER, the login name) for what it leaves out. For asking before connecting.
+std::string describeServer(const std::string& connection);
+
 } // namespace mppdl::data

@@ -1,5 +1,6 @@
-// mppdl: the one binary. Subcommands for headless work; `mppdl gui` (and a plain `mppdl`) opens
-// the workbench in builds with the GUI.
+// mppdl: the one binary. Subcommands for headless work; `mppdl gui` (and a plain `mppdl` with a
+// display) opens the desktop workbench in builds with the GUI, `mppdl tui` (and a plain `mppdl`
+// on a terminal without a display) the terminal workbench.
 
 #include "cli_common.h"
 #include "cli_processes.h"
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <malloc.h>
+#include <unistd.h>
 
 namespace {
 
@@ -31,8 +33,17 @@ bool displayAvailable() {
     return false;
 }
 
-/// A plain `mppdl` (or `mppdl gui`) where no window can open: why, then what works here.
+/// A plain `mppdl` (or `mppdl gui`) where no window can open: the terminal workbench on a
+/// terminal; otherwise (a pipe, a script) why not, then the help.
 int noWorkbench(const CLI::App& app) {
+    if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+        try {
+            return mppdl::cli::openTerminalWorkbench("");
+        } catch (const mppdl::Error& e) {
+            std::cerr << "mppdl: " << mppdl::toString(e.kind()) << " error: " << e.what() << std::endl;
+            return mppdl::exitCode(e.kind());
+        }
+    }
 #ifdef MPPDL_WITH_GUI
     std::cerr << "mppdl: no display (DISPLAY and WAYLAND_DISPLAY are unset), so the workbench cannot open; "
                  "the commands below work without one\n\n";
@@ -93,6 +104,7 @@ int main(int argc, char** argv) {
     cli::registerWorkerCommand(app, selected);
     cli::registerInspectCommands(app, selected);
     cli::registerProjectCommands(app, selected); // after inspect: it adds to `arch`
+    cli::registerTuiCommand(app, selected);
 #ifdef MPPDL_WITH_POSTGRES
     cli::registerDbCommands(app, selected);
 #endif

@@ -15,6 +15,8 @@ packages=(
   libprotobuf-dev protobuf-compiler libonnx-dev
   # GUI
   qt6-base-dev libqcustomplot-dev libgl-dev
+  # the terminal workbench (ncursesw)
+  libncurses-dev
   # packaging: the man page, the icon's PNG sizes, the .deb's Depends, desktop file checks
   help2man librsvg2-bin dpkg-dev desktop-file-utils
   # tests and benchmarks

@@ -125,7 +125,7 @@ public:
             for (int line = 0; line < most && !rest.empty() && row < y + h; ++line, ++row) {
                 size_t take = std::min(rest.size(), size_t(std::max(1, w)));
                 if (take < rest.size() && line + 1 < most) {
-                    const size_t space = rest.rfind(U' ', take);
+                    const size_t space = rest.rfind(U' ', take - 1);
                     if (space != std::u32string::npos && space > 0)
                         take = space + 1;
                 }

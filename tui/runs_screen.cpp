@@ -55,7 +55,7 @@ const std::vector<Column>& columns() {
         {"name", 12, false, 0, [](const auto& r, const auto&) { return r.name; }, nullptr},
         {"state", 11, false, 0, [](const auto& r, const auto&) { return std::string(store::toString(r.state)); },
          nullptr},
-        {"strategy", 17, false, 6,
+        {"strategy", 18, false, 4,
          [](const auto& r, const auto&) {
              return r.strategy + (r.segments > 1 ? " x" + std::to_string(r.segments) : std::string());
          },
@@ -73,15 +73,15 @@ const std::vector<Column>& columns() {
          [](const auto& r, const auto&) { return r.bestValAccuracy.value_or(-1); }},
         {"test acc", 8, true, 2, [](const auto& r, const auto&) { return percentOrDash(r.testAccuracy); },
          [](const auto& r, const auto&) { return r.testAccuracy.value_or(-1); }},
-        {"img/s", 7, true, 5,
+        {"img/s", 7, true, 6,
          [](const auto&, const auto& p) {
              return p.imagesPerSec > 0 ? groupThousands((long long)std::llround(p.imagesPerSec)) : std::string("-");
          },
          [](const auto&, const auto& p) { return p.imagesPerSec; }},
-        {"elapsed", 7, true, 4,
+        {"elapsed", 7, true, 5,
          [](const auto& r, const auto&) { return r.seconds > 0 ? humanDuration(r.seconds) : std::string("-"); },
          [](const auto& r, const auto&) { return r.seconds; }},
-        {"ETA", 7, true, 5,
+        {"ETA", 7, true, 6,
          [](const auto& r, const auto& p) {
              return r.state == store::RunState::Running && p.etaSeconds >= 0 ? humanDuration(p.etaSeconds)
                                                                              : std::string("-");

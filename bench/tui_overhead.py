@@ -48,8 +48,11 @@ def one_run(args, project, watched, socket):
     tui_pid, tui_cpu = None, 0.0
     if watched:
         # The workbench on the newest run's screen: Enter opens the first row (newest first).
-        subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", "w", "-x", "160", "-y", "48",
-                        f"env -u DISPLAY TERM=xterm-256color LANG=C.UTF-8 {args.mppdl} tui {project}"], check=True)
+        started = subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", "w", "-x", "160", "-y", "48",
+                                  f"env -u DISPLAY TERM=xterm-256color LANG=C.UTF-8 {args.mppdl} tui {project}"],
+                                 capture_output=True, text=True)
+        if started.returncode != 0:
+            sys.exit(f"tmux could not start the workbench: {started.stderr.strip()}")
         time.sleep(1.0)
         tui_pid = int(subprocess.run(["tmux", "-L", socket, "list-panes", "-t", "w", "-F", "#{pane_pid}"],
                                      capture_output=True, text=True, check=True).stdout.split()[0])

@@ -32,6 +32,21 @@ const QString kFashion = "/usr/share/datasets/fashion-mnist";
 
 QPushButton* addButton(ui::DatasetDialog& dialog) { return dialog.findChild<QPushButton*>("addDataset"); }
 
+/// Records a dataset as a run would have, in the project at `path`; its id.
+int64_t recordDataset(const QString& path, const std::string& name, const std::string& kind,
+                      const std::string& location, const std::string& options, const std::string& schema,
+                      const std::string& statistics) {
+    auto project = store::Project::open(path.toStdString(), store::Access::Write);
+    store::DatasetRecord d;
+    d.name = name;
+    d.kind = kind;
+    d.location = location;
+    d.options = options;
+    d.schema = schema;
+    d.statistics = statistics;
+    return project.registerDataset(d);
+}
+
 } // namespace
 
 class DatasetTest : public QObject {
@@ -48,18 +63,10 @@ private Q_SLOTS:
     }
 
     void aDatasetViewShowsSamplesAndSegments() {
-        int64_t id = 0;
-        {
-            auto project = store::Project::open(m_path.toStdString(), store::Access::Write);
-            store::DatasetRecord d;
-            d.name = "fashion-mnist";
-            d.kind = "idx";
-            d.location = kFashion.toStdString();
-            d.options = R"({"kind": "auto", "limit": 2000})";
-            d.schema = R"({"dtype": "uint8", "sample_shape": [1, 28, 28], "test_rows": 10000, "train_rows": 2000})";
-            d.statistics = R"({"class_counts": [], "channel_mean": [], "channel_std": [], "min": 0, "max": 255})";
-            id = project.registerDataset(d);
-        }
+        const int64_t id = recordDataset(
+            m_path, "fashion-mnist", "idx", kFashion.toStdString(), R"({"kind": "auto", "limit": 2000})",
+            R"({"dtype": "uint8", "sample_shape": [1, 28, 28], "test_rows": 10000, "train_rows": 2000})",
+            R"({"class_counts": [], "channel_mean": [], "channel_std": [], "min": 0, "max": 255})");
         ui::MainWindow window;
         window.show();
         QVERIFY(window.openProject(m_path));
@@ -87,18 +94,11 @@ private Q_SLOTS:
     // rows waits for the user's yes (here to a port nobody listens on: the read then fails).
     void aTableDatasetAsksBeforeConnecting() {
 #ifdef MPPDL_WITH_POSTGRES
-        int64_t id = 0;
-        {
-            auto project = store::Project::open(m_path.toStdString(), store::Access::Write);
-            store::DatasetRecord d;
-            d.name = "someone's table";
-            d.kind = "pg";
-            d.location = "pg:public.secrets";
-            d.options = R"({"connection": "host=127.0.0.1 port=1 dbname=warehouse user=stranger connect_timeout=5"})";
-            d.schema = R"({"dtype": "float32", "sample_shape": [4], "test_rows": 0, "train_rows": 10})";
-            d.statistics = R"({"class_counts": [5, 5], "channel_mean": [], "channel_std": [], "min": 0, "max": 1})";
-            id = project.registerDataset(d);
-        }
+        const int64_t id = recordDataset(
+            m_path, "someone's table", "pg", "pg:public.secrets",
+            R"({"connection": "host=127.0.0.1 port=1 dbname=warehouse user=stranger connect_timeout=5"})",
+            R"({"dtype": "float32", "sample_shape": [4], "test_rows": 0, "train_rows": 10})",
+            R"({"class_counts": [5, 5], "channel_mean": [], "channel_std": [], "min": 0, "max": 1})");
         ui::MainWindow window;
         window.show();
         QVERIFY(window.openProject(m_path));

@@ -128,6 +128,12 @@ std::optional<Param> paddingOf(KerasReader& r, const json& config, const std::ar
         throw ConfigError(where + "padding " + jsonQuoted(padding) + " is not supported; mppdl has valid and same");
     if (stride1Same && stride[0] == 1 && stride[1] == 1)
         return Param(std::string("same"));
+    // Checked here too: TensorFlow's arithmetic below divides by the stride.
+    for (int d = 0; d < 2; ++d)
+        if (kernel[d] < 1 || stride[d] < 1)
+            throw ConfigError(where + "kernel " + std::to_string(kernel[0]) + "x" + std::to_string(kernel[1]) +
+                              " and strides " + std::to_string(stride[0]) + "x" + std::to_string(stride[1]) +
+                              " must be positive");
     const Shape shape = r.currentShape();
     if (shape.size() != 3)
         throw ConfigError(where + "padding \"same\" needs a known 3-D input shape");

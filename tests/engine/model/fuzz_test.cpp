@@ -118,6 +118,31 @@ private:
     std::mt19937 m_random;
 };
 
+/// MPPDL_FUZZ_ROUNDS and MPPDL_FUZZ_SEED run a longer or different search by hand.
+int fuzzRounds(int fallback) {
+    const char* text = std::getenv("MPPDL_FUZZ_ROUNDS");
+    return text ? std::atoi(text) : fallback;
+}
+unsigned fuzzSeed(unsigned fallback) {
+    const char* text = std::getenv("MPPDL_FUZZ_SEED");
+    return text ? static_cast<unsigned>(std::atol(text)) : fallback;
+}
+
+/// Builds a valid `design` and runs a batch of two through it, checking the output's shape; false
+/// for a design too big for a unit test (mutations make some).
+bool buildsAndRuns(const Architecture& design, const Analysis& analysis) {
+    if (analysis.totalParams > 20'000'000 || analysis.totalFlops > 1'000'000'000)
+        return false;
+    GraphModule module(design);
+    std::vector<int64_t> batch = {2};
+    batch.insert(batch.end(), analysis.inputShape.begin(), analysis.inputShape.end());
+    const torch::Tensor y = module->forward(torch::randn(batch));
+    std::vector<int64_t> expected = {2};
+    expected.insert(expected.end(), analysis.outputShape.begin(), analysis.outputShape.end());
+    EXPECT_EQ(y.sizes().vec(), expected);
+    return true;
+}
+
 TEST(ModelFuzz, MutatedExamplesNeverBreakParsingAnalysisOrTheBuilder) {
     torch::manual_seed(0);
     std::vector<json> examples;
@@ -125,11 +150,8 @@ TEST(ModelFuzz, MutatedExamplesNeverBreakParsingAnalysisOrTheBuilder) {
         std::ifstream in(test::examplePath(file));
         examples.push_back(json::parse(in));
     }
-    // MPPDL_FUZZ_ROUNDS and MPPDL_FUZZ_SEED run a longer or different search by hand.
-    const char* roundsText = std::getenv("MPPDL_FUZZ_ROUNDS");
-    const char* seedText = std::getenv("MPPDL_FUZZ_SEED");
-    const int rounds = roundsText ? std::atoi(roundsText) : 400;
-    Mutator mutator(seedText ? static_cast<unsigned>(std::atol(seedText)) : 12345u);
+    const int rounds = fuzzRounds(400);
+    Mutator mutator(fuzzSeed(12345u));
     int parsed = 0, valid = 0, built = 0;
     for (int round = 0; round < rounds; ++round) {
         json doc = examples[mutator.below(examples.size())];
@@ -162,18 +184,8 @@ TEST(ModelFuzz, MutatedExamplesNeverBreakParsingAnalysisOrTheBuilder) {
             continue;
         }
         ++valid;
-        // Mutations can make designs that are valid but too big to run in a unit test.
-        if (analysis.totalParams > 20'000'000 || analysis.totalFlops > 1'000'000'000)
-            continue;
         try {
-            GraphModule module(design);
-            std::vector<int64_t> batch = {2};
-            batch.insert(batch.end(), analysis.inputShape.begin(), analysis.inputShape.end());
-            const torch::Tensor y = module->forward(torch::randn(batch));
-            std::vector<int64_t> expected = {2};
-            expected.insert(expected.end(), analysis.outputShape.begin(), analysis.outputShape.end());
-            EXPECT_EQ(y.sizes().vec(), expected);
-            ++built;
+            built += buildsAndRuns(design, analysis) ? 1 : 0;
         } catch (const std::exception& e) {
             FAIL() << "a design analyze() accepts failed to build or run: " << e.what();
         }
@@ -251,10 +263,8 @@ TEST(ModelFuzz, MutatedKerasJsonNeverBreaksTheImportOrTheBuilder) {
         }
     }
     ASSERT_GE(examples.size(), 2u);
-    const char* roundsText = std::getenv("MPPDL_FUZZ_ROUNDS");
-    const char* seedText = std::getenv("MPPDL_FUZZ_SEED");
-    const int rounds = roundsText ? std::atoi(roundsText) : 400;
-    Mutator mutator(seedText ? static_cast<unsigned>(std::atol(seedText)) : 54321u);
+    const int rounds = fuzzRounds(400);
+    Mutator mutator(fuzzSeed(54321u));
     int imported = 0, built = 0;
     for (int round = 0; round < rounds; ++round) {
         json doc = examples[mutator.below(examples.size())];
@@ -277,14 +287,8 @@ TEST(ModelFuzz, MutatedKerasJsonNeverBreaksTheImportOrTheBuilder) {
         ++imported;
         const Analysis analysis = analyze(design);
         ASSERT_TRUE(analysis.ok()) << "an imported design does not analyse: " << formatProblems(analysis.problems);
-        if (analysis.totalParams > 20'000'000 || analysis.totalFlops > 1'000'000'000)
-            continue;
         try {
-            GraphModule module(design);
-            std::vector<int64_t> batch = {2};
-            batch.insert(batch.end(), analysis.inputShape.begin(), analysis.inputShape.end());
-            module->forward(torch::randn(batch));
-            ++built;
+            built += buildsAndRuns(design, analysis) ? 1 : 0;
         } catch (const std::exception& e) {
             FAIL() << "an imported design failed to build or run: " << e.what();
         }

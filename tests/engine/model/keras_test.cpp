@@ -198,6 +198,13 @@ TEST(KerasJson, ImportErrorsNameLayerAndOption) {
     EXPECT_NE(error.find("not valid"), std::string::npos) << error;
     EXPECT_NE(error.find("d:"), std::string::npos) << error;
 
+    // A zero stride with "same" padding (found by the fuzz loop: it divided by zero).
+    error = importError(R"({"class_name": "Sequential", "config": {"name": "m", "layers": [
+        {"class_name": "Conv2D", "config": {"name": "c", "filters": 4, "kernel_size": 3, "strides": [0, 1],
+         "padding": "same", "batch_input_shape": [null, 15, 15, 1]}}]}})");
+    EXPECT_NE(error.find("layers[0] \"c\" (Conv2D): kernel 3x3 and strides 0x1 must be positive"), std::string::npos)
+        << error;
+
     EXPECT_NE(importError("{not json").find("model.json: not JSON"), std::string::npos);
     EXPECT_NE(importError(R"({"layers": []})").find("not a Keras model JSON"), std::string::npos);
 }

@@ -15,15 +15,6 @@ namespace mppdl::tui {
 
 namespace {
 
-void flattenInto(const nlohmann::json& j, const std::string& prefix, std::map<std::string, std::string>& out) {
-    if (j.is_object()) {
-        for (auto it = j.begin(); it != j.end(); ++it)
-            flattenInto(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
-    } else {
-        out[prefix] = j.is_string() ? j.get<std::string>() : j.dump();
-    }
-}
-
 const char* const kMetrics[][2] = {{"val_accuracy", "validation accuracy"},
                                    {"val_loss", "validation loss"},
                                    {"train_loss", "train loss"},
@@ -73,9 +64,8 @@ public:
         for (const int64_t id : m_ids) {
             std::map<std::string, std::string> flat;
             if (const auto* run = snapshot.run(id)) {
-                const auto j = nlohmann::json::parse(run->config, nullptr, false);
-                if (!j.is_discarded())
-                    flattenInto(j, "", flat);
+                for (const auto& [key, value] : flattenConfig(run->config))
+                    flat[key] = value;
                 flat["strategy"] = run->strategy;
                 flat["test accuracy"] = run->testAccuracy ? percentText(*run->testAccuracy) : "-";
             }

@@ -4,7 +4,6 @@
 // shows each one whole.
 
 #include "tui/chart.h"
-#include "tui/detached.h"
 #include "tui/screen.h"
 
 #include "mppdl/core/text_table.h"
@@ -58,16 +57,6 @@ ChartLine progressLine(const std::vector<store::MetricPoint>& points, const std:
             line.y.push_back(p.value);
         }
     return line;
-}
-
-std::string flatten(const nlohmann::json& j, const std::string& prefix, std::vector<std::string>& lines) {
-    if (j.is_object()) {
-        for (auto it = j.begin(); it != j.end(); ++it)
-            flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), lines);
-    } else {
-        lines.push_back(prefix + ": " + (j.is_string() ? j.get<std::string>() : j.dump()));
-    }
-    return {};
 }
 
 class RunScreen : public Screen {
@@ -160,25 +149,9 @@ public:
         case kPageDown: m_scroll += 10; break;
         case kPageUp: m_scroll = std::max(0, m_scroll - 10); break;
         case 's':
-            if (run && run->state == store::RunState::Running && run->host == hostName() && stopProcess(int(run->pid)))
-                context.message = "asked run " + std::to_string(m_id) + " to stop after its current minibatch";
-            else
-                context.message = "run " + std::to_string(m_id) + " is not running on this host";
-            context.watch->poke();
-            break;
         case 'r':
-            if (run && run->state != store::RunState::Running && run->state != store::RunState::Finished) {
-                try {
-                    const std::string log = logDirectory() + "/resume-" + std::to_string(m_id) + ".log";
-                    startDetached({context.executable, "resume", std::to_string(m_id), "--project", context.project},
-                                  log);
-                    context.message = "resuming run " + std::to_string(m_id) + " (log: " + log + ")";
-                } catch (const std::exception& e) {
-                    context.message = e.what();
-                }
-            } else {
-                context.message = "nothing to resume";
-            }
+            if (run)
+                context.message = key == 's' ? stopRun(*run) : resumeRun(*run, context);
             context.watch->poke();
             break;
         case 'd': return Outcome::open(launchScreen(m_id, *context.snapshot));
@@ -276,11 +249,8 @@ private:
 
     void drawConfig(Canvas& canvas, int x, int y, int w, int h, const store::RunRecord& run) {
         std::vector<std::string> lines;
-        const auto config = nlohmann::json::parse(run.config, nullptr, false);
-        if (config.is_discarded())
-            lines.push_back(run.config);
-        else
-            flatten(config, "", lines);
+        for (const auto& [key, value] : flattenConfig(run.config))
+            lines.push_back(key + ": " + value);
         lines.push_back("host: " + run.host + "  pid: " + std::to_string(run.pid));
         lines.push_back("started: " + run.startedAt + "  ended: " + (run.endedAt.empty() ? "-" : run.endedAt));
         m_scroll = std::clamp(m_scroll, 0, std::max(0, int(lines.size()) - h));

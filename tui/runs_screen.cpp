@@ -6,6 +6,8 @@
 
 #include "mppdl/core/text_table.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -282,28 +284,6 @@ private:
         return out;
     }
 
-    static std::string stopRun(const store::RunRecord& run) {
-        if (run.state != store::RunState::Running)
-            return "run " + std::to_string(run.id) + " is " + store::toString(run.state) + ", not running";
-        if (run.host != hostName())
-            return "run " + std::to_string(run.id) + " trains on " + run.host + ": stop it there";
-        if (!stopProcess(int(run.pid)))
-            return "run " + std::to_string(run.id) + ": its process " + std::to_string(run.pid) + " is gone";
-        return "asked run " + std::to_string(run.id) + " to stop after its current minibatch";
-    }
-
-    static std::string resumeRun(const store::RunRecord& run, const Context& context) {
-        if (run.state == store::RunState::Running || run.state == store::RunState::Finished)
-            return "run " + std::to_string(run.id) + " is " + store::toString(run.state) + ": nothing to resume";
-        try {
-            const std::string log = logDirectory() + "/resume-" + std::to_string(run.id) + ".log";
-            startDetached({context.executable, "resume", std::to_string(run.id), "--project", context.project}, log);
-            return "resuming run " + std::to_string(run.id) + " (log: " + log + ")";
-        } catch (const std::exception& e) {
-            return e.what();
-        }
-    }
-
     int m_cursor = 0, m_top = 0;
     size_t m_sort = 0;
     bool m_descending = true;
@@ -317,5 +297,48 @@ private:
 } // namespace
 
 std::unique_ptr<Screen> runsScreen() { return std::make_unique<RunsScreen>(); }
+
+std::vector<std::pair<std::string, std::string>> flattenConfig(const std::string& json) {
+    std::vector<std::pair<std::string, std::string>> out;
+    const auto parsed = nlohmann::json::parse(json, nullptr, false);
+    if (parsed.is_discarded()) {
+        out.emplace_back("configuration", json);
+        return out;
+    }
+    const std::function<void(const nlohmann::json&, const std::string&)> walk = [&](const nlohmann::json& j,
+                                                                                    const std::string& prefix) {
+        if (!j.is_object()) {
+            out.emplace_back(prefix, j.is_string() ? j.get<std::string>() : j.dump());
+            return;
+        }
+        for (auto it = j.begin(); it != j.end(); ++it)
+            walk(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key());
+    };
+    walk(parsed, "");
+    return out;
+}
+
+std::string stopRun(const store::RunRecord& run) {
+    if (run.state != store::RunState::Running)
+        return "run " + std::to_string(run.id) + " is " + store::toString(run.state) + ", not running";
+    if (run.host != hostName())
+        return "run " + std::to_string(run.id) + " trains on " + run.host + ": stop it there";
+    if (!stopProcess(int(run.pid)))
+        return "run " + std::to_string(run.id) + ": its process " + std::to_string(run.pid) + " is gone";
+    return "asked run " + std::to_string(run.id) + " to stop after its current minibatch";
+}
+
+std::string resumeRun(const store::RunRecord& run, const Context& context) {
+    if (run.state == store::RunState::Running || run.state == store::RunState::Finished)
+        return "run " + std::to_string(run.id) + " is " + store::toString(run.state) + ": nothing to resume";
+    try {
+        const std::string log = logDirectory() + "/resume-" + std::to_string(run.id) + ".log";
+        startDetached({context.executable, "resume", std::to_string(run.id), "--project", context.project}, log);
+        return "resuming run " + std::to_string(run.id) + " (log: " + log + ")";
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+}
+
 
 } // namespace mppdl::tui

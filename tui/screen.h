@@ -62,6 +62,15 @@ std::unique_ptr<Screen> datasetsScreen();
 /// The launch form, empty or filled from run `fromRun` (0: the defaults).
 std::unique_ptr<Screen> launchScreen(int64_t fromRun, const Snapshot& snapshot);
 
+/// `s` and `r` on the Runs and Run screens: asks a running run of this host to stop after its
+/// minibatch (SIGINT: the trainer's cancel), or resumes an interrupted, cancelled or failed run as a
+/// detached `mppdl resume`; what happened, for the status line.
+std::string stopRun(const store::RunRecord& run);
+std::string resumeRun(const store::RunRecord& run, const Context& context);
+
+/// A run's configuration JSON as "key.sub" and value pairs, in the document's order.
+std::vector<std::pair<std::string, std::string>> flattenConfig(const std::string& json);
+
 /// "running", "finished", ... with a live marker for a running run.
 std::string stateText(const store::RunRecord& run, double now, bool unicode);
 Style stateStyle(store::RunState state);

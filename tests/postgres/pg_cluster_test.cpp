@@ -189,7 +189,7 @@ TEST_F(ClusterCli, AShardSlowerThanTheTimeoutIsWaitedFor) {
     const std::string conn = startDatabase();
     ASSERT_FALSE(conn.empty()) << "PostgreSQL did not start on the database host: see " << path("pg.log");
     ASSERT_EQ(sh("tc qdisc change dev " + link(2) + " root tbf rate 4mbit burst 32kb latency 400ms"), 0);
-    constexpr int kTimeout = 4; // LeNet-5's 61,706 weights cross the slow link well within it
+    constexpr int kTimeout = 4;
     const std::string hosts = " --processes 3 --local-processes 1 --master " + master() + " --timeout " +
                               std::to_string(kTimeout) + " --load-timeout 120";
     const auto start = std::chrono::steady_clock::now();
@@ -197,15 +197,24 @@ TEST_F(ClusterCli, AShardSlowerThanTheTimeoutIsWaitedFor) {
     Background worker1(worker(1, kTimeout) + " --load-timeout 120", in(1));
     Background worker2(worker(2, kTimeout) + " --load-timeout 120", in(2));
     std::string out;
-    while (auto line = rank0.line())
+    double seconds = 0;
+    bool restored = false;
+    while (auto line = rank0.line()) {
         out += *line + "\n";
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        // Loaded everywhere: the link's speed is given back, so that training's collectives are
+        // held to --timeout over a link as fast as the others (what is tested is the loading).
+        if (!restored && line->find("\"event\":\"started\"") != std::string::npos) {
+            seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            restored = sh("tc qdisc change dev " + link(2) + " root tbf rate 200mbit burst 256kb latency 100ms") == 0;
+            EXPECT_TRUE(restored) << "could not give host 2's link its speed back";
+        }
+    }
     ASSERT_EQ(rank0.wait(), 0) << out;
     EXPECT_EQ(worker1.wait(), 0);
     EXPECT_EQ(worker2.wait(), 0);
     EXPECT_GT(seconds, 2.0 * kTimeout) << "host 2's shard came too fast to show anything";
-    std::cerr << "a run whose slowest shard took longer than --timeout " << kTimeout << " s finished in " << seconds
-              << " s\n";
+    std::cerr << "a run whose slowest shard took longer than --timeout " << kTimeout << " s started training after "
+              << seconds << " s\n";
 }
 
 TEST_F(ClusterCli, AWorkerWhoseLinkGoesDownFailsTheRunWhichResumesOnceItIsBack) {

@@ -89,6 +89,52 @@ std::string fitText(const std::string& text, int columns) {
     return encodeUtf8(out) + "…";
 }
 
+std::vector<std::string> wrapText(const std::string& text, int columns) {
+    std::vector<std::string> lines;
+    if (columns <= 0)
+        return lines;
+    const std::u32string all = decodeUtf8(text);
+    std::u32string line;
+    int used = 0;
+    size_t lastSpace = std::u32string::npos; // in `line`
+    const auto flush = [&](std::u32string part) {
+        while (!part.empty() && part.back() == U' ')
+            part.pop_back();
+        lines.push_back(encodeUtf8(part));
+    };
+    for (const char32_t c : all) {
+        const int w = columnsOf(c);
+        if (used + w > columns && !(c == U' ')) {
+            if (lastSpace != std::u32string::npos) {
+                // Break after the last space: the word in progress starts the next line.
+                flush(line.substr(0, lastSpace + 1));
+                line.erase(0, lastSpace + 1);
+            } else {
+                flush(line);
+                line.clear();
+            }
+            used = 0;
+            for (const char32_t k : line)
+                used += columnsOf(k);
+            lastSpace = std::u32string::npos;
+        }
+        if (c == U' ' && used + w > columns) {
+            flush(line);
+            line.clear();
+            used = 0;
+            lastSpace = std::u32string::npos;
+            continue;
+        }
+        line.push_back(c);
+        used += w;
+        if (c == U' ')
+            lastSpace = line.size() - 1;
+    }
+    if (!line.empty())
+        flush(line);
+    return lines;
+}
+
 Canvas::Canvas(int width, int height) { resize(width, height); }
 
 void Canvas::resize(int width, int height) {

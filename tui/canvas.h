@@ -52,6 +52,9 @@ std::string encodeUtf8(const std::u32string& text);
 int textColumns(const std::string& text);
 /// `text` cut to `columns` columns, ending in "…" when cut.
 std::string fitText(const std::string& text, int columns);
+/// `text` in lines of at most `columns` columns, broken after spaces (a word longer than a line
+/// is broken inside); no line ends in a space.
+std::vector<std::string> wrapText(const std::string& text, int columns);
 
 class Canvas {
 public:

@@ -227,4 +227,39 @@ std::string sparkline(const std::vector<double>& values, int width, bool unicode
     return unicode ? encodeUtf8(out) : plain;
 }
 
+std::vector<std::string> pictureLines(const std::vector<uint8_t>& pixels, int height, int width, int channels,
+                                      int columns, int rows, bool unicode) {
+    if (height <= 0 || width <= 0 || channels <= 0 || columns <= 0 || rows <= 0 ||
+        pixels.size() < size_t(height) * size_t(width) * size_t(channels))
+        return {};
+    static const char32_t shades[] = {U' ', U'░', U'▒', U'▓', U'█'};
+    static const char ascii[] = " .:+#";
+    std::vector<std::string> out;
+    for (int r = 0; r < rows; ++r) {
+        // The pixel rows and columns this cell covers: [y0, y1) x [x0, x1), at least one each.
+        const int y0 = r * height / rows, y1 = std::max(y0 + 1, (r + 1) * height / rows);
+        std::u32string line;
+        std::string plain;
+        for (int c = 0; c < columns; ++c) {
+            const int x0 = c * width / columns, x1 = std::max(x0 + 1, (c + 1) * width / columns);
+            double sum = 0;
+            int count = 0;
+            for (int py = y0; py < y1 && py < height; ++py)
+                for (int px = x0; px < x1 && px < width; ++px, ++count)
+                    for (int k = 0; k < channels; ++k)
+                        sum += pixels[(size_t(py) * size_t(width) + size_t(px)) * size_t(channels) + size_t(k)];
+            const double mean = count > 0 ? sum / double(count * channels) / 255.0 : 0;
+            const int level = std::clamp(int(std::lround(mean * 4)), 0, 4);
+            line.push_back(shades[level]);
+            plain.push_back(ascii[level]);
+        }
+        out.push_back(unicode ? encodeUtf8(line) : plain);
+    }
+    return out;
+}
+
+int pictureRows(int height, int width, int columns) {
+    return std::max(1, int(std::lround(double(columns) * double(height) / double(std::max(1, width)) / 2.0)));
+}
+
 } // namespace mppdl::tui

@@ -5,6 +5,7 @@
 
 #include "tui/canvas.h"
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,16 @@ bool drawChart(Canvas& canvas, int x, int y, int w, int h, const std::vector<Cha
 
 /// The last `width` values as block characters ▁▂▃▄▅▆▇█ over their own range ("" for none).
 std::string sparkline(const std::vector<double>& values, int width, bool unicode = true);
+
+/// A coarse picture of an image in shading characters, one line per cell row: the 8-bit pixels
+/// (H x W x C row-major, C 1 or 3, as data::RowPreview holds them) averaged over the block each of
+/// the `columns` x `rows` cells covers, dark to light as " ░▒▓█" (" .:+#" without Unicode), so that
+/// a bright object on a dark ground (Fashion-MNIST) reads as drawn. A terminal cell is about twice as
+/// tall as it is wide: pictureRows() gives the rows that keep the image's aspect for `columns`.
+std::vector<std::string> pictureLines(const std::vector<uint8_t>& pixels, int height, int width, int channels,
+                                      int columns, int rows, bool unicode = true);
+/// The cell rows a picture `columns` wide takes for an image of height x width pixels (at least 1).
+int pictureRows(int height, int width, int columns);
 
 /// A tick label: 0.92, 1.5, 1200, 2.3e+04; with `time`, seconds as 45s, 12m, 1h05.
 std::string tickText(double value, bool time = false);

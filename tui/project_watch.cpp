@@ -54,6 +54,18 @@ void ProjectWatch::want(std::set<int64_t> runIds) {
         m_wake.notify_all();
 }
 
+void ProjectWatch::wantSearches(bool wanted) {
+    bool changed = false;
+    {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        changed = wanted != m_wantSearches;
+        m_wantSearches = wanted;
+        m_poked = m_poked || changed;
+    }
+    if (changed)
+        m_wake.notify_all();
+}
+
 void ProjectWatch::poke() {
     {
         std::lock_guard<std::mutex> lock(m_mutex);
@@ -83,9 +95,11 @@ std::shared_ptr<const Snapshot> ProjectWatch::read(uint64_t generation) {
     out->path = m_path;
     out->generation = generation;
     std::set<int64_t> wanted;
+    bool searches = false;
     {
         std::lock_guard<std::mutex> lock(m_mutex);
         wanted = m_wanted;
+        searches = m_wantSearches;
     }
     try {
         // Opened for each read and closed after: a writer's checkpoint is never held back.
@@ -102,6 +116,9 @@ std::shared_ptr<const Snapshot> ProjectWatch::read(uint64_t generation) {
             detail.evaluations = project.evaluations(id);
             out->details.emplace(id, std::move(detail));
         }
+        if (searches)
+            for (const auto& name : tune::searchNames(project))
+                out->searches.push_back(tune::recordedSearch(project, name));
         for (const auto& r : out->runs) {
             const std::string key = std::string(store::toString(r.state)) + " " + std::to_string(r.epochsDone) + " " +
                                     std::to_string(r.heartbeat) + " " + std::to_string(r.seconds);
@@ -121,6 +138,7 @@ std::shared_ptr<const Snapshot> ProjectWatch::read(uint64_t generation) {
             out->datasets = m_latest->datasets;
             out->architectures = m_latest->architectures;
             out->details = m_latest->details;
+            out->searches = m_latest->searches;
         }
     }
     out->readSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -5,6 +5,7 @@
 // that trains), published as immutable snapshots the drawing thread picks up.
 
 #include "mppdl/store/project.h"
+#include "mppdl/tune/search_session.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -38,10 +39,11 @@ struct Snapshot {
     std::vector<store::RunRecord> runs;
     std::vector<store::DatasetRecord> datasets;
     std::vector<store::ArchitectureSummary> architectures;
-    std::map<int64_t, RunDetail> details; ///< of the runs asked for with ProjectWatch::want()
-    std::map<int64_t, RunPace> pace;      ///< of every run
-    double readSeconds = 0;               ///< how long the read took
-    uint64_t generation = 0;              ///< 1, 2, ... one per read
+    std::map<int64_t, RunDetail> details;       ///< of the runs asked for with ProjectWatch::want()
+    std::map<int64_t, RunPace> pace;            ///< of every run
+    std::vector<tune::SearchProgress> searches; ///< when asked for with ProjectWatch::wantSearches()
+    double readSeconds = 0;                     ///< how long the read took
+    uint64_t generation = 0;                    ///< 1, 2, ... one per read
 
     const store::RunRecord* run(int64_t id) const;
     const RunDetail* detail(int64_t id) const;
@@ -58,6 +60,8 @@ public:
     std::shared_ptr<const Snapshot> latest() const;
     /// The runs whose metrics, checkpoints and evaluations the next reads include.
     void want(std::set<int64_t> runIds);
+    /// Whether the next reads include every search's leaderboard.
+    void wantSearches(bool wanted);
     /// Reads now rather than at the next period (after a launch, a stop).
     void poke();
 
@@ -73,7 +77,7 @@ private:
     std::set<int64_t> m_wanted;
     /// Each run's pace as last read, and what its row said then: read again when that changes.
     std::map<int64_t, std::pair<std::string, RunPace>> m_paceCache;
-    bool m_stop = false, m_poked = false;
+    bool m_stop = false, m_poked = false, m_wantSearches = false;
     std::thread m_thread;
 };
 

@@ -1,7 +1,7 @@
 // A run: its curves (loss and accuracy, train and validation, against epochs or wall time, and
 // the minibatch curve while it trains), its segments, its configuration, its checkpoints and its
-// test evaluation with the confusion matrix. Panels are switched with Tab or 1-5, so that 80x24
-// shows each one whole.
+// test evaluation with the confusion matrix, whose cells open the rows behind them. Panels are switched with Tab or
+// 1-5, so that 80x24 shows each one whole.
 
 #include "tui/chart.h"
 #include "tui/screen.h"
@@ -73,7 +73,7 @@ public:
         if (m_panel == 0)
             out.insert(out.end(), {{"t", m_time ? "by epoch" : "by time"}, {"m", "minibatches"}});
         if (m_panel == 4)
-            out.push_back({"arrows", "cell"});
+            out.insert(out.end(), {{"arrows", "cell"}, {"Enter", "its rows"}});
         if (m_panel == 2 || m_panel == 3)
             out.push_back({"arrows", "scroll"});
         out.insert(out.end(), {{"s", "stop"}, {"r", "resume"}, {"d", "duplicate"}, {"q", "back"}});
@@ -155,6 +155,10 @@ public:
             context.watch->poke();
             break;
         case 'd': return Outcome::open(launchScreen(m_id, *context.snapshot));
+        case kEnter:
+            if (m_panel == 4 && m_cell.runId != 0)
+                return Outcome::open(confusionCellScreen(m_cell, context));
+            break;
         case 'q':
         case kEscape: return Outcome::back();
         default: break;
@@ -342,15 +346,21 @@ private:
         const int64_t chosen = ev.confusion[size_t(m_row) * size_t(n) + size_t(m_column)];
         canvas.text(x, y + h - 1,
                     fitText(groupThousands(chosen) + " " + ev.classNames[size_t(m_row)] + " rows predicted as " +
-                                ev.classNames[size_t(m_column)],
+                                ev.classNames[size_t(m_column)] + (chosen > 0 ? ": Enter lists them" : ""),
                             w),
                     Style::Dim);
+        // What Enter opens: only the test split's cells can be read again (the rows behind them).
+        m_cell = {};
+        if (ev.split == "test" && chosen > 0)
+            m_cell = {
+                m_id, test->epoch, m_row, m_column, ev.classNames[size_t(m_row)], ev.classNames[size_t(m_column)]};
     }
 
     int64_t m_id;
     int m_panel = 0;
     bool m_time = false, m_minibatches = true;
     int m_row = 0, m_column = 0, m_scroll = 0;
+    ConfusionCell m_cell; ///< the chosen cell of the test panel as last drawn (runId 0: none)
 };
 
 } // namespace

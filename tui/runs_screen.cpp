@@ -102,9 +102,9 @@ public:
     std::vector<KeyHelp> keys() const override {
         if (m_typing)
             return {{"Enter", "keep filter"}, {"Esc", "clear"}};
-        return {{"Enter", "open"},  {"Space", "mark"}, {"c", "compare"}, {"n", "new run"},
-                {"d", "duplicate"}, {"s", "stop"},     {"r", "resume"},  {"/", "filter"},
-                {"< >", "sort"},    {"D", "datasets"}, {"q", "quit"}};
+        return {{"Enter", "open"},  {"Space", "mark"}, {"c", "compare"},  {"n", "new run"},
+                {"d", "duplicate"}, {"s", "stop"},     {"r", "resume"},   {"/", "filter"},
+                {"< >", "sort"},    {"D", "datasets"}, {"S", "searches"}, {"q", "quit"}};
     }
 
     bool typing() const override { return m_typing; }
@@ -255,6 +255,7 @@ public:
             context.watch->poke();
             break;
         case 'D': return Outcome::open(datasetsScreen());
+        case 'S': return Outcome::open(searchesScreen());
         case 'q': return Outcome::quit();
         default: break;
         }

@@ -4,6 +4,7 @@
 // latest snapshot, lists its keys for the footer, and answers keys, possibly opening another
 // screen or going back.
 
+#include "tui/background.h"
 #include "tui/canvas.h"
 #include "tui/keys.h"
 #include "tui/project_watch.h"
@@ -22,6 +23,7 @@ class Screen;
 struct Context {
     std::shared_ptr<const Snapshot> snapshot;
     ProjectWatch* watch = nullptr;
+    Jobs* jobs = nullptr;   ///< where a screen's longer work runs (background.h)
     std::string project;    ///< the project file
     std::string executable; ///< this mppdl, for the runs it starts
     bool unicode = true;
@@ -51,6 +53,8 @@ public:
     virtual Outcome key(int key, Context& context) = 0;
     /// The runs whose metrics this screen shows (ProjectWatch::want).
     virtual std::set<int64_t> wantedRuns(const Snapshot&) const { return {}; }
+    /// Whether this screen shows the project's searches (ProjectWatch::wantSearches).
+    virtual bool wantsSearches() const { return false; }
     /// True while typing into a field: q and ? are text then, Esc ends the typing.
     virtual bool typing() const { return false; }
 };
@@ -59,6 +63,19 @@ std::unique_ptr<Screen> runsScreen();
 std::unique_ptr<Screen> runScreen(int64_t runId);
 std::unique_ptr<Screen> compareScreen(std::vector<int64_t> runIds);
 std::unique_ptr<Screen> datasetsScreen();
+/// One dataset's rows: a picture of a row of each class and how N segments would hold the rows,
+/// read again from where the dataset is, on a job.
+std::unique_ptr<Screen> datasetRowsScreen(const store::DatasetRecord& dataset, Context& context);
+std::unique_ptr<Screen> searchesScreen();
+
+/// The test rows behind one cell of a run's confusion matrix, predicted again on a job.
+struct ConfusionCell {
+    int64_t runId = 0;
+    int epoch = 0;
+    int trueClass = 0, predictedClass = 0;
+    std::string trueName, predictedName;
+};
+std::unique_ptr<Screen> confusionCellScreen(const ConfusionCell& cell, Context& context);
 /// The launch form, empty or filled from run `fromRun` (0: the defaults).
 std::unique_ptr<Screen> launchScreen(int64_t fromRun, const Snapshot& snapshot);
 

@@ -61,9 +61,13 @@ int runWorkbench(const WorkbenchOptions& options) {
     // The project must open before the terminal is taken over: its error then reads as any other.
     { store::Project::open(options.project, store::Access::Read); }
     ProjectWatch watch(options.project, options.pollSeconds);
+    // Declared before the screens: quitting destroys the screens first, then waits here for the
+    // work they started (a prediction, a dataset read) rather than leaving a thread running.
+    Jobs jobs;
     Terminal terminal;
     Context context;
     context.watch = &watch;
+    context.jobs = &jobs;
     context.project = options.project;
     context.executable = options.executable;
     context.unicode = terminal.unicode();
@@ -79,6 +83,7 @@ int runWorkbench(const WorkbenchOptions& options) {
         context.now = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         Screen& screen = *screens.back();
         watch.want(screen.wantedRuns(*context.snapshot));
+        watch.wantSearches(screen.wantsSearches());
         if (canvas.width() != terminal.width() || canvas.height() != terminal.height())
             canvas.resize(terminal.width(), terminal.height());
         canvas.clear();

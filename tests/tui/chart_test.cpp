@@ -23,6 +23,15 @@ TEST(TuiCanvas, TextIsClippedAndWideCharactersTakeTwoColumns) {
     EXPECT_EQ(encodeUtf8(decodeUtf8("◐ running ⣿")), "◐ running ⣿");
 }
 
+TEST(TuiCanvas, TextIsWrappedAfterSpaces) {
+    EXPECT_EQ(wrapText("496 of the 10,000 test rows of class Shirt", 16),
+              (std::vector<std::string>{"496 of the", "10,000 test rows", "of class Shirt"}));
+    EXPECT_EQ(wrapText("abcdefghij klm", 4), (std::vector<std::string>{"abcd", "efgh", "ij", "klm"}));
+    EXPECT_EQ(wrapText("表表表 x", 4), (std::vector<std::string>{"表表", "表 x"}));
+    EXPECT_TRUE(wrapText("", 10).empty());
+    EXPECT_TRUE(wrapText("text", 0).empty());
+}
+
 TEST(TuiChart, ALineInBrailleWithLabelledAxes) {
     Canvas c(30, 8);
     ChartLine line;
@@ -67,4 +76,26 @@ TEST(TuiChart, Sparklines) {
     EXPECT_EQ(tickText(90, true), "1m30");
     EXPECT_EQ(tickText(0.9234), "0.923");
     EXPECT_EQ(tickText(12), "12");
+}
+
+// A 4x8 image (a bright diagonal band on black, one grey corner) at 8 columns: each cell the mean
+// of the two pixel rows it covers.
+TEST(TuiPicture, AnImageInShadingCharacters) {
+    const int h = 4, w = 8;
+    std::vector<uint8_t> pixels(size_t(h * w), 0);
+    for (int y = 0; y < h; ++y)
+        for (int x = 2 * y; x < 2 * y + 2; ++x)
+            pixels[size_t(y * w + x)] = 255;
+    pixels[size_t(3 * w + 0)] = 128; // the bottom-left corner, grey, averaged with black above it
+    EXPECT_EQ(pictureRows(h, w, 8), 2);
+    EXPECT_EQ(pictureLines(pixels, h, w, 1, 8, 2), (std::vector<std::string>{"▒▒▒▒    ", "░   ▒▒▒▒"}));
+    EXPECT_EQ(pictureLines(pixels, h, w, 1, 8, 2, false), (std::vector<std::string>{"::::    ", ".   ::::"}));
+    // Colour pixels are averaged over their channels; a picture smaller than the image averages
+    // whole blocks; too few pixels draw nothing.
+    std::vector<uint8_t> rgb(size_t(h * w * 3), 0);
+    for (size_t i = 0; i < rgb.size(); i += 3)
+        rgb[i] = 255; // pure red: a third of full brightness
+    EXPECT_EQ(pictureLines(rgb, h, w, 3, 2, 1), (std::vector<std::string>{"░░"}));
+    EXPECT_EQ(pictureLines(pixels, h, w, 1, 1, 1), (std::vector<std::string>{"░"}));
+    EXPECT_TRUE(pictureLines({1, 2}, h, w, 1, 8, 2).empty());
 }

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -223,4 +224,141 @@ TEST_F(TuiTmux, AResizeRedrawsWithoutLeftovers) {
     tmux.resize(200, 60);
     const auto again = tmux.waitFor("validation accuracy", 5);
     EXPECT_TRUE(hasBraille(again)) << again;
+}
+
+namespace {
+
+/// The confusion matrix as the Test panel shows it: per true class, its cells (the last numbers of
+/// each row under "true class").
+std::vector<std::vector<long>> confusionOnScreen(const std::string& screen, int classes) {
+    std::vector<std::vector<long>> matrix;
+    std::istringstream lines(screen.substr(std::min(screen.size(), screen.find("true class"))));
+    std::string line;
+    std::getline(lines, line); // the heading
+    while (int(matrix.size()) < classes && std::getline(lines, line)) {
+        std::istringstream words(line);
+        std::vector<std::string> tokens;
+        for (std::string t; words >> t;)
+            tokens.push_back(t);
+        if (int(tokens.size()) < classes + 2)
+            break;
+        std::vector<long> row;
+        for (size_t k = tokens.size() - size_t(classes); k < tokens.size(); ++k)
+            row.push_back(std::stol(tokens[k]));
+        matrix.push_back(row);
+    }
+    return matrix;
+}
+
+bool hasShading(const std::string& text) {
+    for (const char* shade : {"░", "▒", "▓", "█"})
+        if (text.find(shade) != std::string::npos)
+            return true;
+    return false;
+}
+
+} // namespace
+
+// Enter on a cell of the confusion matrix lists the test rows behind it, as many as the cell
+// counts, with a picture of the chosen one in shading characters.
+TEST_F(TuiTmux, AConfusionCellListsItsRowsWithAPicture) {
+    trainOne();
+    Tmux tmux(tui(), 200, 60, m_dir.string());
+    tmux.waitFor("Runs (1)");
+    tmux.keys("Enter");
+    tmux.waitFor("validation accuracy");
+    tmux.keys("5");
+    const auto screen = tmux.waitFor("Ankle boot");
+    const auto matrix = confusionOnScreen(screen, 10);
+    ASSERT_EQ(matrix.size(), 10u) << screen;
+    int row = -1, column = -1;
+    for (int r = 0; r < 10 && row < 0; ++r)
+        for (int c = 0; c < 10 && row < 0; ++c)
+            if (r != c && matrix[size_t(r)][size_t(c)] > 0)
+                row = r, column = c;
+    ASSERT_GE(row, 0) << "no misclassified rows at all?\n" << screen;
+    for (int i = 0; i < row; ++i)
+        tmux.keys("Down");
+    for (int i = 0; i < column; ++i)
+        tmux.keys("Right");
+    tmux.keys("Enter");
+    const auto cell = tmux.waitFor("test rows of class", 60);
+    const long count = matrix[size_t(row)][size_t(column)];
+    EXPECT_NE(cell.find(std::to_string(count) + " of the 10,000 test rows"), std::string::npos)
+        << "the cell's " << count << " rows, predicted again\n"
+        << cell;
+    EXPECT_NE(cell.find("row #"), std::string::npos) << cell;
+    EXPECT_TRUE(hasShading(cell)) << "a Fashion-MNIST row drawn in shading characters\n" << cell;
+    tmux.keys("q");
+    EXPECT_NE(tmux.waitFor("true class").find("true class"), std::string::npos) << "q goes back to the Test panel";
+}
+
+// Enter on a dataset reads it again: a picture of a row of each class, and how N segments would
+// hold the rows, for each distribution policy (p) and segment count (+ -).
+TEST_F(TuiTmux, TheDatasetsScreenShowsRowsAndSegments) {
+    trainOne();
+    Tmux tmux(tui(), 80, 24, m_dir.string());
+    tmux.waitFor("Runs (1)");
+    tmux.keys("D");
+    tmux.waitFor("fashion-mnist");
+    tmux.keys("Enter");
+    auto screen = tmux.waitFor("distributed by random", 30);
+    EXPECT_NE(screen.find("1,000 train / 10,000 test rows"), std::string::npos) << screen;
+    EXPECT_NE(screen.find("T-shirt/top"), std::string::npos) << screen;
+    EXPECT_TRUE(hasShading(screen)) << screen;
+    EXPECT_NE(screen.find("4 segments"), std::string::npos) << screen;
+    EXPECT_NE(screen.find("skew 1.000"), std::string::npos) << "1,000 rows dealt evenly\n" << screen;
+    tmux.keys("p p p");
+    screen = tmux.waitFor("distributed by by-label");
+    ASSERT_NE(screen.find("distributed by by-label"), std::string::npos) << screen;
+    EXPECT_EQ(screen.find("skew 1.000"), std::string::npos) << "whole classes per segment: uneven\n" << screen;
+    tmux.keys("+");
+    screen = tmux.waitFor("5 segments");
+    EXPECT_NE(screen.find("5 segments"), std::string::npos) << screen;
+}
+
+// The Searches screen shows a search's leaderboard live: a configuration training while `mppdl
+// tune` runs in another process, then every one finished with the test accuracy tune reports.
+TEST_F(TuiTmux, TheSearchesScreenFollowsASearchLive) {
+    trainOne(); // the project exists before the workbench opens it
+    std::ofstream(path("space.json"))
+        << R"({"architecture": "lenet5", "lr": [0.05, 0.02], "momentum": 0.9, "batch_size": 32, "epochs": 3})";
+    Tmux tmux(tui(), 80, 24, m_dir.string());
+    tmux.waitFor("Runs (1)");
+    tmux.keys("S");
+    tmux.waitFor("No searches");
+    const std::string tune = "tune --space " + path("space.json") + " --data " + kFmnist +
+                             " --limit 3000 --segments 2 --threads 2 --project " + path("p.mppdl");
+    CliResult result;
+    std::thread search([&] { result = runMppdl(tune); });
+    auto screen = tmux.waitFor(" training", 60);
+    EXPECT_NE(screen.find(" training"), std::string::npos) << "a configuration seen training\n" << screen;
+    search.join();
+    ASSERT_EQ(result.code, 0) << result.out;
+    const auto shown = runMppdl("tune --show search-1 --json --project " + path("p.mppdl"));
+    const auto board = nlohmann::json::parse(shown.out, nullptr, false);
+    ASSERT_FALSE(board.is_discarded()) << shown.out;
+    ASSERT_EQ(board["leaderboard"].size(), 2u) << shown.out;
+    // The rows as tune reports them, once the watch has read the search's end (about a second).
+    std::vector<std::string> expected;
+    for (const auto& row : board["leaderboard"]) {
+        char percent[16];
+        std::snprintf(percent, sizeof percent, "%.2f%%", row["test_accuracy"].get<double>() * 100);
+        expected.push_back(row["name"].get<std::string>());
+        expected.push_back(percent);
+    }
+    const auto showsAll = [&](const std::string& text) {
+        for (const auto& e : expected)
+            if (text.find(e) == std::string::npos)
+                return false;
+        return text.find(" training") == std::string::npos;
+    };
+    for (int i = 0; i < 100 && !showsAll(screen); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        screen = tmux.screen();
+    }
+    EXPECT_TRUE(showsAll(screen)) << shown.out << "\n" << screen;
+    EXPECT_NE(screen.find("every configuration: lenet5 sgd momentum 0.9 batch 32"), std::string::npos) << screen;
+    tmux.keys("Enter");
+    EXPECT_NE(tmux.waitFor("1 Curves").find("1 Curves"), std::string::npos) << "Enter opens the best run";
 }

@@ -20,7 +20,6 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
-#include <future>
 #include <map>
 #include <optional>
 
@@ -53,10 +52,11 @@ std::string number(double v) {
     return s;
 }
 
-/// The data's sample shape, learnt in the background for a source no dataset record describes.
+/// The data's sample shape, learnt on a job for a source no dataset record describes (a file's
+/// header, a table's first row: data::planSource), or why it cannot be read.
 struct ShapeProbe {
     std::string location, connection;
-    std::future<std::pair<std::vector<int64_t>, std::string>> result; ///< shape, or why none
+    Pending<std::vector<int64_t>> shape;
 };
 
 class LaunchScreen : public Screen {
@@ -92,13 +92,17 @@ public:
     }
 
     std::vector<KeyHelp> keys() const override {
-        return {{"Up/Down", "field"}, {"Left/Right", "choose"}, {"Enter", "start"}, {"Esc", "cancel"}};
+        return {{"Up/Down", "field"},
+                {"Left/Right", "choose"},
+                {"Ctrl-U", "clear field"},
+                {"Enter", "start"},
+                {"Esc", "cancel"}};
     }
 
     bool typing() const override { return true; }
 
     void draw(Canvas& canvas, int x, int y, int w, int h, Context& context) override {
-        m_problems = check(*context.snapshot);
+        m_problems = check(context);
         const int labelWidth = 15;
         const int valueWidth = std::max(10, std::min(48, w - labelWidth - 4));
         for (int i = 0; i < int(m_fields.size()) && i < h - 4; ++i) {
@@ -119,24 +123,21 @@ public:
                 canvas.text(noteX, y + i, fitText(f.help, x + w - noteX), Style::Dim);
         }
         int row = y + std::min(int(m_fields.size()), h - 4) + 1;
-        // The command, wrapped over the rows left (the last one cut).
+        // The command, or what to fix, wrapped over the rows left (the last one cut).
         const auto wrapped = [&](const std::string& text, Style style, int most) {
-            auto rest = decodeUtf8(text);
-            for (int line = 0; line < most && !rest.empty() && row < y + h; ++line, ++row) {
-                size_t take = std::min(rest.size(), size_t(std::max(1, w)));
-                if (take < rest.size() && line + 1 < most) {
-                    const size_t space = rest.rfind(U' ', take - 1);
-                    if (space != std::u32string::npos && space > 0)
-                        take = space + 1;
-                }
-                canvas.text(x, row, fitText(encodeUtf8(rest.substr(0, take)), w), style);
-                rest = line + 1 < most ? rest.substr(take) : std::u32string();
-            }
+            const auto lines = wrapText(text, w);
+            for (int i = 0; i < int(lines.size()) && i < most && row < y + h; ++i, ++row)
+                canvas.text(x, row,
+                            i + 1 == most && i + 1 < int(lines.size())
+                                ? fitText(lines[size_t(i)] + " " + lines[size_t(i) + 1], w)
+                                : lines[size_t(i)],
+                            style);
         };
         if (m_problems.empty())
             wrapped("Enter starts: " + commandText(context), Style::Good, std::max(1, y + h - row - 2));
         else
-            wrapped(std::to_string(m_problems.size()) + " to fix before the run can start", Style::Bad, 1);
+            for (const auto& [label, problem] : m_problems)
+                wrapped(label + ": " + problem, Style::Bad, 3);
         if (!m_extra.empty())
             wrapped("also from run " + std::to_string(m_from) + ": " + join(m_extra), Style::Dim, 1);
         wrapped("The run trains as a detached mppdl train: it goes on if this terminal closes.", Style::Dim, 1);
@@ -158,6 +159,10 @@ public:
                 f.value = f.choices[i];
             }
             break;
+        case 21: // Ctrl-U: the field emptied, as in a shell's line
+            if (f.choices.empty())
+                f.value.clear();
+            break;
         case kBackspace:
             if (f.choices.empty() && !f.value.empty()) {
                 auto text = decodeUtf8(f.value);
@@ -167,7 +172,7 @@ public:
             break;
         case kEscape: return Outcome::back();
         case kEnter: {
-            m_problems = check(*context.snapshot);
+            m_problems = check(context);
             if (!m_problems.empty()) {
                 context.message = m_problems.begin()->first + ": " + m_problems.begin()->second;
                 break;
@@ -298,7 +303,8 @@ private:
     }
 
     /// Field label -> what is wrong with it.
-    std::map<std::string, std::string> check(const Snapshot& snapshot) {
+    std::map<std::string, std::string> check(const Context& context) {
+        const Snapshot& snapshot = *context.snapshot;
         std::map<std::string, std::string> out;
         const auto whole = [&](const std::string& label, long long low, long long high) -> long long {
             const std::string& v = get(label);
@@ -363,44 +369,46 @@ private:
                 out["architecture"] = m_architecture.second.second;
             input = m_architecture.second.first;
         }
-        if (!input.empty() && !out.count("data")) {
-            const auto shape = sampleShape(snapshot, where);
-            if (shape && !shape->empty() && *shape != input)
+        if (!out.count("data")) {
+            const auto shape = sampleShape(context, where);
+            if (m_probe && m_probe->location == where && !m_probe->shape.error().empty())
+                out["data"] = m_probe->shape.error();
+            else if (!input.empty() && shape && !shape->empty() && *shape != input)
                 out["architecture"] = "takes " + data::formatShape(input) + " samples; the data's are " +
                                       data::formatShape(*shape);
         }
         return out;
     }
 
-    /// The data's sample shape: a dataset record's, else probed in the background (nullopt
-    /// until known; empty when it cannot be told).
-    std::optional<std::vector<int64_t>> sampleShape(const Snapshot& snapshot, const std::string& where) {
-        for (const auto& d : snapshot.datasets)
+    /// The data's sample shape: a dataset record's, else probed on a job once the location and
+    /// connection have stayed the same for a moment (not once per key typed); nullopt until known.
+    std::optional<std::vector<int64_t>> sampleShape(const Context& context, const std::string& where) {
+        for (const auto& d : context.snapshot->datasets)
             if (d.location == where) {
                 const auto schema = nlohmann::json::parse(d.schema, nullptr, false);
                 if (!schema.is_discarded() && schema.contains("sample_shape"))
                     return schema["sample_shape"].get<std::vector<int64_t>>();
             }
-        if (!m_probe || m_probe->location != where || m_probe->connection != get("connection")) {
+        const std::string connection = get("connection");
+        if (m_typed != std::make_pair(where, connection)) {
+            m_typed = {where, connection};
+            m_typedAt = context.now;
+        }
+        const bool probed = m_probe && m_probe->location == where && m_probe->connection == connection;
+        if (!probed && context.now - m_typedAt >= 0.3) {
             m_probe = std::make_unique<ShapeProbe>();
             m_probe->location = where;
-            m_probe->connection = get("connection");
+            m_probe->connection = connection;
             data::SourceOptions options;
-            options.connection = m_probe->connection;
-            m_probe->result = std::async(std::launch::async, [where, options] {
-                try {
-                    const auto plan = data::planSource(where, options);
-                    return std::make_pair(plan.train.sampleShape(), std::string());
-                } catch (const std::exception& e) {
-                    return std::make_pair(std::vector<int64_t>{}, std::string(e.what()));
-                }
-            });
+            options.connection = connection;
+            m_probe->shape.start(*context.jobs,
+                                 [where, options] { return data::planSource(where, options).train.sampleShape(); });
         }
-        if (m_probe->result.valid() && m_probe->result.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
-            m_probeResult = m_probe->result.get();
-        if (m_probe->result.valid())
+        if (!probed || !m_probe->shape.done())
             return std::nullopt;
-        return m_probeResult.first;
+        if (const auto* shape = m_probe->shape.value())
+            return *shape;
+        return std::vector<int64_t>{};
     }
 
     std::vector<Field> m_fields;
@@ -408,7 +416,8 @@ private:
     std::map<std::string, std::string> m_problems;
     std::pair<std::string, std::pair<std::vector<int64_t>, std::string>> m_architecture{"\n", {}};
     std::unique_ptr<ShapeProbe> m_probe;
-    std::pair<std::vector<int64_t>, std::string> m_probeResult;
+    std::pair<std::string, std::string> m_typed; ///< the location and connection last seen
+    double m_typedAt = 0;                        ///< and since when
     int m_cursor = 0;
     int64_t m_from = 0;
 };

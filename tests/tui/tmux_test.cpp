@@ -362,3 +362,30 @@ TEST_F(TuiTmux, TheSearchesScreenFollowsASearchLive) {
     tmux.keys("Enter");
     EXPECT_NE(tmux.waitFor("1 Curves").find("1 Curves"), std::string::npos) << "Enter opens the best run";
 }
+
+// The Launch form checks its data source as it is typed: a path that is not there, and a pg:
+// table whose server cannot be reached (the connection's error, in full), before any run starts.
+TEST_F(TuiTmux, TheLaunchFormChecksTheDataSourceAsItIsTyped) {
+    trainOne();
+    Tmux tmux(tui(), 80, 24, m_dir.string());
+    tmux.waitFor("Runs (1)");
+    tmux.keys("n");
+    tmux.waitFor("Enter starts");
+    tmux.keys("C-u");
+    tmux.keys("-l " + shellQuote(path("nowhere")));
+    auto screen = tmux.waitFor("no such file or folder");
+    EXPECT_NE(screen.find("data: no such file or folder"), std::string::npos) << screen;
+    tmux.keys("C-u");
+    tmux.keys("-l pg:fashion");
+    tmux.keys("Down");
+    // Port 1 on loopback: nothing listens there.
+    tmux.keys("-l " + shellQuote("host=127.0.0.1 port=1 dbname=none"));
+    screen = tmux.waitFor("Connection refused", 20);
+    EXPECT_NE(screen.find("data: pg:fashion: cannot connect"), std::string::npos) << screen;
+    EXPECT_NE(screen.find("Connection refused"), std::string::npos) << screen;
+    EXPECT_EQ(screen.find("Enter starts"), std::string::npos) << screen;
+    tmux.keys("Enter");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    EXPECT_EQ(nlohmann::json::parse(runMppdl("runs --json --project " + path("p.mppdl")).out).size(), 1u)
+        << "no run was started";
+}

@@ -261,7 +261,9 @@ private:
             return;
         }
         const auto& names = train.classNames();
-        const int cellWidth = 6, lead = 17;
+        const int lead = 17;
+        // Wide enough for the class names where the terminal allows, for counts at least.
+        const int cellWidth = std::clamp((w - lead) / std::max(1, int(names.size())), 6, 12);
         const bool counts = lead + int(names.size()) * cellWidth <= w;
         canvas.text(x, y + 1, "segment", Style::Header, 8);
         canvas.textRight(x + 8, y + 1, 9, "rows", Style::Header);

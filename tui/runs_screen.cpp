@@ -102,9 +102,9 @@ public:
     std::vector<KeyHelp> keys() const override {
         if (m_typing)
             return {{"Enter", "keep filter"}, {"Esc", "clear"}};
-        return {{"Enter", "open"},  {"Space", "mark"}, {"c", "compare"},  {"n", "new run"},
-                {"d", "duplicate"}, {"s", "stop"},     {"r", "resume"},   {"/", "filter"},
-                {"< >", "sort"},    {"D", "datasets"}, {"S", "searches"}, {"q", "quit"}};
+        return {{"Enter", "open"}, {"Space", "mark"}, {"c", "compare"}, {"n", "new run"}, {"d", "duplicate"},
+                {"s", "stop"},     {"r", "resume"},   {"/", "filter"},  {"< >", "sort"},  {"i", "invert sort"},
+                {"D", "datasets"}, {"S", "searches"}, {"q", "quit"}};
     }
 
     bool typing() const override { return m_typing; }

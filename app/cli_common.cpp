@@ -80,12 +80,16 @@ void SourceFlags::add(CLI::App& c, bool required) {
         kinds += std::string("|") + k.name;
     c.add_option("--kind", kind, "source kind: " + kinds)->capture_default_str();
     c.add_option("--label", label,
-                 "CSV: label column (name or 0-based index, default: last); NPY: labels file; pg: label column "
-                 "(default: label)");
+                 "CSV: label column: digits are a 0-based index, other text a header name (name:4 and index:4 "
+                 "force either; default: the last column); NPY: labels file; pg: label column (default: label). "
+                 "predict needs none: rows without it are scored, rows with it also evaluated");
     c.add_option("--shape", shape, "per-sample shape, e.g. 1,28,28 (CSV/NPY reshape, image size C,H,W)");
     c.add_option("--delimiter", delimiter, "CSV: field separator, one character or 'tab'")->capture_default_str();
     c.add_flag("--header", header, "CSV: the first row is a header (default: detect)");
     c.add_flag("--no-header", noHeader, "CSV: the first row is data");
+    c.add_option("--skip-rows", skipRows, "CSV: records to pass over before the header or the data")
+        ->capture_default_str()
+        ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
     c.add_option("--limit", limit, "use only the first N training rows (0 = all)")->capture_default_str();
     c.add_option("--conn", connection, std::string("pg: ") + kConnectionHelp);
     c.add_option("--features", features,
@@ -96,6 +100,10 @@ void SourceFlags::add(CLI::App& c, bool required) {
                  "pg: distribution key for --distribute-by database: segment = hash(key) mod N (default: --id; "
                  "a Greenplum table without one is read by gp_segment_id)");
     c.add_option("--bytea", bytea, "pg: what a bytea feature column holds: uint8|float32")->capture_default_str();
+    c.add_option("--on-bad-rows", onBadRows,
+                 "rows with a NaN or infinite feature: fail (the error names the row's id and the column) or skip "
+                 "(left out and counted)")
+        ->capture_default_str();
 }
 
 data::SourceOptions SourceFlags::options() const {
@@ -128,6 +136,8 @@ data::SourceOptions SourceFlags::options() const {
     }
     o.id = id;
     o.bytea = bytea;
+    o.onBadRows = onBadRows;
+    o.skipRows = skipRows;
     o.distributedBy = distributedBy;
     return o;
 }

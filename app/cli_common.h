@@ -37,6 +37,8 @@ struct SourceFlags {
     std::string id;
     std::string bytea = "uint8";
     std::string distributedBy;
+    std::string onBadRows = "fail";
+    int64_t skipRows = 0;
 
     void add(CLI::App& command, bool required = true);
     data::SourceOptions options() const;

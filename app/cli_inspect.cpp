@@ -1,6 +1,7 @@
 // mppdl arch, data show, devices: look at things without training.
 
 #include "cli_common.h"
+#include "cli_project.h"
 
 #include "mppdl/core/error.h"
 #include "mppdl/core/text_table.h"
@@ -25,16 +26,30 @@ using Align = TextTable::Align;
 
 std::string shapeText(const std::vector<int64_t>& shape) { return data::formatShape(shape); }
 
-int archShow(const std::string& what) {
-    const auto path = resolveArchitecture(what);
-    const auto arch = model::loadArchitecture(path);
+int archShow(const std::string& projectFlag, const std::string& what) {
+    // An invalid file is shown with its problems: only a project's versions are validated here.
+    const bool file = what.find('@') == std::string::npos && projectFlag.empty();
+    model::Architecture arch;
+    std::string where;
+    session::ProjectArchitecture found;
+    try {
+        found = architectureFor(projectFlag, what);
+        arch = found.architecture;
+    } catch (const ConfigError&) {
+        if (!file)
+            throw;
+        arch = model::loadArchitecture(resolveArchitecture(what));
+    }
+    where = found.version.version > 0
+                ? found.version.name + "@" + std::to_string(found.version.version) + " of the project"
+                : resolveArchitecture(what);
     const auto analysis = model::analyze(arch);
-    std::cout << arch.name << " (" << path << ")\n";
+    std::cout << arch.name << " (" << where << ")\n";
     if (!arch.description.empty())
         std::cout << arch.description << "\n";
     std::cout << '\n';
     if (!analysis.ok()) {
-        std::cerr << "mppdl: error: " << path << ": " << analysis.problems.size() << " problem"
+        std::cerr << "mppdl: error: " << where << ": " << analysis.problems.size() << " problem"
                   << (analysis.problems.size() == 1 ? "" : "s") << ":\n";
         for (const auto& p : analysis.problems)
             std::cerr << "  " << (p.where.empty() ? "" : p.where + ": ") << p.message << '\n';
@@ -193,7 +208,7 @@ void printDistribution(const data::Dataset& train, const data::DistributionSumma
 
 struct DataShowFlags {
     SourceFlags source;
-    int rows = 2;
+    int rows = -1; ///< -1: 2 images, or 5 rows of other data
     int segments = 1;
     std::string distributeBy = "random";
     uint64_t seed = 0;
@@ -222,6 +237,8 @@ struct DataShowFlags {
         data::DistributionSummary distribution;
         if (segmentsGiven)
             distribution = data::previewDistribution(loaded.train, segments, distributeBy, seed);
+        for (const auto& note : loaded.notes)
+            std::cout << "note     " << note << '\n';
         std::cout << "source   " << loaded.kind << "  " << loaded.location << '\n'
                   << "samples  " << shapeText(schema.sampleShape) << " " << schema.dtype << '\n'
                   << "rows     " << groupThousands(schema.trainRows) << " train"
@@ -258,7 +275,8 @@ struct DataShowFlags {
         }
         std::cout << "\n\n";
 
-        const int64_t show = std::min<int64_t>(rows, loaded.train.size());
+        const int64_t wanted = rows >= 0 ? rows : data::isImageShape(schema.sampleShape) ? 2 : 5;
+        const int64_t show = std::min<int64_t>(wanted, loaded.train.size());
         if (data::isImageShape(schema.sampleShape)) {
             std::vector<int64_t> first(static_cast<size_t>(show));
             std::iota(first.begin(), first.end(), 0);
@@ -278,8 +296,7 @@ struct DataShowFlags {
                 header.push_back("...");
             header.push_back("label");
             TextTable preview(header, std::vector<Align>(header.size(), Align::Right));
-            std::vector<int64_t> first(
-                static_cast<size_t>(std::max<int64_t>(show, std::min<int64_t>(5, loaded.train.size()))));
+            std::vector<int64_t> first(static_cast<size_t>(show));
             std::iota(first.begin(), first.end(), 0);
             for (const auto& r : data::previewRowsAt(loaded.train, first, int(cols))) {
                 std::vector<std::string> row = {std::to_string(r.row)};
@@ -325,9 +342,15 @@ void registerInspectCommands(CLI::App& app, Command& selected) {
     auto* arch = app.add_subcommand("arch", "look at network architectures; list, add and version them in a project");
     arch->require_subcommand(1);
     auto archName = std::make_shared<std::string>();
+    auto archProject = std::make_shared<std::string>();
     auto* show = arch->add_subcommand("show", "layers with output shapes, parameters and FLOPs; problems if invalid");
-    show->add_option("architecture", *archName, "a JSON file or the name of a bundled architecture")->required();
-    show->callback([&selected, archName] { selected = [archName] { return archShow(*archName); }; });
+    show->add_option("architecture", *archName,
+                     "NAME@VERSION or a name of the project's, a JSON file, or the name of a bundled architecture")
+        ->required();
+    show->add_option("--project", *archProject, "project file (default: the one *.mppdl here, if any)");
+    show->callback([&selected, archName, archProject] {
+        selected = [archName, archProject] { return archShow(*archProject, *archName); };
+    });
     auto* layers = arch->add_subcommand("layers", "the layer types an architecture can use, with their parameters");
     layers->callback([&selected] { selected = [] { return archLayers(); }; });
     auto* bundled = arch->add_subcommand("bundled", "the architectures that ship with mppdl");
@@ -346,7 +369,8 @@ void registerInspectCommands(CLI::App& app, Command& selected) {
     // SOURCE, or --data SOURCE as train takes it.
     dataShow->add_option("source", dataFlags->source.location, "the data source (see train --help for kinds)");
     dataFlags->source.add(*dataShow, false);
-    dataShow->add_option("--rows", dataFlags->rows, "rows to preview")->capture_default_str();
+    dataShow->add_option("--rows", dataFlags->rows, "rows to preview (default: 2 images, or 5 rows of other data)")
+        ->check(CLI::Range(0, 1 << 20));
     dataShow->add_option("--memory-budget", dataFlags->memoryBudget,
                          "the budget to say whether a run keeps the prepared rows in memory (see train --help)");
     auto* segments = dataShow

@@ -8,6 +8,8 @@
 #include "mppdl/core/text_table.h"
 #include "mppdl/data/memory.h"
 #include "mppdl/data/predictions.h"
+#include "mppdl/data/preview.h"
+#include "mppdl/model/analysis.h"
 #include "mppdl/train/devices.h"
 #include "mppdl/train/process_group.h"
 #include "mppdl/train/trained_model.h"
@@ -28,6 +30,7 @@
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <unordered_set>
 
 namespace mppdl::cli {
 
@@ -110,16 +113,22 @@ struct EvalFlags {
     std::string split = "test";
     bool json = false;
 
+    int threads = 0;
+
     void add(CLI::App& c) {
         model.add(c);
+        c.add_option("--threads", threads, "CPU threads (0 = OMP_NUM_THREADS, else all CPUs)")->capture_default_str();
         source.add(c);
         c.add_option("--split", split, kSplitHelp)->capture_default_str();
         c.add_flag("--json", json, "print the result as one JSON object");
     }
 
     int run() {
+        train::applyThreadCount(threads);
         const auto trained = model.load("eval");
         const auto loaded = data::loadSource(source.location, source.options());
+        for (const auto& note : loaded.notes)
+            std::cerr << note << '\n';
         std::string name;
         const auto& rows = chooseRows(loaded, split, name);
         const auto evaluation = trained.evaluate(rows, name);
@@ -238,6 +247,64 @@ struct PredictFigures {
     int segments = 1;
     int64_t chunks = 0;
     double read = 0, predict = 0, write = 0;
+    /// Rows that came with a label the model knows: their confusion matrix (the model's classes,
+    /// row-major, true class down) and summed cross-entropy; rows of classes it does not know.
+    int64_t labeled = 0, unknownClass = 0;
+    int64_t badRows = 0; ///< left out for a NaN or infinite feature (--on-bad-rows skip)
+    std::vector<int64_t> confusion;
+    double lossSum = 0;
+
+    /// Adds the labelled rows of `rows` (predicted as `p`) to the figures. A source class is the
+    /// model's class of the same name, else (integer classes "0".."9") the class of that index.
+    void score(const data::Dataset& rows, const data::Predictions& p, const std::vector<std::string>& modelClasses) {
+        if (!rows.labeled() || rows.empty())
+            return;
+        const auto k = int64_t(modelClasses.size());
+        confusion.resize(size_t(k * k), 0);
+        std::vector<int64_t> toModel;
+        for (const auto& name : rows.classNames()) {
+            auto at = std::find(modelClasses.begin(), modelClasses.end(), name);
+            int64_t index = at == modelClasses.end() ? -1 : int64_t(at - modelClasses.begin());
+            if (index < 0 && !name.empty() && name.find_first_not_of("0123456789") == std::string::npos &&
+                name.size() < 10 && std::stoll(name) < k)
+                index = std::stoll(name);
+            toModel.push_back(index);
+        }
+        const auto labels = data::labelsOf(rows);
+        for (size_t r = 0; r < labels.size() && r < size_t(p.rows); ++r) {
+            const int64_t truth = labels[r] >= 0 && size_t(labels[r]) < toModel.size() ? toModel[size_t(labels[r])]
+                                                                                       : -1;
+            if (truth < 0) {
+                ++unknownClass;
+                continue;
+            }
+            ++labeled;
+            ++confusion[size_t(truth * k + p.predicted[r])];
+            lossSum -= std::log(std::max(1e-12, double(p.probabilities[r * size_t(p.classes) + size_t(truth)])));
+        }
+    }
+
+    /// The labelled rows' evaluation (labeled > 0).
+    Evaluation evaluation(const std::vector<std::string>& modelClasses, const std::string& split) const {
+        Evaluation e;
+        e.split = split;
+        e.samples = labeled;
+        e.loss = lossSum / double(std::max<int64_t>(1, labeled));
+        e.classNames = modelClasses;
+        e.confusion = confusion;
+        const size_t k = modelClasses.size();
+        int64_t right = 0;
+        for (size_t t = 0; t < k; ++t) {
+            int64_t count = 0;
+            for (size_t q = 0; q < k; ++q)
+                count += confusion[t * k + q];
+            right += confusion[t * k + t];
+            e.perClassCount.push_back(count);
+            e.perClassAccuracy.push_back(count ? double(confusion[t * k + t]) / double(count) : 0.0);
+        }
+        e.accuracy = double(right) / double(std::max<int64_t>(1, labeled));
+        return e;
+    }
 };
 
 /// mppdl predict: a model's class probabilities for every row of a source, to a CSV file and/or
@@ -404,8 +471,9 @@ private:
     std::unique_ptr<data::PredictionTable> m_table;
 #endif
     bool m_header = false;
-    bool m_ids = false;                    ///< the rows have ids (a table's --id)
-    std::vector<std::string> m_classNames; ///< the model's
+    bool m_ids = false;                        ///< the rows have ids (a table's --id)
+    std::unordered_set<std::string> m_seenIds; ///< the ids predicted so far (checkIds)
+    std::vector<std::string> m_classNames;     ///< the model's
 
     static std::string doneKey(int rank) { return "mppdl/predict/done/" + std::to_string(rank); }
 
@@ -455,6 +523,11 @@ private:
             throw ConfigError("--top-k " + std::to_string(topK) + " is more than the model's " +
                               std::to_string(trained.classNames().size()) + " classes");
         m_classNames = trained.classNames();
+        // Rows to score need no label; a CSV as wide as the model's input has none.
+        m_options.labelsOptional = true;
+        m_options.expectedFeatures = 1;
+        for (const auto d : model::analyze(trained.architecture()).inputShape)
+            m_options.expectedFeatures *= d;
         train::TrainedModel::PredictOptions options;
         options.batchSize = batchSize;
         options.segments = segments;
@@ -464,6 +537,9 @@ private:
         // The rows first, without their features: a split over the memory budget is read,
         // predicted and written a chunk at a time, never whole.
         auto planned = data::planSource(m_location, m_options);
+        if (m_rank == 0)
+            for (const auto& note : planned.notes) // how the source was read (a header taken, ...)
+                std::cerr << note << '\n';
         const PredictRows rows = plan(planned);
         PredictFigures figures;
         if (m_world == 1 && !rows.streamed) {
@@ -486,16 +562,29 @@ private:
                             {"read_seconds", figures.read},
                             {"predict_seconds", figures.predict},
                             {"write_seconds", figures.write},
-                            {"chunks", figures.chunks}};
+                            {"chunks", figures.chunks},
+                            {"labeled", figures.labeled},
+                            {"unknown_class", figures.unknownClass},
+                            {"confusion", figures.confusion},
+                            {"loss_sum", figures.lossSum}};
         if (m_rank > 0) {
             g.set(doneKey(m_rank), mine.dump());
             return 0;
         }
         auto ranks = joinParts(mine);
         // The run's figures: every row, and each phase's slowest process (the critical path).
-        figures.rows = 0;
+        figures.rows = figures.labeled = figures.unknownClass = 0;
+        figures.lossSum = 0;
+        figures.confusion.clear();
         for (const auto& r : ranks) {
             figures.rows += r.at("rows").get<int64_t>();
+            figures.labeled += r.value("labeled", int64_t(0));
+            figures.unknownClass += r.value("unknown_class", int64_t(0));
+            figures.lossSum += r.value("loss_sum", 0.0);
+            const auto confusion = r.value("confusion", std::vector<int64_t>{});
+            figures.confusion.resize(std::max(figures.confusion.size(), confusion.size()), 0);
+            for (size_t i = 0; i < confusion.size(); ++i)
+                figures.confusion[i] += confusion[i];
             figures.read = std::max(figures.read, r.at("read_seconds").get<double>());
             figures.predict = std::max(figures.predict, r.at("predict_seconds").get<double>());
             figures.write = std::max(figures.write, r.at("write_seconds").get<double>());
@@ -593,9 +682,12 @@ private:
         const auto& data = rows.test ? loaded.test : loaded.train;
         // Ids exist for a table's rows (its id column), which are always the "train" rows.
         const auto ids = rows.test ? std::vector<std::string>{} : loaded.ids;
+        checkIds(ids);
         auto t1 = std::chrono::steady_clock::now();
         const auto p = trained.predict(data, options);
         auto t2 = std::chrono::steady_clock::now();
+        f.score(data, p, m_classNames);
+        f.badRows = loaded.badRows;
         write(p, ids, loaded.idType, 0);
         commit();
         f.rows = p.rows;
@@ -628,10 +720,12 @@ private:
             if (part.size() != end - begin)
                 throw InternalError(m_location + ": read " + std::to_string(part.size()) + " rows of a chunk of " +
                                     std::to_string(end - begin));
+            const auto& chunkIds = rows.test ? std::vector<std::string>{} : chunk.ids;
+            checkIds(chunkIds);
             const auto t1 = std::chrono::steady_clock::now();
             const auto p = trained.predict(part, options);
             const auto t2 = std::chrono::steady_clock::now();
-            const auto& chunkIds = rows.test ? std::vector<std::string>{} : chunk.ids;
+            f.score(part, p, m_classNames);
             write(p, chunkIds, chunk.idType, begin);
             const auto t3 = std::chrono::steady_clock::now();
             f.read += secondsBetween(t0, t1);
@@ -650,6 +744,15 @@ private:
         commit();
         f.write += secondsBetween(t, std::chrono::steady_clock::now());
         return f;
+    }
+
+    /// Predictions are written by id: an id seen twice (in this process's rows) is refused before
+    /// anything is written, naming it.
+    void checkIds(const std::vector<std::string>& ids) {
+        for (const auto& id : ids)
+            if (!m_seenIds.insert(id).second)
+                throw DataError(m_location + ": the id '" + id + "' (--id " + m_options.id +
+                                ") is on more than one row; predictions are written by id, so each must be unique");
     }
 
     /// One chunk's predictions to the CSV and the table (opened with the first chunk, when the
@@ -724,6 +827,12 @@ private:
                 j["csv"] = outPerRank ? rankCsv(0) + " ... " + rankCsv(m_world - 1) : out;
             if (!outTable.empty())
                 j["table"] = outTable;
+            if (f.labeled > 0)
+                j["evaluation"] = nlohmann::json::parse(evaluationJson(f.evaluation(m_classNames, rows.name)));
+            if (f.unknownClass > 0)
+                j["rows_of_unknown_classes"] = f.unknownClass;
+            if (f.badRows > 0)
+                j["bad_rows_skipped"] = f.badRows;
             std::cout << j.dump() << std::endl;
             return;
         }
@@ -747,6 +856,17 @@ private:
         if (rows.streamed)
             std::cout << "; " << kept << ": " << rows.why;
         std::cout << std::endl;
+        if (f.badRows > 0)
+            std::cout << countText(f.badRows, "row")
+                      << " with a NaN or infinite feature left out (--on-bad-rows skip)\n";
+        // The rows came with labels: how the predictions fare against them.
+        if (f.unknownClass > 0)
+            std::cout << groupThousands(f.unknownClass) << " labelled rows are of classes the model does not know: "
+                      << "not scored\n";
+        if (f.labeled > 0) {
+            std::cout << '\n';
+            printEvaluation(f.evaluation(m_classNames, rows.name + " rows, labelled"));
+        }
     }
 };
 

@@ -284,8 +284,8 @@ void printConfig(const store::RunRecord& r, const store::Project& project) {
         optimizer += " weight decay " + get(P("/optimizer/weight_decay"));
     t.addRow({"optimizer", optimizer});
     t.addRow({"schedule", get(P("/schedule/name"))});
-    t.addRow({"training", get(P("/epochs")) + " epochs, batch " + get(P("/batch_size")) + ", seed " + get(P("/seed")) +
-                              ", device " + get(P("/device"))});
+    t.addRow({"training", (get(P("/epochs")) == "1" ? "1 epoch" : get(P("/epochs")) + " epochs") + ", batch " +
+                              get(P("/batch_size")) + ", seed " + get(P("/seed")) + ", device " + get(P("/device"))});
     if (r.warmStartRun)
         t.addRow({"warm start", "run " + std::to_string(*r.warmStartRun) +
                                     (r.warmStartEpoch ? ", epoch " + std::to_string(*r.warmStartEpoch) : "")});
@@ -579,27 +579,35 @@ int archImport(const std::string& projectFlag, const ImportOptions& o) {
     return 0;
 }
 
-int archExport(const std::string& projectFlag, const std::string& ref, const std::string& format,
-               const std::string& output) {
-    if (format != "keras-json")
-        throw ConfigError("unknown --format '" + format + "'; mppdl exports keras-json");
+} // namespace
+
+ProjectArchitecture architectureFor(const std::string& projectFlag, const std::string& ref) {
     // A file or a bundled name needs no project.
-    ProjectArchitecture found;
     if (ref.find('@') == std::string::npos && projectFlag.empty()) {
         bool opened = false;
         try {
             auto project = openProject(projectFlag, store::Access::Read);
             opened = true;
-            found = projectArchitecture(project, ref, false);
+            return projectArchitecture(project, ref, false);
         } catch (const Error&) {
             if (opened)
                 throw;
-            found.architecture = validated(model::loadArchitecture(resolveArchitecture(ref)));
         }
-    } else {
-        auto project = openProject(projectFlag, store::Access::Read);
-        found = projectArchitecture(project, ref, false);
+        ProjectArchitecture found;
+        found.architecture = validated(model::loadArchitecture(resolveArchitecture(ref)));
+        return found;
     }
+    auto project = openProject(projectFlag, store::Access::Read);
+    return projectArchitecture(project, ref, false);
+}
+
+namespace {
+
+int archExport(const std::string& projectFlag, const std::string& ref, const std::string& format,
+               const std::string& output) {
+    if (format != "keras-json")
+        throw ConfigError("unknown --format '" + format + "'; mppdl exports keras-json");
+    const auto found = architectureFor(projectFlag, ref);
     const std::string text = model::toKerasJson(found.architecture);
     if (output.empty() || output == "-") {
         std::cout << text;

@@ -26,6 +26,10 @@ using session::ProjectArchitecture;
 using session::projectArchitecture;
 using session::validated;
 
+/// An architecture as `arch show` and `arch export` name it: NAME@VERSION of the project, a name
+/// the project has (its latest version), else a file or a bundled name, which need no project.
+ProjectArchitecture architectureFor(const std::string& projectFlag, const std::string& ref);
+
 using session::findRun;
 using session::RunWeights;
 using session::runModel;

@@ -16,6 +16,8 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
+#include <set>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -139,6 +141,27 @@ int main(int argc, char** argv) {
         return app.exit(e);
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
+    } catch (const CLI::ExtrasError& e) {
+        // CLI11 lists the extras last first; they are said in the order they were typed.
+        const std::string text = e.what();
+        std::multiset<std::string> extras;
+        std::istringstream words(text.substr(std::min(text.size(), text.find(": ") + 2)));
+        for (std::string w; words >> w;)
+            extras.insert(w);
+        std::string ordered;
+        for (int i = 1; i < argc; ++i)
+            if (const auto it = extras.find(argv[i]); it != extras.end()) {
+                ordered += (ordered.empty() ? "" : " ") + std::string(argv[i]);
+                extras.erase(it);
+            }
+        if (!extras.empty() || ordered.empty()) { // an argument with a space in it: CLI11's own words
+            app.exit(e);
+            return exitCode(ErrorKind::Config);
+        }
+        std::cerr << "mppdl: "
+                  << (ordered.find(' ') == std::string::npos ? "an unexpected argument: " : "unexpected arguments: ")
+                  << ordered << "\nRun with --help for more information." << std::endl;
+        return exitCode(ErrorKind::Config);
     } catch (const CLI::ParseError& e) {
         app.exit(e);
         return exitCode(ErrorKind::Config);

@@ -32,9 +32,9 @@ void TerminalObserver::progress(const RunEvent& e) {
     if (filled < width)
         bar += '>' + std::string(size_t(width - filled - 1), ' ');
     char line[256];
-    std::snprintf(line, sizeof line, "\r\x1b[Kepoch %*d/%d [%s] %3.0f%%  %s img/s  loss %.4f  acc %.1f%%  ETA %s",
+    std::snprintf(line, sizeof line, "\r\x1b[Kepoch %*d/%d [%s] %3.0f%%  %s %s  loss %.4f  acc %.1f%%  ETA %s",
                   e.epochs >= 10 ? 2 : 1, e.epoch, e.epochs, bar.c_str(), 100.0 * fraction,
-                  groupThousands(std::llround(e.metric("images_per_sec"))).c_str(), e.metric("train_loss"),
+                  groupThousands(std::llround(e.metric("images_per_sec"))).c_str(), m_rate, e.metric("train_loss"),
                   100.0 * e.metric("train_accuracy"), humanDuration(e.metric("eta_seconds")).c_str());
     std::fputs(line, stderr);
     std::fflush(stderr);
@@ -46,6 +46,9 @@ void TerminalObserver::onEvents(const std::vector<RunEvent>& batch) {
         switch (e.kind) {
         case EventKind::Progress: progress(e); break;
         case EventKind::Started:
+            if (e.hasMetric("image_samples"))
+                m_rate = e.metric("image_samples") > 0 ? "img/s" : "rows/s";
+            [[fallthrough]];
         case EventKind::Message:
             clearProgress();
             if (m_verbose)
@@ -55,10 +58,10 @@ void TerminalObserver::onEvents(const std::vector<RunEvent>& batch) {
             clearProgress();
             char line[256];
             if (e.segment >= 0) { // a segment's view of the epoch: shown under the merged line
-                int n = std::snprintf(line, sizeof line, "  segment %d: train loss %.4f acc %5.2f%%  %s rows  %s img/s",
+                int n = std::snprintf(line, sizeof line, "  segment %d: train loss %.4f acc %5.2f%%  %s rows  %s %s",
                                       e.segment, e.metric("train_loss"), 100.0 * e.metric("train_accuracy"),
                                       groupThousands(std::llround(e.metric("rows"))).c_str(),
-                                      groupThousands(std::llround(e.metric("images_per_sec"))).c_str());
+                                      groupThousands(std::llround(e.metric("images_per_sec"))).c_str(), m_rate);
                 if (e.hasMetric("divergence")) // strategies that join replicas
                     n += std::snprintf(line + n, sizeof line - size_t(n), "  divergence %.4g", e.metric("divergence"));
                 if (e.hasMetric("val_accuracy")) // an ensemble's member alone
@@ -73,9 +76,9 @@ void TerminalObserver::onEvents(const std::vector<RunEvent>& batch) {
             if (e.hasMetric("val_loss"))
                 n += std::snprintf(line + n, sizeof line - size_t(n), "  val loss %.4f acc %5.2f%%",
                                    e.metric("val_loss"), 100.0 * e.metric("val_accuracy"));
-            std::snprintf(line + n, sizeof line - size_t(n), "  lr %.4g  %s  %s img/s", e.metric("lr"),
+            std::snprintf(line + n, sizeof line - size_t(n), "  lr %.4g  %s  %s %s", e.metric("lr"),
                           humanDuration(e.metric("epoch_seconds")).c_str(),
-                          groupThousands(std::llround(e.metric("images_per_sec"))).c_str());
+                          groupThousands(std::llround(e.metric("images_per_sec"))).c_str(), m_rate);
             std::cout << line << std::endl;
             if (m_verbose)
                 for (const auto& segmentLine : m_segmentLines)

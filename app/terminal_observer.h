@@ -22,6 +22,7 @@ private:
     bool m_verbose;
     bool m_tty;
     bool m_progressShown = false;
+    const char* m_rate = "img/s";            ///< throughput's unit: "rows/s" for samples that are not images
     std::vector<std::string> m_segmentLines; ///< this epoch's per-segment lines, printed after the merged one
 };
 

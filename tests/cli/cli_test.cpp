@@ -448,3 +448,69 @@ TEST_F(Cli, CtrlCCancelsCleanly) {
     EXPECT_EQ(WEXITSTATUS(status), 130) << text;
     EXPECT_NE(text.find("cancelled in epoch 1"), std::string::npos) << text;
 }
+
+// One command line: --threads wherever mppdl computes, extras said in the order typed, singular
+// and plural right, --rows N showing N rows, rows/s for data that are not images, and arch show
+// taking a project's NAME@VERSION.
+TEST_F(Cli, EveryComputingSubcommandTakesThreads) {
+    // (mppdl worker takes the run's thread count from rank 0, with the rest of its configuration.)
+    for (const char* command : {"train", "resume", "eval", "predict", "tune", "demo"}) {
+        const auto r = run(std::string(command) + " --help");
+        EXPECT_EQ(r.code, 0) << command << "\n" << r.out;
+        EXPECT_NE(r.out.find("--threads"), std::string::npos) << command << " has no --threads:\n" << r.out;
+    }
+    for (const char* command : {"train", "eval", "predict", "tune"}) {
+        const auto r = run(std::string(command) + " --help");
+        EXPECT_NE(r.out.find("--device"), std::string::npos) << command << " has no --device:\n" << r.out;
+    }
+}
+
+TEST_F(Cli, UnexpectedArgumentsAreSaidInTheOrderTyped) {
+    const auto r = run("devices first second third");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("unexpected arguments: first second third"), std::string::npos) << r.out;
+    const auto one = run("devices stray");
+    EXPECT_NE(one.out.find("an unexpected argument: stray"), std::string::npos) << one.out;
+}
+
+TEST_F(Cli, TabularDataIsCountedInRowsAndShownAsAsked) {
+    std::string rows = "a,b,c,label\n";
+    for (int i = 0; i < 300; ++i)
+        rows += std::to_string(i % 7) + "," + std::to_string(i % 5) + "," + std::to_string(i % 3) + "," +
+                std::to_string(i % 2) + "\n";
+    const auto csv = file("t.csv", rows);
+    auto r = run("data show " + csv + " --rows 2");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("taken as the header (a, b, c, label)"), std::string::npos) << r.out;
+    // The preview: its header, a rule, then one line a row.
+    std::istringstream lines(r.out.substr(std::min(r.out.size(), r.out.find("row  x0"))));
+    std::string line;
+    std::getline(lines, line);
+    std::getline(lines, line);
+    int rowLines = 0;
+    while (std::getline(lines, line) && !line.empty())
+        ++rowLines;
+    EXPECT_EQ(rowLines, 2) << "--rows 2 shows rows 0 and 1\n" << r.out;
+    const auto arch = file("tab.json", R"({"format": "mppdl-architecture", "version": 1, "name": "tab", "layers": [
+        {"name": "input", "type": "Input", "shape": [3]}, {"name": "d1", "type": "Dense", "units": 8},
+        {"name": "r1", "type": "ReLU"}, {"name": "d2", "type": "Dense", "units": 2}]})");
+    r = run("train --data " + csv + " --arch " + arch + " --epochs 1 --no-project");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find(" rows/s"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find(" img/s"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, ShowAndArchShowSpeakOfAProjectsRunsAndVersions) {
+    auto r = run("train --data " + kFmnist + " --arch mlp --epochs 1 --limit 500 --project p.mppdl -q");
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = run("show 1 --project p.mppdl");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("1 epoch, batch"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("1 epochs"), std::string::npos) << r.out;
+    r = run("arch show mlp@1 --project p.mppdl");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("mlp (mlp@1 of the project)"), std::string::npos) << r.out;
+    r = run("arch show mlp@7 --project p.mppdl");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("has no version 7"), std::string::npos) << r.out;
+}

@@ -18,6 +18,7 @@
 #include <thread>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <vector>
 
@@ -334,4 +335,118 @@ TEST_F(ModelsCli, RefusalsNameTheProblemAndWriteNothing) {
         const auto name = entry.path().filename().string();
         EXPECT_TRUE(name == "p.mppdl" || name == "rows.csv") << "a refused command left " << name;
     }
+}
+
+namespace {
+
+/// The first `n` Fashion-MNIST test images, 784 pixels each.
+std::vector<std::vector<int>> testImages(int n) {
+    gzFile f = gzopen((kFmnist + "/t10k-images-idx3-ubyte.gz").c_str(), "rb");
+    std::vector<unsigned char> bytes(16 + size_t(n) * 784);
+    const int got = gzread(f, bytes.data(), unsigned(bytes.size()));
+    gzclose(f);
+    EXPECT_EQ(got, int(bytes.size()));
+    std::vector<std::vector<int>> images(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i)
+        images[size_t(i)].assign(bytes.begin() + 16 + i * 784, bytes.begin() + 16 + (i + 1) * 784);
+    return images;
+}
+
+/// The first `n` test rows as a CSV: the pixels, then (with `labels`) the label column; `edit`
+/// may change a row's fields before it is written.
+void writeImagesCsv(const std::string& path, int n, bool labels,
+                    const std::function<void(int, std::vector<std::string>&)>& edit = {}) {
+    const auto images = testImages(n);
+    const auto truth = testLabels();
+    std::ofstream out(path);
+    for (int i = 0; i < n; ++i) {
+        std::vector<std::string> fields;
+        for (const int p : images[size_t(i)])
+            fields.push_back(std::to_string(p));
+        if (labels)
+            fields.push_back(std::to_string(truth[size_t(i)]));
+        if (edit)
+            edit(i, fields);
+        for (size_t k = 0; k < fields.size(); ++k)
+            out << (k ? "," : "") << fields[k];
+        out << "\n";
+    }
+}
+
+/// The first JSON object line of an output.
+nlohmann::json jsonOf(const std::string& out) {
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);)
+        if (!line.empty() && line[0] == '{')
+            return nlohmann::json::parse(line);
+    return {};
+}
+
+} // namespace
+
+// Rows to score need no label: a CSV of exactly the model's 784 features is predicted as it is;
+// the same rows with their label column are predicted alike and also evaluated (classes "0".."9"
+// are the model's by index), with the accuracy eval gives.
+TEST_F(ModelsCli, PredictScoresRowsWithoutLabelsAndEvaluatesRowsWithThem) {
+    writeImagesCsv(path("unlabeled.csv"), 300, false);
+    writeImagesCsv(path("labeled.csv"), 300, true);
+    auto r = run("predict --run mlp1 --data " + path("unlabeled.csv") + " --shape 1,28,28 --out " + path("u.csv"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("wrote 300 predictions"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("accuracy"), std::string::npos) << "nothing to measure without labels\n" << r.out;
+    r = run("predict --run mlp1 --data " + path("labeled.csv") + " --shape 1,28,28 --out " + path("l.csv") + " --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto predicted = jsonOf(r.out);
+    ASSERT_TRUE(predicted.contains("evaluation")) << r.out;
+    expectSameRows(readCsv(path("u.csv")), readCsv(path("l.csv")));
+    r = run("eval --run mlp1 --data " + path("labeled.csv") + " --shape 1,28,28 --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto evaluation = jsonOf(r.out);
+    EXPECT_EQ(predicted["evaluation"]["samples"], 300);
+    EXPECT_NEAR(predicted["evaluation"]["accuracy"].get<double>(), evaluation["accuracy"].get<double>(), 1e-12);
+    EXPECT_NEAR(predicted["evaluation"]["loss"].get<double>(), evaluation["loss"].get<double>(), 1e-4);
+    EXPECT_EQ(predicted["evaluation"]["confusion_matrix"], evaluation["confusion_matrix"]);
+    // In text, the evaluation follows what was written.
+    r = run("predict --run mlp1 --data " + path("labeled.csv") + " --shape 1,28,28 --out " + path("l2.csv"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("rows, labelled: accuracy"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("confusion matrix"), std::string::npos) << r.out;
+}
+
+// An IDX images file without its labels file beside it is scored too.
+TEST_F(ModelsCli, PredictScoresAnImagesFileWithoutLabels) {
+    fs::copy_file(kFmnist + "/t10k-images-idx3-ubyte.gz", path("new-images-idx3-ubyte.gz"));
+    auto r = run("predict --run mlp1 --data " + path("new-images-idx3-ubyte.gz") + " --out " + path("p.csv"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("wrote 10,000 predictions"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("accuracy"), std::string::npos) << r.out;
+    // Training still needs the labels, and says where it looked.
+    r = runMppdl("train --data " + path("new-images-idx3-ubyte.gz") + " --arch mlp --epochs 1 --no-project");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("no labels file beside it"), std::string::npos) << r.out;
+}
+
+// A NaN or infinite feature is refused, naming the line and column; --on-bad-rows skip leaves
+// such rows out and says how many.
+TEST_F(ModelsCli, NonFiniteFeaturesAreRefusedNamingTheRowOrSkipped) {
+    writeImagesCsv(path("bad.csv"), 200, true, [](int i, std::vector<std::string>& fields) {
+        if (i == 3)
+            fields[5] = "nan";
+        if (i == 9)
+            fields[700] = "-inf";
+    });
+    auto r = run("predict --run mlp1 --data " + path("bad.csv") + " --shape 1,28,28 --out " + path("p.csv"));
+    EXPECT_NE(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find(path("bad.csv") + ":4: column 5: 'nan' is not a finite number"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("--on-bad-rows skip"), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(path("p.csv"))) << "nothing written";
+    r = run("predict --run mlp1 --data " + path("bad.csv") + " --shape 1,28,28 --on-bad-rows skip --json --out " +
+            path("p.csv"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto j = jsonOf(r.out);
+    EXPECT_EQ(j["rows"], 198);
+    EXPECT_EQ(j["bad_rows_skipped"], 2) << r.out;
+    r = run("predict --run mlp1 --data " + path("bad.csv") + " --shape 1,28,28 --on-bad-rows skip --out " +
+            path("p2.csv"));
+    EXPECT_NE(r.out.find("2 rows with a NaN or infinite feature left out"), std::string::npos) << r.out;
 }

@@ -13,6 +13,7 @@
 #include "support/run_cli.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <unistd.h>
@@ -226,6 +227,78 @@ TEST_F(PgPredictions, ATableOverTheBudgetStreamsBackInOneTransaction) {
     EXPECT_EQ(scalar("SELECT count(*) FROM stream_chunks"), "6000");
     EXPECT_EQ(scalar("SELECT count(*) FROM (SELECT * FROM stream_whole EXCEPT SELECT * FROM stream_chunks) d"), "0");
     for (const char* t : {"stream_rows", "stream_whole", "stream_chunks"})
+        db->query(std::string("DROP TABLE ") + t);
+    std::filesystem::remove(model);
+}
+
+// New rows come without a label: a table without the label column is predicted by id, read whole
+// and a chunk at a time, and the labelled table gives the same predictions with an evaluation.
+TEST_F(PgPredictions, RowsWithoutALabelColumnArePredicted) {
+    const auto [data, model] = tableAndModel(*db, "labelled_rows", 3000);
+    db->query("DROP TABLE IF EXISTS new_rows");
+    db->query("CREATE TABLE new_rows AS SELECT id, pixels FROM labelled_rows");
+    const std::string fresh = " --data pg:new_rows --conn '" + std::string(std::getenv("MPPDL_TEST_PG")) +
+                              "' --id id --shape 1,28,28";
+    for (const char* t : {"scored", "scored_chunks", "scored_labelled"})
+        db->query(std::string("DROP TABLE IF EXISTS ") + t);
+    auto r = runMppdl("predict --model " + model + fresh + " --out-table scored");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("wrote 3,000 predictions"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("accuracy"), std::string::npos) << r.out;
+    r = runMppdl("predict --model " + model + fresh + " --memory-budget 1M --out-table scored_chunks");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("chunks"), std::string::npos) << r.out;
+    r = runMppdl("predict --model " + model + data + " --out-table scored_labelled --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+    EXPECT_EQ(j["evaluation"]["samples"], 3000) << r.out;
+    const double right = std::stod(scalar("SELECT count(*) FROM scored s JOIN labelled_rows l USING (id) "
+                                          "WHERE s.predicted_index = l.label"));
+    EXPECT_NEAR(j["evaluation"]["accuracy"].get<double>(), right / 3000, 1e-12);
+    for (const char* t : {"scored_chunks", "scored_labelled"})
+        EXPECT_EQ(scalar(std::string("SELECT count(*) FROM (SELECT * FROM scored EXCEPT SELECT * FROM ") + t + ") d"),
+                  "0")
+            << t;
+    for (const char* t : {"labelled_rows", "new_rows", "scored", "scored_chunks", "scored_labelled"})
+        db->query(std::string("DROP TABLE ") + t);
+    std::filesystem::remove(model);
+}
+
+// A NaN in a real[] is refused naming the row's id and the feature, and skipped with a count;
+// an id on two rows is refused before anything is written.
+TEST_F(PgPredictions, BadValuesAndDuplicateIdsAreNamed) {
+    const auto [data, model] = tableAndModel(*db, "bad_rows", 1200);
+    db->query("DROP TABLE IF EXISTS bad_real");
+    db->query("CREATE TABLE bad_real AS SELECT id * 10 AS item_id, label, "
+              "(SELECT array_agg(get_byte(pixels, k)::real ORDER BY k) FROM generate_series(0, 783) k) AS pixels "
+              "FROM bad_rows");
+    db->query("UPDATE bad_real SET pixels[6] = 'NaN' WHERE item_id = 170");
+    db->query("UPDATE bad_real SET pixels[100] = 'Infinity' WHERE item_id = 420");
+    const std::string source = " --data pg:bad_real --conn '" + std::string(std::getenv("MPPDL_TEST_PG")) +
+                               "' --id item_id --shape 1,28,28";
+    db->query("DROP TABLE IF EXISTS bad_scored");
+    auto r = runMppdl("predict --model " + model + source + " --out-table bad_scored");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("the row whose item_id is 170: column 'pixels[6]' is NaN (2 such rows)"), std::string::npos)
+        << r.out;
+    EXPECT_EQ(scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'bad_scored'"), "0");
+    r = runMppdl("predict --model " + model + source + " --on-bad-rows skip --out-table bad_scored");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("2 rows with a NaN or infinite feature left out"), std::string::npos) << r.out;
+    EXPECT_EQ(scalar("SELECT count(*) FROM bad_scored"), "1198");
+    EXPECT_EQ(scalar("SELECT count(*) FROM bad_scored WHERE id IN (170, 420)"), "0");
+    // Training is refused the same way.
+    r = runMppdl("train" + source + " --arch mlp --epochs 1 --no-project");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("item_id is 170"), std::string::npos) << r.out;
+
+    db->query("UPDATE bad_real SET item_id = 30 WHERE item_id = 40");
+    db->query("DROP TABLE IF EXISTS dup_scored");
+    r = runMppdl("predict --model " + model + source + " --on-bad-rows skip --out-table dup_scored");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("the id '30' (--id item_id) is on more than one row"), std::string::npos) << r.out;
+    EXPECT_EQ(scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'dup_scored'"), "0");
+    for (const char* t : {"bad_rows", "bad_real", "bad_scored"})
         db->query(std::string("DROP TABLE ") + t);
     std::filesystem::remove(model);
 }

@@ -68,6 +68,10 @@ std::string groupThousands(long long value) {
     return value < 0 ? "-" + out : out;
 }
 
+std::string countText(long long count, const std::string& one, const std::string& many) {
+    return groupThousands(count) + " " + (count == 1 || count == -1 ? one : many.empty() ? one + "s" : many);
+}
+
 namespace {
 
 /// `value` divided by `base` until below it (at most 4 times), with the unit of that power.

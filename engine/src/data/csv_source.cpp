@@ -179,23 +179,210 @@ std::string describeColumns(const std::vector<std::string>& names) {
     return out;
 }
 
+/// No label column: a read for prediction (labelsOptional) of a file without one.
+constexpr size_t kNoLabel = size_t(-1);
+
+/// --label: digits are a 0-based index, anything else a header name; "name:" and "index:" force
+/// either (a header column named "4" is --label name:4). One rule, so that the same flag never
+/// means two columns.
 size_t findLabelColumn(const std::string& path, const SourceOptions& options, const std::vector<std::string>& names,
                        size_t columns) {
     if (options.label.empty())
-        return columns - 1;
-    for (size_t i = 0; i < names.size(); ++i)
-        if (std::string(trim(names[i])) == options.label)
-            return i;
+        // Exactly the model's features: no label column (else the last column is the label).
+        return options.labelsOptional && options.expectedFeatures == int64_t(columns) ? kNoLabel : columns - 1;
+    std::string label = options.label;
+    bool byName = false, byIndex = false;
+    if (label.rfind("name:", 0) == 0) {
+        byName = true;
+        label.erase(0, 5);
+    } else if (label.rfind("index:", 0) == 0) {
+        byIndex = true;
+        label.erase(0, 6);
+    } else {
+        byIndex = !label.empty() && label.find_first_not_of("0123456789") == std::string::npos;
+        byName = !byIndex;
+    }
+    if (byName) {
+        for (size_t i = 0; i < names.size(); ++i)
+            if (std::string(trim(names[i])) == label)
+                return i;
+        if (options.labelsOptional && !names.empty())
+            return kNoLabel; // a header without the named label column: rows to predict
+        if (names.empty())
+            throw ConfigError(path + ": no label column named '" + label + "': the file has no header row; name the " +
+                              "label column by its 0-based index 0.." + std::to_string(columns - 1));
+        throw ConfigError(path + ": no label column named '" + label + "'; the columns are: " + describeColumns(names));
+    }
     size_t index = 0;
-    const auto& label = options.label;
     const auto [end, ec] = std::from_chars(label.data(), label.data() + label.size(), index);
     if (ec == std::errc() && end == label.data() + label.size() && index < columns)
         return index;
-    if (names.empty())
-        throw ConfigError(path + ": no label column '" + options.label + "': the file has no header row and " +
-                          std::to_string(columns) + " columns; name the label column by 0-based index 0.." +
-                          std::to_string(columns - 1));
-    throw ConfigError(path + ": no label column '" + options.label + "'; the columns are: " + describeColumns(names));
+    throw ConfigError(path + ": --label " + options.label + " is a 0-based column index, and the file has " +
+                      std::to_string(columns) + " columns (0.." + std::to_string(columns - 1) + ")" +
+                      (names.empty() ? std::string() : "; a column named so is --label name:" + label));
+}
+
+/// How a CSV begins: the records before the data (--skip-rows, a header, a first row of counts
+/// and class names), the header's names, the class names a first row gives, and what was decided,
+/// for the output.
+struct CsvLayout {
+    size_t skip = 0;
+    std::vector<std::string> names;
+    std::vector<std::string> classNames;
+    std::vector<std::string> notes;
+};
+
+/// A first row as scikit-learn's bundled CSV files have: the row count, the feature count, then
+/// the class names ("150,4,setosa,versicolor,virginica"), whatever its width; `dataColumns` is the
+/// width of the row below.
+bool countsAndClassNames(const std::vector<std::string>& row, size_t dataColumns) {
+    int64_t rows = 0, features = 0;
+    if (row.size() < 3 || !parseInteger(row[0], rows) || !parseInteger(row[1], features))
+        return false;
+    for (size_t i = 2; i < row.size(); ++i)
+        if (trim(row[i]).empty() || isNumber(row[i]))
+            return false;
+    return rows > 0 && features > 0 && size_t(features) + 1 == dataColumns;
+}
+
+std::string joinNames(const std::vector<std::string>& names, size_t from = 0) {
+    std::string out;
+    for (size_t i = from; i < names.size(); ++i) {
+        if (i - from == 8) {
+            out += ", ... (" + std::to_string(names.size() - from) + " in all)";
+            break;
+        }
+        out += (i > from ? ", " : "") + std::string(trim(names[i]));
+    }
+    return out;
+}
+
+CsvLayout layoutOf(const std::string& path, const std::string& text, const SourceOptions& options) {
+    CsvLayout out;
+    out.skip = size_t(options.skipRows);
+    std::vector<std::string_view> fields;
+    std::vector<std::string> first, second;
+    size_t firstLine = 0, secondLine = 0;
+    {
+        CsvReader reader(path, text, options.delimiter);
+        for (int64_t i = 0; i < options.skipRows; ++i)
+            if (!reader.next(fields))
+                throw DataError(path + ": --skip-rows " + std::to_string(options.skipRows) +
+                                " passes over every record of the file");
+        if (!reader.next(fields))
+            throw DataError(path + ": no records after the " + std::to_string(options.skipRows) + " skipped");
+        first.assign(fields.begin(), fields.end());
+        firstLine = reader.line();
+        if (reader.next(fields)) {
+            second.assign(fields.begin(), fields.end());
+            secondLine = reader.line();
+        }
+    }
+    const std::string at = path + ":" + std::to_string(firstLine) + ": ";
+    if (!options.header && !second.empty() && countsAndClassNames(first, second.size())) {
+        out.skip += 1;
+        out.classNames.assign(first.begin() + 2, first.end());
+        for (auto& n : out.classNames)
+            n = std::string(trim(n));
+        out.notes.push_back(at + "the row count (" + first[0] + "), the feature count (" + first[1] +
+                            ") and the class names (" + joinNames(first, 2) +
+                            "), as scikit-learn's CSV files begin: not data; the class names name the labels 0.." +
+                            std::to_string(out.classNames.size() - 1));
+        return out;
+    }
+    bool header = false;
+    if (options.header)
+        header = *options.header;
+    else if (second.empty())
+        header = std::none_of(first.begin(), first.end(), [](const std::string& f) { return isNumber(f); });
+    else // a header is a first row with a text field where the row below has a number
+        for (size_t i = 0; i < std::min(first.size(), second.size()) && !header; ++i)
+            header = !isNumber(first[i]) && isNumber(second[i]);
+    if (!second.empty() && first.size() != second.size() && !(options.header && !*options.header))
+        throw DataError(at + std::to_string(first.size()) + " fields, where the data below has " +
+                        std::to_string(second.size()) + " (line " + std::to_string(secondLine) +
+                        "): " + (header ? "not a header of the data" : "not a row of the data") + "; --skip-rows " +
+                        std::to_string(options.skipRows + 1) + " passes over it");
+    if (header) {
+        out.skip += 1;
+        out.names = first;
+        out.notes.push_back(at + "taken as the header (" + joinNames(first) + "); --no-header reads it as data");
+    }
+    return out;
+}
+
+/// The label column's values as classes: integers keep their value (classes "0".."max", named by
+/// a first row of class names when it gives them); other text is a class name, sorted. A column
+/// of other numbers, or of so many distinct values that they cannot be classes, is refused with
+/// their count: it is a feature or an id, not the label.
+EncodedLabels encodeLabels(const std::string& path, const std::vector<std::string>& values,
+                           std::vector<int64_t>& valueOfRow, const std::string& column,
+                           const std::vector<std::string>& namesFromFile, std::vector<std::string>& notes) {
+    const auto rows = int64_t(valueOfRow.size());
+    auto ids = torch::from_blob(valueOfRow.data(), {rows}, torch::kInt64);
+    std::vector<int64_t> asIntegers(values.size());
+    bool integers = true;
+    for (size_t i = 0; i < values.size() && integers; ++i)
+        integers = parseInteger(values[i], asIntegers[i]);
+    EncodedLabels encoded;
+    if (integers) {
+        const auto v = torch::from_blob(asIntegers.data(), {static_cast<int64_t>(asIntegers.size())}, torch::kInt64);
+        encoded = encodeIntegerLabels(v.index_select(0, ids));
+        if (!namesFromFile.empty()) {
+            if (encoded.classNames.size() <= namesFromFile.size())
+                encoded.classNames = namesFromFile;
+            else
+                notes.push_back(path + ": the first row names " + std::to_string(namesFromFile.size()) +
+                                " classes but the labels go up to " + std::to_string(encoded.classNames.size() - 1) +
+                                ": the classes keep their numbers");
+        }
+        return encoded;
+    }
+    const size_t distinct = values.size();
+    const bool numbers = std::all_of(values.begin(), values.end(), [](const std::string& v) { return isNumber(v); });
+    if (numbers || distinct > 1000 || (distinct > 100 && int64_t(distinct) * 5 > rows))
+        throw ConfigError(path + ": the label " + column + " holds " + std::to_string(distinct) + " distinct " +
+                          (numbers ? "numbers that are not all integers" : "values") + " in " + std::to_string(rows) +
+                          " rows: not classes (a label holds integers or a few names); " +
+                          "choose the label column with --label");
+    std::vector<int64_t> order(values.size());
+    for (size_t i = 0; i < order.size(); ++i)
+        order[i] = static_cast<int64_t>(i);
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return values[size_t(a)] < values[size_t(b)]; });
+    std::vector<int64_t> rank(order.size());
+    for (size_t r = 0; r < order.size(); ++r) {
+        rank[static_cast<size_t>(order[r])] = static_cast<int64_t>(r);
+        encoded.classNames.push_back(values[static_cast<size_t>(order[r])]);
+    }
+    const auto ranks = torch::from_blob(rank.data(), {static_cast<int64_t>(rank.size())}, torch::kInt64);
+    encoded.indices = ranks.index_select(0, ids).clone();
+    return encoded;
+}
+
+/// The header's names of the feature columns (empty without a header).
+std::vector<std::string> featureNamesOf(const std::vector<std::string>& names, size_t labelColumn) {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < names.size(); ++i)
+        if (i != labelColumn)
+            out.emplace_back(trim(names[i]));
+    return out;
+}
+
+/// Rows read for prediction from a file without a label column: `taken` of the file's `rows`
+/// (fewer when some were selected).
+LoadedSource unlabeledCsv(const std::string& path, std::vector<float>& features, int64_t rows, int64_t taken,
+                          size_t featureCount, const SourceOptions& options) {
+    auto x = torch::from_blob(features.data(), {taken, static_cast<int64_t>(featureCount)}, torch::kFloat32).clone();
+    LoadedSource out;
+    out.train = Dataset(reshapeFeatures(x, options.shape, path), torch::full({taken}, -1, torch::kInt64), {});
+    out.rowsRead = taken;
+    out.bytesRead = taken * static_cast<int64_t>(featureCount * sizeof(float));
+    if (options.rows) {
+        out.sourceTrainRows = rows;
+        out.sourceTestRows = 0;
+        out.allLabels.assign(size_t(rows), -1);
+    }
+    return out;
 }
 
 } // namespace
@@ -212,35 +399,25 @@ LoadedSource loadCsv(const std::string& path, const SourceOptions& options) {
     if (text.find_first_not_of(" \t\r\n") == std::string::npos)
         throw DataError(path + ": empty file");
 
+    if (options.skipRows < 0)
+        throw ConfigError("--skip-rows must be 0 or more, got " + std::to_string(options.skipRows));
+    const CsvLayout layout = layoutOf(path, text, options);
     std::vector<std::string_view> fields;
-    std::vector<std::string> first;
-    std::vector<std::string> second;
+    size_t columns = 0;
     {
         CsvReader reader(path, text, options.delimiter);
-        reader.next(fields);
-        first.assign(fields.begin(), fields.end());
-        if (reader.next(fields))
-            second.assign(fields.begin(), fields.end());
+        for (size_t i = 0; i <= layout.skip && reader.next(fields); ++i)
+            columns = fields.size();
+        if (columns == 0) // nothing after the header
+            throw DataError(path + ": no data rows" + (layout.names.empty() ? "" : " below the header"));
     }
-    bool header = false;
-    if (options.header) {
-        header = *options.header;
-    } else if (second.empty()) {
-        header = std::none_of(first.begin(), first.end(), [](const std::string& f) { return isNumber(f); });
-    } else {
-        // A header is a first row with a text field where the row below has a number.
-        for (size_t i = 0; i < std::min(first.size(), second.size()) && !header; ++i)
-            header = !isNumber(first[i]) && isNumber(second[i]);
-    }
-
-    const size_t columns = first.size();
-    if (columns < 2)
+    if (columns < 2 && !options.labelsOptional)
         throw DataError(path + ": only one column; need at least one feature column and a label column");
-    std::vector<std::string> names;
-    if (header)
-        names = first;
+    const auto& names = layout.names;
+    const bool header = !names.empty();
     const size_t labelColumn = findLabelColumn(path, options, names, columns);
-    const size_t featureCount = columns - 1;
+    const bool labeled = labelColumn != kNoLabel;
+    const size_t featureCount = labeled ? columns - 1 : columns;
 
     auto columnName = [&](size_t i) {
         return names.empty() ? "column " + std::to_string(i)
@@ -257,9 +434,13 @@ LoadedSource loadCsv(const std::string& path, const SourceOptions& options) {
     const std::vector<int64_t>* selected = options.rows ? &options.rows->train : nullptr;
     size_t nextSelected = 0;
     CsvReader reader(path, text, options.delimiter);
-    if (header)
+    for (size_t i = 0; i < layout.skip; ++i)
         reader.next(fields);
-    int64_t rows = 0;
+    int64_t rows = 0, badRows = 0;
+    const bool skipBad = options.onBadRows == "skip";
+    if (skipBad && selected && !selected->empty())
+        throw ConfigError(path + ": --on-bad-rows skip reads the file whole, not some of its rows (a process's "
+                                 "share, a chunk): leave it out, or fix the rows");
     while ((options.limit <= 0 || rows < options.limit) && reader.next(fields)) {
         const auto where = [&] { return path + ":" + std::to_string(reader.line()) + ": "; };
         if (fields.size() != columns)
@@ -268,13 +449,30 @@ LoadedSource loadCsv(const std::string& path, const SourceOptions& options) {
         const bool wanted = !selected || (nextSelected < selected->size() && (*selected)[nextSelected] == rows);
         if (wanted && selected)
             ++nextSelected;
-        for (size_t i = 0; i < columns && wanted; ++i) {
+        const size_t rowStart = features.size();
+        bool bad = false;
+        for (size_t i = 0; i < columns && wanted && !bad; ++i) {
             if (i == labelColumn)
                 continue;
             float value = 0;
-            if (!parseFloat(fields[i], value))
+            if (!parseNumber(fields[i], value))
                 throw DataError(where() + columnName(i) + ": '" + std::string(fields[i]) + "' is not a number");
+            if (!std::isfinite(value)) {
+                if (!skipBad)
+                    throw DataError(where() + columnName(i) + ": '" + std::string(trim(fields[i])) +
+                                    "' is not a finite number (--on-bad-rows skip leaves such rows out)");
+                bad = true;
+            }
             features.push_back(value);
+        }
+        if (bad) { // left out: its features go, and it is not a row
+            features.resize(rowStart);
+            ++badRows;
+            continue;
+        }
+        if (!labeled) {
+            ++rows;
+            continue;
         }
         const auto label = std::string(trim(fields[labelColumn]));
         if (label.empty())
@@ -288,30 +486,17 @@ LoadedSource loadCsv(const std::string& path, const SourceOptions& options) {
     if (rows == 0)
         throw DataError(path + ": no data rows" + (header ? " below the header" : ""));
 
-    auto ids = torch::from_blob(labelIds.data(), {rows}, torch::kInt64);
-    // Integer labels keep their value (classes "0".."max"); any other text is a class name, sorted.
-    std::vector<int64_t> asIntegers(labelValues.size());
-    bool integers = true;
-    for (size_t i = 0; i < labelValues.size() && integers; ++i)
-        integers = parseInteger(labelValues[i], asIntegers[i]);
-    EncodedLabels encoded;
-    if (integers) {
-        const auto values = torch::from_blob(asIntegers.data(), {static_cast<int64_t>(asIntegers.size())},
-                                             torch::kInt64);
-        encoded = encodeIntegerLabels(values.index_select(0, ids));
-    } else {
-        std::vector<int64_t> order(labelValues.size());
-        for (size_t i = 0; i < order.size(); ++i)
-            order[i] = static_cast<int64_t>(i);
-        std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return labelValues[a] < labelValues[b]; });
-        std::vector<int64_t> rank(order.size());
-        for (size_t r = 0; r < order.size(); ++r) {
-            rank[static_cast<size_t>(order[r])] = static_cast<int64_t>(r);
-            encoded.classNames.push_back(labelValues[static_cast<size_t>(order[r])]);
-        }
-        const auto ranks = torch::from_blob(rank.data(), {static_cast<int64_t>(rank.size())}, torch::kInt64);
-        encoded.indices = ranks.index_select(0, ids);
+    if (!labeled) {
+        auto out = unlabeledCsv(path, features, rows, selected ? int64_t(selected->size()) : rows, featureCount,
+                                options);
+        out.badRows = badRows;
+        out.featureNames = featureNamesOf(names, kNoLabel);
+        out.notes = layout.notes;
+        return out;
     }
+    std::vector<std::string> notes = layout.notes;
+    const EncodedLabels encoded = encodeLabels(path, labelValues, labelIds, columnName(labelColumn), layout.classNames,
+                                               notes);
 
     if (selected && nextSelected != selected->size())
         throw InternalError(path + ": row " + std::to_string((*selected)[nextSelected]) + " selected of " +
@@ -327,6 +512,9 @@ LoadedSource loadCsv(const std::string& path, const SourceOptions& options) {
                         encoded.classNames);
     out.rowsRead = taken;
     out.bytesRead = taken * static_cast<int64_t>(featureCount * sizeof(float));
+    out.badRows = badRows;
+    out.featureNames = featureNamesOf(names, labelColumn);
+    out.notes = std::move(notes);
     if (selected) {
         out.sourceTrainRows = rows;
         out.sourceTestRows = 0;

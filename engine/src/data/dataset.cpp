@@ -16,6 +16,7 @@ struct Dataset::Impl {
     at::Tensor labels;
     std::vector<std::string> classNames;
     at::Tensor homeSegments; ///< undefined, or int64 [rows]
+    bool labeled = true;     ///< false: every label is -1
 };
 
 namespace {
@@ -42,16 +43,18 @@ Dataset::Dataset(const at::Tensor& features, const at::Tensor& labels, std::vect
     if (features.size(0) != labels.size(0))
         throw InternalError("Dataset: " + std::to_string(features.size(0)) + " feature rows but " +
                             std::to_string(labels.size(0)) + " labels");
+    bool labeled = true;
     if (labels.numel() > 0) {
         const int64_t low = labels.min().item<int64_t>();
         const int64_t high = labels.max().item<int64_t>();
-        if (low < 0)
+        labeled = !(low == -1 && high == -1);
+        if (low < 0 && labeled)
             throw InternalError("Dataset: negative label " + std::to_string(low));
         // Callers that know no names get "0".."max", the convention of the file formats.
         if (classNames.empty())
             for (int64_t c = 0; c <= high; ++c)
                 classNames.push_back(std::to_string(c));
-        if (high >= static_cast<int64_t>(classNames.size()))
+        if (labeled && high >= static_cast<int64_t>(classNames.size()))
             throw InternalError("Dataset: label " + std::to_string(high) + " but only " +
                                 std::to_string(classNames.size()) + " class names");
     }
@@ -59,6 +62,7 @@ Dataset::Dataset(const at::Tensor& features, const at::Tensor& labels, std::vect
     impl->features = features;
     impl->labels = labels;
     impl->classNames = std::move(classNames);
+    impl->labeled = labeled;
     m_impl = std::move(impl);
 }
 
@@ -90,6 +94,15 @@ int64_t Dataset::numClasses() const { return static_cast<int64_t>(m_impl->classN
 const at::Tensor& Dataset::features() const { return m_impl->features; }
 
 const at::Tensor& Dataset::labels() const { return m_impl->labels; }
+
+bool Dataset::labeled() const { return m_impl->labeled; }
+
+Dataset Dataset::withoutLabels() const {
+    if (!m_impl->features.defined())
+        return *this;
+    Dataset out(m_impl->features, torch::full({size()}, -1, torch::kInt64), m_impl->classNames);
+    return m_impl->homeSegments.defined() ? out.withHomeSegments(m_impl->homeSegments) : out;
+}
 
 Dataset Dataset::slice(int64_t begin, int64_t end) const {
     const int64_t n = size();
@@ -163,7 +176,8 @@ Statistics computeStatistics(const RowSet& set, const Reduce& reduce) {
     Statistics stats;
     const int64_t classes = set.classes;
     auto counts = torch::zeros({classes}, torch::kFloat64);
-    if (set.rows > 0)
+    // Unlabeled rows (labels -1) count in no class.
+    if (set.rows > 0 && set.labels.min().item<int64_t>() >= 0)
         counts = torch::bincount(set.labels, {}, classes).to(torch::kFloat64);
     if (reduce)
         reduce(counts, false);

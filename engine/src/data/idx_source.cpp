@@ -57,7 +57,8 @@ void checkMagic(const std::string& path, const std::string& bytes, uint32_t expe
 
 struct Split {
     at::Tensor images; ///< uint8 [rows, 1, H, W]: every row, or the selected ones
-    at::Tensor labels; ///< uint8 [N]: every row's (after the limit)
+    at::Tensor labels; ///< uint8 [N]: every row's (after the limit); zeros when unlabeled
+    bool labeled = true;
     int64_t bytesRead = 0;
 };
 
@@ -79,13 +80,15 @@ Split readSplit(const std::string& imagesPath, const std::string& labelsPath, in
     const uint64_t pixelsPerImage = checkedMultiply(height, width, imagesPath);
     const uint64_t pixelBytes = checkedMultiply(count, pixelsPerImage, imagesPath);
 
-    const std::string labels = readFile(labelsPath);
-    checkMagic(labelsPath, labels, kLabelsMagic, kLabelsHeader, "labels");
-    const uint64_t labelCount = bigEndian32(labels, 4);
+    // No labels file: rows to predict (labels -1 once read).
+    const std::string labels = labelsPath.empty() ? std::string() : readFile(labelsPath);
+    if (!labelsPath.empty())
+        checkMagic(labelsPath, labels, kLabelsMagic, kLabelsHeader, "labels");
+    const uint64_t labelCount = labelsPath.empty() ? count : bigEndian32(labels, 4);
     if (labelCount != count)
         throw DataError(imagesPath + " holds " + std::to_string(count) + " images but " + labelsPath + " holds " +
                         std::to_string(labelCount) + " labels");
-    if (labels.size() - kLabelsHeader < labelCount)
+    if (!labelsPath.empty() && labels.size() - kLabelsHeader < labelCount)
         throw DataError(labelsPath + ": file is shorter than its header says: " + std::to_string(labelCount) +
                         " labels, the file holds " + std::to_string(labels.size() - kLabelsHeader) + " bytes of them");
 
@@ -103,8 +106,10 @@ Split readSplit(const std::string& imagesPath, const std::string& labelsPath, in
     if (!images.readRows(out, kImagesHeader, pixelsPerImage, n, rows))
         throw shorter();
     split.bytesRead = taken * static_cast<int64_t>(pixelsPerImage);
-    split.labels = torch::empty({n}, torch::kUInt8);
-    std::memcpy(split.labels.data_ptr<uint8_t>(), labels.data() + kLabelsHeader, static_cast<size_t>(n));
+    split.labels = torch::zeros({n}, torch::kUInt8);
+    split.labeled = !labelsPath.empty();
+    if (split.labeled)
+        std::memcpy(split.labels.data_ptr<uint8_t>(), labels.data() + kLabelsHeader, static_cast<size_t>(n));
     return split;
 }
 
@@ -191,10 +196,11 @@ std::string joinNames(const std::vector<std::string>& paths) {
     return out;
 }
 
-std::string labelsFor(const std::string& imagesPath) {
+/// The labels file beside an images file; "" when there is none and `optional` (rows to predict).
+std::string labelsFor(const std::string& imagesPath, bool optional) {
     const auto guess = partnerFile(imagesPath, true);
     const auto found = existingVariant(guess);
-    if (found.empty())
+    if (found.empty() && !optional)
         throw DataError(imagesPath + ": no labels file beside it (looked for " +
                         (guess.empty() ? std::string("a name with 'labels' for 'images'") : guess) +
                         "); name it with the label option");
@@ -231,13 +237,13 @@ LoadedSource loadIdx(const std::string& location, const SourceOptions& options) 
             throw DataError(location + ": several IDX training images files (" + joinNames(train) +
                             "); load one of them");
         trainImages = train.front();
-        trainLabels = labelsFor(trainImages);
+        trainLabels = labelsFor(trainImages, options.labelsOptional);
         const auto test = imagesFilesIn(location, false);
         if (test.size() > 1)
             throw DataError(location + ": several IDX test images files (" + joinNames(test) + ")");
         if (!test.empty()) {
             testImages = test.front();
-            testLabels = labelsFor(testImages);
+            testLabels = labelsFor(testImages, options.labelsOptional);
         }
     } else {
         trainImages = location;
@@ -253,7 +259,7 @@ LoadedSource loadIdx(const std::string& location, const SourceOptions& options) 
         if (!options.label.empty())
             trainLabels = options.label;
         else if (trainLabels.empty())
-            trainLabels = labelsFor(trainImages);
+            trainLabels = labelsFor(trainImages, options.labelsOptional);
     }
 
     const RowSelection* selection = options.rows.get();
@@ -280,8 +286,13 @@ LoadedSource loadIdx(const std::string& location, const SourceOptions& options) 
 
     LoadedSource out;
     out.train = Dataset(train.images, labelsOfRows(train.labels, selection ? &selection->train : nullptr), names);
-    if (test.images.defined())
+    if (!train.labeled)
+        out.train = out.train.withoutLabels();
+    if (test.images.defined()) {
         out.test = Dataset(test.images, labelsOfRows(test.labels, selection ? &selection->test : nullptr), names);
+        if (!test.labeled)
+            out.test = out.test.withoutLabels();
+    }
     out.rowsRead = out.train.size() + out.test.size();
     out.bytesRead = train.bytesRead + test.bytesRead;
     if (selection) {

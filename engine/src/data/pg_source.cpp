@@ -83,7 +83,9 @@ std::string columnList(const std::vector<Column>& columns) {
 struct FeaturePlan {
     std::string expression;
     FeatureWire wire = FeatureWire::FloatArray;
-    std::string description; ///< for messages: "pixels real[]", "784 numeric columns"
+    std::string description;        ///< for messages: "pixels real[]", "784 numeric columns"
+    std::vector<std::string> names; ///< numeric columns: each feature's column (empty for an array)
+    std::string array;              ///< an array or bytea column: its name
 };
 
 FeaturePlan planFeatures(const std::vector<Column>& columns, const std::vector<std::string>& requested,
@@ -129,6 +131,7 @@ FeaturePlan planFeatures(const std::vector<Column>& columns, const std::vector<s
             plan.expression = quoteIdentifier(c.name) + "::float4[]";
         }
         plan.description = "column " + c.name + " " + c.type;
+        plan.array = c.name;
         return plan;
     }
     std::string list;
@@ -137,9 +140,38 @@ FeaturePlan planFeatures(const std::vector<Column>& columns, const std::vector<s
             throw ConfigError(where + ": column '" + c.name + "' is " + c.type +
                               "; feature columns must be numeric (or one array or bytea column)");
         list += (list.empty() ? "" : ", ") + quoteIdentifier(c.name);
+        plan.names.push_back(c.name);
     }
     plan.expression = "ARRAY[" + list + "]::float4[]";
     plan.description = std::to_string(chosen.size()) + " numeric columns";
+    return plan;
+}
+
+/// The label as the SELECT reads it: its column, or (rows read to be predicted, from a table
+/// without one) a constant standing in for it.
+struct LabelPlan {
+    std::string sql;
+    bool text = false;
+    bool labeled = true;
+};
+
+LabelPlan planLabel(const std::vector<Column>& columns, const std::string& label, bool optional,
+                    const std::string& where) {
+    const auto column = std::find_if(columns.begin(), columns.end(), [&](const Column& c) { return c.name == label; });
+    LabelPlan plan;
+    if (column == columns.end()) {
+        if (!optional)
+            throw ConfigError(where + " has no label column '" + label + "' (columns: " + columnList(columns) +
+                              "); name it with --label");
+        plan.sql = "0";
+        plan.labeled = false;
+        return plan;
+    }
+    plan.text = isTextType(column->type);
+    if (!plan.text && !isIntegerType(column->type))
+        throw ConfigError(where + ": the label column '" + label + "' is " + column->type +
+                          "; labels must be integers or text");
+    plan.sql = quoteIdentifier(label);
     return plan;
 }
 
@@ -396,15 +428,11 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     };
 
     const std::string label = options.label.empty() ? "label" : options.label;
-    const auto labelColumn = findColumn(label);
-    if (labelColumn == columns.end())
-        throw ConfigError(where + " has no label column '" + label + "' (columns: " + columnList(columns) +
-                          "); name it with --label");
+    const LabelPlan labelPlan = planLabel(columns, label, options.labelsOptional, where);
+    const bool labeled = labelPlan.labeled;
+    const std::string& labelSql = labelPlan.sql;
     TupleFormat format;
-    format.textLabels = isTextType(labelColumn->type);
-    if (!format.textLabels && !isIntegerType(labelColumn->type))
-        throw ConfigError(where + ": the label column '" + label + "' is " + labelColumn->type +
-                          "; labels must be integers or text");
+    format.textLabels = labelPlan.text;
     const auto plan = planFeatures(columns, options.features, label, options.id, where);
     format.wire = plan.wire;
     format.floatBytes = options.bytea == "float32";
@@ -428,7 +456,7 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
         throw ConfigError(where + ": cannot read as " + std::to_string(options.segments) + " segments");
 
     ReadPlan read;
-    read.columns = quoteIdentifier(label) + (format.textLabels ? "::text" : "::int8") + ", " + plan.expression +
+    read.columns = labelSql + (format.textLabels ? "::text" : "::int8") + ", " + plan.expression +
                    (options.id.empty() ? "" : ", " + quoteIdentifier(options.id) + "::text AS mppdl_id");
     read.from = from;
     if (!options.id.empty()) // the column, in its own type (the text copy above is named apart)
@@ -455,8 +483,7 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     EncodedLabels everyLabel;
     int64_t sourceRows = 0;
     if (selected)
-        everyLabel = numberSelectedRows(db, read, quoteIdentifier(label), format.textLabels, options, where,
-                                        sourceRows);
+        everyLabel = numberSelectedRows(db, read, labelSql, format.textLabels, options, where, sourceRows);
 
     // The shards to read: all, or (a process of a multi-process run) its own; the others are counted.
     std::vector<int> wanted;
@@ -493,6 +520,13 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     out.kind = "pg";
     out.location = location;
     out.train = Dataset(reshapeFeatures(x, options.shape, location), labels.indices, labels.classNames);
+    if (!labeled)
+        out.train = out.train.withoutLabels();
+    out.featureNames = plan.names;
+    // An array's elements as SQL names them (1-based): what a user fixes a row by.
+    if (!plan.array.empty())
+        for (int64_t k = 1; k <= width; ++k)
+            out.featureNames.push_back(plan.array + "[" + std::to_string(k) + "]");
     if (read.shards.segments > 0) {
         // Rows came shard by shard: each run of rows is its segment's.
         auto home = torch::empty({rows}, torch::kInt64);
@@ -520,6 +554,8 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
         out.sourceTestRows = 0;
         out.allLabels.assign(everyLabel.indices.data_ptr<int64_t>(),
                              everyLabel.indices.data_ptr<int64_t>() + sourceRows);
+        if (!labeled)
+            std::fill(out.allLabels.begin(), out.allLabels.end(), -1);
     }
     return out;
 }

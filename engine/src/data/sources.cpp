@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <numeric>
 
@@ -70,7 +71,59 @@ std::string firstLine(const std::string& text) { return text.substr(0, text.find
 
 } // namespace
 
+namespace {
+
+/// Rows with a NaN or infinite feature (a table's real[], a .npy's floats): refused naming the
+/// first of them (by its id where the source has ids) and its feature, or left out with
+/// onBadRows "skip". Integer features (pixels) cannot hold either.
+void checkFinite(LoadedSource& loaded, const SourceOptions& options, const std::string& location) {
+    const bool skip = options.onBadRows == "skip";
+    for (Dataset* split : {&loaded.train, &loaded.test}) {
+        const auto& x = split->features();
+        if (!x.defined() || split->empty() || !at::isFloatingType(x.scalar_type()))
+            continue;
+        const auto flat = x.reshape({split->size(), -1});
+        const auto badRows = torch::logical_not(torch::isfinite(flat)).any(1);
+        const int64_t bad = badRows.sum().item<int64_t>();
+        if (bad == 0)
+            continue;
+        const bool train = split == &loaded.train;
+        if (!skip) {
+            const int64_t r = badRows.nonzero()[0][0].item<int64_t>();
+            const int64_t k = torch::logical_not(torch::isfinite(flat[r])).nonzero()[0][0].item<int64_t>();
+            const float value = flat[r][k].item<float>();
+            const std::string row = train && size_t(r) < loaded.ids.size()
+                                        ? "the row whose " + (options.id.empty() ? "id" : options.id) + " is " +
+                                              loaded.ids[size_t(r)]
+                                        : (train ? "training row " : "test row ") + std::to_string(r + 1);
+            const std::string feature = size_t(k) < loaded.featureNames.size()
+                                            ? "column '" + loaded.featureNames[size_t(k)] + "'"
+                                            : "feature " + std::to_string(k) + " (0-based)";
+            throw DataError(location + ": " + row + ": " + feature + " is " + (std::isnan(value) ? "NaN" : "infinite") +
+                            (bad > 1 ? " (" + std::to_string(bad) + " such rows)" : std::string()) +
+                            "; --on-bad-rows skip leaves such rows out");
+        }
+        if (options.rows)
+            throw ConfigError(location + ": --on-bad-rows skip reads the source whole, not some of its rows (a "
+                                         "process's share, a chunk): leave it out, or fix the rows");
+        const auto keep = torch::logical_not(badRows).nonzero().reshape({-1});
+        if (train && !loaded.ids.empty()) {
+            std::vector<std::string> ids;
+            const auto* k = keep.data_ptr<int64_t>();
+            for (int64_t i = 0; i < keep.numel(); ++i)
+                ids.push_back(std::move(loaded.ids[size_t(k[i])]));
+            loaded.ids = std::move(ids);
+        }
+        *split = split->select(keep);
+        loaded.badRows += bad;
+    }
+}
+
+} // namespace
+
 LoadedSource loadSource(const std::string& location, const SourceOptions& options) {
+    if (options.onBadRows != "fail" && options.onBadRows != "skip")
+        throw ConfigError("--on-bad-rows must be fail or skip, got '" + options.onBadRows + "'");
     const SourceKind* chosen = nullptr;
     if (options.kind != "auto") {
         for (const auto& kind : sourceKinds())
@@ -106,6 +159,7 @@ LoadedSource loadSource(const std::string& location, const SourceOptions& option
         LoadedSource loaded = chosen->load(location, options);
         loaded.kind = chosen->name;
         loaded.location = location;
+        checkFinite(loaded, options, location);
         return loaded;
     } catch (const Error&) {
         throw;
@@ -159,7 +213,10 @@ at::Tensor reshapeFeatures(const at::Tensor& features, const std::vector<int64_t
         return features;
     const int64_t wanted = shapeElements(shape, location);
     const int64_t n = features.size(0);
-    const int64_t have = n == 0 ? 0 : features.numel() / n;
+    // No rows (a plan's read): the width is what the tensor's other dimensions say.
+    int64_t have = 1;
+    for (int64_t d = 1; d < features.dim(); ++d)
+        have *= features.size(d);
     if (wanted != have)
         throw ConfigError(location + ": shape " + formatShape(shape) + " has " + std::to_string(wanted) +
                           " elements but each sample has " + std::to_string(have));

@@ -85,6 +85,9 @@ int64_t createRun(store::Project& project, const train::TrainConfig& config,
                              {"packed_bytes", residence.packedBytes},
                              {"budget_bytes", residence.budgetBytes},
                              {"cache", residence.cacheDir}};
+    // Rows left out for a NaN or infinite feature (--on-bad-rows skip): the record says how many.
+    if (loaded.source.badRows > 0)
+        recorded["data"]["bad_rows_skipped"] = loaded.source.badRows;
     if (!start.strategy.empty())
         run.strategy = start.strategy;
     if (start.segments > 0)

@@ -51,6 +51,11 @@ std::string toJson(const TrainConfig& c) {
                    {"distributed_by", s.distributedBy}};
     if (s.header)
         source["header"] = *s.header;
+    // Written only when asked for: older configurations stay as they were.
+    if (s.onBadRows != "fail")
+        source["on_bad_rows"] = s.onBadRows;
+    if (s.skipRows > 0)
+        source["skip_rows"] = s.skipRows;
     json j = {
         {"data",
          {{"location", c.data.location},
@@ -133,6 +138,10 @@ TrainConfig trainConfigFromJson(const std::string& text) {
     read(s, "features", c.data.source.features, where);
     read(s, "id", c.data.source.id, where);
     read(s, "bytea", c.data.source.bytea, where);
+    if (s.contains("on_bad_rows"))
+        read(s, "on_bad_rows", c.data.source.onBadRows, where);
+    if (s.contains("skip_rows"))
+        read(s, "skip_rows", c.data.source.skipRows, where);
     if (s.contains("distributed_by")) // written since issue 5's database distribution
         read(s, "distributed_by", c.data.source.distributedBy, where);
     if (s.contains("header") && !s["header"].is_null()) {

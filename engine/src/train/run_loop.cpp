@@ -8,6 +8,7 @@
 #include "mppdl/core/error.h"
 #include "mppdl/core/text_table.h"
 #include "mppdl/data/distribution.h"
+#include "mppdl/data/preview.h"
 #include "mppdl/data/run_rows.h"
 #include "mppdl/model/analysis.h"
 #include "mppdl/train/devices.h"
@@ -292,6 +293,8 @@ void RunLoop::announce() {
     e.kind = EventKind::Started;
     e.epochs = c.epochs;
     e.stepsPerEpoch = m_stepsPerEpoch;
+    // Whether a throughput is of images or of rows (tabular data): what a display calls it.
+    e.metrics.push_back({"image_samples", data::isImageShape(m_data.train.sampleShape()) ? 1.0 : 0.0});
     std::ostringstream m;
     m << "training '" << m_architecture.name << "' (" << groupThousands(m_module->analysis().totalParams)
       << " parameters) on " << (c.gpusPerHost > 0 ? std::to_string(c.gpusPerHost) + " GPUs per host" : c.device)

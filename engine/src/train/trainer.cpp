@@ -134,11 +134,16 @@ LoadedData loadData(const TrainConfig& config, const model::Architecture& archit
         if (local && local->world > 1 && !prepared.residence.streamed)
             m << "; this process read " << prepared.rowsRead << " of them";
         m << ", loaded in " << humanDuration(secondsSince(start));
+        if (loaded.source.badRows > 0)
+            m << "; " << countText(loaded.source.badRows, "row")
+              << " with a NaN or infinite feature left out (--on-bad-rows skip)";
         if (prepared.residence.outOfCore)
             m << "; out of core" << (prepared.residence.reused ? ", from the cache" : "") << ": "
               << prepared.residence.why;
         if (prepared.residence.streamed)
             m << "; " << prepared.residence.why;
+        for (const auto& note : loaded.source.notes) // how the source was read, said before the figures
+            emitter.message(note);
         emitter.message(m.str());
         return loaded;
     });

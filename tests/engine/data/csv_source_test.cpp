@@ -137,7 +137,7 @@ TEST(DataCsv, MissingLabelColumnListsTheColumns) {
     options.label = "target";
     expectError<ConfigError>([&] { loadSource(path, options); }, {path, "'target'", "alpha", "beta", "gamma"});
     options.label = "7";
-    expectError<ConfigError>([&] { loadSource(path, options); }, {"'7'"});
+    expectError<ConfigError>([&] { loadSource(path, options); }, {"--label 7 is a 0-based column index", "(0..2)"});
 }
 
 TEST(DataCsv, EmptyFileAndHeaderOnly) {
@@ -175,4 +175,116 @@ TEST(DataCsv, ParsesAMnistSizedFileQuickly) {
     EXPECT_EQ(loaded.train.size(), 6000);
     EXPECT_EQ(loaded.train.sampleShape(), (std::vector<int64_t>{784}));
     EXPECT_LT(seconds, 3.0);
+}
+
+// Records before the data are passed over; a first row taken as the header is said, and one that
+// is neither a header of the data nor data is refused naming line 1 and the option.
+TEST(DataCsv, SkipRowsAndTheFirstRowExplained) {
+    TempDir dir;
+    const auto path = dir.write("notes.csv", "exported 2026-12-07\nby the lab\nx,y,label\n1,2,0\n3,4,1\n");
+    SourceOptions options;
+    options.skipRows = 2;
+    const auto loaded = loadSource(path, options);
+    EXPECT_EQ(loaded.train.size(), 2);
+    EXPECT_EQ(loaded.featureNames, (std::vector<std::string>{"x", "y"}));
+    ASSERT_EQ(loaded.notes.size(), 1u);
+    EXPECT_EQ(loaded.notes[0], path + ":3: taken as the header (x, y, label); --no-header reads it as data");
+    const auto titled = dir.write("titled.csv", "a title,here\n1,2,3,0\n4,5,6,1\n");
+    expectError<DataError>([&] { loadSource(titled); },
+                           {titled + ":1: 2 fields, where the data below has 4 (line 2)", "--skip-rows 1"});
+    options.skipRows = 1;
+    EXPECT_EQ(loadSource(titled, options).train.size(), 2);
+    options.skipRows = 9;
+    expectError<DataError>([&] { loadSource(titled, options); }, {"--skip-rows 9 passes over every record"});
+}
+
+// A first row of the row count, the feature count and the class names (scikit-learn's layout) is
+// recognised whatever its width, and names the integer labels.
+TEST(DataCsv, AFirstRowOfCountsAndClassNames) {
+    TempDir dir;
+    // As wide as the data: 4 features and the label.
+    const auto iris = dir.write("iris.csv", "3,4,setosa,versicolor,virginica\n5.1,3.5,1.4,0.2,0\n"
+                                            "7.0,3.2,4.7,1.4,1\n6.3,3.3,6.0,2.5,2\n");
+    auto loaded = loadSource(iris);
+    EXPECT_EQ(loaded.train.size(), 3);
+    EXPECT_EQ(loaded.train.sampleShape(), (std::vector<int64_t>{4}));
+    EXPECT_EQ(loaded.train.classNames(), (std::vector<std::string>{"setosa", "versicolor", "virginica"}));
+    ASSERT_EQ(loaded.notes.size(), 1u);
+    EXPECT_NE(loaded.notes[0].find(iris + ":1: the row count (3), the feature count (4) and the class names "
+                                          "(setosa, versicolor, virginica)"),
+              std::string::npos)
+        << loaded.notes[0];
+    // Narrower than the data: 2 classes named, 6 features.
+    const auto wide = dir.write("wide.csv", "2,6,benign,malignant\n1,2,3,4,5,6,0\n6,5,4,3,2,1,1\n");
+    loaded = loadSource(wide);
+    EXPECT_EQ(loaded.train.size(), 2);
+    EXPECT_EQ(loaded.train.classNames(), (std::vector<std::string>{"benign", "malignant"}));
+    EXPECT_TRUE(loaded.train.labels().equal(torch::tensor({0, 1}, torch::kInt64)));
+}
+
+// --label: digits are an index, other text a name; name: and index: force either.
+TEST(DataCsv, TheLabelRuleIsOneRule) {
+    TempDir dir;
+    const auto path = dir.write("d.csv", "a,4,b,label\n1,0,2,1\n3,1,4,0\n5,1,6,1\n");
+    SourceOptions options;
+    options.label = "1"; // the column at index 1, which is named "4"
+    auto loaded = loadSource(path, options);
+    EXPECT_TRUE(loaded.train.labels().equal(torch::tensor({0, 1, 1}, torch::kInt64)));
+    options.label = "name:4";
+    EXPECT_TRUE(loadSource(path, options).train.labels().equal(torch::tensor({0, 1, 1}, torch::kInt64)));
+    options.label = "4";
+    expectError<ConfigError>([&] { loadSource(path, options); },
+                             {"--label 4 is a 0-based column index", "4 columns", "--label name:4"});
+    options.label = "index:3";
+    EXPECT_TRUE(loadSource(path, options).train.labels().equal(torch::tensor({1, 0, 1}, torch::kInt64)));
+    options.label = "label";
+    EXPECT_TRUE(loadSource(path, options).train.labels().equal(torch::tensor({1, 0, 1}, torch::kInt64)));
+}
+
+// A label column of fractions (a feature, surely) or of a distinct value a row (an id) is refused
+// with the count of its distinct values, rather than made into dozens of classes.
+TEST(DataCsv, ALabelColumnThatIsNotClassesIsRefused) {
+    TempDir dir;
+    std::string fractions = "x,share\n", names = "x,customer\n";
+    for (int i = 0; i < 600; ++i) {
+        fractions += std::to_string(i) + "," + std::to_string(i % 37) + "." + std::to_string(i % 7 + 1) + "\n";
+        names += std::to_string(i) + ",customer-" + std::to_string(i) + "\n";
+    }
+    const auto a = dir.write("fractions.csv", fractions);
+    expectError<ConfigError>([&] { loadSource(a); },
+                             {a, "the label column 'share' (1) holds", "distinct numbers that are not all integers",
+                              "in 600 rows", "--label"});
+    const auto b = dir.write("names.csv", names);
+    expectError<ConfigError>([&] { loadSource(b); }, {"holds 600 distinct values in 600 rows"});
+}
+
+// Rows read to be predicted: a file of exactly the model's features has no label column.
+TEST(DataCsv, RowsWithoutALabelColumnForPrediction) {
+    TempDir dir;
+    const auto path = dir.write("new.csv", "1,2,3\n4,5,6\n");
+    SourceOptions options;
+    options.labelsOptional = true;
+    options.expectedFeatures = 3;
+    const auto loaded = loadSource(path, options);
+    EXPECT_EQ(loaded.train.size(), 2);
+    EXPECT_FALSE(loaded.train.labeled());
+    EXPECT_EQ(loaded.train.sampleShape(), (std::vector<int64_t>{3}));
+    options.expectedFeatures = 2; // then the last column is the label, as for training
+    EXPECT_TRUE(loadSource(path, options).train.labeled());
+}
+
+// A NaN or infinite value is refused naming the line and column, or the row is left out.
+TEST(DataCsv, NonFiniteValuesAreRefusedOrSkipped) {
+    TempDir dir;
+    const auto path = dir.write("nan.csv", "a,b,label\n1,2,0\n3,nan,1\n4,-inf,0\n5,6,1\n");
+    expectError<DataError>([&] { loadSource(path); },
+                           {path + ":3: column 'b' (1): 'nan' is not a finite number", "--on-bad-rows skip"});
+    SourceOptions options;
+    options.onBadRows = "skip";
+    const auto loaded = loadSource(path, options);
+    EXPECT_EQ(loaded.train.size(), 2);
+    EXPECT_EQ(loaded.badRows, 2);
+    EXPECT_TRUE(loaded.train.labels().equal(torch::tensor({0, 1}, torch::kInt64)));
+    options.onBadRows = "drop";
+    expectError<ConfigError>([&] { loadSource(path, options); }, {"--on-bad-rows must be fail or skip"});
 }

@@ -24,6 +24,9 @@ private:
 
 /// 1234567 -> "1,234,567".
 std::string groupThousands(long long value);
+/// A count and its noun, singular for one: (1, "epoch") -> "1 epoch", (1200, "row") -> "1,200
+/// rows"; `many` for a plural that is not the noun and "s" ("class", "classes").
+std::string countText(long long count, const std::string& one, const std::string& many = {});
 /// 1.5e9 -> "1.50 G"; for FLOPs and parameter counts.
 std::string humanCount(double value);
 /// Bytes in powers of 1024, three significant figures: "512 bytes", "1.5 KB", "188 MB", "1.2 GB".

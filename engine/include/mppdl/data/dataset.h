@@ -20,7 +20,8 @@ class Dataset {
 public:
     Dataset();
     /// Takes the tensors as they are; checks that the row counts agree and labels are int64 in
-    /// range (InternalError otherwise). Empty `classNames` become "0".."max label".
+    /// range (InternalError otherwise). Empty `classNames` become "0".."max label". Labels that
+    /// are all -1 make unlabeled rows (labeled() false): rows read only to be predicted.
     Dataset(const at::Tensor& features, const at::Tensor& labels, std::vector<std::string> classNames);
 
     bool empty() const;
@@ -34,6 +35,11 @@ public:
 
     const at::Tensor& features() const;
     const at::Tensor& labels() const;
+    /// False for rows read without labels (SourceOptions::labelsOptional): every label is -1, and
+    /// nothing may train on them or measure accuracy with them.
+    bool labeled() const;
+    /// The same rows without their labels.
+    Dataset withoutLabels() const;
 
     /// Rows [begin, end), clamped to [0, size()].
     Dataset slice(int64_t begin, int64_t end) const;

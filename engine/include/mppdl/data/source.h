@@ -27,14 +27,29 @@ struct RowSelection {
 struct SourceOptions {
     /// One of sourceKinds()' names, or "auto" to detect from the path (extension, directory layout).
     std::string kind = "auto";
-    /// CSV: the label column, by header name or 0-based index; empty means the last column.
+    /// CSV: the label column: digits are a 0-based index, other text a header name ("name:4" and
+    /// "index:4" force either); empty means the last column.
     /// (Error messages name columns by the same 0-based index.)
     /// NPY: path of the labels .npy file (empty: "<name>_labels.npy" or y.npy beside X.npy).
     /// IDX: path of the labels file (empty: the images file's name with "labels" for "images").
     std::string label;
+    /// Rows without labels are welcome (what predict reads): a CSV without the label column (with
+    /// exactly `expectedFeatures` columns, or without the column --label names), an IDX or NPY
+    /// file without a labels file, a table without the label column are read unlabeled
+    /// (Dataset::labeled() false) instead of refused.
+    bool labelsOptional = false;
+    /// Features a row has for the model that reads it (the product of its input shape; 0 when
+    /// unknown): with labelsOptional, a CSV of exactly this many columns has no label column.
+    int64_t expectedFeatures = 0;
+    /// Rows with a NaN or infinite feature: "fail" (a DataError naming the row, by its id where
+    /// there is one, and the column) or "skip" (left out, counted in LoadedSource::badRows).
+    std::string onBadRows = "fail";
     /// CSV: whether the first row is a header; unset means detect (a row with a non-numeric field
-    /// where the next row is numeric).
+    /// where the next row is numeric; a first row of the row count, the feature count and class
+    /// names, as scikit-learn's CSV files begin, is recognised and its class names used).
     std::optional<bool> header;
+    /// CSV: records passed over before the header or the data (notes, a title).
+    int64_t skipRows = 0;
     char delimiter = ',';
     /// Declared per-sample shape: CSV/NPY features are reshaped to it (e.g. {1,28,28});
     /// image folders are decoded to it ({C,H,W}, C 1 or 3, images resized to HxW). Image folders
@@ -100,6 +115,14 @@ struct LoadedSource {
     std::vector<int64_t> shardRows;
     /// What the read decoded: rows and their feature bytes (payload, as packed).
     int64_t rowsRead = 0, bytesRead = 0;
+    /// Rows left out for a NaN or infinite feature (SourceOptions::onBadRows "skip").
+    int64_t badRows = 0;
+    /// The feature columns' names in feature order, where the source has them (a CSV's header, a
+    /// table's numeric columns); empty otherwise. What errors name a column by.
+    std::vector<std::string> featureNames;
+    /// What the read decided that the user should know ("line 1 taken as the header (...)"):
+    /// printed by the commands that read the source.
+    std::vector<std::string> notes;
 };
 
 /// One kind of data source. The list in sources.cpp is the one place the CLI's help, the GUI and

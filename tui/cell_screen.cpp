@@ -77,13 +77,10 @@ public:
     }
 
     Outcome key(int key, Context&) override {
+        const auto* found = m_rows.done() ? m_rows.value() : nullptr;
+        if (moveCursor(key, m_cursor, found ? int(found->rows.size()) : 0))
+            return Outcome::stay();
         switch (key) {
-        case kUp: m_cursor = std::max(0, m_cursor - 1); break;
-        case kDown: ++m_cursor; break;
-        case kPageUp: m_cursor = std::max(0, m_cursor - 10); break;
-        case kPageDown: m_cursor += 10; break;
-        case kHome: m_cursor = 0; break;
-        case kEnd: m_cursor = 1 << 30; break;
         case 'q':
         case kEscape: return Outcome::back();
         default: break;

@@ -103,9 +103,9 @@ public:
     }
 
     Outcome key(int key, Context& context) override {
+        if (moveCursor(key, m_cursor, m_drawn ? int(m_drawn->datasets.size()) : 0))
+            return Outcome::stay();
         switch (key) {
-        case kUp: m_cursor = std::max(0, m_cursor - 1); break;
-        case kDown: ++m_cursor; break;
         case kEnter:
             if (m_drawn && m_cursor < int(m_drawn->datasets.size()))
                 return Outcome::open(datasetRowsScreen(m_drawn->datasets[size_t(m_cursor)], context));

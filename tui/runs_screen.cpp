@@ -24,6 +24,19 @@ std::string stateText(const store::RunRecord& run, double now, bool unicode) {
     return std::string(unicode ? spinner[frame] : ascii[frame]) + " " + name;
 }
 
+bool moveCursor(int key, int& cursor, int rows) {
+    const int last = std::max(0, rows - 1);
+    switch (key) {
+    case kUp: cursor = std::clamp(cursor - 1, 0, last); return true;
+    case kDown: cursor = std::clamp(cursor + 1, 0, last); return true;
+    case kPageUp: cursor = std::clamp(cursor - 10, 0, last); return true;
+    case kPageDown: cursor = std::clamp(cursor + 10, 0, last); return true;
+    case kHome: cursor = 0; return true;
+    case kEnd: cursor = last; return true;
+    default: return false;
+    }
+}
+
 Style stateStyle(store::RunState state) {
     switch (state) {
     case store::RunState::Running: return Style::Running;
@@ -208,13 +221,9 @@ public:
         }
         const auto* selected = m_shown.empty() ? nullptr
                                                : m_shown[size_t(std::clamp(m_cursor, 0, int(m_shown.size()) - 1))];
+        if (moveCursor(key, m_cursor, int(m_shown.size())))
+            return Outcome::stay();
         switch (key) {
-        case kUp: m_cursor = std::max(0, m_cursor - 1); break;
-        case kDown: m_cursor = std::min(int(m_shown.size()) - 1, m_cursor + 1); break;
-        case kPageUp: m_cursor = std::max(0, m_cursor - 10); break;
-        case kPageDown: m_cursor = std::min(int(m_shown.size()) - 1, m_cursor + 10); break;
-        case kHome: m_cursor = 0; break;
-        case kEnd: m_cursor = int(m_shown.size()) - 1; break;
         case '/': m_typing = true; break;
         case '<': m_sort = (m_sort + columns().size() - 1) % columns().size(); break;
         case '>': m_sort = (m_sort + 1) % columns().size(); break;

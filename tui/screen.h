@@ -85,6 +85,10 @@ std::unique_ptr<Screen> launchScreen(int64_t fromRun, const Snapshot& snapshot);
 std::string stopRun(const store::RunRecord& run);
 std::string resumeRun(const store::RunRecord& run, const Context& context);
 
+/// Up, Down, Page Up/Down, Home and End on a list's cursor; `rows` the list's length (the cursor
+/// stays in 0..rows-1, or 0 for none). False for other keys.
+bool moveCursor(int key, int& cursor, int rows);
+
 /// A run's configuration JSON as "key.sub" and value pairs, in the document's order.
 std::vector<std::pair<std::string, std::string>> flattenConfig(const std::string& json);
 

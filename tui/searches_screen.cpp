@@ -113,6 +113,8 @@ public:
 
     Outcome key(int key, Context& context) override {
         const int count = int(context.snapshot->searches.size());
+        if (moveCursor(key, m_cursor, int(m_shown.size())))
+            return Outcome::stay();
         switch (key) {
         case kTab:
             m_search = count ? (m_search + 1) % count : 0;
@@ -122,10 +124,6 @@ public:
             m_search = count ? (m_search + count - 1) % count : 0;
             m_cursor = 0;
             break;
-        case kUp: m_cursor = std::max(0, m_cursor - 1); break;
-        case kDown: ++m_cursor; break;
-        case kPageUp: m_cursor = std::max(0, m_cursor - 10); break;
-        case kPageDown: m_cursor += 10; break;
         case kEnter:
             if (m_cursor < int(m_shown.size()) && m_shown[size_t(m_cursor)] != 0)
                 return Outcome::open(runScreen(m_shown[size_t(m_cursor)]));

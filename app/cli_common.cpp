@@ -59,6 +59,18 @@ std::vector<int64_t> parseShape(const std::string& text) {
     return shape;
 }
 
+/// "a,b,,c" as {"a", "b", "c"}.
+std::vector<std::string> commaList(const std::string& text) {
+    std::vector<std::string> out;
+    for (size_t begin = 0; begin < text.size();) {
+        const size_t comma = std::min(text.find(',', begin), text.size());
+        if (comma > begin)
+            out.push_back(text.substr(begin, comma - begin));
+        begin = comma + 1;
+    }
+    return out;
+}
+
 } // namespace
 
 void installSignalHandlers() {
@@ -93,8 +105,13 @@ void SourceFlags::add(CLI::App& c, bool required) {
     c.add_option("--limit", limit, "use only the first N training rows (0 = all)")->capture_default_str();
     c.add_option("--conn", connection, std::string("pg: ") + kConnectionHelp);
     c.add_option("--features", features,
-                 "pg: feature columns, comma-separated: one real[]/bytea column or numeric columns (default: the "
-                 "array or bytea column, else every numeric column)");
+                 "feature columns, comma-separated (CSV: names or 0-based indices, the --label rule; default every "
+                 "column but the label; pg: one real[]/bytea column or numeric columns, default the array or bytea "
+                 "column, else every numeric column)");
+    c.add_option("--ignore", ignore, "columns that are not features (an id, a note), comma-separated");
+    c.add_option("--categorical", categorical,
+                 "CSV: columns read as categories, one 0/1 feature per value seen in the training rows (a column "
+                 "of text is one without being named), comma-separated");
     c.add_option("--id", id, "pg: id column; rows are read in its order");
     c.add_option("--distributed-by", distributedBy,
                  "pg: distribution key for --distribute-by database: segment = hash(key) mod N (default: --id; "
@@ -128,12 +145,9 @@ data::SourceOptions SourceFlags::options() const {
         throw ConfigError("--limit must be >= 0");
     o.limit = limit;
     o.connection = connection;
-    for (size_t begin = 0; begin < features.size();) {
-        const size_t comma = std::min(features.find(',', begin), features.size());
-        if (comma > begin)
-            o.features.push_back(features.substr(begin, comma - begin));
-        begin = comma + 1;
-    }
+    o.features = commaList(features);
+    o.ignore = commaList(ignore);
+    o.categorical = commaList(categorical);
     o.id = id;
     o.bytea = bytea;
     o.onBadRows = onBadRows;

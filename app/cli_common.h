@@ -34,6 +34,8 @@ struct SourceFlags {
     int64_t limit = 0;
     std::string connection;
     std::string features;
+    std::string ignore;
+    std::string categorical;
     std::string id;
     std::string bytea = "uint8";
     std::string distributedBy;

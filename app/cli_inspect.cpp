@@ -290,8 +290,10 @@ struct DataShowFlags {
                 features *= d;
             const int64_t cols = std::min<int64_t>(features, 8);
             std::vector<std::string> header = {"row"};
+            // The features' own names where the source has them (a header, "region=south").
+            const auto& names = loaded.featureNames;
             for (int64_t c = 0; c < cols; ++c)
-                header.push_back("x" + std::to_string(c));
+                header.push_back(int64_t(names.size()) == features ? names[size_t(c)] : "x" + std::to_string(c));
             if (cols < features)
                 header.push_back("...");
             header.push_back("label");

@@ -126,7 +126,7 @@ struct EvalFlags {
     int run() {
         train::applyThreadCount(threads);
         const auto trained = model.load("eval");
-        const auto loaded = data::loadSource(source.location, source.options());
+        const auto loaded = data::loadSource(source.location, train::readingOptions(trained, source.options()));
         for (const auto& note : loaded.notes)
             std::cerr << note << '\n';
         std::string name;
@@ -524,6 +524,7 @@ private:
                               std::to_string(trained.classNames().size()) + " classes");
         m_classNames = trained.classNames();
         // Rows to score need no label; a CSV as wide as the model's input has none.
+        m_options = train::readingOptions(trained, m_options);
         m_options.labelsOptional = true;
         m_options.expectedFeatures = 1;
         for (const auto d : model::analyze(trained.architecture()).inputShape)

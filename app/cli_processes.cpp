@@ -363,8 +363,13 @@ struct WorkerFlags {
     std::string secretFile;
     double timeoutSeconds = 60;
     double loadTimeoutSeconds = 3600;
+    int threads = 0;
+    std::string device;
 
     void add(CLI::App& c) {
+        c.add_option("--threads", threads,
+                     "CPU threads this worker trains with (0: what rank 0 gives each process of this host)");
+        c.add_option("--device", device, "the device this worker trains on: cpu, cuda, cuda:N (default: the run's)");
         c.add_option("--rank", rank, "this process's rank, 1 to world - 1 (rank 0 is the train command)")->required();
         c.add_option("--world", world, "processes in the run")->required();
         c.add_option("--master", master, "HOST:PORT of the run's rank 0 (or file:///PATH, a rendezvous in a file)")
@@ -397,7 +402,11 @@ struct WorkerFlags {
         }
         if (run.contains("predict"))
             return runPredictJob(run.at("predict"), *group);
-        const auto config = train::trainConfigFromJson(run.at("config").dump());
+        auto config = train::trainConfigFromJson(run.at("config").dump());
+        if (threads > 0)
+            config.threads = threads;
+        if (!device.empty())
+            config.device = device;
         const auto architecture = model::parseArchitecture(run.at("architecture").dump(), "the run's architecture");
         SilentObserver silent;
         // Its own segments' rows only, and its share of the validation and test rows.

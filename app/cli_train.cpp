@@ -83,8 +83,11 @@ struct TrainFlags {
     bool quiet = false;
     bool failureReported = false;
     double movingRate = -1;
+    double testFraction = 0;
     ProcessFlags processes;
     CLI::Option* segmentsOption = nullptr;
+    CLI::Option* lrOption = nullptr;
+    CLI::Option* momentumOption = nullptr;
 
     void add(CLI::App& c) {
         source.add(c);
@@ -96,8 +99,11 @@ struct TrainFlags {
         c.add_option("--batch-size", config.batchSize, "minibatch size")->capture_default_str();
         c.add_option("--optimizer", config.optimizer.name, joinChoiceNames(train::optimizerChoices(), "|"))
             ->capture_default_str();
-        c.add_option("--lr", config.optimizer.lr, "learning rate")->capture_default_str();
-        c.add_option("--momentum", config.optimizer.momentum, "momentum (sgd, rmsprop)")->capture_default_str();
+        lrOption = c.add_option(
+            "--lr", config.optimizer.lr,
+            "learning rate (default: the optimizer's; sgd 0.05, adam and adamw 0.001, rmsprop 0.01)");
+        momentumOption = c.add_option("--momentum", config.optimizer.momentum,
+                                      "momentum (sgd, rmsprop; default: sgd 0.9, rmsprop 0)");
         c.add_flag("--nesterov", config.optimizer.nesterov, "Nesterov momentum (sgd)");
         c.add_option("--weight-decay", config.optimizer.weightDecay, "weight decay")->capture_default_str();
         c.add_option("--schedule", config.schedule.name,
@@ -109,6 +115,10 @@ struct TrainFlags {
         c.add_option("--min-lr", config.schedule.minLr, "cosine schedule: final learning rate")->capture_default_str();
         c.add_option("--val-fraction", config.data.validationFraction,
                      "fraction of the training rows held out for validation (seeded)")
+            ->capture_default_str();
+        c.add_option("--test-fraction", testFraction,
+                     "a source without a test split: hold this fraction of its rows out as one (seeded), for a "
+                     "test evaluation and its confusion matrix at the end")
             ->capture_default_str();
         c.add_option("--normalize", normalization,
                      "feature normalization: " + joinChoiceNames(data::normalizationChoices(), "|"))
@@ -209,12 +219,21 @@ struct TrainFlags {
             config.movingRate = movingRate;
         if (segmentsOption && segmentsOption->count() == 0 && config.processes > 1)
             config.segments = config.processes;
+        // Another optimizer starts from its own learning rate and momentum, not SGD's.
+        if (config.optimizer.name != "sgd" && lrOption && momentumOption) {
+            const auto defaults = train::defaultsOf(config.optimizer.name);
+            if (lrOption->count() == 0)
+                config.optimizer.lr = defaults.lr;
+            if (momentumOption->count() == 0)
+                config.optimizer.momentum = defaults.momentum;
+        }
     }
 
     int train() {
         complete();
         config.data.location = source.location;
         config.data.source = source.options();
+        config.data.source.testFraction = testFraction;
         config.data.normalization = data::parseNormalization(normalization);
         if (noProject && (!warmStart.empty() || !project.empty()))
             throw ConfigError(std::string(!warmStart.empty() ? "--warm-start" : "--project") +
@@ -324,6 +343,7 @@ struct ScaleStudyFlags {
             flags.name = study + "-" + std::to_string(n);
             flags.config.data.location = flags.source.location;
             flags.config.data.source = flags.source.options();
+            flags.config.data.source.testFraction = flags.testFraction;
             flags.config.data.normalization = data::parseNormalization(flags.normalization);
             RecordingObserver recording;
             const auto display = makeObserver(false, true);
@@ -388,6 +408,7 @@ struct ResumeFlags {
     std::string run;
     int keepCheckpoints = 3;
     int threads = -1;
+    std::string device;
     bool json = false;
     bool quiet = false;
     ProcessFlags processes;
@@ -400,6 +421,7 @@ struct ResumeFlags {
             ->capture_default_str()
             ->check(CLI::Range(1, 1000000));
         c.add_option("--threads", threads, "CPU threads (default: the run's setting)");
+        c.add_option("--device", device, "continue on this device: cpu, cuda, cuda:N (default: the run's)");
         c.add_flag("--json", json, "print one JSON object per line per event instead of text");
         c.add_flag("-q,--quiet", quiet, "only epoch lines and the result");
     }
@@ -409,7 +431,7 @@ struct ResumeFlags {
         store.reconcileInterrupted();
         const auto observer = makeObserver(json, quiet);
         std::unique_ptr<ProcessRun> processRun;
-        const auto point = session::prepareResume(store, findRun(store, run), *observer, threads,
+        const auto point = session::prepareResume(store, findRun(store, run), *observer, {threads, device},
                                                   [&](const train::TrainConfig& config,
                                                       const model::Architecture& architecture) {
                                                       processRun = ProcessRun::start(config, architecture, processes);

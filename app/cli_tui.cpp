@@ -36,7 +36,7 @@ int openTerminalWorkbench(const std::string& projectFlag) {
 void registerTuiCommand(CLI::App& app, Command& selected) {
     auto* tui = app.add_subcommand("tui", "open the terminal workbench: runs live, curves, compare, launch, datasets");
     auto project = std::make_shared<std::string>();
-    tui->add_option("project", *project,
+    tui->add_option("project,--project", *project,
                     "the project file (default: $MPPDL_PROJECT, else the one *.mppdl here, else ./project.mppdl)");
     tui->callback([&selected, project] { selected = [project] { return openTerminalWorkbench(*project); }; });
 }

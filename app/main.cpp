@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
 #ifdef MPPDL_WITH_GUI
     ui::GuiStart guiStart;
     auto* gui = app.add_subcommand("gui", "open the workbench (the same as a plain `mppdl`)");
-    gui->add_option("project", guiStart.project, "a project file to open (default: the last one)");
+    gui->add_option("project,--project", guiStart.project, "a project file to open (default: the last one)");
     gui->add_option("--run", guiStart.run, "open this run's view (an id or a name)");
     gui->add_option("--dataset", guiStart.dataset, "open this dataset's view (an id or a name)");
     gui->add_option("--search", guiStart.search, "open this search's leaderboard (mppdl tune --name)");

@@ -514,3 +514,88 @@ TEST_F(Cli, ShowAndArchShowSpeakOfAProjectsRunsAndVersions) {
     EXPECT_EQ(r.code, 2) << r.out;
     EXPECT_NE(r.out.find("has no version 7"), std::string::npos) << r.out;
 }
+
+namespace {
+
+/// Shops in four regions: the label follows the region and the sign of x, so that only a model
+/// that reads the region's one-hot features learns it.
+std::string shopsCsv(int rows, unsigned seed, bool withLabel, const std::vector<std::string>& regions) {
+    std::string text = withLabel ? "id,region,x,label\n" : "id,region,x\n";
+    unsigned state = seed;
+    auto next = [&] { return (state = state * 1103515245u + 12345u) >> 8; };
+    for (int i = 0; i < rows; ++i) {
+        const size_t r = next() % regions.size();
+        const double x = double(next() % 2000) / 1000.0 - 1.0;
+        text += "s" + std::to_string(seed) + "-" + std::to_string(i) + "," + regions[r] + "," + std::to_string(x);
+        if (withLabel)
+            text += "," + std::to_string((r + (x > 0 ? 1 : 0)) % 3);
+        text += "\n";
+    }
+    return text;
+}
+
+} // namespace
+
+// The everyday CSV: an id column ignored, a text column one-hot encoded with categories of the
+// training rows, trained with a seeded test split (a test evaluation and its confusion matrix),
+// then new rows predicted with the model's categories (an unseen region said) and the model
+// exported to ONNX with the categories in its metadata.
+TEST_F(Cli, ACsvWithAnIdAndATextColumnTrainsPredictsAndExports) {
+    const std::vector<std::string> regions = {"east", "north", "south", "west"};
+    const auto csv = file("shops.csv", shopsCsv(800, 1, true, regions));
+    const auto arch = file("shops.json", R"({"format": "mppdl-architecture", "version": 1, "name": "shops", "layers": [
+        {"name": "input", "type": "Input", "shape": [5]}, {"name": "d1", "type": "Dense", "units": 32},
+        {"name": "r1", "type": "ReLU"}, {"name": "d2", "type": "Dense", "units": 3}]})");
+    auto r = run("train --data " + csv + " --ignore id --test-fraction 0.2 --arch " + arch +
+                 " --epochs 60 --batch-size 16 --seed 3 --no-project --save " + path("m.pt"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("column id left out (--ignore)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("column 'region' read as 4 categories (east, north, south, west)"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("a seeded 160 of the 800 training rows held out as the test split (--test-fraction 0.2)"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("576 train / 64 validation / 160 test rows of 5"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("confusion matrix"), std::string::npos) << "a test evaluation at the end\n" << r.out;
+    const auto at = r.out.find("test accuracy ");
+    ASSERT_NE(at, std::string::npos) << r.out;
+    EXPECT_GT(std::stod(r.out.substr(at + 14)), 90.0) << "the label needs the region: it was read\n" << r.out;
+
+    const auto fresh = file("new.csv", shopsCsv(50, 9, false, {"east", "north", "south", "west", "mars"}));
+    r = run("predict --model " + path("m.pt") + " --data " + fresh + " --out " + path("p.csv"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("with a value of column 'region' the model was not trained with (mars)"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("wrote 50 predictions"), std::string::npos) << r.out;
+    // The training file predicted again: labelled rows are evaluated with the model's encoding.
+    r = run("predict --model " + path("m.pt") + " --data " + csv + " --out " + path("again.csv") + " --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    nlohmann::json evaluated;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);)
+        if (line.rfind('{', 0) == 0 && line.find("\"evaluation\"") != std::string::npos)
+            evaluated = nlohmann::json::parse(line);
+    ASSERT_TRUE(evaluated.contains("evaluation")) << r.out;
+    EXPECT_GT(evaluated["evaluation"]["accuracy"].get<double>(), 0.9) << r.out;
+
+    r = run("export --model " + path("m.pt") + " --out " + path("m.onnx"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::ifstream in(path("m.onnx"), std::ios::binary);
+    const std::string onnx((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(onnx.find("mppdl.columns"), std::string::npos);
+    EXPECT_NE(onnx.find(R"([{"categories":["east","north","south","west"],"name":"region"},{"name":"x"}])"),
+              std::string::npos)
+        << "the vocabulary in the export's metadata";
+}
+
+// Every subcommand that computes takes --threads and --device.
+TEST_F(Cli, EveryComputingSubcommandTakesThreadsAndDevice) {
+    for (const std::string command : {"train", "demo", "scale-study", "resume", "eval", "predict", "tune", "worker"}) {
+        const auto r = run(command + " --help");
+        EXPECT_EQ(r.code, 0) << command << "\n" << r.out;
+        EXPECT_NE(r.out.find("--threads"), std::string::npos) << command << "\n" << r.out;
+        EXPECT_NE(r.out.find("--device"), std::string::npos) << command << "\n" << r.out;
+    }
+    for (const std::string command : {"runs", "show", "export-metrics", "tui", "gui", "arch list", "eval", "predict"})
+        EXPECT_NE(run(command + " --help").out.find("--project"), std::string::npos) << command;
+}

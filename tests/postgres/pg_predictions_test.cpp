@@ -302,3 +302,41 @@ TEST_F(PgPredictions, BadValuesAndDuplicateIdsAreNamed) {
         db->query(std::string("DROP TABLE ") + t);
     std::filesystem::remove(model);
 }
+
+// A flat real[] of 784 values trains and predicts a 1x28x28 network without --shape, and says so;
+// --ignore leaves a numeric column out of a table's features.
+TEST_F(PgPredictions, AFlatArrayTakesTheNetworksShapeAndIgnoreLeavesColumnsOut) {
+    const std::string table = "flat_rows";
+    const std::string conn = " --conn '" + std::string(std::getenv("MPPDL_TEST_PG")) + "'";
+    setenv("PGPASSWORD", std::getenv("MPPDL_TEST_PG_PASSWORD"), 1);
+    data::SourceOptions o;
+    o.limit = 600;
+    createFashionTable(*db, table, "real[]", data::loadSource(MPPDL_FASHION_MNIST_DIR, o).train);
+    const auto model =
+        (std::filesystem::temp_directory_path() / ("mppdl_flat_" + std::to_string(getpid()) + ".model")).string();
+    auto r = runMppdl("train --data pg:" + table + conn + " --id id --arch lenet5 --epochs 1 --no-project --save " +
+                      model);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("rows of 784 values taken as 1x28x28, the network's input"), std::string::npos) << r.out;
+    db->query("DROP TABLE IF EXISTS flat_scored");
+    r = runMppdl("predict --model " + model + " --data pg:" + table + conn + " --id id --out-table flat_scored");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(scalar("SELECT count(*) FROM flat_scored"), "600");
+
+    db->query("DROP TABLE IF EXISTS flat_columns");
+    db->query("CREATE TABLE flat_columns AS SELECT id, label, pixels[100] AS a, pixels[400] AS b, id * 3 AS serial "
+              "FROM " +
+              table);
+    r = runMppdl("data show --data pg:flat_columns" + conn);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("samples  3 float32"), std::string::npos) << r.out;
+    r = runMppdl("data show --data pg:flat_columns" + conn + " --ignore serial");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("samples  2 float32"), std::string::npos) << r.out;
+    r = runMppdl("data show --data pg:flat_columns" + conn + " --ignore serail");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("no column 'serail'"), std::string::npos) << r.out;
+    for (const char* t : {"flat_rows", "flat_scored", "flat_columns"})
+        db->query(std::string("DROP TABLE ") + t);
+    std::filesystem::remove(model);
+}

@@ -3,6 +3,7 @@
 #include "data/formats.h"
 #include "data/gz_file.h"
 #include "mppdl/core/error.h"
+#include "mppdl/core/text_table.h"
 
 #include <torch/torch.h>
 
@@ -182,44 +183,65 @@ std::string describeColumns(const std::vector<std::string>& names) {
 /// No label column: a read for prediction (labelsOptional) of a file without one.
 constexpr size_t kNoLabel = size_t(-1);
 
-/// --label: digits are a 0-based index, anything else a header name; "name:" and "index:" force
-/// either (a header column named "4" is --label name:4). One rule, so that the same flag never
-/// means two columns.
-size_t findLabelColumn(const std::string& path, const SourceOptions& options, const std::vector<std::string>& names,
-                       size_t columns) {
-    if (options.label.empty())
-        // Exactly the model's features: no label column (else the last column is the label).
-        return options.labelsOptional && options.expectedFeatures == int64_t(columns) ? kNoLabel : columns - 1;
-    std::string label = options.label;
+/// A column named on the command line (--label, --features, --ignore, --categorical): digits are
+/// a 0-based index, anything else a header name; "name:" and "index:" force either (a header
+/// column named "4" is name:4). One rule, so that the same flag never means two columns.
+/// kNoLabel for a name the header does not have when `missingOk`.
+size_t columnOf(const std::string& path, const std::string& flag, const std::string& spec,
+                const std::vector<std::string>& names, size_t columns, bool missingOk) {
+    std::string name = spec;
     bool byName = false, byIndex = false;
-    if (label.rfind("name:", 0) == 0) {
+    if (name.rfind("name:", 0) == 0) {
         byName = true;
-        label.erase(0, 5);
-    } else if (label.rfind("index:", 0) == 0) {
+        name.erase(0, 5);
+    } else if (name.rfind("index:", 0) == 0) {
         byIndex = true;
-        label.erase(0, 6);
+        name.erase(0, 6);
     } else {
-        byIndex = !label.empty() && label.find_first_not_of("0123456789") == std::string::npos;
+        byIndex = !name.empty() && name.find_first_not_of("0123456789") == std::string::npos;
         byName = !byIndex;
     }
     if (byName) {
         for (size_t i = 0; i < names.size(); ++i)
-            if (std::string(trim(names[i])) == label)
+            if (std::string(trim(names[i])) == name)
                 return i;
-        if (options.labelsOptional && !names.empty())
-            return kNoLabel; // a header without the named label column: rows to predict
+        if (missingOk)
+            return kNoLabel;
         if (names.empty())
-            throw ConfigError(path + ": no label column named '" + label + "': the file has no header row; name the " +
-                              "label column by its 0-based index 0.." + std::to_string(columns - 1));
-        throw ConfigError(path + ": no label column named '" + label + "'; the columns are: " + describeColumns(names));
+            throw ConfigError(path + ": " + flag + " " + spec + ": no column named '" + name +
+                              "': the file has no header row; name the column by its 0-based index 0.." +
+                              std::to_string(columns - 1));
+        throw ConfigError(path + ": " + flag + " " + spec + ": no column named '" + name +
+                          "'; the columns are: " + describeColumns(names));
     }
     size_t index = 0;
-    const auto [end, ec] = std::from_chars(label.data(), label.data() + label.size(), index);
-    if (ec == std::errc() && end == label.data() + label.size() && index < columns)
+    const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), index);
+    if (ec == std::errc() && end == name.data() + name.size() && index < columns)
         return index;
-    throw ConfigError(path + ": --label " + options.label + " is a 0-based column index, and the file has " +
+    throw ConfigError(path + ": " + flag + " " + spec + " is a 0-based column index, and the file has " +
                       std::to_string(columns) + " columns (0.." + std::to_string(columns - 1) + ")" +
-                      (names.empty() ? std::string() : "; a column named so is --label name:" + label));
+                      (names.empty() ? std::string() : "; a column named so is " + flag + " name:" + name));
+}
+
+/// The label column (columnOf's rule); empty --label: the last column, or none when the file has
+/// exactly the model's features, or when its last column is one the model reads.
+size_t findLabelColumn(const std::string& path, const SourceOptions& options, const std::vector<std::string>& names,
+                       size_t columns) {
+    if (options.label.empty()) {
+        if (options.labelsOptional && options.encoding && !options.encoding->empty()) {
+            // The last column is the label unless the model reads it (by name, or by index
+            // without a header).
+            const std::string last = names.empty() ? std::to_string(columns - 1) : std::string(trim(names.back()));
+            for (const auto& c : options.encoding->columns)
+                if (c.name == last)
+                    return kNoLabel;
+            return columns - 1;
+        }
+        // Exactly the model's features: no label column (else the last column is the label).
+        return options.labelsOptional && options.expectedFeatures == int64_t(columns) ? kNoLabel : columns - 1;
+    }
+    // A header without the named label column: rows to predict.
+    return columnOf(path, "--label", options.label, names, columns, options.labelsOptional && !names.empty());
 }
 
 /// How a CSV begins: the records before the data (--skip-rows, a header, a first row of counts
@@ -359,24 +381,259 @@ EncodedLabels encodeLabels(const std::string& path, const std::vector<std::strin
     return encoded;
 }
 
-/// The header's names of the feature columns (empty without a header).
-std::vector<std::string> featureNamesOf(const std::vector<std::string>& names, size_t labelColumn) {
-    std::vector<std::string> out;
-    for (size_t i = 0; i < names.size(); ++i)
-        if (i != labelColumn)
-            out.emplace_back(trim(names[i]));
+/// What each column of a file is for: the label, left out, or a feature read as a number or as a
+/// category; and the feature columns in feature order.
+struct ColumnPlan {
+    size_t label = kNoLabel;
+    std::vector<size_t> features;    ///< feature columns, in feature order
+    std::vector<int> category;       ///< per column: its index among the categorical columns, or -1
+    std::vector<size_t> categorical; ///< the categorical columns, in feature order
+    std::vector<bool> detected;      ///< per categorical column: detected as text, not named
+    std::vector<std::string> keys;   ///< per column: the header's name, or its index without a header
+    std::vector<size_t> ignored;
+    /// The features are not simply every column but the label as numbers: an encoding is kept.
+    bool encoded = false;
+};
+
+/// Whether a column is text: more than half of its non-empty values in the first rows are not
+/// numbers (a numeric column with a stray "n/a" stays numeric, and the "n/a" is an error).
+std::vector<bool> textColumns(const std::string& path, const std::string& text, const SourceOptions& options,
+                              size_t skip, size_t columns) {
+    constexpr int kSampleRows = 1000;
+    std::vector<int64_t> values(columns), texts(columns);
+    std::vector<std::string_view> fields;
+    CsvReader reader(path, text, options.delimiter);
+    for (size_t i = 0; i < skip; ++i)
+        reader.next(fields);
+    for (int r = 0; r < kSampleRows && reader.next(fields); ++r)
+        for (size_t i = 0; i < std::min(columns, fields.size()); ++i)
+            if (!trim(fields[i]).empty()) {
+                ++values[i];
+                texts[i] += isNumber(fields[i]) ? 0 : 1;
+            }
+    std::vector<bool> out(columns);
+    for (size_t i = 0; i < columns; ++i)
+        out[i] = texts[i] * 2 > values[i];
     return out;
+}
+
+ColumnPlan planColumns(const std::string& path, const std::string& text, const SourceOptions& options,
+                       const CsvLayout& layout, size_t columns) {
+    ColumnPlan plan;
+    const auto& names = layout.names;
+    for (size_t i = 0; i < columns; ++i)
+        plan.keys.push_back(names.empty() ? std::to_string(i) : std::string(trim(names[i])));
+    plan.label = findLabelColumn(path, options, names, columns);
+    plan.category.assign(columns, -1);
+    auto resolve = [&](const std::string& flag, const std::vector<std::string>& specs) {
+        std::vector<size_t> out;
+        for (const auto& spec : specs) {
+            const size_t i = columnOf(path, flag, spec, names, columns, false);
+            if (i == plan.label)
+                throw ConfigError(path + ": " + flag + " " + spec + " names the label column");
+            out.push_back(i);
+        }
+        return out;
+    };
+    if (options.encoding && !options.encoding->empty()) { // the model's columns, by name, in its order
+        for (const auto& c : options.encoding->columns) {
+            const auto it = std::find(plan.keys.begin(), plan.keys.end(), c.name);
+            if (it == plan.keys.end())
+                throw ConfigError(path + ": no column " + (names.empty() ? "at index " : "named '") + c.name +
+                                  (names.empty() ? "" : "'") + ", which the model reads (" +
+                                  options.encoding->describe() + ")");
+            const auto i = size_t(it - plan.keys.begin());
+            plan.features.push_back(i);
+            if (c.categorical) {
+                plan.category[i] = int(plan.categorical.size());
+                plan.categorical.push_back(i);
+                plan.detected.push_back(false);
+            }
+        }
+        plan.encoded = true;
+        return plan;
+    }
+    plan.ignored = resolve("--ignore", options.ignore);
+    const auto chosen = resolve("--features", options.features);
+    const auto named = resolve("--categorical", options.categorical);
+    const auto isText = textColumns(path, text, options, layout.skip, columns);
+    for (size_t i = 0; i < columns; ++i) {
+        const bool ignored = std::find(plan.ignored.begin(), plan.ignored.end(), i) != plan.ignored.end();
+        const bool wanted = chosen.empty() || std::find(chosen.begin(), chosen.end(), i) != chosen.end();
+        if (i == plan.label || ignored || !wanted)
+            continue;
+        plan.features.push_back(i);
+        const bool isNamed = std::find(named.begin(), named.end(), i) != named.end();
+        if (isNamed || isText[i]) {
+            plan.category[i] = int(plan.categorical.size());
+            plan.categorical.push_back(i);
+            plan.detected.push_back(!isNamed);
+        }
+    }
+    if (plan.features.empty())
+        throw ConfigError(path + ": no feature columns are left (" + std::to_string(columns) + " columns, " +
+                          std::to_string(plan.ignored.size()) + " ignored, the label " +
+                          (plan.label == kNoLabel ? "none" : plan.keys[plan.label]) + ")");
+    plan.encoded = !plan.categorical.empty() || plan.features.size() + (plan.label == kNoLabel ? 0 : 1) != columns;
+    return plan;
+}
+
+/// A categorical column's values as read: each distinct value once, in the order first seen, and
+/// each row's (every row's, selected or not: the categories are the whole file's training rows').
+struct CategoryValues {
+    std::unordered_map<std::string, int32_t> idOf;
+    std::vector<std::string> values;
+    std::vector<int32_t> rowValue;
+
+    void add(std::string_view field) {
+        std::string value(trim(field));
+        auto [it, added] = idOf.try_emplace(std::move(value), int32_t(values.size()));
+        if (added)
+            values.push_back(it->first);
+        rowValue.push_back(it->second);
+    }
+};
+
+/// What the rows' features are made of, before the categories are fitted.
+struct RawRows {
+    std::vector<float> numbers; ///< the number columns of the taken rows, row by row
+    std::vector<CategoryValues> categories;
+};
+
+/// The encoding of the plan's columns: the model's (options.encoding), or one fitted on the fit
+/// rows; and per categorical column, each value's position among its categories (-1: unseen).
+ColumnEncoding fitEncoding(const std::string& path, const SourceOptions& options, const ColumnPlan& plan,
+                           const RawRows& raw, int64_t rows, std::vector<std::vector<int64_t>>& positionOf) {
+    if (options.encoding && !options.encoding->empty()) {
+        positionOf.clear();
+        for (size_t k = 0; k < plan.categorical.size(); ++k) {
+            const auto& known = options.encoding->columns[size_t(
+                std::find(plan.features.begin(), plan.features.end(), plan.categorical[k]) - plan.features.begin())];
+            std::vector<int64_t> to;
+            for (const auto& v : raw.categories[k].values) {
+                const auto it = std::lower_bound(known.categories.begin(), known.categories.end(), v);
+                to.push_back(it != known.categories.end() && *it == v ? int64_t(it - known.categories.begin()) : -1);
+            }
+            positionOf.push_back(std::move(to));
+        }
+        return *options.encoding;
+    }
+    ColumnEncoding encoding;
+    std::vector<int64_t> fit;
+    if (options.fitRows)
+        fit = options.fitRows(rows);
+    positionOf.assign(plan.categorical.size(), {});
+    for (const size_t i : plan.features) {
+        ColumnEncoding::Column column;
+        column.name = plan.keys[i];
+        const int k = plan.category[i];
+        if (k >= 0) {
+            column.categorical = true;
+            const auto& values = raw.categories[size_t(k)];
+            std::vector<bool> seen(values.values.size(), !options.fitRows);
+            for (const int64_t r : fit)
+                if (r >= 0 && r < int64_t(values.rowValue.size()))
+                    seen[size_t(values.rowValue[size_t(r)])] = true;
+            for (size_t v = 0; v < values.values.size(); ++v)
+                if (seen[v])
+                    column.categories.push_back(values.values[v]);
+            std::sort(column.categories.begin(), column.categories.end());
+            const auto distinct = int64_t(column.categories.size());
+            const bool tooMany = plan.detected[size_t(k)] ? distinct > 1000 || (distinct > 100 && distinct * 5 > rows)
+                                                          : distinct > 10000;
+            if (tooMany)
+                throw ConfigError(path + ": column '" + column.name + "' (" + std::to_string(i) + ") holds " +
+                                  std::to_string(distinct) + " distinct values in " + std::to_string(rows) +
+                                  " rows: an id or free text, not categories; --ignore " + column.name +
+                                  " leaves it out" +
+                                  (plan.detected[size_t(k)] ? " (--categorical encodes it all the same)" : ""));
+            for (const auto& v : values.values) {
+                const auto it = std::lower_bound(column.categories.begin(), column.categories.end(), v);
+                positionOf[size_t(k)].push_back(
+                    it != column.categories.end() && *it == v ? int64_t(it - column.categories.begin()) : -1);
+            }
+        }
+        encoding.columns.push_back(std::move(column));
+    }
+    return encoding;
+}
+
+/// The taken rows' features under the encoding: numbers as read, a categorical column one 0/1
+/// feature per category (all 0 for a value it has none for).
+at::Tensor encodeRows(const ColumnPlan& plan, const ColumnEncoding& encoding, const RawRows& raw,
+                      const std::vector<std::vector<int64_t>>& positionOf, const std::vector<int64_t>* selected,
+                      int64_t taken) {
+    const int64_t width = encoding.width();
+    const size_t numbers = plan.features.size() - plan.categorical.size();
+    auto x = torch::zeros({taken, width}, torch::kFloat32);
+    float* out = x.data_ptr<float>();
+    for (int64_t r = 0; r < taken; ++r) {
+        const int64_t ordinal = selected ? (*selected)[size_t(r)] : r;
+        float* row = out + r * width;
+        size_t n = 0;
+        int64_t at = 0;
+        for (size_t j = 0; j < plan.features.size(); ++j) {
+            const int k = plan.category[plan.features[j]];
+            if (k < 0) {
+                row[at++] = raw.numbers[size_t(r) * numbers + n++];
+                continue;
+            }
+            const auto& categories = encoding.columns[j].categories;
+            const int64_t p = positionOf[size_t(k)][size_t(raw.categories[size_t(k)].rowValue[size_t(ordinal)])];
+            if (p >= 0)
+                row[at + p] = 1.0f;
+            at += int64_t(categories.size());
+        }
+    }
+    return x;
+}
+
+/// What the output says of an encoding: the columns left out and the categories (with the unseen
+/// values' counts when the encoding is the model's).
+void noteEncoding(const std::string& path, const ColumnPlan& plan, const ColumnEncoding& encoding, const RawRows& raw,
+                  const std::vector<std::vector<int64_t>>& positionOf, bool fitted, std::vector<std::string>& notes) {
+    if (!plan.ignored.empty()) {
+        std::vector<std::string> names;
+        for (const size_t i : plan.ignored)
+            names.push_back(plan.keys[i]);
+        notes.push_back(path + ": " + (names.size() == 1 ? "column " : "columns ") + joinNames(names) +
+                        " left out (--ignore)");
+    }
+    for (size_t k = 0; k < plan.categorical.size(); ++k) {
+        const size_t j = size_t(std::find(plan.features.begin(), plan.features.end(), plan.categorical[k]) -
+                                plan.features.begin());
+        const auto& c = encoding.columns[j];
+        // Over every row of the file, selected or not: a plan's read says what the rows hold.
+        int64_t unseen = 0;
+        std::vector<std::string> values;
+        for (const auto v : raw.categories[k].rowValue)
+            if (positionOf[k][size_t(v)] < 0) {
+                ++unseen;
+                const auto& value = raw.categories[k].values[size_t(v)];
+                if (values.size() < 9 && std::find(values.begin(), values.end(), value) == values.end())
+                    values.push_back(value);
+            }
+        if (fitted)
+            notes.push_back(path + ": column '" + c.name + "' read as " +
+                            countText(int64_t(c.categories.size()), "category", "categories") + " (" +
+                            joinNames(c.categories) + "), one feature each" +
+                            (plan.detected[k] ? " (text: --ignore leaves it out)" : " (--categorical)"));
+        if (unseen > 0)
+            notes.push_back(path + ": " + countText(unseen, "row") + " with a value of column '" + c.name + "' " +
+                            (fitted ? "that the training rows do not have" : "the model was not trained with") + " (" +
+                            joinNames(values) + "): its " + std::to_string(c.categories.size()) +
+                            " features are 0 for them");
+    }
 }
 
 /// Rows read for prediction from a file without a label column: `taken` of the file's `rows`
 /// (fewer when some were selected).
-LoadedSource unlabeledCsv(const std::string& path, std::vector<float>& features, int64_t rows, int64_t taken,
-                          size_t featureCount, const SourceOptions& options) {
-    auto x = torch::from_blob(features.data(), {taken, static_cast<int64_t>(featureCount)}, torch::kFloat32).clone();
+LoadedSource unlabeledCsv(const std::string& path, const at::Tensor& x, int64_t rows, int64_t taken,
+                          const SourceOptions& options) {
     LoadedSource out;
     out.train = Dataset(reshapeFeatures(x, options.shape, path), torch::full({taken}, -1, torch::kInt64), {});
     out.rowsRead = taken;
-    out.bytesRead = taken * static_cast<int64_t>(featureCount * sizeof(float));
+    out.bytesRead = taken * x.size(1) * int64_t(sizeof(float));
     if (options.rows) {
         out.sourceTrainRows = rows;
         out.sourceTestRows = 0;
@@ -385,7 +642,127 @@ LoadedSource unlabeledCsv(const std::string& path, std::vector<float>& features,
     return out;
 }
 
+/// The rows of a file as read: their numbers, their categories' values and their labels' values.
+struct ReadRows {
+    RawRows raw;
+    std::vector<int64_t> labelIds;
+    std::vector<std::string> labelValues;
+    int64_t rows = 0, badRows = 0;
+    size_t nextSelected = 0;
+};
+
+ReadRows readRows(const std::string& path, const std::string& text, const SourceOptions& options,
+                  const CsvLayout& layout, const ColumnPlan& plan, size_t columns) {
+    ReadRows read;
+    read.raw.categories.resize(plan.categorical.size());
+    auto columnName = [&](size_t i) {
+        return layout.names.empty() ? "column " + std::to_string(i)
+                                    : "column '" + plan.keys[i] + "' (" + std::to_string(i) + ")";
+    };
+    std::unordered_map<std::string, int64_t> labelIdOf;
+    // With a selection every row's label is read (the classes are the whole file's) but only the
+    // selected rows' features are parsed.
+    const std::vector<int64_t>* selected = options.rows ? &options.rows->train : nullptr;
+    std::vector<std::string_view> fields;
+    CsvReader reader(path, text, options.delimiter);
+    for (size_t i = 0; i < layout.skip; ++i)
+        reader.next(fields);
+    const bool skipBad = options.onBadRows == "skip";
+    if (skipBad && selected && !selected->empty())
+        throw ConfigError(path + ": --on-bad-rows skip reads the file whole, not some of its rows (a process's "
+                                 "share, a chunk): leave it out, or fix the rows");
+    auto& features = read.raw.numbers;
+    while ((options.limit <= 0 || read.rows < options.limit) && reader.next(fields)) {
+        const auto where = [&] { return path + ":" + std::to_string(reader.line()) + ": "; };
+        if (fields.size() != columns)
+            throw DataError(where() + "expected " + std::to_string(columns) + " fields, found " +
+                            std::to_string(fields.size()));
+        const bool wanted = !selected ||
+                            (read.nextSelected < selected->size() && (*selected)[read.nextSelected] == read.rows);
+        if (wanted && selected)
+            ++read.nextSelected;
+        const size_t rowStart = features.size();
+        bool bad = false;
+        for (size_t j = 0; j < plan.features.size() && wanted && !bad; ++j) {
+            const size_t i = plan.features[j];
+            if (plan.category[i] >= 0)
+                continue;
+            float value = 0;
+            if (!parseNumber(fields[i], value))
+                throw DataError(where() + columnName(i) + ": '" + std::string(fields[i]) + "' is not a number" +
+                                (plan.encoded && options.encoding
+                                     ? std::string()
+                                     : " (--categorical " + plan.keys[i] + " reads the column as categories)"));
+            if (!std::isfinite(value)) {
+                if (!skipBad)
+                    throw DataError(where() + columnName(i) + ": '" + std::string(trim(fields[i])) +
+                                    "' is not a finite number (--on-bad-rows skip leaves such rows out)");
+                bad = true;
+            }
+            features.push_back(value);
+        }
+        if (bad) { // left out: its features go, and it is not a row
+            features.resize(rowStart);
+            ++read.badRows;
+            continue;
+        }
+        for (size_t k = 0; k < plan.categorical.size(); ++k)
+            read.raw.categories[k].add(fields[plan.categorical[k]]);
+        ++read.rows;
+        if (plan.label == kNoLabel)
+            continue;
+        const auto label = std::string(trim(fields[plan.label]));
+        if (label.empty())
+            throw DataError(where() + columnName(plan.label) + ": empty label");
+        auto [it, added] = labelIdOf.try_emplace(label, static_cast<int64_t>(read.labelValues.size()));
+        if (added)
+            read.labelValues.push_back(label);
+        read.labelIds.push_back(it->second);
+    }
+    if (read.rows == 0)
+        throw DataError(path + ": no data rows" + (layout.names.empty() ? "" : " below the header"));
+    if (selected && read.nextSelected != selected->size())
+        throw InternalError(path + ": row " + std::to_string((*selected)[read.nextSelected]) + " selected of " +
+                            std::to_string(read.rows));
+    return read;
+}
+
 } // namespace
+
+int64_t ColumnEncoding::width() const {
+    int64_t w = 0;
+    for (const auto& c : columns)
+        w += c.categorical ? int64_t(c.categories.size()) : 1;
+    return w;
+}
+
+std::vector<std::string> ColumnEncoding::featureNames() const {
+    std::vector<std::string> out;
+    for (const auto& c : columns) {
+        if (!c.categorical)
+            out.push_back(c.name);
+        for (const auto& v : c.categories)
+            out.push_back(c.name + "=" + v);
+    }
+    return out;
+}
+
+std::string ColumnEncoding::describe() const {
+    std::vector<std::string> numbers;
+    std::string out;
+    for (const auto& c : columns) {
+        if (!c.categorical)
+            numbers.push_back(c.name);
+        else
+            out += (out.empty() ? "" : "; ") + c.name + ": " +
+                   countText(int64_t(c.categories.size()), "category", "categories") + " (" + joinNames(c.categories) +
+                   ")";
+    }
+    if (!numbers.empty())
+        out += (out.empty() ? "" : "; ") + countText(int64_t(numbers.size()), "number") + " (" + joinNames(numbers) +
+               ")";
+    return out;
+}
 
 bool detectCsv(const std::string& location) {
     std::error_code ec;
@@ -413,96 +790,44 @@ LoadedSource loadCsv(const std::string& path, const SourceOptions& options) {
     }
     if (columns < 2 && !options.labelsOptional)
         throw DataError(path + ": only one column; need at least one feature column and a label column");
-    const auto& names = layout.names;
-    const bool header = !names.empty();
-    const size_t labelColumn = findLabelColumn(path, options, names, columns);
-    const bool labeled = labelColumn != kNoLabel;
-    const size_t featureCount = labeled ? columns - 1 : columns;
-
-    auto columnName = [&](size_t i) {
-        return names.empty() ? "column " + std::to_string(i)
-                             : "column '" + std::string(trim(names[i])) + "' (" + std::to_string(i) + ")";
-    };
-
-    std::vector<float> features;
-    std::vector<int64_t> labelIds;
-    std::unordered_map<std::string, int64_t> labelIdOf;
-    std::vector<std::string> labelValues;
-
-    // With a selection every row's label is read (the classes are the whole file's) but only the
-    // selected rows' features are parsed.
+    const ColumnPlan plan = planColumns(path, text, options, layout, columns);
+    auto read = readRows(path, text, options, layout, plan, columns);
     const std::vector<int64_t>* selected = options.rows ? &options.rows->train : nullptr;
-    size_t nextSelected = 0;
-    CsvReader reader(path, text, options.delimiter);
-    for (size_t i = 0; i < layout.skip; ++i)
-        reader.next(fields);
-    int64_t rows = 0, badRows = 0;
-    const bool skipBad = options.onBadRows == "skip";
-    if (skipBad && selected && !selected->empty())
-        throw ConfigError(path + ": --on-bad-rows skip reads the file whole, not some of its rows (a process's "
-                                 "share, a chunk): leave it out, or fix the rows");
-    while ((options.limit <= 0 || rows < options.limit) && reader.next(fields)) {
-        const auto where = [&] { return path + ":" + std::to_string(reader.line()) + ": "; };
-        if (fields.size() != columns)
-            throw DataError(where() + "expected " + std::to_string(columns) + " fields, found " +
-                            std::to_string(fields.size()));
-        const bool wanted = !selected || (nextSelected < selected->size() && (*selected)[nextSelected] == rows);
-        if (wanted && selected)
-            ++nextSelected;
-        const size_t rowStart = features.size();
-        bool bad = false;
-        for (size_t i = 0; i < columns && wanted && !bad; ++i) {
-            if (i == labelColumn)
-                continue;
-            float value = 0;
-            if (!parseNumber(fields[i], value))
-                throw DataError(where() + columnName(i) + ": '" + std::string(fields[i]) + "' is not a number");
-            if (!std::isfinite(value)) {
-                if (!skipBad)
-                    throw DataError(where() + columnName(i) + ": '" + std::string(trim(fields[i])) +
-                                    "' is not a finite number (--on-bad-rows skip leaves such rows out)");
-                bad = true;
-            }
-            features.push_back(value);
-        }
-        if (bad) { // left out: its features go, and it is not a row
-            features.resize(rowStart);
-            ++badRows;
-            continue;
-        }
-        if (!labeled) {
-            ++rows;
-            continue;
-        }
-        const auto label = std::string(trim(fields[labelColumn]));
-        if (label.empty())
-            throw DataError(where() + columnName(labelColumn) + ": empty label");
-        auto [it, added] = labelIdOf.try_emplace(label, static_cast<int64_t>(labelValues.size()));
-        if (added)
-            labelValues.push_back(label);
-        labelIds.push_back(it->second);
-        ++rows;
-    }
-    if (rows == 0)
-        throw DataError(path + ": no data rows" + (header ? " below the header" : ""));
+    const int64_t rows = read.rows;
+    const int64_t taken = selected ? static_cast<int64_t>(selected->size()) : rows;
 
-    if (!labeled) {
-        auto out = unlabeledCsv(path, features, rows, selected ? int64_t(selected->size()) : rows, featureCount,
-                                options);
-        out.badRows = badRows;
-        out.featureNames = featureNamesOf(names, kNoLabel);
-        out.notes = layout.notes;
+    std::vector<std::string> notes = layout.notes;
+    at::Tensor x;
+    ColumnEncoding encoding;
+    if (plan.encoded) {
+        std::vector<std::vector<int64_t>> positionOf;
+        encoding = fitEncoding(path, options, plan, read.raw, rows, positionOf);
+        x = encodeRows(plan, encoding, read.raw, positionOf, selected, taken);
+        noteEncoding(path, plan, encoding, read.raw, positionOf, !(options.encoding && !options.encoding->empty()),
+                     notes);
+    } else {
+        x = torch::from_blob(read.raw.numbers.data(), {taken, int64_t(plan.features.size())}, torch::kFloat32).clone();
+    }
+    std::vector<std::string> featureNames;
+    if (!encoding.empty())
+        featureNames = encoding.featureNames();
+    else if (!layout.names.empty())
+        for (const size_t i : plan.features)
+            featureNames.push_back(plan.keys[i]);
+
+    if (plan.label == kNoLabel) {
+        auto out = unlabeledCsv(path, x, rows, taken, options);
+        out.badRows = read.badRows;
+        out.featureNames = std::move(featureNames);
+        out.encoding = std::move(encoding);
+        out.notes = std::move(notes);
         return out;
     }
-    std::vector<std::string> notes = layout.notes;
-    const EncodedLabels encoded = encodeLabels(path, labelValues, labelIds, columnName(labelColumn), layout.classNames,
+    const std::string labelName = layout.names.empty()
+                                      ? "column " + std::to_string(plan.label)
+                                      : "column '" + plan.keys[plan.label] + "' (" + std::to_string(plan.label) + ")";
+    const EncodedLabels encoded = encodeLabels(path, read.labelValues, read.labelIds, labelName, layout.classNames,
                                                notes);
-
-    if (selected && nextSelected != selected->size())
-        throw InternalError(path + ": row " + std::to_string((*selected)[nextSelected]) + " selected of " +
-                            std::to_string(rows));
-    const int64_t taken = selected ? static_cast<int64_t>(selected->size()) : rows;
-    auto x = torch::from_blob(features.data(), {taken, static_cast<int64_t>(featureCount)}, torch::kFloat32).clone();
     LoadedSource out;
     const auto labels = encoded.indices.contiguous();
     out.train = Dataset(reshapeFeatures(x, options.shape, path),
@@ -511,9 +836,10 @@ LoadedSource loadCsv(const std::string& path, const SourceOptions& options) {
                             : labels.clone(),
                         encoded.classNames);
     out.rowsRead = taken;
-    out.bytesRead = taken * static_cast<int64_t>(featureCount * sizeof(float));
-    out.badRows = badRows;
-    out.featureNames = featureNamesOf(names, labelColumn);
+    out.bytesRead = taken * x.size(1) * int64_t(sizeof(float));
+    out.badRows = read.badRows;
+    out.featureNames = std::move(featureNames);
+    out.encoding = std::move(encoding);
     out.notes = std::move(notes);
     if (selected) {
         out.sourceTrainRows = rows;

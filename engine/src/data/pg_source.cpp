@@ -89,12 +89,18 @@ struct FeaturePlan {
 };
 
 FeaturePlan planFeatures(const std::vector<Column>& columns, const std::vector<std::string>& requested,
-                         const std::string& label, const std::string& id, const std::string& where) {
+                         const std::vector<std::string>& ignored, const std::string& label, const std::string& id,
+                         const std::string& where) {
     auto find = [&](const std::string& name) -> const Column& {
         for (const auto& c : columns)
             if (c.name == name)
                 return c;
         throw ConfigError(where + " has no column '" + name + "' (columns: " + columnList(columns) + ")");
+    };
+    for (const auto& name : ignored)
+        find(name); // a misspelt --ignore is an error, not a no-op
+    auto isIgnored = [&](const std::string& name) {
+        return std::find(ignored.begin(), ignored.end(), name) != ignored.end();
     };
     std::vector<Column> chosen;
     if (!requested.empty()) {
@@ -103,7 +109,9 @@ FeaturePlan planFeatures(const std::vector<Column>& columns, const std::vector<s
     } else {
         // One array or bytea column if there is one; else every numeric column.
         // A column named "id" is a key, not a feature, even when --id does not name it.
-        auto candidate = [&](const Column& c) { return c.name != label && c.name != id && c.name != "id"; };
+        auto candidate = [&](const Column& c) {
+            return c.name != label && c.name != id && c.name != "id" && !isIgnored(c.name);
+        };
         for (const auto& c : columns)
             if (candidate(c) && (isArray(c) || c.type == "bytea"))
                 chosen.push_back(c);
@@ -138,7 +146,8 @@ FeaturePlan planFeatures(const std::vector<Column>& columns, const std::vector<s
     for (const auto& c : chosen) {
         if (!isNumeric(c.type))
             throw ConfigError(where + ": column '" + c.name + "' is " + c.type +
-                              "; feature columns must be numeric (or one array or bytea column)");
+                              "; feature columns must be numeric (or one array or bytea column): --ignore " + c.name +
+                              " leaves it out (a table's text columns are not one-hot encoded yet; a CSV's are)");
         list += (list.empty() ? "" : ", ") + quoteIdentifier(c.name);
         plan.names.push_back(c.name);
     }
@@ -433,7 +442,7 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     const std::string& labelSql = labelPlan.sql;
     TupleFormat format;
     format.textLabels = labelPlan.text;
-    const auto plan = planFeatures(columns, options.features, label, options.id, where);
+    const auto plan = planFeatures(columns, options.features, options.ignore, label, options.id, where);
     format.wire = plan.wire;
     format.floatBytes = options.bytea == "float32";
     if (plan.wire == FeatureWire::Bytes && !format.floatBytes && options.bytea != "uint8")

@@ -1,7 +1,9 @@
 #include "mppdl/data/source.h"
 
 #include "data/formats.h"
+#include "data/seeded.h"
 #include "mppdl/core/error.h"
+#include "mppdl/core/text_table.h"
 
 #include <torch/torch.h>
 
@@ -10,6 +12,7 @@
 #include <cmath>
 #include <filesystem>
 #include <numeric>
+#include <sstream>
 
 namespace mppdl::data {
 
@@ -119,6 +122,142 @@ void checkFinite(LoadedSource& loaded, const SourceOptions& options, const std::
     }
 }
 
+/// Flat rows whose width is the network's input size are given its shape (SourceOptions::flatShape).
+void shapeFlatRows(LoadedSource& loaded, const SourceOptions& options, const std::string& location) {
+    if (!options.shape.empty() || options.flatShape.size() < 2)
+        return;
+    const auto shape = loaded.train.sampleShape();
+    int64_t wanted = 1;
+    for (const auto d : options.flatShape)
+        wanted *= d;
+    if (shape.size() != 1 || shape[0] != wanted)
+        return;
+    for (Dataset* split : {&loaded.train, &loaded.test})
+        if (split->features().defined() && split->sampleShape().size() == 1)
+            *split = split->withFeatures(reshapeFeatures(split->features(), options.flatShape, location));
+    loaded.notes.push_back(location + ": rows of " + std::to_string(wanted) + " values taken as " +
+                           formatShape(options.flatShape) + ", the network's input (--shape declares another)");
+}
+
+/// SourceOptions::testFraction: which of a source's n training rows are held out as its test
+/// split, drawn with a seed of their own (the validation draw is taken later, of what is left).
+ValidationSplit heldOutTest(int64_t n, const SourceOptions& options) {
+    constexpr uint64_t kTestDraw = 0x7465737473706c74ULL; // "testsplt": not the validation draw's stream
+    return splitValidation(n, options.testFraction, options.testSeed ^ kTestDraw);
+}
+
+std::vector<int64_t> mapped(const std::vector<int64_t>& through, const std::vector<int64_t>& ordinals) {
+    std::vector<int64_t> out;
+    out.reserve(ordinals.size());
+    for (const auto o : ordinals)
+        out.push_back(through.at(size_t(o)));
+    return out;
+}
+
+/// `loaded`'s rows at ascending `positions` (its ids with them).
+void keepRows(LoadedSource& loaded, Dataset& into, const std::vector<int64_t>& positions) {
+    into = loaded.train.select(torch::tensor(at::ArrayRef<int64_t>(positions), torch::kInt64));
+}
+
+/// A read of a source with a test split drawn from its training rows (SourceOptions::testFraction):
+/// `read` reads with the options it is given. Selections name the rows as the source with the
+/// split has them (training ordinals of the rows kept, test ordinals of the rows held out) and are
+/// read as the source's own ordinals; the categories of text columns are fitted without the test rows.
+LoadedSource readWithHeldOutTest(const std::function<LoadedSource(const SourceOptions&)>& read,
+                                 const SourceOptions& options, const std::string& location) {
+    if (!(options.testFraction > 0 && options.testFraction < 1))
+        throw ConfigError("--test-fraction must be in [0, 1), got " + std::to_string(options.testFraction));
+    if (!options.shards.empty())
+        throw ConfigError(location + ": --test-fraction draws its rows from the whole source, and this process reads "
+                                     "only its own shards (the 'database' distribution over processes): hold the "
+                                     "test rows out in SQL instead (pg:(SELECT ... WHERE ...))");
+    SourceOptions inner = options;
+    inner.testFraction = 0;
+    inner.fitRows = [options](int64_t n) {
+        const auto split = heldOutTest(n, options);
+        if (!options.fitRows)
+            return split.train;
+        return mapped(split.train, options.fitRows(int64_t(split.train.size())));
+    };
+    auto refuseOwnTest = [&](int64_t testRows) {
+        if (testRows > 0)
+            throw ConfigError(location + " has a test split of its own (" + countText(testRows, "row") +
+                              "): --test-fraction is for a source without one");
+    };
+    std::ostringstream fraction;
+    fraction << options.testFraction;
+    auto say = [&](LoadedSource& out, int64_t n, int64_t held) {
+        out.notes.push_back(location + ": a seeded " + std::to_string(held) + " of the " + std::to_string(n) +
+                            " training rows held out as the test split (--test-fraction " + fraction.str() + ")");
+    };
+    LoadedSource counted;
+    if (options.rows) { // the row count first (a read of no rows), then the rows as the source numbers them
+        inner.rows = std::make_shared<RowSelection>();
+        counted = read(inner);
+    }
+    if (!options.rows || counted.sourceTrainRows < 0) { // a whole read (of a kind that cannot select rows)
+        LoadedSource whole = options.rows ? std::move(counted) : read(inner);
+        refuseOwnTest(whole.test.size());
+        const int64_t n = whole.train.size();
+        const auto split = heldOutTest(n, options);
+        std::vector<std::string> ids;
+        for (const auto r : split.train)
+            if (size_t(r) < whole.ids.size())
+                ids.push_back(whole.ids[size_t(r)]);
+        keepRows(whole, whole.test, split.validation);
+        keepRows(whole, whole.train, split.train);
+        whole.ids = std::move(ids);
+        say(whole, n, int64_t(split.validation.size()));
+        if (options.rows) {
+            whole.sourceTrainRows = whole.train.size();
+            whole.sourceTestRows = whole.test.size();
+            const auto labels = whole.train.labels().contiguous();
+            whole.allLabels.assign(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + labels.numel());
+            whole.test = whole.test.select(torch::tensor(at::ArrayRef<int64_t>(options.rows->test), torch::kInt64));
+            whole.train = whole.train.select(torch::tensor(at::ArrayRef<int64_t>(options.rows->train), torch::kInt64));
+        }
+        return whole;
+    }
+    refuseOwnTest(counted.sourceTestRows);
+    const int64_t n = counted.sourceTrainRows;
+    const auto split = heldOutTest(n, options);
+    const auto wantedTrain = mapped(split.train, options.rows->train);
+    const auto wantedTest = mapped(split.validation, options.rows->test);
+    auto allLabels = mapped(counted.allLabels, split.train);
+    std::vector<int64_t> merged;
+    std::merge(wantedTrain.begin(), wantedTrain.end(), wantedTest.begin(), wantedTest.end(),
+               std::back_inserter(merged));
+    LoadedSource out;
+    if (merged.empty()) {
+        out = std::move(counted); // no rows wanted: the count is the read
+    } else {
+        inner.rows = std::make_shared<RowSelection>(RowSelection{merged, {}});
+        out = read(inner);
+    }
+    // The rows came in the source's order: each is a kept row or a held-out one, and both kinds
+    // keep their order.
+    std::vector<int64_t> trainAt, testAt;
+    std::vector<std::string> ids;
+    for (size_t p = 0, t = 0; p < merged.size(); ++p) {
+        if (t < wantedTest.size() && merged[p] == wantedTest[t]) {
+            testAt.push_back(int64_t(p));
+            ++t;
+        } else {
+            trainAt.push_back(int64_t(p));
+            if (p < out.ids.size())
+                ids.push_back(out.ids[p]);
+        }
+    }
+    keepRows(out, out.test, testAt);
+    keepRows(out, out.train, trainAt);
+    out.ids = std::move(ids);
+    out.allLabels = std::move(allLabels);
+    out.sourceTrainRows = int64_t(split.train.size());
+    out.sourceTestRows = int64_t(split.validation.size());
+    say(out, n, out.sourceTestRows);
+    return out;
+}
+
 } // namespace
 
 LoadedSource loadSource(const std::string& location, const SourceOptions& options) {
@@ -156,10 +295,15 @@ LoadedSource loadSource(const std::string& location, const SourceOptions& option
     // The module edge: whatever libtorch or the standard library throws becomes a DataError naming
     // the source, so callers see one hierarchy.
     try {
-        LoadedSource loaded = chosen->load(location, options);
-        loaded.kind = chosen->name;
-        loaded.location = location;
-        checkFinite(loaded, options, location);
+        auto read = [&](const SourceOptions& o) {
+            LoadedSource loaded = chosen->load(location, o);
+            loaded.kind = chosen->name;
+            loaded.location = location;
+            checkFinite(loaded, o, location);
+            return loaded;
+        };
+        LoadedSource loaded = options.testFraction != 0 ? readWithHeldOutTest(read, options, location) : read(options);
+        shapeFlatRows(loaded, options, location);
         return loaded;
     } catch (const Error&) {
         throw;

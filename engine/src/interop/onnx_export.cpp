@@ -3,6 +3,7 @@
 #include "mppdl/core/build_info.h"
 #include "mppdl/core/error.h"
 #include "model/plan.h"
+#include "train/normalizer_json.h"
 #include "train/trained_model_impl.h"
 
 #include <nlohmann/json.hpp>
@@ -292,6 +293,10 @@ OnnxSummary exportOnnx(const train::TrainedModel& model, const std::string& path
         "mppdl.normalization",
         nlohmann::json{{"mode", data::toString(n.mode)}, {"scale", n.scale}, {"mean", n.mean}, {"std", n.std}}.dump());
     addMeta("mppdl.input", "raw");
+    // How a CSV's columns became the raw input: the feature columns by name and a text column's
+    // categories in the order of their one-hot features (an unseen value: all of them 0).
+    if (!n.encoding.empty())
+        addMeta("mppdl.columns", train::encodingJson(n.encoding).dump());
     addMeta("mppdl.members", std::to_string(impl.members.size()));
     addMeta("mppdl.architecture", model::toJson(model.architecture()));
     for (const auto& [key, value] : options.metadata)

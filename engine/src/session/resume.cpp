@@ -8,7 +8,7 @@
 namespace mppdl::session {
 
 ResumePoint prepareResume(
-    store::Project& project, const store::RunRecord& run, RunObserver& observer, int threads,
+    store::Project& project, const store::RunRecord& run, RunObserver& observer, const ResumeOverrides& overrides,
     const std::function<train::ProcessGroup*(const train::TrainConfig&, const model::Architecture&)>& joinProcesses) {
     ResumePoint point;
     point.run = run;
@@ -34,8 +34,10 @@ ResumePoint prepareResume(
                                                                           : std::string()));
     }
     point.config = train::trainConfigFromJson(run.config);
-    if (threads >= 0)
-        point.config.threads = threads;
+    if (overrides.threads >= 0)
+        point.config.threads = overrides.threads;
+    if (!overrides.device.empty())
+        point.config.device = overrides.device;
     const auto version = project.architectureById(run.architectureVersionId);
     if (!version)
         throw StorageError(project.path() + ": " + label + " refers to a missing architecture version");

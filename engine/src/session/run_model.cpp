@@ -4,6 +4,7 @@
 #include "mppdl/data/source.h"
 #include "mppdl/model/architecture.h"
 #include "mppdl/session/recorded_run.h"
+#include "mppdl/train/trainer.h"
 
 #include <algorithm>
 #include <cctype>
@@ -91,10 +92,16 @@ ConfusionCellRows confusionCellRows(const store::Project& project, int64_t runId
     if (!dataset)
         throw ConfigError("run " + std::to_string(runId) + " has no dataset recorded");
     const auto data = datasetSource(*dataset);
-    const auto source = data::loadSource(data.location, data.source);
+    const auto model = runModel(project, std::to_string(runId) + ":" + std::to_string(epoch), "cpu");
+    // Read as the run read it: its columns and categories, its input shape, its test rows (drawn
+    // with its seed where it held them out of a source without a test split).
+    auto options = train::readingOptions(model, data.source);
+    const auto config = train::trainConfigFromJson(run->config);
+    options.testFraction = config.data.source.testFraction;
+    options.testSeed = config.seed;
+    const auto source = data::loadSource(data.location, options);
     if (source.test.empty())
         throw ConfigError(dataset->location + " has no test split to look into");
-    const auto model = runModel(project, std::to_string(runId) + ":" + std::to_string(epoch), "cpu");
     const auto predictions = model.predict(source.test);
     const auto labels = data::labelsOf(source.test);
     ConfusionCellRows cell;

@@ -56,6 +56,12 @@ std::string toJson(const TrainConfig& c) {
         source["on_bad_rows"] = s.onBadRows;
     if (s.skipRows > 0)
         source["skip_rows"] = s.skipRows;
+    if (!s.ignore.empty())
+        source["ignore"] = s.ignore;
+    if (!s.categorical.empty())
+        source["categorical"] = s.categorical;
+    if (s.testFraction > 0)
+        source["test_fraction"] = s.testFraction;
     json j = {
         {"data",
          {{"location", c.data.location},
@@ -142,6 +148,12 @@ TrainConfig trainConfigFromJson(const std::string& text) {
         read(s, "on_bad_rows", c.data.source.onBadRows, where);
     if (s.contains("skip_rows"))
         read(s, "skip_rows", c.data.source.skipRows, where);
+    if (s.contains("ignore"))
+        read(s, "ignore", c.data.source.ignore, where);
+    if (s.contains("categorical"))
+        read(s, "categorical", c.data.source.categorical, where);
+    if (s.contains("test_fraction"))
+        read(s, "test_fraction", c.data.source.testFraction, where);
     if (s.contains("distributed_by")) // written since issue 5's database distribution
         read(s, "distributed_by", c.data.source.distributedBy, where);
     if (s.contains("header") && !s["header"].is_null()) {

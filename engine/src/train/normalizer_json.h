@@ -12,8 +12,38 @@
 
 namespace mppdl::train {
 
+/// A column encoding as JSON: [{"name", "categories"?}, ...]; a number column has no categories.
+inline nlohmann::json encodingJson(const data::ColumnEncoding& e) {
+    auto columns = nlohmann::json::array();
+    for (const auto& c : e.columns) {
+        nlohmann::json j{{"name", c.name}};
+        if (c.categorical)
+            j["categories"] = c.categories;
+        columns.push_back(std::move(j));
+    }
+    return columns;
+}
+
+inline data::ColumnEncoding encodingFrom(const nlohmann::json& j) {
+    data::ColumnEncoding e;
+    for (const auto& c : j) {
+        data::ColumnEncoding::Column column;
+        column.name = c.at("name").get<std::string>();
+        column.categorical = c.contains("categories");
+        if (column.categorical)
+            column.categories = c.at("categories").get<std::vector<std::string>>();
+        e.columns.push_back(std::move(column));
+    }
+    return e;
+}
+
+/// The encoding is written only where there is one: models and projects of sources read as they
+/// are keep the JSON they had.
 inline nlohmann::json normalizerJson(const data::Normalizer& n) {
-    return {{"mode", data::toString(n.mode)}, {"scale", n.scale}, {"mean", n.mean}, {"std", n.std}};
+    nlohmann::json j{{"mode", data::toString(n.mode)}, {"scale", n.scale}, {"mean", n.mean}, {"std", n.std}};
+    if (!n.encoding.empty())
+        j["columns"] = encodingJson(n.encoding);
+    return j;
 }
 
 /// ConfigError for an unknown mode; nlohmann's exceptions for missing keys.
@@ -23,6 +53,8 @@ inline data::Normalizer normalizerFrom(const nlohmann::json& j) {
     n.scale = j.at("scale").get<double>();
     n.mean = j.at("mean").get<std::vector<double>>();
     n.std = j.at("std").get<std::vector<double>>();
+    if (j.contains("columns"))
+        n.encoding = encodingFrom(j.at("columns"));
     return n;
 }
 

@@ -16,6 +16,8 @@ using Factory = std::unique_ptr<torch::optim::Optimizer> (*)(const OptimizerConf
 struct OptimizerKind {
     Choice choice;
     Factory make;
+    double lr; ///< what a run of it starts from without --lr
+    double momentum;
 };
 
 // The one list of optimizers: the CLI's help, the GUI and validation read it.
@@ -26,19 +28,25 @@ const std::vector<OptimizerKind>& optimizerTable() {
              return std::make_unique<torch::optim::SGD>(
                  std::move(p),
                  torch::optim::SGDOptions(c.lr).momentum(c.momentum).nesterov(c.nesterov).weight_decay(c.weightDecay));
-         }},
+         },
+         0.05,
+         0.9},
         {{"adam", "Adam (Kingma & Ba); L2 weight decay added to the gradient"},
          [](const OptimizerConfig& c, std::vector<torch::Tensor> p) -> std::unique_ptr<torch::optim::Optimizer> {
              return std::make_unique<torch::optim::Adam>(
                  std::move(p),
                  torch::optim::AdamOptions(c.lr).betas({c.beta1, c.beta2}).eps(c.eps).weight_decay(c.weightDecay));
-         }},
+         },
+         0.001,
+         0.0},
         {{"adamw", "Adam with decoupled weight decay (Loshchilov & Hutter)"},
          [](const OptimizerConfig& c, std::vector<torch::Tensor> p) -> std::unique_ptr<torch::optim::Optimizer> {
              return std::make_unique<torch::optim::AdamW>(
                  std::move(p),
                  torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).eps(c.eps).weight_decay(c.weightDecay));
-         }},
+         },
+         0.001,
+         0.0},
         {{"rmsprop", "RMSprop; --momentum, --weight-decay"},
          [](const OptimizerConfig& c, std::vector<torch::Tensor> p) -> std::unique_ptr<torch::optim::Optimizer> {
              return std::make_unique<torch::optim::RMSprop>(std::move(p), torch::optim::RMSpropOptions(c.lr)
@@ -46,7 +54,9 @@ const std::vector<OptimizerKind>& optimizerTable() {
                                                                               .eps(c.eps)
                                                                               .momentum(c.momentum)
                                                                               .weight_decay(c.weightDecay));
-         }},
+         },
+         0.01,
+         0.0},
     };
     return table;
 }
@@ -95,6 +105,17 @@ const ScheduleKind* findSchedule(const std::string& name) { return findKind(sche
 const std::vector<Choice>& optimizerChoices() {
     static const std::vector<Choice> choices = choicesOf(optimizerTable());
     return choices;
+}
+
+OptimizerConfig defaultsOf(const std::string& name) {
+    const auto* kind = findOptimizer(name);
+    if (!kind)
+        throw ConfigError("unknown optimizer '" + name + "' (known: " + joinChoiceNames(optimizerChoices()) + ")");
+    OptimizerConfig c;
+    c.name = name;
+    c.lr = kind->lr;
+    c.momentum = kind->momentum;
+    return c;
 }
 
 const std::vector<Choice>& scheduleChoices() {

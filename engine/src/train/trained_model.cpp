@@ -7,6 +7,7 @@
 #include "weights.h"
 
 #include "mppdl/core/error.h"
+#include "mppdl/model/analysis.h"
 #include "mppdl/train/devices.h"
 
 #include <nlohmann/json.hpp>
@@ -136,6 +137,13 @@ TrainedModel TrainedModel::fromWeights(const model::Architecture& architecture, 
     loadWeights(*weightsModule(impl->members), weights, what);
     impl->toDeviceForInference();
     return TrainedModel(std::move(impl));
+}
+
+data::SourceOptions readingOptions(const TrainedModel& model, data::SourceOptions options) {
+    if (!model.normalizer().encoding.empty())
+        options.encoding = std::make_shared<const data::ColumnEncoding>(model.normalizer().encoding);
+    options.flatShape = model::analyze(model.architecture()).inputShape;
+    return options;
 }
 
 std::string modelInfoJson(const data::Normalizer& normalizer, const std::vector<std::string>& classNames,

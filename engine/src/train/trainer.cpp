@@ -4,6 +4,8 @@
 #include "data_loading.h"
 #include "run_loop.h"
 
+#include "data/seeded.h"
+
 #include "mppdl/core/error.h"
 #include "mppdl/core/text_table.h"
 #include "mppdl/data/distribution.h"
@@ -66,6 +68,11 @@ std::vector<std::string> validate(const TrainConfig& c) {
         problems.push_back("validation fraction must be in [0, 1), got " + std::to_string(c.data.validationFraction));
     if (c.earlyStoppingPatience < 0)
         problems.push_back("early-stopping patience must be >= 0");
+    if (c.data.source.testFraction < 0 || c.data.source.testFraction >= 1)
+        problems.push_back("test fraction must be in [0, 1), got " + std::to_string(c.data.source.testFraction));
+    if (c.data.source.testFraction > 0 && c.data.noCache)
+        problems.push_back("--test-fraction holds rows out of a source read whole; --no-cache streams a table's rows "
+                           "every epoch: hold the test rows out in SQL instead");
     if (c.earlyStoppingPatience > 0 && c.data.validationFraction <= 0)
         problems.push_back("early stopping watches the validation loss: set a validation fraction > 0");
     if (c.threads < 0)
@@ -114,6 +121,16 @@ LoadedData loadData(const TrainConfig& config, const model::Architecture& archit
         const bool readShards = policy && policy->fromSource && findStrategy(config.strategy)->segmented;
         if (readShards)
             options.segments = config.segments;
+        // Flat rows as wide as the network's input take its shape; a test split drawn from the
+        // training rows uses the run's seed; a CSV's categories are those of the run's own
+        // training rows (not its validation or test rows).
+        options.flatShape = analysis.inputShape;
+        options.testSeed = config.seed;
+        const double validationFraction = config.data.validationFraction;
+        const uint64_t seed = config.seed;
+        options.fitRows = [validationFraction, seed](int64_t rows) {
+            return data::splitValidation(rows, validationFraction, seed).train;
+        };
         // A long read says how far it has come.
         options.progress = [&](int64_t rows, int64_t expected) {
             emitter.message("reading " + config.data.location + ": " + std::to_string(rows) +
@@ -123,6 +140,8 @@ LoadedData loadData(const TrainConfig& config, const model::Architecture& archit
         Collectives* group = processes ? processes->collectives() : nullptr;
         LoadedData loaded = loadRunData(config, options, group, readShards,
                                         [&](const std::string& text) { emitter.message(text); });
+        // Kept with the model: new rows are read with the columns and categories it was trained on.
+        loaded.prepared.normalizer.encoding = loaded.source.encoding;
         const auto& prepared = loaded.prepared;
         const auto* local = prepared.local.get();
         std::ostringstream m;

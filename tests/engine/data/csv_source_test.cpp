@@ -288,3 +288,162 @@ TEST(DataCsv, NonFiniteValuesAreRefusedOrSkipped) {
     options.onBadRows = "drop";
     expectError<ConfigError>([&] { loadSource(path, options); }, {"--on-bad-rows must be fail or skip"});
 }
+
+namespace {
+
+/// The features of row r as a vector.
+std::vector<float> rowOf(const Dataset& d, int64_t r) {
+    const auto x = d.features()[r].contiguous();
+    return {x.data_ptr<float>(), x.data_ptr<float>() + x.numel()};
+}
+
+} // namespace
+
+// An id column left out, a text column one-hot (its categories fitted on the rows named for
+// fitting), numbers as read; the same encoding applied to new rows in another column order, an
+// unseen value all zeros and said.
+TEST(DataCsv, ATextColumnIsOneHotAndAnIdColumnIgnored) {
+    TempDir dir;
+    const auto path = dir.write("shops.csv", "id,region,sales,label\n"
+                                             "a1,south,1.5,0\n"
+                                             "a2,north,2,1\n"
+                                             "a3,east,3,0\n"
+                                             "a4,south,4,1\n"
+                                             "a5,west,5,0\n");
+    SourceOptions options;
+    options.ignore = {"id"};
+    options.fitRows = [](int64_t rows) {
+        EXPECT_EQ(rows, 5);
+        return std::vector<int64_t>{0, 1, 2, 3}; // row 4 (west) is a validation row
+    };
+    const auto loaded = loadSource(path, options);
+    ASSERT_EQ(loaded.encoding.columns.size(), 2u);
+    EXPECT_EQ(loaded.encoding.columns[0].name, "region");
+    EXPECT_EQ(loaded.encoding.columns[0].categories, (std::vector<std::string>{"east", "north", "south"}));
+    EXPECT_FALSE(loaded.encoding.columns[1].categorical);
+    EXPECT_EQ(loaded.train.sampleShape(), (std::vector<int64_t>{4}));
+    EXPECT_EQ(loaded.featureNames, (std::vector<std::string>{"region=east", "region=north", "region=south", "sales"}));
+    EXPECT_EQ(rowOf(loaded.train, 0), (std::vector<float>{0, 0, 1, 1.5f}));
+    EXPECT_EQ(rowOf(loaded.train, 2), (std::vector<float>{1, 0, 0, 3}));
+    EXPECT_EQ(rowOf(loaded.train, 4), (std::vector<float>{0, 0, 0, 5})) << "west is not a training category";
+    std::string said;
+    for (const auto& n : loaded.notes)
+        said += n + "\n";
+    EXPECT_NE(said.find("column id left out"), std::string::npos) << said;
+    EXPECT_NE(said.find("'region' read as 3 categories (east, north, south)"), std::string::npos) << said;
+    EXPECT_NE(said.find("1 row with a value of column 'region' that the training rows do not have (west)"),
+              std::string::npos)
+        << said;
+
+    // New rows: columns in another order, no label, no id, a region never seen.
+    const auto fresh = dir.write("new.csv", "sales,region\n7,north\n8,mars\n");
+    SourceOptions reading;
+    reading.labelsOptional = true;
+    reading.encoding = std::make_shared<const ColumnEncoding>(loaded.encoding);
+    const auto scored = loadSource(fresh, reading);
+    EXPECT_FALSE(scored.train.labeled());
+    EXPECT_EQ(rowOf(scored.train, 0), (std::vector<float>{0, 1, 0, 7}));
+    EXPECT_EQ(rowOf(scored.train, 1), (std::vector<float>{0, 0, 0, 8}));
+    said.clear();
+    for (const auto& n : scored.notes)
+        said += n + "\n";
+    EXPECT_NE(said.find("1 row with a value of column 'region' the model was not trained with (mars): its 3 "
+                        "features are 0"),
+              std::string::npos)
+        << said;
+    // A file without one of the model's columns is refused naming it.
+    const auto missing = dir.write("missing.csv", "sales\n7\n");
+    expectError<ConfigError>([&] { loadSource(missing, reading); }, {"no column named 'region'", "the model reads"});
+}
+
+TEST(DataCsv, FeaturesCategoricalAndTheirMistakes) {
+    TempDir dir;
+    const auto path = dir.write("d.csv", "id,zip,a,b,label\n"
+                                         "x1,10115,1,2,0\n"
+                                         "x2,80331,3,4,1\n"
+                                         "x3,10115,5,6,0\n");
+    SourceOptions options;
+    options.features = {"zip", "3"}; // a name and an index, as --label takes them
+    options.categorical = {"zip"};
+    const auto loaded = loadSource(path, options);
+    EXPECT_EQ(loaded.encoding.featureNames(), (std::vector<std::string>{"zip=10115", "zip=80331", "b"}));
+    EXPECT_EQ(rowOf(loaded.train, 1), (std::vector<float>{0, 1, 4}));
+
+    // An id detected as text is refused as categories, naming the way out.
+    const auto ids = dir.write("ids.csv", [] {
+        std::string text = "name,v,label\n";
+        for (int i = 0; i < 300; ++i)
+            text += "n" + std::to_string(i) + "," + std::to_string(i) + "," + std::to_string(i % 2) + "\n";
+        return text;
+    }());
+    expectError<ConfigError>([&] { loadSource(ids); },
+                             {"column 'name' (0) holds 300 distinct values", "--ignore name"});
+    SourceOptions ignoring;
+    ignoring.ignore = {"name"};
+    EXPECT_EQ(loadSource(ids, ignoring).train.sampleShape(), (std::vector<int64_t>{1}));
+    SourceOptions wrong;
+    wrong.ignore = {"nmae"};
+    expectError<ConfigError>([&] { loadSource(ids, wrong); }, {"--ignore nmae: no column named 'nmae'", "name (0)"});
+    wrong.ignore = {"label"};
+    expectError<ConfigError>([&] { loadSource(ids, wrong); }, {"--ignore label names the label column"});
+    // A numeric column with a stray text stays numeric: the text is an error naming line and column.
+    const auto stray = dir.write("stray.csv", "a,label\n1,0\n2,1\nn/a,0\n");
+    expectError<DataError>([&] { loadSource(stray); }, {"stray.csv:4", "column 'a' (0)", "--categorical a"});
+}
+
+// --test-fraction: a seeded share of the rows becomes the test split; a read of some rows names
+// them as the split source has them, and reads the same rows as a whole read.
+TEST(DataCsv, ATestFractionHoldsSeededRowsOut) {
+    TempDir dir;
+    std::string text;
+    for (int i = 0; i < 40; ++i)
+        text += std::to_string(i) + "," + std::to_string(i % 3) + "\n";
+    const auto path = dir.write("d.csv", text);
+    SourceOptions options;
+    options.testFraction = 0.25;
+    options.testSeed = 7;
+    const auto whole = loadSource(path, options);
+    EXPECT_EQ(whole.train.size(), 30);
+    EXPECT_EQ(whole.test.size(), 10);
+    const auto all = torch::cat({whole.train.features(), whole.test.features()}).reshape({-1});
+    EXPECT_EQ(std::get<0>(all.sort()).equal(torch::arange(40, torch::kFloat32)), true) << "every row once";
+    EXPECT_FALSE(whole.test.features().equal(torch::arange(10, torch::kFloat32).reshape({10, 1})))
+        << "a draw, not the first rows";
+    options.testSeed = 8;
+    EXPECT_FALSE(loadSource(path, options).test.features().equal(whole.test.features())) << "seeded";
+    options.testSeed = 7;
+
+    auto some = options;
+    some.rows = std::make_shared<RowSelection>(RowSelection{{1, 5, 29}, {0, 9}});
+    const auto part = loadSource(path, some);
+    EXPECT_EQ(part.sourceTrainRows, 30);
+    EXPECT_EQ(part.sourceTestRows, 10);
+    EXPECT_EQ(part.allLabels.size(), 30u);
+    EXPECT_TRUE(part.train.features().equal(whole.train.features().index_select(0, torch::tensor({1, 5, 29}))));
+    EXPECT_TRUE(part.test.features().equal(whole.test.features().index_select(0, torch::tensor({0, 9}))));
+    const auto planned = planSource(path, options);
+    EXPECT_EQ(planned.sourceTrainRows, 30);
+    EXPECT_EQ(planned.sourceTestRows, 10);
+    const auto labels = whole.train.labels().contiguous();
+    EXPECT_EQ(planned.allLabels, std::vector<int64_t>(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + 30));
+
+    // A source with a test split of its own keeps it.
+    SourceOptions idx;
+    idx.testFraction = 0.1;
+    idx.limit = 100;
+    expectError<ConfigError>([&] { loadSource(MPPDL_FASHION_MNIST_DIR, idx); }, {"has a test split of its own"});
+}
+
+// Flat rows as wide as the network's input take its shape, and the read says so.
+TEST(DataCsv, FlatRowsTakeTheNetworksShape) {
+    TempDir dir;
+    const auto path = dir.write("d.csv", "1,2,3,4,5,6,0\n6,5,4,3,2,1,1\n");
+    SourceOptions options;
+    options.flatShape = {1, 2, 3};
+    const auto loaded = loadSource(path, options);
+    EXPECT_EQ(loaded.train.sampleShape(), (std::vector<int64_t>{1, 2, 3}));
+    ASSERT_FALSE(loaded.notes.empty());
+    EXPECT_NE(loaded.notes.back().find("rows of 6 values taken as 1x2x3, the network's input"), std::string::npos);
+    options.flatShape = {1, 2, 2};
+    EXPECT_EQ(loadSource(path, options).train.sampleShape(), (std::vector<int64_t>{6})) << "another width: as read";
+}

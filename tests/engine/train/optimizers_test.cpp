@@ -1,5 +1,7 @@
 #include "mppdl/train/optimizers.h"
 
+#include "mppdl/core/error.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,6 +20,7 @@ TEST(TrainOptimizers, BadSettingsAreNamed) {
     OptimizerConfig c;
     c.name = "sgdd";
     c.lr = -1;
+    c.momentum = 0;
     c.nesterov = true;
     const auto problems = validate(c);
     ASSERT_EQ(problems.size(), 3u);
@@ -29,6 +32,7 @@ TEST(TrainOptimizers, BadSettingsAreNamed) {
 
 TEST(TrainSchedules, StepAndCosine) {
     ScheduleConfig none;
+    none.name = "none";
     EXPECT_DOUBLE_EQ(scheduledLearningRate(none, 0.1, 7, 10), 0.1);
 
     ScheduleConfig step;
@@ -55,4 +59,20 @@ TEST(TrainSchedules, UnknownScheduleIsAProblem) {
     s.name = "linear";
     ASSERT_EQ(validate(s).size(), 1u);
     EXPECT_NE(validate(s)[0].find("cosine"), std::string::npos);
+}
+
+// Each optimizer starts from its own learning rate: SGD's recipe, Adam's and RMSprop's PyTorch ones.
+TEST(TrainOptimizers, EachOptimizerHasItsDefaults) {
+    const OptimizerConfig plain;
+    EXPECT_EQ(plain.name, "sgd");
+    EXPECT_DOUBLE_EQ(plain.lr, defaultsOf("sgd").lr);
+    EXPECT_DOUBLE_EQ(plain.momentum, defaultsOf("sgd").momentum);
+    EXPECT_DOUBLE_EQ(defaultsOf("sgd").lr, 0.05);
+    EXPECT_DOUBLE_EQ(defaultsOf("sgd").momentum, 0.9);
+    EXPECT_DOUBLE_EQ(defaultsOf("adam").lr, 0.001);
+    EXPECT_DOUBLE_EQ(defaultsOf("adam").momentum, 0.0);
+    EXPECT_DOUBLE_EQ(defaultsOf("rmsprop").lr, 0.01);
+    for (const auto& choice : optimizerChoices())
+        EXPECT_TRUE(validate(defaultsOf(choice.name)).empty()) << choice.name;
+    EXPECT_THROW(defaultsOf("sgdd"), mppdl::ConfigError);
 }

@@ -24,6 +24,10 @@ struct Normalizer {
     /// applied after scaling by `scale`; population std, 1 for a constant channel.
     std::vector<double> mean;
     std::vector<double> std;
+    /// How the source's columns became the raw features (a CSV's text columns one-hot): applied
+    /// by the reader (SourceOptions::encoding) before this normalization; saved with it, so that
+    /// a model reads new rows as it read its training rows. fit() leaves it empty.
+    ColumnEncoding encoding;
 
     /// Computes the parameters from training data; DataError when it is empty (except Mode::None).
     static Normalizer fit(Mode mode, const Dataset& train);

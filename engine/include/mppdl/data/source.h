@@ -22,6 +22,28 @@ struct RowSelection {
     std::vector<int64_t> test;
 };
 
+/// How a CSV's columns become a row's features when they are not all numbers, or not all used:
+/// the feature columns by name, in order, a text column one feature per category (one-hot).
+/// Fitted on the training rows (SourceOptions::fitRows), kept with the model (the normalizer's
+/// `encoding`) and applied as fitted when it reads new rows (SourceOptions::encoding): a value the
+/// training rows did not have gets zeros in its column's features, as scikit-learn's
+/// OneHotEncoder(handle_unknown="ignore") does, and the read says how many rows had one.
+struct ColumnEncoding {
+    struct Column {
+        std::string name; ///< the header's name ("3" for the column at index 3 of a file without one)
+        bool categorical = false;
+        std::vector<std::string> categories; ///< categorical: sorted; one feature each
+    };
+    std::vector<Column> columns; ///< the feature columns; empty: every column but the label, as numbers
+    bool empty() const { return columns.empty(); }
+    /// Features a row has: a number column gives one, a categorical column one per category.
+    int64_t width() const;
+    /// Each feature's name: the column's, or "column=category" for a categorical one.
+    std::vector<std::string> featureNames() const;
+    /// "id ignored; region: 4 categories (east, north, south, west); 6 numbers" style summary.
+    std::string describe() const;
+};
+
 /// How to read a source. Every field has a default that suits the common case; the CLI's flags
 /// and the GUI's dataset dialog map onto this one struct.
 struct SourceOptions {
@@ -61,9 +83,31 @@ struct SourceOptions {
     /// PostgreSQL (pg:TABLE): a libpq URI or keyword string; empty uses the PG* environment
     /// variables. A password in it is used, never recorded (see connectionWithoutPassword()).
     std::string connection;
-    /// PostgreSQL: the feature columns: one array or bytea column, or numeric columns; empty
-    /// chooses the one array/bytea column, else every numeric column but the label and id.
+    /// The feature columns. CSV: names or 0-based indices (the --label rule), in the file's order,
+    /// empty: every column but the label. PostgreSQL: one array or bytea column, or numeric
+    /// columns; empty chooses the one array/bytea column, else every numeric column but the label
+    /// and id.
     std::vector<std::string> features;
+    /// Columns that are not features (an id, a note), CSV and PostgreSQL alike.
+    std::vector<std::string> ignore;
+    /// CSV: columns read as categories (one-hot), numbers or not; a column of text is detected as
+    /// one without being named.
+    std::vector<std::string> categorical;
+    /// CSV: the encoding a model was trained with, applied instead of fitting one (predict, eval):
+    /// the same columns, by name where the file has a header, the same categories.
+    std::shared_ptr<const ColumnEncoding> encoding;
+    /// CSV: the rows (0-based ordinals of the source's training rows, ascending) a categorical
+    /// column's categories are taken from, given the row count: the run's training rows, without
+    /// its validation and test rows. Unset: every row.
+    std::function<std::vector<int64_t>(int64_t rows)> fitRows;
+    /// Flat rows (CSV, NPY, a table's array or numbers) whose width is this shape's product are
+    /// reshaped to it when `shape` is not given, and the read says so: the input shape of the
+    /// network that reads them (a 784-value real[] for a 1x28x28 network).
+    std::vector<int64_t> flatShape;
+    /// A source without a test split of its own gets one: a seeded random fraction of its
+    /// training rows (in [0, 1); 0: none), drawn by `testSeed` before anything else is split off.
+    double testFraction = 0;
+    uint64_t testSeed = 0;
     /// PostgreSQL: an id column; rows are read in its order (within each segment's shard).
     std::string id;
     /// PostgreSQL: read the rows as this many segments' shards, each over a connection of its own,
@@ -120,6 +164,8 @@ struct LoadedSource {
     /// The feature columns' names in feature order, where the source has them (a CSV's header, a
     /// table's numeric columns); empty otherwise. What errors name a column by.
     std::vector<std::string> featureNames;
+    /// How the columns became features (empty: every column but the label, as numbers).
+    ColumnEncoding encoding;
     /// What the read decided that the user should know ("line 1 taken as the header (...)"):
     /// printed by the commands that read the source.
     std::vector<std::string> notes;

@@ -35,10 +35,16 @@ struct ResumePoint {
 /// new run with a warm start) nor running; one without a checkpoint with resume state (killed in
 /// its first epoch) starts again from the beginning (`fromStart`). Loads its data as recorded, reporting through
 /// `observer`; DataError when the data has changed since the run started (other classes or feature statistics). Then
-/// drops the metrics recorded after the checkpoint's epoch, which the resumed run records again. `threads` >= 0
-/// replaces the run's thread count. `joinProcesses`, when given, is called with the run's configuration and
-/// architecture before the data is read: a run over processes joins them there, and each reads only its own rows.
-ResumePoint prepareResume(store::Project& project, const store::RunRecord& run, RunObserver& observer, int threads = -1,
+/// drops the metrics recorded after the checkpoint's epoch, which the resumed run records again. `overrides`
+/// replace the run's thread count and device where given. `joinProcesses`, when given, is called with the run's
+/// configuration and architecture before the data is read: a run over processes joins them there, and each reads
+/// only its own rows.
+struct ResumeOverrides {
+    int threads = -1;   ///< >= 0: the CPU threads to continue with
+    std::string device; ///< non-empty: the device to continue on ("cpu", "cuda:1")
+};
+ResumePoint prepareResume(store::Project& project, const store::RunRecord& run, RunObserver& observer,
+                          const ResumeOverrides& overrides = {},
                           const std::function<train::ProcessGroup*(const train::TrainConfig&,
                                                                    const model::Architecture&)>& joinProcesses = {});
 

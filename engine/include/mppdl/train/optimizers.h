@@ -7,12 +7,14 @@
 
 namespace mppdl::train {
 
-/// Every optimizer setting in one place, with PyTorch's defaults. Fields an optimizer does not
-/// use are ignored (momentum for Adam, betas for SGD).
+/// Every optimizer setting in one place. SGD's learning rate and momentum are the recipe that
+/// trains the bundled architectures well in 10 epochs (docs/BENCHMARKS.md), the rest PyTorch's
+/// defaults; defaultsOf() gives another optimizer's. Fields an optimizer does not use are
+/// ignored (momentum for Adam, betas for SGD).
 struct OptimizerConfig {
     std::string name = "sgd";
-    double lr = 0.01;
-    double momentum = 0.0; ///< SGD, RMSprop
+    double lr = 0.05;
+    double momentum = 0.9; ///< SGD, RMSprop
     bool nesterov = false; ///< SGD; needs momentum > 0
     double weightDecay = 0.0;
     double beta1 = 0.9; ///< Adam, AdamW
@@ -23,13 +25,18 @@ struct OptimizerConfig {
 
 /// Learning-rate schedule, applied at the start of each epoch.
 struct ScheduleConfig {
-    std::string name = "none"; ///< "none", "step", "cosine"
-    int stepSize = 10;         ///< step: decay every stepSize epochs
-    double gamma = 0.1;        ///< step: multiply by gamma
-    double minLr = 0.0;        ///< cosine: the floor reached at the last epoch
+    std::string name = "cosine"; ///< "none", "step", "cosine"
+    int stepSize = 10;           ///< step: decay every stepSize epochs
+    double gamma = 0.1;          ///< step: multiply by gamma
+    double minLr = 0.0;          ///< cosine: the floor reached at the last epoch
 };
 
 const std::vector<Choice>& optimizerChoices();
+
+/// The settings a run of optimizer `name` starts from where it names no learning rate or
+/// momentum: SGD lr 0.05 momentum 0.9, Adam and AdamW lr 0.001, RMSprop lr 0.01 (PyTorch's),
+/// both without momentum. ConfigError for an unknown name.
+OptimizerConfig defaultsOf(const std::string& name);
 const std::vector<Choice>& scheduleChoices();
 
 /// Problems with the settings (unknown name, lr <= 0, nesterov without momentum), empty if none.

@@ -74,6 +74,10 @@ private:
     std::unique_ptr<Impl> m_impl;
 };
 
+/// `options` made to read new rows as the model's training rows were read: the CSV columns and
+/// categories it was trained on (its normalizer's encoding), and its input shape for flat rows.
+data::SourceOptions readingOptions(const TrainedModel& model, data::SourceOptions options);
+
 /// The normalizer, class names and member count as JSON: what turns a run's weights into a usable
 /// model besides the architecture (recorded with the run in a project).
 std::string modelInfoJson(const data::Normalizer& normalizer, const std::vector<std::string>& classNames,

@@ -52,7 +52,7 @@ struct TrainConfig {
     /// on the CPU, -1 (unset) uses `device`.
     int gpusPerHost = -1;
     int epochs = 10;
-    int64_t batchSize = 64;
+    int64_t batchSize = 128;
     OptimizerConfig optimizer;
     ScheduleConfig schedule;
     uint64_t seed = 0;

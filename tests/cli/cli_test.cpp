@@ -482,8 +482,8 @@ TEST_F(Cli, TabularDataIsCountedInRowsAndShownAsAsked) {
     auto r = run("data show " + csv + " --rows 2");
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("taken as the header (a, b, c, label)"), std::string::npos) << r.out;
-    // The preview: its header, a rule, then one line a row.
-    std::istringstream lines(r.out.substr(std::min(r.out.size(), r.out.find("row  x0"))));
+    // The preview: its header (the columns by their names), a rule, then one line a row.
+    std::istringstream lines(r.out.substr(std::min(r.out.size(), r.out.find("row  a  b  c  label"))));
     std::string line;
     std::getline(lines, line);
     std::getline(lines, line);

@@ -154,8 +154,8 @@ std::vector<int64_t> mapped(const std::vector<int64_t>& through, const std::vect
     return out;
 }
 
-/// `loaded`'s rows at ascending `positions` (its ids with them).
-void keepRows(LoadedSource& loaded, Dataset& into, const std::vector<int64_t>& positions) {
+/// The training rows of `loaded` at ascending `positions` (the caller keeps the ids that go with them).
+void keepRows(const LoadedSource& loaded, Dataset& into, const std::vector<int64_t>& positions) {
     into = loaded.train.select(torch::tensor(at::ArrayRef<int64_t>(positions), torch::kInt64));
 }
 

@@ -117,6 +117,15 @@ void SourceFlags::add(CLI::App& c, bool required) {
                  "pg: distribution key for --distribute-by database: segment = hash(key) mod N (default: --id; "
                  "a Greenplum table without one is read by gp_segment_id)");
     c.add_option("--bytea", bytea, "pg: what a bytea feature column holds: uint8|float32")->capture_default_str();
+    c.add_option("--layout", layout,
+                 "where an image sample's channels are in the rows: chw (channels first) or hwc (height x width x "
+                 "channels, as Keras and MADlib keep them; transposed once, at load). Default chw, or hwc for an "
+                 "architecture imported from Keras; --shape gives the rows' shape as they are kept")
+        ->check(CLI::IsMember({"chw", "hwc"}));
+    c.add_option("--format", tableFormat,
+                 "pg: rows (one sample a row) or madlib-packed (the output of MADlib's training_preprocessor_dl: "
+                 "packed buffers, one-hot labels and a TABLE_summary table); default: detected")
+        ->check(CLI::IsMember({"rows", "madlib-packed"}));
     c.add_option("--on-bad-rows", onBadRows,
                  "rows with a NaN or infinite feature: fail (the error names the row's id and the column) or skip "
                  "(left out and counted)")
@@ -153,6 +162,8 @@ data::SourceOptions SourceFlags::options() const {
     o.onBadRows = onBadRows;
     o.skipRows = skipRows;
     o.distributedBy = distributedBy;
+    o.layout = layout;
+    o.tableFormat = tableFormat;
     return o;
 }
 

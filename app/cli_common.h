@@ -41,6 +41,8 @@ struct SourceFlags {
     std::string distributedBy;
     std::string onBadRows = "fail";
     int64_t skipRows = 0;
+    std::string layout;
+    std::string tableFormat;
 
     void add(CLI::App& command, bool required = true);
     data::SourceOptions options() const;

@@ -55,6 +55,12 @@ int archShow(const std::string& projectFlag, const std::string& what) {
             std::cerr << "  " << (p.where.empty() ? "" : p.where + ": ") << p.message << '\n';
         return exitCode(ErrorKind::Config);
     }
+    if (analysis.inputLayout == "hwc" && analysis.inputShape.size() == 3) {
+        const auto& in = analysis.inputShape;
+        std::cout << "input rows kept height x width x channels (layout hwc, Keras' channels_last): "
+                  << shapeText({in[1], in[2], in[0]}) << ", transposed to " << shapeText(in)
+                  << " when read; shapes below are channels first\n\n";
+    }
     bool dag = false;
     for (const auto& l : arch.layers)
         dag = dag || l.inputs.size() > 1 || (l.type == "Add" || l.type == "Concat");
@@ -240,7 +246,11 @@ struct DataShowFlags {
         for (const auto& note : loaded.notes)
             std::cout << "note     " << note << '\n';
         std::cout << "source   " << loaded.kind << "  " << loaded.location << '\n'
-                  << "samples  " << shapeText(schema.sampleShape) << " " << schema.dtype << '\n'
+                  << "samples  " << shapeText(schema.sampleShape) << " " << schema.dtype
+                  << (loaded.layout == "hwc"   ? " (kept height x width x channels: layout hwc, transposed at load)"
+                      : loaded.layout == "chw" ? " (channels x height x width: layout chw)"
+                                               : "")
+                  << '\n'
                   << "rows     " << groupThousands(schema.trainRows) << " train"
                   << (schema.testRows > 0 ? ", " + groupThousands(schema.testRows) + " test"
                                           : std::string(" (no test split)"))

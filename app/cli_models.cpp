@@ -4,6 +4,7 @@
 #include "cli_processes.h"
 #include "cli_project.h"
 
+#include "mppdl/core/build_info.h"
 #include "mppdl/core/error.h"
 #include "mppdl/core/text_table.h"
 #include "mppdl/data/memory.h"
@@ -12,6 +13,7 @@
 #include "mppdl/model/analysis.h"
 #include "mppdl/train/devices.h"
 #include "mppdl/train/process_group.h"
+#include "mppdl/train/madlib_model.h"
 #include "mppdl/train/trained_model.h"
 #ifdef MPPDL_WITH_ONNX
 #include "mppdl/interop/onnx.h"
@@ -878,40 +880,104 @@ struct ExportFlags {
     std::string out;
     int64_t opset = 13;
     bool json = false;
+    std::string connection;
+    std::string table;
 
     void add(CLI::App& c) {
         model.add(c);
-        c.add_option("--format", format, "onnx")->capture_default_str();
-        c.add_option("--out,-o", out, "the file to write")->required();
+        c.add_option("--format", format,
+                     "onnx, or madlib: a row of a MADlib model architecture table (Keras JSON and weights) that "
+                     "madlib_keras_predict_byom reads")
+            ->capture_default_str();
+        c.add_option("--out,-o", out, "the file to write (madlib: a file of SQL, for psql)");
         c.add_option("--opset", opset, "ONNX opset, 13 to 17")->capture_default_str();
+        c.add_option("--conn", connection, std::string("madlib: the database of --table: ") + kConnectionHelp);
+        c.add_option("--table", table, "madlib: the model architecture table to add the model to (made if missing)");
         c.add_flag("--json", json, "print what was written as one JSON object");
     }
 
+    /// The model and where it came from ("run 3 (fmnist_cnn), epoch 2"), for the metadata.
+    train::TrainedModel loadModel(std::string& from, std::vector<std::pair<std::string, std::string>>& metadata) {
+        from = model.modelPath;
+        if (!model.runRef.empty() && model.modelPath.empty()) {
+            // The weights read once: for the model and for its label in the metadata.
+            const auto project = openProject(model.project, store::Access::Read);
+            const auto weights = runWeights(project, model.reference());
+            metadata = {{"mppdl.run", weights.label},
+                        {"mppdl.run_id", std::to_string(weights.run.id)},
+                        {"mppdl.epoch", std::to_string(weights.checkpoint.epoch)}};
+            from = weights.label;
+            return runModel(project, weights, model.device);
+        }
+        metadata = {{"mppdl.model_file", model.modelPath}};
+        return model.load("export");
+    }
+
+    int exportMadlib() {
+        if (out.empty() && table.empty())
+            throw ConfigError("--format madlib writes to --table TABLE (over --conn) or to --out FILE.sql: give one");
+        if (!out.empty() && !connection.empty())
+            throw ConfigError("--out writes a file of SQL and --conn a row into the database: give one");
+        std::string from;
+        std::vector<std::pair<std::string, std::string>> metadata;
+        const auto trained = loadModel(from, metadata);
+        const auto madlib = train::toMadlibModel(trained,
+                                                 "trained by mppdl " + std::string(versionString()) + ": " + from);
+        // MADlib's documentation names its model architecture table model_arch_library.
+        const std::string target = table.empty() ? "model_arch_library" : table;
+        int64_t modelId = 0;
+        if (out.empty()) {
+            modelId = train::insertMadlibModel(madlib, connection, target);
+        } else {
+            std::ofstream file(out, std::ios::binary | std::ios::trunc);
+            if (!(file << train::madlibInsertSql(madlib, target)) || !file.flush())
+                throw StorageError(out + ": cannot write");
+        }
+        if (json) {
+            std::cout << nlohmann::json{{"format", "madlib"},
+                                        {"table", target},
+                                        {"file", out},
+                                        {"model_id", modelId},
+                                        {"weights", madlib.weightCount},
+                                        {"arrays", madlib.arrays.size()},
+                                        {"normalizing_const", madlib.normalizingConst},
+                                        {"class_values", madlib.classValues}}
+                             .dump()
+                      << std::endl;
+            return 0;
+        }
+        std::cout << "wrote " << trained.architecture().name << " from " << from << " to "
+                  << (out.empty() ? target + " as model_id " + std::to_string(modelId)
+                                  : out + " (SQL: psql -f " + out + " adds it to " + target + ")")
+                  << "\n  " << groupThousands(madlib.weightCount) << " float32 weights in " << madlib.arrays.size()
+                  << " arrays, in Keras' order:";
+        for (const auto& [name, shape] : madlib.arrays) {
+            std::cout << " " << name << " ";
+            for (size_t d = 0; d < shape.size(); ++d)
+                std::cout << (d ? "x" : "") << shape[d];
+        }
+        std::cout << "\n  MADlib predicts rows of REAL[] height x width x channels (divided by normalizing_const):\n  "
+                  << train::madlibPredictCall(madlib, target, modelId) << std::endl;
+        return 0;
+    }
+
     int run() {
+        if (format == "madlib")
+            return exportMadlib();
+        if (!table.empty() || !connection.empty())
+            throw ConfigError("--table and --conn are for --format madlib");
+        if (out.empty())
+            throw ConfigError("--out FILE is required: the ONNX file to write");
         if (format != "onnx")
-            throw ConfigError("unknown --format '" + format + "'; mppdl exports onnx" +
+            throw ConfigError("unknown --format '" + format + "'; mppdl exports onnx and madlib" +
                               (format == "torchscript" ? " (TorchScript needs a scripted module, which libtorch's C++ "
                                                          "API cannot make of a C++ network)"
                                                        : ""));
 #ifdef MPPDL_WITH_ONNX
         interop::OnnxOptions options;
         options.opset = opset;
-        std::string from = model.modelPath;
-        std::optional<train::TrainedModel> loaded;
-        if (!model.runRef.empty() && model.modelPath.empty()) {
-            // The weights read once: for the model and for its label in the metadata.
-            const auto project = openProject(model.project, store::Access::Read);
-            const auto weights = runWeights(project, model.reference());
-            loaded.emplace(runModel(project, weights, model.device));
-            options.metadata = {{"mppdl.run", weights.label},
-                                {"mppdl.run_id", std::to_string(weights.run.id)},
-                                {"mppdl.epoch", std::to_string(weights.checkpoint.epoch)}};
-            from = weights.label;
-        } else {
-            loaded.emplace(model.load("export"));
-            options.metadata = {{"mppdl.model_file", model.modelPath}};
-        }
-        const auto& trained = *loaded;
+        std::string from;
+        const auto trained = loadModel(from, options.metadata);
         const auto summary = interop::exportOnnx(trained, out, options);
         std::string shape = "batch";
         for (int64_t d : summary.inputShape)

@@ -566,8 +566,7 @@ int archImport(const std::string& projectFlag, const ImportOptions& o) {
     const auto& source = imported.source;
     auto project = openProject(projectFlag, store::Access::Write);
     bool created = false;
-    const auto v = project.addArchitecture(architecture.name, model::toJson(architecture),
-                                           o.note.empty() ? source : o.note, &created);
+    const auto v = session::addImportedArchitecture(project, imported, o.note.empty() ? source : o.note, &created);
     const auto analysis = model::analyze(architecture);
     if (created)
         std::cout << "imported " << v.name << " version " << v.version << " (" << architecture.layers.size()

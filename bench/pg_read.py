@@ -216,6 +216,12 @@ def time_mppdl(args, layout, data=None, streams=0):
     cmd = mppdl_command(args, layout, streams) if data is None else [
         args.mppdl, "train", "--data", data, "--val-fraction", "0", "--normalize", "none", "--epochs", "1",
         "--arch", "mlp", "--no-project", "--json"]
+    return time_command(cmd)
+
+
+def time_command(cmd):
+    """`mppdl train ... --json` run up to its "data:" message, then killed: (loadData's seconds,
+    the process's seconds up to that message, the message)."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, text=True)
     found = None

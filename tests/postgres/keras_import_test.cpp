@@ -30,13 +30,13 @@ TEST_F(ArchImport, FromAMadlibModelArchitectureTable) {
     const std::string conn = "--conn \"" + testConnection() + "\"";
     auto r = runMppdl("arch import --from-table model_arch_library --id 1 " + conn + " --project p.mppdl");
     ASSERT_EQ(r.code, 0) << r.out;
-    EXPECT_NE(r.out.find("imported madlib_mlp version 1"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("50,890 parameters"), std::string::npos) << r.out; // 784*64+64 + 64*10+10
+    EXPECT_NE(r.out.find("imported mlp version 1"), std::string::npos) << r.out; // MADlib's name
+    EXPECT_NE(r.out.find("50,890 parameters"), std::string::npos) << r.out;      // 784*64+64 + 64*10+10
     r = runMppdl("arch list --project p.mppdl");
     ASSERT_EQ(r.code, 0) << r.out;
-    EXPECT_NE(r.out.find("madlib_mlp"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("mlp"), std::string::npos) << r.out;
     // Exported back, it is the Keras model MADlib stored.
-    r = runMppdl("arch export madlib_mlp --format keras-json --project p.mppdl");
+    r = runMppdl("arch export mlp --format keras-json --project p.mppdl");
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("\"units\":64"), std::string::npos) << r.out;
 

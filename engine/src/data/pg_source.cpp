@@ -9,6 +9,7 @@
 
 #include "data/formats.h"
 #include "data/pg_connection.h"
+#include "data/pg_madlib.h"
 #include "data/pg_read.h"
 #include "data/pg_tuple.h"
 
@@ -23,6 +24,7 @@
 #include <exception>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -395,10 +397,33 @@ LoadedSource noRowsRead(const SourceOptions& options, const EncodedLabels* every
     return out;
 }
 
+std::string arrayShape(const std::vector<int64_t>& dims) { return dims.empty() ? "flat" : formatShape(dims); }
+
+/// An array's elements as SQL names them (1-based, one subscript per dimension: "x[2][1][3]"), in
+/// row-major order: what a user fixes a row by.
+std::vector<std::string> elementNames(const std::string& array, const std::vector<int64_t>& dims, int64_t width) {
+    const std::vector<int64_t> sizes = dims.empty() ? std::vector<int64_t>{width} : dims;
+    std::vector<std::string> names;
+    names.reserve(size_t(std::max<int64_t>(width, 0)));
+    std::vector<int64_t> at(sizes.size(), 0);
+    for (int64_t k = 0; k < width; ++k) {
+        std::string name = array;
+        for (const auto i : at)
+            name += "[" + std::to_string(i + 1) + "]";
+        names.push_back(std::move(name));
+        for (size_t d = sizes.size(); d-- > 0;) { // the last subscript turns fastest
+            if (++at[d] < sizes[d])
+                break;
+            at[d] = 0;
+        }
+    }
+    return names;
+}
+
 /// The rows read over every shard, after checking that no shard is empty and that all have rows
-/// of one width (`width`: theirs).
+/// of one width and shape (`width` and `dims`: theirs; dims empty for flat rows).
 int64_t checkShards(const std::vector<ShardRows>& shards, const std::vector<int64_t>& shardRows, const ReadPlan& read,
-                    const std::string& where, int64_t& width) {
+                    const std::string& where, int64_t& width, std::vector<int64_t>& dims) {
     int64_t rows = 0;
     for (int s = 0; s < int(shards.size()); ++s) {
         const auto& shard = shards[size_t(s)];
@@ -409,14 +434,33 @@ int64_t checkShards(const std::vector<ShardRows>& shards, const std::vector<int6
                                  ? "; Greenplum keeps the table on " + std::to_string(read.shards.serverSegments) +
                                        " segments: train with at most as many"
                                  : "; use fewer segments or another distribution key"));
-        if (shard.rows > 0 && width >= 0 && shard.width != width)
-            throw DataError(where + ": segment " + std::to_string(s) + "'s rows have " + std::to_string(shard.width) +
-                            " feature values where segment 0's have " + std::to_string(width));
-        if (shard.rows > 0)
+        if (shard.rows > 0 && width >= 0 && (shard.width != width || shard.dims != dims))
+            throw DataError(where + ": segment " + std::to_string(s) + "'s rows are " + arrayShape(shard.dims) + " (" +
+                            std::to_string(shard.width) + " feature values) where those before are " +
+                            arrayShape(dims) + " (" + std::to_string(width) + ")");
+        if (shard.rows > 0) {
             width = shard.width;
+            dims = shard.dims;
+        }
         rows += shard.rows;
     }
     return rows;
+}
+
+/// A MADlib packed table (pg_madlib.h) read as such; nullopt for an ordinary table or a query.
+std::optional<LoadedSource> readIfPacked(PgConnection& db, const SourceText& source, const std::vector<Column>& columns,
+                                         const SourceOptions& options, const std::string& where) {
+    if (source.query) {
+        if (options.tableFormat == "madlib-packed")
+            throw ConfigError(where + ": a MADlib packed table is read by its name, pg:TABLE, not by a query");
+        return std::nullopt;
+    }
+    std::vector<std::string> names;
+    for (const auto& c : columns)
+        names.push_back(c.name);
+    if (const auto packed = madlibPackedLayout(db, source.text, names, options, where))
+        return loadMadlibPacked(db, *packed, options, where);
+    return std::nullopt;
 }
 
 } // namespace
@@ -432,6 +476,8 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
 
     std::string from;
     const std::vector<Column> columns = sourceColumns(db, source, location, from);
+    if (auto packed = readIfPacked(db, source, columns, options, where))
+        return std::move(*packed);
     auto findColumn = [&](const std::string& name) {
         return std::find_if(columns.begin(), columns.end(), [&](const Column& c) { return c.name == name; });
     };
@@ -506,7 +552,8 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     const auto shardRows = shardRowCounts(db, read, shards, wanted, where);
 
     int64_t width = -1;
-    const int64_t rows = checkShards(shards, shardRows, read, where, width);
+    std::vector<int64_t> dims; // a multi-dimensional array's: the sample shape, unless --shape says another
+    const int64_t rows = checkShards(shards, shardRows, read, where, width, dims);
     if (rows == 0 && options.shards.empty() && !(selected && sourceRows > 0))
         throw DataError(where + (source.query ? ": the query returns no rows" : ": the table has no rows"));
     if (rows == 0) // a selection of no rows: the read says only what the table holds
@@ -528,14 +575,13 @@ LoadedSource loadPostgres(const std::string& location, const SourceOptions& opti
     LoadedSource out;
     out.kind = "pg";
     out.location = location;
-    out.train = Dataset(reshapeFeatures(x, options.shape, location), labels.indices, labels.classNames);
+    out.train = Dataset(reshapeFeatures(x, options.shape.empty() ? dims : options.shape, location), labels.indices,
+                        labels.classNames);
     if (!labeled)
         out.train = out.train.withoutLabels();
     out.featureNames = plan.names;
-    // An array's elements as SQL names them (1-based): what a user fixes a row by.
     if (!plan.array.empty())
-        for (int64_t k = 1; k <= width; ++k)
-            out.featureNames.push_back(plan.array + "[" + std::to_string(k) + "]");
+        out.featureNames = elementNames(plan.array, dims, width);
     if (read.shards.segments > 0) {
         // Rows came shard by shard: each run of rows is its segment's.
         auto home = torch::empty({rows}, torch::kInt64);

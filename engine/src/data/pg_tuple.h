@@ -22,6 +22,8 @@ struct ShardRows {
     std::vector<std::string> ids;
     int64_t rows = 0;
     int64_t width = -1;
+    /// A float4[] of more than one dimension: its sizes (the same on every row), the sample's shape.
+    std::vector<int64_t> dims;
 };
 
 /// What every shard's decoder needs to know.
@@ -37,5 +39,22 @@ struct TupleFormat {
 /// Decodes one binary COPY tuple of `n` bytes at `p` (label, features[, id]) into `out`, never
 /// reading outside them; a DataError naming `where` and the row for anything else.
 void decodeTuple(const char* p, size_t n, const TupleFormat& format, const std::string& where, ShardRows& out);
+
+/// One shard of a MADlib packed table (training_preprocessor_dl's output) as it streams in: the
+/// buffers unpacked into rows.
+struct PackedRows {
+    std::vector<float> floats;   ///< every row's features, as the buffers hold them
+    std::vector<int64_t> labels; ///< the index of each row's one-hot 1
+    std::vector<int64_t> sample; ///< the shape of one row (the buffers' shape after its count)
+    int64_t classes = -1;        ///< the one-hot width
+    int64_t rows = 0, buffers = 0;
+};
+
+/// Decodes one tuple of `buffer_id::int8, x bytea, y bytea, x_shape::int8[], y_shape::int8[]`: x
+/// holds x_shape's product of float32 (the host's byte order, as MADlib's array_to_bytea copies
+/// them), y y_shape's product of int16 one-hot labels, [rows, classes]. DataError naming `where`,
+/// the buffer_id and the row for a buffer whose sizes disagree, whose shape differs from the
+/// buffers before, or whose label row is not one-hot.
+void decodePackedTuple(const char* p, size_t n, const std::string& where, PackedRows& out);
 
 } // namespace mppdl::data

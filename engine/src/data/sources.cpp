@@ -122,21 +122,78 @@ void checkFinite(LoadedSource& loaded, const SourceOptions& options, const std::
     }
 }
 
-/// Flat rows whose width is the network's input size are given its shape (SourceOptions::flatShape).
+int64_t product(const std::vector<int64_t>& shape) {
+    int64_t n = 1;
+    for (const auto d : shape)
+        n *= d;
+    return n;
+}
+
+/// Every split's samples (those it has) reshaped to `shape`.
+void reshapeSplits(LoadedSource& loaded, const std::vector<int64_t>& shape, const std::string& location) {
+    for (Dataset* split : {&loaded.train, &loaded.test})
+        if (split->features().defined() && split->sampleShape() != shape)
+            *split = split->withFeatures(reshapeFeatures(split->features(), shape, location));
+}
+
+/// SourceOptions::layout (or the layout the source says it has, LoadedSource::layout): 3-D samples
+/// kept height x width x channels are transposed, once, into the engine's channels x height x width. Flat rows (or [H,
+/// W] ones of a one-channel network) read with hwc take the network's input shape as H x W x C first. IDX files and
+/// image folders are decoded by mppdl itself, channels first: the layout is not theirs to say.
+void applyLayout(LoadedSource& loaded, const SourceOptions& options, const std::string& location) {
+    // Given, else the source's own (a MADlib table's images are channels last), else chw.
+    const std::string layout = !options.layout.empty() ? options.layout : loaded.layout == "hwc" ? "hwc" : "chw";
+    loaded.layout.clear();
+    if (layout != "chw" && layout != "hwc")
+        throw ConfigError("--layout must be chw or hwc, got '" + options.layout + "'");
+    if (loaded.kind == "idx" || loaded.kind == "images") {
+        loaded.layout = loaded.train.sampleShape().size() == 3 ? "chw" : "";
+        return;
+    }
+    auto shape = loaded.train.sampleShape();
+    if (product(shape) == 0) // a read of no rows that has not learnt the shape yet
+        return;
+    const auto& net = options.flatShape;
+    if (layout == "chw") {
+        if (shape.size() == 3) {
+            loaded.layout = "chw";
+            // Channels last is the common layout of image arrays: a likely one gets a hint.
+            if (shape[2] <= 4 && shape[0] > shape[2] && shape[1] > shape[2])
+                loaded.notes.push_back(location + ": samples of " + formatShape(shape) +
+                                       " read channels first (layout chw); if their channels come last, --layout hwc");
+        }
+        return;
+    }
+    if (shape.size() < 3 && options.shape.empty() && net.size() == 3 && product(shape) == product(net) &&
+        (shape.size() == 1 || net[0] == 1))
+        shape = {net[1], net[2], net[0]};
+    if (shape.size() != 3)
+        throw ConfigError(location + ": --layout hwc is for images kept height x width x channels; these samples are " +
+                          formatShape(loaded.train.sampleShape()));
+    reshapeSplits(loaded, shape, location);
+    for (Dataset* split : {&loaded.train, &loaded.test})
+        if (split->features().defined() && split->sampleShape().size() == 3)
+            *split = split->withFeatures(split->features().permute({0, 3, 1, 2}).contiguous());
+    loaded.layout = "hwc";
+    loaded.notes.push_back(location + ": samples of " + formatShape(shape) +
+                           " (height x width x channels, layout hwc) " + "transposed to " +
+                           formatShape({shape[2], shape[0], shape[1]}));
+}
+
+/// Flat rows whose width is the network's input size are given its shape (SourceOptions::flatShape),
+/// as are [H, W] rows for a one-channel [1, H, W] network.
 void shapeFlatRows(LoadedSource& loaded, const SourceOptions& options, const std::string& location) {
     if (!options.shape.empty() || options.flatShape.size() < 2)
         return;
     const auto shape = loaded.train.sampleShape();
-    int64_t wanted = 1;
-    for (const auto d : options.flatShape)
-        wanted *= d;
-    if (shape.size() != 1 || shape[0] != wanted)
+    const int64_t wanted = product(options.flatShape);
+    if (shape.empty() || shape.size() >= options.flatShape.size() || product(shape) != wanted ||
+        (shape.size() > 1 && options.flatShape[0] != 1))
         return;
-    for (Dataset* split : {&loaded.train, &loaded.test})
-        if (split->features().defined() && split->sampleShape().size() == 1)
-            *split = split->withFeatures(reshapeFeatures(split->features(), options.flatShape, location));
-    loaded.notes.push_back(location + ": rows of " + std::to_string(wanted) + " values taken as " +
-                           formatShape(options.flatShape) + ", the network's input (--shape declares another)");
+    reshapeSplits(loaded, options.flatShape, location);
+    loaded.notes.push_back(
+        location + ": rows of " + (shape.size() == 1 ? std::to_string(wanted) + " values" : formatShape(shape)) +
+        " taken as " + formatShape(options.flatShape) + ", the network's input (--shape declares another)");
 }
 
 /// SourceOptions::testFraction: which of a source's n training rows are held out as its test
@@ -303,6 +360,7 @@ LoadedSource loadSource(const std::string& location, const SourceOptions& option
             return loaded;
         };
         LoadedSource loaded = options.testFraction != 0 ? readWithHeldOutTest(read, options, location) : read(options);
+        applyLayout(loaded, options, location);
         shapeFlatRows(loaded, options, location);
         return loaded;
     } catch (const Error&) {

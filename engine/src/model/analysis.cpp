@@ -406,8 +406,13 @@ private:
             if (shapes[*output])
                 analysis.outputShape = *shapes[*output];
         }
-        if (inputLayers.size() == 1 && shapes[inputLayers.front()])
+        if (inputLayers.size() == 1 && shapes[inputLayers.front()]) {
             analysis.inputShape = *shapes[inputLayers.front()];
+            const auto& params = layers[inputLayers.front()].params;
+            const auto layout = params.find("layout"); // checked by the Input's own check
+            if (layout != params.end() && std::holds_alternative<std::string>(layout->second))
+                analysis.inputLayout = std::get<std::string>(layout->second);
+        }
     }
 
     /// Problems were found pass by pass; list them as a reader meets them: the design as a whole

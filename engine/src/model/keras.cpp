@@ -209,9 +209,13 @@ void readLayer(KerasReader& r, size_t index, const json& layer) {
     readInputShape(r, config, where);
     if (!r.haveInput)
         throw ConfigError(where + "the first layer needs a batch_input_shape ([null, H, W, C] or [null, F])");
-    if (r.arch.layers.empty())
-        addLayer(r, cls == "InputLayer" ? name : "input", "Input", {{"shape", Param(r.inputShape)}},
-                 cls != "InputLayer");
+    if (r.arch.layers.empty()) {
+        // An image model's rows are channels_last, as Keras (and MADlib, which feeds it) keep them.
+        std::map<std::string, Param> input = {{"shape", Param(r.inputShape)}};
+        if (r.inputShape.size() == 3)
+            input["layout"] = Param(std::string("hwc"));
+        addLayer(r, cls == "InputLayer" ? name : "input", "Input", std::move(input), cls != "InputLayer");
+    }
     if (cls == "InputLayer")
         return;
     checkChannelsLast(config, where);

@@ -46,6 +46,11 @@ void inputCheck(const LayerParams& p, Messages& problems) {
                            formatParam(shape));
     else if (std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 1; }))
         problems.push_back("shape dimensions must be positive, got " + formatParam(shape));
+    const auto& layout = std::get<std::string>(p.get("layout"));
+    if (layout != "chw" && layout != "hwc")
+        problems.push_back("layout must be \"chw\" or \"hwc\", got \"" + layout + "\"");
+    else if (layout == "hwc" && shape.size() != 3)
+        problems.push_back("layout \"hwc\" is for a [channels, height, width] input, not " + formatParam(shape));
 }
 
 std::optional<Shape> inputShape(const LayerParams& p, const std::vector<Shape>&, Messages&) {
@@ -515,7 +520,10 @@ std::vector<LayerKind> shapingKinds() {
         {{"Input",
           "input",
           "The network's input; one sample's shape, without the batch dimension.",
-          {{"shape", T::Shape, nullptr, "[channels, height, width] or [features]"}},
+          {{"shape", T::Shape, nullptr, "[channels, height, width] or [features]"},
+           {"layout", T::String, "\"chw\"",
+            "where the data keeps a sample's channels: \"chw\" (channels first) or \"hwc\" (height x width x "
+            "channels, Keras' channels_last), transposed to chw when the rows are read"}},
           0,
           0},
          inputCheck,

@@ -2,6 +2,7 @@
 #include "mppdl/core/build_info.h"
 #include "mppdl/core/error.h"
 #include "mppdl/model/architecture.h"
+#include "mppdl/model/keras.h"
 
 #include <nlohmann/json.hpp>
 
@@ -366,6 +367,13 @@ Architecture loadArchitecture(const std::string& path) {
     text << in.rdbuf();
     if (in.bad())
         throw DataError("cannot read " + path + ": " + std::strerror(errno));
+    // A Keras model JSON (what model.to_json() writes, what MADlib keeps) names its class at the top.
+    const auto parsed = nlohmann::json::parse(text.str(), nullptr, false);
+    if (parsed.is_object() && parsed.contains("class_name") && !parsed.contains("layers")) {
+        auto imported = fromKerasJson(text.str(), path);
+        imported.description = "Imported from Keras JSON " + path;
+        return imported;
+    }
     return parseArchitecture(text.str(), path);
 }
 

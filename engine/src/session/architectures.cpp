@@ -41,13 +41,21 @@ bool allDigits(const std::string& s) {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
-/// The Keras JSON a MADlib model architecture table holds for one model_id.
-std::string kerasFromTable(const ArchitectureImport& from) {
+/// One row of a MADlib model architecture table: its Keras JSON, and its name and description
+/// (columns of MADlib 1.17 and later; empty where the table has none or they are NULL).
+struct MadlibArchitectureRow {
+    std::string keras, name, description;
+};
+
+MadlibArchitectureRow kerasFromTable(const ArchitectureImport& from) {
 #ifdef MPPDL_WITH_POSTGRES
     const std::string where = "table " + from.table;
     const auto table = data::quoteQualifiedName(from.table, "--from-table");
     data::PgConnection connection(from.connection, where);
-    const auto result = connection.query("SELECT model_arch::text FROM " + table + " WHERE model_id = $1",
+    // to_jsonb of the row: columns an older table lacks are NULL, not an error.
+    const auto result = connection.query("SELECT model_arch::text, to_jsonb(t)->>'name', to_jsonb(t)->>'description' "
+                                         "FROM " +
+                                             table + " AS t WHERE model_id = $1",
                                          {std::to_string(from.modelId)});
     if (result.rows() == 0)
         throw ConfigError("no model_id " + std::to_string(from.modelId) + " in " + from.table + " (" +
@@ -55,7 +63,8 @@ std::string kerasFromTable(const ArchitectureImport& from) {
     if (result.isNull(0, 0))
         throw ConfigError("model_id " + std::to_string(from.modelId) + " in " + from.table +
                           " has no model_arch (NULL)");
-    return result.text(0, 0);
+    return {result.text(0, 0), result.isNull(0, 1) ? "" : result.text(0, 1),
+            result.isNull(0, 2) ? "" : result.text(0, 2)};
 #else
     (void)from;
     throw ConfigError(
@@ -140,15 +149,21 @@ ProjectArchitecture projectArchitecture(store::Project& project, const std::stri
 }
 
 ImportedArchitecture importArchitecture(const ArchitectureImport& from) {
-    std::string text, origin, source;
+    std::string text, origin, source, name, description;
     if (!from.table.empty()) {
         if (!from.file.empty())
             throw ConfigError("give either FILE or --from-table, not both");
         if (from.modelId < 0)
             throw ConfigError("--from-table needs --id N (the model_id of the row)");
-        text = kerasFromTable(from);
+        auto row = kerasFromTable(from);
+        text = std::move(row.keras);
         origin = from.table + " model_id " + std::to_string(from.modelId);
         source = "from MADlib table " + from.table + ", model_id " + std::to_string(from.modelId);
+        // MADlib's name for it; else one of its own per row, so that two rows never share a name.
+        name = row.name.empty() ? from.table + "_model_" + std::to_string(from.modelId) : row.name;
+        std::replace_if(
+            name.begin(), name.end(), [](unsigned char c) { return std::isspace(c) || c == '@' || c == '/'; }, '_');
+        description = row.description;
     } else {
         if (from.file.empty())
             throw ConfigError("arch import needs FILE (Keras JSON) or --from-table TABLE --id N");
@@ -164,8 +179,35 @@ ImportedArchitecture importArchitecture(const ArchitectureImport& from) {
     ImportedArchitecture imported{validated(model::fromKerasJson(text, origin)), source};
     if (!from.name.empty())
         imported.architecture.name = from.name;
-    imported.architecture.description = "Imported " + source;
+    else if (!name.empty())
+        imported.architecture.name = name;
+    imported.architecture.description = "Imported " + source + (description.empty() ? "" : ": " + description);
     return imported;
+}
+
+store::ArchitectureVersion addImportedArchitecture(store::Project& project, const ImportedArchitecture& imported,
+                                                   const std::string& note, bool* created) {
+    // The layers as the canonical JSON has them, without the description (which names the source).
+    auto layersOf = [](model::Architecture a) {
+        a.description.clear();
+        return model::toJson(a);
+    };
+    const auto& architecture = imported.architecture;
+    const std::string wanted = layersOf(architecture);
+    for (const auto& version : project.architectureVersions(architecture.name)) {
+        const auto stored = project.architecture(architecture.name, version.version);
+        if (!stored)
+            continue;
+        try {
+            if (layersOf(model::parseArchitecture(stored->spec)) == wanted) {
+                if (created)
+                    *created = false;
+                return *stored;
+            }
+        } catch (const Error&) { // a damaged version is not the same as this one
+        }
+    }
+    return project.addArchitecture(architecture.name, model::toJson(architecture), note, created);
 }
 
 } // namespace mppdl::session

@@ -62,6 +62,10 @@ std::string toJson(const TrainConfig& c) {
         source["categorical"] = s.categorical;
     if (s.testFraction > 0)
         source["test_fraction"] = s.testFraction;
+    if (!s.layout.empty())
+        source["layout"] = s.layout;
+    if (!s.tableFormat.empty())
+        source["format"] = s.tableFormat;
     json j = {
         {"data",
          {{"location", c.data.location},
@@ -154,6 +158,10 @@ TrainConfig trainConfigFromJson(const std::string& text) {
         read(s, "categorical", c.data.source.categorical, where);
     if (s.contains("test_fraction"))
         read(s, "test_fraction", c.data.source.testFraction, where);
+    if (s.contains("layout"))
+        read(s, "layout", c.data.source.layout, where);
+    if (s.contains("format"))
+        read(s, "format", c.data.source.tableFormat, where);
     if (s.contains("distributed_by")) // written since issue 5's database distribution
         read(s, "distributed_by", c.data.source.distributedBy, where);
     if (s.contains("header") && !s["header"].is_null()) {

@@ -292,6 +292,11 @@ std::string cacheIdentity(const TrainConfig& config, const data::SourceOptions& 
         << "\nbytea " << o.bytea << "\nfeatures";
     for (const auto& f : o.features)
         key << " " << f;
+    // Written only when set: entries of runs before them keep their names.
+    if (!o.layout.empty())
+        key << "\nlayout " << o.layout;
+    if (!o.tableFormat.empty())
+        key << "\ntable format " << o.tableFormat;
     // One process's rows do not depend on how its segments split them.
     const bool ranks = plan.layout.world > 1;
     key << "\nnormalization " << data::toString(config.data.normalization) << "\nvalidation " << fraction << "\nseed "

@@ -142,7 +142,10 @@ TrainedModel TrainedModel::fromWeights(const model::Architecture& architecture, 
 data::SourceOptions readingOptions(const TrainedModel& model, data::SourceOptions options) {
     if (!model.normalizer().encoding.empty())
         options.encoding = std::make_shared<const data::ColumnEncoding>(model.normalizer().encoding);
-    options.flatShape = model::analyze(model.architecture()).inputShape;
+    const auto analysis = model::analyze(model.architecture());
+    options.flatShape = analysis.inputShape;
+    if (options.layout.empty() && analysis.inputLayout != "chw")
+        options.layout = analysis.inputLayout;
     return options;
 }
 

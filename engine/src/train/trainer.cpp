@@ -125,6 +125,8 @@ LoadedData loadData(const TrainConfig& config, const model::Architecture& archit
         // training rows uses the run's seed; a CSV's categories are those of the run's own
         // training rows (not its validation or test rows).
         options.flatShape = analysis.inputShape;
+        if (options.layout.empty() && analysis.inputLayout != "chw") // a Keras model's rows are channels last
+            options.layout = analysis.inputLayout;
         options.testSeed = config.seed;
         const double validationFraction = config.data.validationFraction;
         const uint64_t seed = config.seed;

@@ -337,4 +337,110 @@ TEST(DataFuzz, PostgresCopyTuples) {
     report("PostgreSQL binary COPY tuples", total, outcomes);
 }
 
+namespace {
+
+/// A one-dimensional int8[] as PostgreSQL sends it (element type int8, oid 20).
+std::string int8Array(const std::vector<int64_t>& values) {
+    std::string out = be(1, 4) + be(0, 4) + be(20, 4) + be(uint64_t(values.size()), 4) + be(1, 4);
+    for (const auto v : values)
+        out += be(8, 4) + be(uint64_t(v), 8);
+    return out;
+}
+
+/// One buffer of a MADlib packed table as the reader's COPY sends it: buffer_id, x (float32 of
+/// rows x 2x3), y (one-hot int16 of rows x 4), their shapes.
+std::string packedTuple(int64_t buffer, int64_t rows) {
+    std::string x, y;
+    for (int64_t k = 0; k < rows * 6; ++k) {
+        const float v = float(buffer) + 0.125f * float(k);
+        x.append(reinterpret_cast<const char*>(&v), 4);
+    }
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < 4; ++c) {
+            const int16_t v = c == (r + buffer) % 4 ? 1 : 0;
+            y.append(reinterpret_cast<const char*>(&v), 2);
+        }
+    return be(5, 2) + field(be(uint64_t(buffer), 8)) + field(x) + field(y) + field(int8Array({rows, 2, 3})) +
+           field(int8Array({rows, 4}));
+}
+
+} // namespace
+
+TEST(DataFuzz, PostgresMultiDimensionalArrays) {
+    TupleFormat format;
+    auto tuple = [](int64_t row, const std::vector<int>& dims) {
+        std::string features = be(uint64_t(dims.size()), 4) + be(0, 4) + be(700, 4);
+        int count = 1;
+        for (const int d : dims) {
+            features += be(uint64_t(d), 4) + be(1, 4);
+            count *= d;
+        }
+        for (int k = 0; k < count; ++k) {
+            const float value = float(row * 100 + k);
+            uint32_t bits;
+            std::memcpy(&bits, &value, 4);
+            features += be(4, 4) + be(bits, 4);
+        }
+        return be(2, 2) + field(be(uint64_t(row), 8)) + field(features);
+    };
+    ShardRows rows;
+    for (int64_t r = 0; r < 2; ++r) {
+        const auto t = tuple(r, {2, 2, 3});
+        decodeTuple(t.data(), t.size(), format, "pg:t", rows);
+    }
+    EXPECT_EQ(rows.dims, (std::vector<int64_t>{2, 2, 3}));
+    EXPECT_EQ(rows.width, 12);
+    ASSERT_EQ(rows.floats.size(), 24u);
+    EXPECT_EQ(rows.floats[13], 101.0f); // row-major, as the array's text form lists them
+    const auto other = tuple(2, {3, 2, 2});
+    try {
+        decodeTuple(other.data(), other.size(), format, "pg:t", rows);
+        ADD_FAILURE() << "a row of another shape was accepted";
+    } catch (const DataError& e) {
+        EXPECT_NE(std::string(e.what()).find("row 3: the features array is 3x2x2 where the rows before are 2x2x3"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
+TEST(DataFuzz, MadlibPackedBuffers) {
+    const int total = rounds() * 20;
+    Outcomes outcomes;
+    Mutator mutator(5);
+    for (int round = 0; round < total; ++round) {
+        PackedRows rows;
+        const std::string what = "packed round " + std::to_string(round);
+        try {
+            const std::string first = packedTuple(0, 3);
+            GuardedBytes good(first);
+            decodePackedTuple(good.data(), first.size(), "pg:packed", rows);
+            const std::string damaged = mutator.mutate(packedTuple(1, 2), 26);
+            GuardedBytes bad(damaged);
+            decodePackedTuple(bad.data(), damaged.size(), "pg:packed", rows);
+            EXPECT_EQ(rows.rows, 5) << what;
+            EXPECT_EQ(rows.sample, (std::vector<int64_t>{2, 3})) << what;
+            EXPECT_EQ(rows.classes, 4) << what;
+            EXPECT_EQ(rows.floats.size(), 30u) << what;
+            EXPECT_EQ(rows.labels.size(), 5u) << what;
+            ++outcomes.loaded;
+        } catch (const DataError& e) {
+            EXPECT_NE(std::string(e.what()).find("pg:packed, buffer"), std::string::npos) << what << ": " << e.what();
+            ++outcomes.rejected;
+        } catch (const std::exception& e) {
+            ADD_FAILURE() << what << ": threw a non-DataError exception: " << e.what();
+        }
+    }
+    EXPECT_GT(outcomes.loaded, 0);
+    EXPECT_GT(outcomes.rejected, 0);
+    report("MADlib packed buffers", total, outcomes);
+    // An undamaged pair: every row's label is the index of its one-hot 1.
+    PackedRows rows;
+    for (int64_t b = 0; b < 2; ++b) {
+        const auto t = packedTuple(b, 3);
+        decodePackedTuple(t.data(), t.size(), "pg:packed", rows);
+    }
+    EXPECT_EQ(rows.labels, (std::vector<int64_t>{0, 1, 2, 1, 2, 3}));
+    EXPECT_EQ(rows.floats[6 * 3], 1.0f); // buffer 1's first value
+}
+
 #endif // MPPDL_WITH_POSTGRES

@@ -143,3 +143,49 @@ TEST(DataNpy, TruncatedDataAndMissingLabels) {
     const auto lonely = dir.write("lonely.npy", npy("<f4", {1, 1}, bytesOf(iota(1))));
     expectError<DataError>([&] { loadSource(lonely); }, {lonely, "lonely_labels.npy"});
 }
+
+// Images kept height x width x channels (Keras', MADlib's) are transposed once, at load.
+TEST(DataNpy, ChannelsLastRowsAreTransposedToChannelsFirst) {
+    TempDir dir;
+    const auto x = dir.write("X.npy", npy("<f4", {2, 4, 5, 3}, bytesOf(iota(120))));
+    dir.write("y.npy", npy("<i8", {2}, bytesOf(std::vector<int64_t>{0, 1})));
+    SourceOptions options;
+    options.layout = "hwc";
+    const auto loaded = loadSource(x, options);
+    EXPECT_EQ(loaded.layout, "hwc");
+    ASSERT_EQ(loaded.train.sampleShape(), (std::vector<int64_t>{3, 4, 5}));
+    const auto chw = loaded.train.features();
+    const auto hwc = torch::arange(120, torch::kFloat32).mul(0.5).reshape({2, 4, 5, 3});
+    EXPECT_TRUE(torch::equal(chw, hwc.permute({0, 3, 1, 2})));
+    EXPECT_TRUE(chw.is_contiguous());
+    ASSERT_FALSE(loaded.notes.empty());
+    EXPECT_NE(loaded.notes.back().find("samples of 4x5x3 (height x width x channels, layout hwc) transposed to 3x4x5"),
+              std::string::npos)
+        << loaded.notes.back();
+
+    // Read as they are (chw), a likely channels-last shape gets a hint.
+    const auto asIs = loadSource(x, {});
+    EXPECT_EQ(asIs.train.sampleShape(), (std::vector<int64_t>{4, 5, 3}));
+    ASSERT_FALSE(asIs.notes.empty());
+    EXPECT_NE(asIs.notes.back().find("if their channels come last, --layout hwc"), std::string::npos);
+
+    // Flat rows read for a 3x4x5 network with hwc: taken as 4x5x3, then transposed.
+    const auto flat = dir.write("F.npy", npy("<f4", {2, 60}, bytesOf(iota(120))));
+    dir.write("F_labels.npy", npy("<i8", {2}, bytesOf(std::vector<int64_t>{0, 1})));
+    SourceOptions forNetwork;
+    forNetwork.layout = "hwc";
+    forNetwork.flatShape = {3, 4, 5};
+    EXPECT_TRUE(torch::equal(loadSource(flat, forNetwork).train.features(), chw));
+
+    // 1-D samples cannot be channels last.
+    SourceOptions tabular;
+    tabular.layout = "hwc";
+    try {
+        loadSource(flat, tabular);
+        ADD_FAILURE() << "hwc accepted for 1-D samples";
+    } catch (const ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("--layout hwc is for images kept height x width x channels"),
+                  std::string::npos)
+            << e.what();
+    }
+}

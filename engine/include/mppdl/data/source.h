@@ -77,6 +77,17 @@ struct SourceOptions {
     /// image folders are decoded to it ({C,H,W}, C 1 or 3, images resized to HxW). Image folders
     /// without one take the first image's size, with 1 channel if it is grey and 3 otherwise.
     std::vector<int64_t> shape;
+    /// Where a sample's channels are in the rows as the source keeps them: "chw" (channels first,
+    /// the engine's layout) or "hwc" (height x width x channels, as Keras and MADlib keep images).
+    /// 3-D hwc samples are transposed to chw once, at load. Empty: chw, unless the trainer sets the
+    /// layout of the network's Input (an architecture imported from Keras reads hwc).
+    std::string layout;
+    /// PostgreSQL: how the table holds its rows: "rows" (one sample per row), "madlib-packed" (the
+    /// output of MADlib's training_preprocessor_dl: buffers of many rows per tuple, one-hot labels,
+    /// a TABLE_summary table with the class values and the normalizing constant) or empty to
+    /// detect (a table with buffer_id, independent_var and dependent_var and a summary table is
+    /// packed).
+    std::string tableFormat;
     /// Read at most this many training rows (0 = all), for quick tries. File formats keep the first
     /// rows; image folders take one image of each class in turn so that every class is seen.
     int64_t limit = 0;
@@ -166,6 +177,9 @@ struct LoadedSource {
     std::vector<std::string> featureNames;
     /// How the columns became features (empty: every column but the label, as numbers).
     ColumnEncoding encoding;
+    /// Where the source kept a sample's channels: "chw" or "hwc" (transposed to chw at load);
+    /// empty for samples that are not 3-D.
+    std::string layout;
     /// What the read decided that the user should know ("line 1 taken as the header (...)"):
     /// printed by the commands that read the source.
     std::vector<std::string> notes;

@@ -32,6 +32,9 @@ struct Analysis {
     /// The name of the output layer (Architecture::output or the one sink); empty if unknown.
     std::string outputLayer;
     Shape inputShape;
+    /// Where the rows this network reads keep a sample's channels: its Input's "layout", "chw"
+    /// (the engine's) or "hwc" (a Keras model's channels_last), transposed to chw when read.
+    std::string inputLayout = "chw";
     Shape outputShape;
     int64_t totalParams = 0;
     int64_t totalFlops = 0;

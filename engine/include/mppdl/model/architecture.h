@@ -70,7 +70,8 @@ constexpr int kArchitectureFormatVersion = 1;
 /// integer belongs), values out of range, misfitting shapes.
 Architecture parseArchitecture(const std::string& json, const std::string& origin = "<string>");
 
-/// Reads and parses a file; throws DataError if it cannot be read.
+/// Reads and parses a file; throws DataError if it cannot be read. A Keras model JSON file (a
+/// top-level "class_name") is imported with fromKerasJson() (keras.h), described as imported.
 Architecture loadArchitecture(const std::string& path);
 
 /// The canonical JSON of a design: top-level keys in the order above, one line per layer with

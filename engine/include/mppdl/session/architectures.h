@@ -51,6 +51,15 @@ struct ImportedArchitecture {
 /// The architecture an import names, read and validated. ConfigError for a missing file, a missing
 /// row or a NULL model_arch, naming the table and the connection; DataError when the database
 /// cannot be reached. A table needs PostgreSQL support (ConfigError in a build without).
+/// A table row's architecture is named by the row's MADlib `name` (characters an mppdl reference
+/// cannot hold, spaces, '@' and '/', become '_'), else "TABLE_model_ID"; its description is the
+/// row's `description` after where it came from.
 ImportedArchitecture importArchitecture(const ArchitectureImport& from);
+
+/// Adds an imported architecture to the project as a new version of its name, unless a version of
+/// that name has the same layers (whatever its description says): then that version, with
+/// `*created` false.
+store::ArchitectureVersion addImportedArchitecture(store::Project& project, const ImportedArchitecture& imported,
+                                                   const std::string& note, bool* created);
 
 } // namespace mppdl::session

@@ -87,6 +87,7 @@ def main():
     p.add_argument("--buffer-size", type=int, default=1000, help="rows a buffer, MADlib's buffer_size")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--markdown", action="store_true")
+    p.add_argument("--keep", action="store_true", help="leave the tables in the database")
     args = p.parse_args()
     if not args.conn or not check_binary(args.mppdl):
         return 2
@@ -115,7 +116,8 @@ def main():
              ["psql \\copy of the packed buffers (binary, to /dev/null)", "%.2f" % med["psql"],
               "%.0f" % (mb / med["psql"]), "1.00"]]
     print(render(["reader, %d rows" % n, "seconds", "MB/s of float32", "psql / it"], table, args.markdown))
-    run_psql(args.psql, args.conn, "DROP TABLE madlib_bench_rows, madlib_bench_packed, madlib_bench_packed_summary")
+    if not args.keep:
+        run_psql(args.psql, args.conn, "DROP TABLE madlib_bench_rows, madlib_bench_packed, madlib_bench_packed_summary")
     return 0
 
 

@@ -91,6 +91,8 @@ std::optional<MadlibPacked> madlibPackedLayout(PgConnection& db, const std::stri
     if (s.contains(packed.classColumn) && s[packed.classColumn].is_array())
         for (const auto& v : s[packed.classColumn])
             packed.classValues.push_back(v.is_null() ? "NULL" : v.is_string() ? v.get<std::string>() : v.dump());
+    if (s.contains("buffer_size") && s["buffer_size"].is_number_integer())
+        packed.bufferSize = s["buffer_size"].get<int64_t>();
     const auto& constant = s["normalizing_const"];
     packed.normalizingConst = constant.is_number() ? constant.get<double>() : 1.0;
     if (!(packed.normalizingConst > 0))
@@ -113,6 +115,11 @@ LoadedSource loadMadlibPacked(PgConnection& db, const MadlibPacked& packed, cons
     const int shardCount = std::max(1, read.shards.segments);
     std::vector<PackedRows> shards{size_t(shardCount)};
     std::vector<int64_t> shardRows(size_t(shardCount), 0);
+    // Room for the rows the planner expects (its buffers times their size), reserved once.
+    const auto estimate = db.query("SELECT reltuples::int8 FROM pg_class WHERE oid = to_regclass($1)", {packed.table});
+    if (estimate.rows() > 0 && !estimate.isNull(0, 0) && packed.bufferSize > 0)
+        for (auto& shard : shards)
+            shard.expectedRows = std::max<int64_t>(0, std::stoll(estimate.text(0, 0))) * packed.bufferSize / shardCount;
     for (int s = 0; s < shardCount; ++s) {
         const std::string shardWhere = read.shards.segments > 0 ? where + ", segment " + std::to_string(s) + " (" +
                                                                       read.shards.condition(s) + ")"
@@ -154,32 +161,40 @@ LoadedSource loadMadlibPacked(PgConnection& db, const MadlibPacked& packed, cons
     const int64_t kept = options.limit > 0 && options.shards.empty() ? std::min(rows, options.limit) : rows;
     std::vector<int64_t> shape{kept};
     shape.insert(shape.end(), sample.begin(), sample.end());
-    auto x = torch::empty(shape, torch::kFloat32);
+    // One shard's rows are taken over without a copy (and restored in place); several are copied
+    // once into the tensor.
+    at::Tensor x;
+    if (shardCount == 1 && first) {
+        auto* owned = new std::vector<float>(std::move(shards[0].floats));
+        owned->resize(size_t(kept * width));
+        x = torch::from_blob(
+            owned->data(), shape, [owned](void*) { delete owned; }, torch::kFloat32);
+    } else {
+        x = torch::empty(shape, torch::kFloat32);
+    }
     auto y = torch::empty({kept}, torch::kInt64);
     auto home = torch::empty({kept}, torch::kInt64);
+    // The source's own values again, in the same pass as the copy. MADlib multiplied them by the
+    // float32 reciprocal of normalizing_const (array_scalar_mult: in float8, rounded to float4):
+    // dividing by that same reciprocal gives them back (for 255, every integer pixel 0-254 exactly
+    // and 255 as 254.99998), where multiplying by the constant misses half of them by an ulp.
+    const bool restore = packed.normalizingConst != 1.0;
+    const float reciprocal = float(1.0 / packed.normalizingConst);
     int64_t at = 0;
     for (int s = 0; s < shardCount && at < kept; ++s) {
         auto& shard = shards[size_t(s)];
         const int64_t take = std::min(shard.rows, kept - at);
-        std::copy_n(shard.floats.begin(), take * width, x.data_ptr<float>() + at * width);
+        float* into = x.data_ptr<float>() + at * width;
+        const float* from = shard.floats.empty() ? into : shard.floats.data(); // taken over: in place
+        if (restore)
+            std::transform(from, from + take * width, into, [reciprocal](float v) { return v / reciprocal; });
+        else if (from != into)
+            std::copy_n(from, take * width, into);
         std::copy_n(shard.labels.begin(), take, y.data_ptr<int64_t>() + at);
         home.slice(0, at, at + take).fill_(s);
         at += take;
         std::vector<float>().swap(shard.floats);
     }
-    // The source's own values again. MADlib multiplied them by the float32 reciprocal of
-    // normalizing_const (array_scalar_mult in float8, rounded to float4): dividing by that same
-    // reciprocal in double gives them back (every integer pixel but one of 0-255 for 255), where
-    // multiplying by the constant misses half of them by an ulp.
-    if (packed.normalizingConst != 1.0) {
-        const double reciprocal = double(float(1.0 / packed.normalizingConst));
-        constexpr int64_t kBlock = 1 << 16; // rows at a time: the double copy stays small
-        for (int64_t begin = 0; begin < kept; begin += kBlock) {
-            auto block = x.slice(0, begin, std::min(kept, begin + kBlock));
-            block.copy_(block.to(torch::kFloat64).div_(reciprocal));
-        }
-    }
-
     std::vector<std::string> classNames = packed.classValues;
     LoadedSource out;
     if (int64_t(classNames.size()) != classes) {

@@ -26,6 +26,7 @@ struct MadlibPacked {
     std::string classColumn;              ///< the summary's column of class values
     std::vector<std::string> classValues; ///< as text; "NULL" for the NULLs num_classes pads with
     double normalizingConst = 1;
+    int64_t bufferSize = 0; ///< the summary's buffer_size (0: unknown): rows a buffer holds at most
 };
 
 /// The packed layout of table `name` (as written after "pg:"; `columns` its column names), or

@@ -246,6 +246,8 @@ void decodePackedTuple(const char* p, size_t n, const std::string& where, Packed
             throw fail("row " + std::to_string(r + 1) + " of the buffer: the label is not one-hot (one 1, the rest 0)");
         out.labels.push_back(label);
     }
+    if (out.floats.empty() && out.expectedRows > 0)
+        out.floats.reserve(std::min(kReserveCap / sizeof(float), size_t(out.expectedRows) * size_t(width)));
     const size_t old = out.floats.size();
     out.floats.resize(old + size_t(rows * width));
     std::memcpy(out.floats.data() + old, field[1], size_t(length[1]));

@@ -48,6 +48,7 @@ struct PackedRows {
     std::vector<int64_t> sample; ///< the shape of one row (the buffers' shape after its count)
     int64_t classes = -1;        ///< the one-hot width
     int64_t rows = 0, buffers = 0;
+    int64_t expectedRows = 0; ///< rows the shard is expected to hold (0: unknown), to reserve once
 };
 
 /// Decodes one tuple of `buffer_id::int8, x bytea, y bytea, x_shape::int8[], y_shape::int8[]`: x

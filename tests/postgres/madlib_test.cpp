@@ -20,30 +20,13 @@ namespace {
 
 bool has(const std::string& out, const std::string& text) { return out.find(text) != std::string::npos; }
 
-/// `command` through the shell, with what it printed.
-CliResult runShell(const std::string& command) {
-    CliResult r;
-    FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-    if (!pipe)
-        return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0)
-        r.out.append(buf, n);
-    const int status = pclose(pipe);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return r;
-}
-
-std::string quoted(const std::string& text) { return "'" + text + "'"; }
-
 class Madlib : public ScratchDirTest {
 protected:
     void SetUp() override {
         MPPDL_REQUIRE_POSTGRES();
         ScratchDirTest::SetUp();
         db = std::make_unique<mppdl::data::PgConnection>(testConnection(), "the test database");
-        conn = " --conn " + quoted(testConnection());
+        conn = " --conn " + shellQuote(testConnection());
     }
     std::unique_ptr<mppdl::data::PgConnection> db;
     std::string conn;
@@ -55,8 +38,8 @@ protected:
 // predicted back from rows without a label, exported as MADlib keeps models, and that row read
 // as predict_byom reads it gives mppdl's probabilities.
 TEST_F(Madlib, CifarSampleAndKerasModelAsMadlibsTestsHaveThem) {
-    auto r = runShell("psql " + quoted(testConnection()) + " -X -q -v ON_ERROR_STOP=1 -f " +
-                      std::string(MPPDL_TEST_FIXTURES) + "/madlib_cifar_10_sample.sql");
+    auto r = runCommand("psql " + shellQuote(testConnection()) + " -X -q -v ON_ERROR_STOP=1 -f " +
+                        std::string(MPPDL_TEST_FIXTURES) + "/madlib_cifar_10_sample.sql");
     ASSERT_EQ(r.code, 0) << r.out;
     // As load_keras_model('model_arch', json, NULL, 'cifar cnn', '...') names a model.
     db->query("UPDATE model_arch SET name = 'cifar cnn', description = 'two classes' WHERE model_id = 1");
@@ -125,11 +108,11 @@ TEST_F(Madlib, CifarSampleAndKerasModelAsMadlibsTestsHaveThem) {
     std::ostringstream constant;
     constant.precision(17);
     constant << exported["normalizing_const"].get<double>();
-    r = runShell(std::string(MPPDL_SYSTEM_PYTHON) + " " + MPPDL_TEST_FIXTURES +
-                 "/../madlib_keras_reference.py --conn " + quoted(testConnection()) +
-                 " --table model_arch --model-id 3 --rows 'SELECT id, x FROM cifar_10_sample ORDER BY id' "
-                 "--normalizing-const " +
-                 constant.str() + " --predictions p.csv");
+    r = runCommand(std::string(MPPDL_SYSTEM_PYTHON) + " " + MPPDL_TEST_FIXTURES +
+                   "/../madlib_keras_reference.py --conn " + shellQuote(testConnection()) +
+                   " --table model_arch --model-id 3 --rows 'SELECT id, x FROM cifar_10_sample ORDER BY id' "
+                   "--normalizing-const " +
+                   constant.str() + " --predictions p.csv");
     EXPECT_EQ(r.code, 0) << r.out;
     EXPECT_TRUE(has(r.out, "15298 weights in 4 arrays [[3, 3, 3, 32], [32], [7200, 2], [2]]")) << r.out;
 
@@ -140,7 +123,7 @@ TEST_F(Madlib, CifarSampleAndKerasModelAsMadlibsTestsHaveThem) {
     const std::string text((std::istreambuf_iterator<char>(sql)), std::istreambuf_iterator<char>());
     EXPECT_TRUE(has(text, "CREATE TABLE IF NOT EXISTS \"model_arch_library\"")) << text.substr(0, 400);
     db->query("DROP TABLE IF EXISTS model_arch_library");
-    r = runShell("psql " + quoted(testConnection()) + " -X -q -v ON_ERROR_STOP=1 -f m.sql");
+    r = runCommand("psql " + shellQuote(testConnection()) + " -X -q -v ON_ERROR_STOP=1 -f m.sql");
     EXPECT_EQ(r.code, 0) << r.out;
     EXPECT_EQ(db->query("SELECT length(model_weights) FROM model_arch_library").text(0, 0), "61192");
     db->query("DROP TABLE model_arch_library");

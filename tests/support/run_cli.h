@@ -1,6 +1,6 @@
 #pragma once
 
-// Runs the mppdl binary (MPPDL_BINARY) as a user would and keeps what it printed.
+// Runs the mppdl binary (MPPDL_BINARY), and other commands, as a user would and keeps what they printed.
 
 #include <array>
 #include <cstdio>
@@ -12,10 +12,18 @@ struct CliResult {
     std::string out; ///< stdout and stderr together
 };
 
-/// `mppdl ARGS` through the shell; the exit code, or 128 + the signal that ended it. `shell` runs
-/// before it in the same shell: environment changes, limits ("ulimit -v N; ", "env -u DISPLAY ").
-inline CliResult runMppdl(const std::string& args, const std::string& shell = "") {
-    const std::string command = shell + std::string(MPPDL_BINARY) + " " + args + " 2>&1";
+/// `text` as one word of the shell, quoted.
+inline std::string shellQuote(const std::string& text) {
+    std::string out = "'";
+    for (const char c : text)
+        out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+/// A shell command line run with its stderr joined to its stdout: the exit code, or 128 + the
+/// signal that ended it, and what it printed.
+inline CliResult runCommand(const std::string& line) {
+    const std::string command = line + " 2>&1";
     CliResult r;
     FILE* pipe = popen(command.c_str(), "r");
     if (!pipe)
@@ -27,4 +35,10 @@ inline CliResult runMppdl(const std::string& args, const std::string& shell = ""
     const int status = pclose(pipe);
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return r;
+}
+
+/// `mppdl ARGS` through the shell (runCommand). `shell` runs before it in the same shell:
+/// environment changes, limits ("ulimit -v N; ", "env -u DISPLAY ").
+inline CliResult runMppdl(const std::string& args, const std::string& shell = "") {
+    return runCommand(shell + std::string(MPPDL_BINARY) + " " + args);
 }

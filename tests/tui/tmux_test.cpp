@@ -17,25 +17,7 @@ namespace {
 
 const std::string kFmnist = MPPDL_FASHION_MNIST_DIR;
 
-std::string shellQuote(const std::string& s) {
-    std::string out = "'";
-    for (const char c : s)
-        out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
-}
-
-std::string output(const std::string& command) {
-    std::string out;
-    FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-    if (!pipe)
-        return out;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0)
-        out.append(buf, n);
-    pclose(pipe);
-    return out;
-}
+std::string output(const std::string& command) { return runCommand(command).out; }
 
 /// One tmux server of the test's own (its own socket), one session in it.
 class Tmux {

@@ -119,8 +119,9 @@ void SourceFlags::add(CLI::App& c, bool required) {
     c.add_option("--bytea", bytea, "pg: what a bytea feature column holds: uint8|float32")->capture_default_str();
     c.add_option("--layout", layout,
                  "where an image sample's channels are in the rows: chw (channels first) or hwc (height x width x "
-                 "channels, as Keras and MADlib keep them; transposed once, at load). Default chw, or hwc for an "
-                 "architecture imported from Keras; --shape gives the rows' shape as they are kept")
+                 "channels, as Keras and MADlib keep them; transposed once, at load; --shape then gives the rows' "
+                 "shape as kept, H,W,C). Default chw, or hwc for an architecture imported from Keras when --shape "
+                 "is not given")
         ->check(CLI::IsMember({"chw", "hwc"}));
     c.add_option("--format", tableFormat,
                  "pg: rows (one sample a row) or madlib-packed (the output of MADlib's training_preprocessor_dl: "

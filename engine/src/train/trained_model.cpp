@@ -144,7 +144,7 @@ data::SourceOptions readingOptions(const TrainedModel& model, data::SourceOption
         options.encoding = std::make_shared<const data::ColumnEncoding>(model.normalizer().encoding);
     const auto analysis = model::analyze(model.architecture());
     options.flatShape = analysis.inputShape;
-    if (options.layout.empty() && analysis.inputLayout != "chw")
+    if (options.layout.empty() && options.shape.empty() && analysis.inputLayout != "chw")
         options.layout = analysis.inputLayout;
     return options;
 }

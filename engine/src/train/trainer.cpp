@@ -125,7 +125,8 @@ LoadedData loadData(const TrainConfig& config, const model::Architecture& archit
         // training rows uses the run's seed; a CSV's categories are those of the run's own
         // training rows (not its validation or test rows).
         options.flatShape = analysis.inputShape;
-        if (options.layout.empty() && analysis.inputLayout != "chw") // a Keras model's rows are channels last
+        // A Keras model's rows are channels last, unless --shape declares the engine's shape.
+        if (options.layout.empty() && options.shape.empty() && analysis.inputLayout != "chw")
             options.layout = analysis.inputLayout;
         options.testSeed = config.seed;
         const double validationFraction = config.data.validationFraction;

@@ -171,6 +171,12 @@ void MainWindow::buildMenus() {
                     [this] { compareRuns(m_tree->selectedRunIds()); });
     QMenu* view = menuBar()->addMenu(tr("&View"));
     view->addAction(tr("&Refresh"), QKeySequence::Refresh, this, &MainWindow::refresh);
+    // Every dock and tool bar can be brought back once closed: each has its entry here.
+    view->addSeparator();
+    for (auto* dock : findChildren<QDockWidget*>(QString(), Qt::FindDirectChildrenOnly))
+        view->addAction(dock->toggleViewAction());
+    for (auto* bar : findChildren<QToolBar*>(QString(), Qt::FindDirectChildrenOnly))
+        view->addAction(bar->toggleViewAction());
 }
 
 void MainWindow::log(const QString& message) {

@@ -8,6 +8,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QHeaderView>
+#include <QScrollBar>
 #include <QSet>
 #include <QStyle>
 
@@ -66,14 +67,16 @@ ProjectTree::ProjectTree(QWidget* parent) : QTreeWidget(parent) {
 void ProjectTree::clearProject() { clear(); }
 
 void ProjectTree::load(const store::Project& project, const std::vector<store::RunRecord>& runs) {
-    // Remember what was open and selected.
-    QSet<QString> expanded;
-    QString selected;
+    // Remember what was open, every selected item (runs chosen to compare), the current item and
+    // how far the list was scrolled: a periodic refresh must not lose any of them.
+    QSet<QString> expanded, selected;
+    const QString current = currentItem() ? keyOf(currentItem()) : QString();
+    const int scrolled = verticalScrollBar()->value();
     for (QTreeWidgetItemIterator it(this); *it; ++it) {
         if ((*it)->isExpanded())
             expanded.insert(keyOf(*it));
         if ((*it)->isSelected())
-            selected = keyOf(*it);
+            selected.insert(keyOf(*it));
     }
     const bool first = topLevelItemCount() == 0;
     clear();
@@ -164,9 +167,12 @@ void ProjectTree::load(const store::Project& project, const std::vector<store::R
         const auto key = keyOf(*it);
         // A fresh project opens with its runs in view.
         (*it)->setExpanded(expanded.contains(key) || (first && *it == runGroup));
-        if (key == selected)
-            setCurrentItem(*it);
+        if (key == current) // without touching the selection, which the next line restores
+            setCurrentItem(*it, 0, QItemSelectionModel::NoUpdate);
+        if (selected.contains(key))
+            (*it)->setSelected(true);
     }
+    verticalScrollBar()->setValue(scrolled);
 }
 
 QTreeWidgetItem* ProjectTree::findItem(int kind, int64_t id) const {

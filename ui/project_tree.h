@@ -13,7 +13,8 @@ struct RunRecord;
 namespace mppdl::ui {
 
 /// The project's contents as a tree: datasets, architectures with their versions, runs with their
-/// state. Reloading keeps what the user had expanded and selected.
+/// state. Reloading keeps what the user had expanded, every selected item, the current item and the
+/// scroll position.
 class ProjectTree : public QTreeWidget {
     Q_OBJECT
 public:

@@ -10,6 +10,10 @@
 
 #include "mppdl/store/project.h"
 
+#include <QAction>
+#include <QDockWidget>
+#include <QMenu>
+#include <QMenuBar>
 #include <QMessageBox>
 #include <QStandardPaths>
 #include <QTabWidget>
@@ -248,6 +252,25 @@ private slots:
         QCOMPARE(window.tabs()->count(), 1);
     }
 
+    void aClosedDockComesBackFromTheViewMenu() {
+        ui::MainWindow window;
+        window.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&window));
+        auto* log = window.findChild<QDockWidget*>("logDock");
+        QVERIFY(log && log->isVisible());
+        log->close();
+        QVERIFY(!log->isVisible());
+        QAction* entry = nullptr;
+        for (auto* menu : window.menuBar()->findChildren<QMenu*>())
+            if (menu->title() == "&View")
+                for (auto* action : menu->actions())
+                    if (action->text() == "Log")
+                        entry = action;
+        QVERIFY(entry);
+        entry->trigger();
+        QVERIFY(log->isVisible());
+    }
+
     void runsRecordedElsewhereAppearOnRefresh() {
         ui::MainWindow window;
         QVERIFY(window.openProject(m_path));
@@ -256,9 +279,18 @@ private slots:
             auto other = store::Project::open(m_path.toStdString(), store::Access::Write); // another process
             addRun(other, "from the terminal", 2, 1, store::RunState::Finished);
         }
+        // Two runs chosen to compare, the second current: a refresh keeps both (it ran every ~1.3 s
+        // and kept only one).
+        auto* tree = window.projectTree();
+        tree->runItem(m_finished)->setSelected(true);
+        tree->setCurrentItem(tree->runItem(m_failed), 0, QItemSelectionModel::Select);
+        QCOMPARE(tree->selectedRunIds(), (std::vector<int64_t>{m_finished, m_failed}));
         window.refresh();
-        QCOMPARE(window.projectTree()->group("Runs")->text(0), QString("Runs (3)"));
-        QVERIFY(window.projectTree()->group("Runs")->isExpanded());
+        QCOMPARE(tree->group("Runs")->text(0), QString("Runs (3)"));
+        QVERIFY(tree->group("Runs")->isExpanded());
+        QCOMPARE(tree->selectedRunIds(), (std::vector<int64_t>{m_finished, m_failed}));
+        QCOMPARE(tree->currentItem(), tree->runItem(m_failed));
+        QVERIFY(window.compareRuns(tree->selectedRunIds()));
     }
 
 private:

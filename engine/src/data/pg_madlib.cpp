@@ -143,10 +143,11 @@ LoadedSource loadMadlibPacked(PgConnection& db, const MadlibPacked& packed, cons
     db.setWhere(where);
 
     const PackedRows* first = nullptr;
-    int64_t rows = 0;
+    int64_t rows = 0, buffers = 0;
     for (const auto& shard : shards) {
         if (shard.buffers == 0)
             continue;
+        buffers += shard.buffers;
         if (first && (shard.sample != first->sample || shard.classes != first->classes))
             throw DataError(where + ": the segments' buffers hold rows of different shapes or classes");
         first = first ? first : &shard;
@@ -218,9 +219,6 @@ LoadedSource loadMadlibPacked(PgConnection& db, const MadlibPacked& packed, cons
         out.sourceTrainRows = std::accumulate(shardRows.begin(), shardRows.end(), int64_t(0));
         out.sourceTestRows = 0;
     }
-    int64_t buffers = 0;
-    for (const auto& shard : shards)
-        buffers += shard.buffers;
     std::ostringstream constant;
     constant << packed.normalizingConst;
     out.notes.push_back(where + ": a MADlib packed table: " + std::to_string(buffers) + " buffers of " +

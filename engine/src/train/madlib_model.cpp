@@ -49,16 +49,15 @@ std::string withSoftmaxOutput(const std::string& keras) {
     if (layers.empty())
         throw InternalError("a Keras model without layers");
     auto& last = layers.back();
+    const std::string cls = last["class_name"].get<std::string>();
     auto& activation = last["config"]["activation"];
-    if (last["class_name"] == "Dense" && activation == "linear")
+    if (cls == "Dense" && activation == "linear")
         activation = "softmax";
-    else if (!(last["class_name"] == "Dense" && activation == "softmax") && last["class_name"] != "Activation")
-        throw ConfigError("the network ends in a " + last["class_name"].get<std::string>() +
-                          " layer: MADlib's predictions would not be mppdl's (the softmax of the logits); "
-                          "end it in a Dense layer");
-    if (last["class_name"] == "Activation" && activation != "softmax")
-        throw ConfigError("the network ends in a " + activation.dump() +
-                          " activation: MADlib's predictions would not be mppdl's (the softmax of the logits)");
+    else if (!((cls == "Dense" || cls == "Activation") && activation == "softmax"))
+        throw ConfigError("the network ends in a " + cls + " layer" +
+                          (activation.is_string() ? " with activation " + activation.get<std::string>() : "") +
+                          ": MADlib's predictions would be its output, not mppdl's (the softmax of the logits); end "
+                          "it in a Dense layer, with or without softmax");
     return j.dump();
 }
 
